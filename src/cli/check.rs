@@ -1,0 +1,63 @@
+//! `repo check`.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::context::GlobalOpts;
+use super::fmt::{bytes, print_json};
+use repo::ops::check::{self, Severity};
+use repo::progress::{Display, Progress};
+
+/// Arguments of `repo check`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Also read, decrypt and re-hash every blob of every pack
+    #[arg(long)]
+    read_data: bool,
+}
+
+pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+    let repo = g.open(false)?;
+    let progress = Arc::new(Progress::default());
+    let display = Display::start(progress.clone(), "checking packs", g.show_progress());
+    let report = check::run(&repo, a.read_data, &progress)?;
+    drop(display);
+    if g.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "checked {} snapshots, {} trees, {} packs, {} blobs{}",
+            report.snapshots,
+            report.trees,
+            report.packs,
+            report.blobs,
+            if a.read_data {
+                format!(", read {}", bytes(report.bytes_read))
+            } else {
+                String::new()
+            }
+        );
+        for f in &report.findings {
+            let sev = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            println!("{sev}: {}", f.message);
+            if !f.snapshots.is_empty() && f.pack.is_some() {
+                println!("    affects snapshots: {}", f.snapshots.join(", "));
+            }
+            for p in &f.paths {
+                println!("    {p}");
+            }
+        }
+    }
+    let errors = report.errors();
+    if errors > 0 {
+        anyhow::bail!("check found {errors} error(s)");
+    }
+    if !g.json {
+        println!("no errors found");
+    }
+    Ok(0)
+}

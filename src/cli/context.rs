@@ -1,0 +1,211 @@
+//! Turning global options into an open repository: location, password, cache directory.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use zeroize::Zeroizing;
+
+use repo::backend::local::LocalBackend;
+use repo::backend::Backend;
+use repo::config::{RepoConfig, CONFIG_PATH};
+use repo::key::KdfParams;
+use repo::repository::Repository;
+
+/// Options every command accepts.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Repository location: a directory, or `local:DIR` [default: $XDG_DATA_HOME/repo/default]
+    #[arg(long = "repo", short = 'r', env = "REPO_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+    /// Read the password from this file (first line) [env: REPO_PASSWORD_FILE; or set REPO_PASSWORD]
+    #[arg(long, env = "REPO_PASSWORD_FILE", global = true, hide_env = true)]
+    pub password_file: Option<PathBuf>,
+    /// Local cache directory (holds the rebuildable index) [default: $XDG_CACHE_HOME/repo]
+    #[arg(long, env = "REPO_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress display
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+/// Why a password is needed: opening an existing repository or creating a new one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Open an existing repository.
+    Open,
+    /// Create a repository (ask twice on a terminal).
+    Create,
+}
+
+/// The resolved repository location.
+pub struct Location {
+    /// Where it is.
+    pub path: PathBuf,
+    /// True for the embedded default (no `--repo`).
+    pub is_default: bool,
+}
+
+impl GlobalOpts {
+    /// Where the repository is.
+    pub fn location(&self) -> Result<Location> {
+        match self.repo.as_deref() {
+            Some("") => bail!("--repo is empty"),
+            Some(s) => {
+                let path = s.strip_prefix("local:").unwrap_or(s);
+                if let Some((scheme, _)) = path.split_once(':') {
+                    if ["s3", "gs", "azure", "sftp", "rest", "b2"].contains(&scheme) {
+                        bail!("{scheme}: repositories are not supported by this build yet; use a local directory");
+                    }
+                }
+                Ok(Location {
+                    path: PathBuf::from(path),
+                    is_default: false,
+                })
+            }
+            None => Ok(Location {
+                path: dirs::data_dir()
+                    .ok_or_else(|| anyhow!("cannot find a data directory: set HOME or XDG_DATA_HOME, or pass --repo"))?
+                    .join("repo")
+                    .join("default"),
+                is_default: true,
+            }),
+        }
+    }
+
+    /// Root of the local caches.
+    pub fn cache_root(&self) -> Result<PathBuf> {
+        match &self.cache_dir {
+            Some(d) => Ok(d.clone()),
+            None => Ok(dirs::cache_dir()
+                .ok_or_else(|| anyhow!("cannot find a cache directory: set HOME or XDG_CACHE_HOME, or pass --cache-dir"))?
+                .join("repo")),
+        }
+    }
+
+    /// Whether to draw progress on stderr.
+    pub fn show_progress(&self) -> bool {
+        !self.quiet && !self.json && std::io::stderr().is_terminal()
+    }
+
+    /// The backend for the location.
+    pub fn backend(&self, loc: &Location) -> Arc<dyn Backend> {
+        Arc::new(LocalBackend::new(&loc.path))
+    }
+
+    /// Gets the password: `--password-file`, `REPO_PASSWORD`, the default repository's
+    /// generated key file, or a terminal prompt, in that order.
+    pub fn password(&self, loc: &Location, purpose: Purpose) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(f) = &self.password_file {
+            let text = Zeroizing::new(
+                std::fs::read(f)
+                    .with_context(|| format!("reading password file {}", f.display()))?,
+            );
+            let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                bail!("password file {} is empty", f.display());
+            }
+            return Ok(Zeroizing::new(line.to_vec()));
+        }
+        if let Some(p) = std::env::var_os("REPO_PASSWORD") {
+            if !p.is_empty() {
+                use std::os::unix::ffi::OsStrExt;
+                return Ok(Zeroizing::new(p.as_bytes().to_vec()));
+            }
+        }
+        if loc.is_default {
+            let kf = default_key_file()?;
+            if kf.exists() {
+                let text = Zeroizing::new(
+                    std::fs::read_to_string(&kf)
+                        .with_context(|| format!("reading key file {}", kf.display()))?,
+                );
+                return Ok(Zeroizing::new(text.trim().as_bytes().to_vec()));
+            }
+            if purpose == Purpose::Create {
+                return generate_key_file(&kf);
+            }
+        }
+        if std::io::stdin().is_terminal() {
+            let p = Zeroizing::new(rpassword::prompt_password("repository password: ")?);
+            if purpose == Purpose::Create {
+                let again = Zeroizing::new(rpassword::prompt_password("repeat password: ")?);
+                if *again != *p {
+                    bail!("the passwords do not match");
+                }
+            }
+            if p.is_empty() {
+                bail!("empty password");
+            }
+            return Ok(Zeroizing::new(p.as_bytes().to_vec()));
+        }
+        bail!("no password given: set REPO_PASSWORD, pass --password-file, or run on a terminal")
+    }
+
+    /// Opens the repository; the default one is created on first use when `create` is set.
+    pub fn open(&self, create_default: bool) -> Result<Repository> {
+        let loc = self.location()?;
+        let backend = self.backend(&loc);
+        if loc.is_default && create_default && !backend.exists(CONFIG_PATH)? {
+            let pw = self.password(&loc, Purpose::Create)?;
+            let cfg = Repository::init(
+                backend.as_ref(),
+                &pw,
+                RepoConfig::new_default(),
+                KdfParams::new_default(),
+            )?;
+            if !self.quiet {
+                eprintln!(
+                    "created repository {} at {}",
+                    cfg.id.short(),
+                    loc.path.display()
+                );
+            }
+        }
+        if !backend.exists(CONFIG_PATH)? {
+            bail!(repo::Error::NoRepository(loc.path.display().to_string()));
+        }
+        let pw = self.password(&loc, Purpose::Open)?;
+        Repository::open(backend, &pw, &self.cache_root()?)
+            .with_context(|| format!("opening repository at {}", loc.path.display()))
+    }
+}
+
+/// Where the default repository's generated password lives.
+pub fn default_key_file() -> Result<PathBuf> {
+    Ok(dirs::config_dir()
+        .ok_or_else(|| anyhow!("cannot find a config directory: set HOME or XDG_CONFIG_HOME"))?
+        .join("repo")
+        .join("default.key"))
+}
+
+fn generate_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let secret = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating key file {}", path.display()))?;
+    f.write_all(secret.as_bytes())
+        .and_then(|_| f.write_all(b"\n"))
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing key file {}", path.display()))?;
+    eprintln!("================================================================");
+    eprintln!("NOTICE: generated a random password for the default repository:");
+    eprintln!("    {}", path.display());
+    eprintln!("Back this file up somewhere safe. Without it the backups cannot");
+    eprintln!("be decrypted by anyone, including you.");
+    eprintln!("================================================================");
+    Ok(Zeroizing::new(secret.as_bytes().to_vec()))
+}

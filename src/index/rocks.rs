@@ -1,0 +1,200 @@
+//! The local RocksDB materialisation of the index segments.
+//!
+//! Keys: `b` kind id → location; `p` pack → size; `s` segment → (empty). Everything here is
+//! rebuildable from the repository, so the WAL is off and writes are flushed explicitly.
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+
+use super::segment::PackRecord;
+use super::BlobLocation;
+use crate::blob::BlobKind;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId, SegmentId};
+
+/// RocksDB block cache size; bounds the index's share of resident memory.
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
+
+/// An open RocksDB index.
+pub struct RocksIndex {
+    db: DB,
+}
+
+fn db_err(e: rocksdb::Error) -> Error {
+    Error::Invalid(format!("local index (RocksDB): {e}"))
+}
+
+fn blob_key(kind: BlobKind, id: &BlobId) -> [u8; 34] {
+    let mut k = [0u8; 34];
+    k[0] = b'b';
+    k[1] = kind.code();
+    k[2..].copy_from_slice(id.as_bytes());
+    k
+}
+
+fn prefixed(tag: u8, id: &[u8; 32]) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[0] = tag;
+    k[1..].copy_from_slice(id);
+    k
+}
+
+fn decode_location(v: &[u8]) -> Option<BlobLocation> {
+    if v.len() != 48 {
+        return None;
+    }
+    Some(BlobLocation {
+        pack: PackId::from_slice(&v[..32])?,
+        offset: u64::from_le_bytes(v[32..40].try_into().ok()?),
+        length: u32::from_le_bytes(v[40..44].try_into().ok()?),
+        raw_length: u32::from_le_bytes(v[44..48].try_into().ok()?),
+    })
+}
+
+impl RocksIndex {
+    /// Opens (creating if needed) the index at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_write_buffer_size(16 << 20);
+        opts.set_max_open_files(256);
+        opts.set_keep_log_file_num(2);
+        let mut bbo = BlockBasedOptions::default();
+        bbo.set_bloom_filter(10.0, false);
+        bbo.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+        bbo.set_cache_index_and_filter_blocks(true);
+        opts.set_block_based_table_factory(&bbo);
+        let db = DB::open(&opts, path).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot open local index at {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Self { db })
+    }
+
+    /// Where a blob is stored, if known.
+    pub fn lookup(&self, kind: BlobKind, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let v = self.db.get_pinned(blob_key(kind, id)).map_err(db_err)?;
+        Ok(v.and_then(|v| decode_location(&v)))
+    }
+
+    /// Whether a blob is known.
+    pub fn contains(&self, kind: BlobKind, id: &BlobId) -> Result<bool> {
+        Ok(self.lookup(kind, id)?.is_some())
+    }
+
+    /// Size of a known pack.
+    pub fn pack_size(&self, pack: &PackId) -> Result<Option<u64>> {
+        let v = self
+            .db
+            .get_pinned(prefixed(b'p', pack.as_bytes()))
+            .map_err(db_err)?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes)))
+    }
+
+    /// Whether a segment has already been merged.
+    pub fn has_segment(&self, seg: &SegmentId) -> Result<bool> {
+        Ok(self
+            .db
+            .get_pinned(prefixed(b's', seg.as_bytes()))
+            .map_err(db_err)?
+            .is_some())
+    }
+
+    /// Merges one segment's packs atomically; `seg` may be `None` for packs imported
+    /// straight from trailers.
+    pub fn insert(&self, seg: Option<&SegmentId>, packs: &[PackRecord]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for p in packs {
+            batch.put(prefixed(b'p', p.id.as_bytes()), p.size.to_le_bytes());
+            for e in &p.entries {
+                let mut v = [0u8; 48];
+                v[..32].copy_from_slice(p.id.as_bytes());
+                v[32..40].copy_from_slice(&e.offset.to_le_bytes());
+                v[40..44].copy_from_slice(&e.length.to_le_bytes());
+                v[44..48].copy_from_slice(&e.raw_length.to_le_bytes());
+                batch.put(blob_key(e.kind, &e.id), v);
+            }
+        }
+        if let Some(s) = seg {
+            batch.put(prefixed(b's', s.as_bytes()), []);
+        }
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        self.db.write_opt(batch, &wo).map_err(db_err)
+    }
+
+    /// Makes everything written so far durable (the WAL is off).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(db_err)
+    }
+
+    /// All merged segment ids.
+    pub fn segments(&self) -> Result<Vec<SegmentId>> {
+        self.ids_with_tag(b's')
+            .map(|v| v.into_iter().map(SegmentId).collect())
+    }
+
+    /// All known packs with their sizes.
+    pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(b"p", Direction::Forward))
+        {
+            let (k, v) = item.map_err(db_err)?;
+            if k.first() != Some(&b'p') {
+                break;
+            }
+            if let (Some(id), Ok(sz)) =
+                (PackId::from_slice(&k[1..]), <[u8; 8]>::try_from(v.as_ref()))
+            {
+                out.push((id, u64::from_le_bytes(sz)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visits every blob entry (streaming; nothing is collected).
+    pub fn for_each_blob(
+        &self,
+        mut f: impl FnMut(BlobKind, BlobId, BlobLocation) -> Result<()>,
+    ) -> Result<()> {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(b"b", Direction::Forward))
+        {
+            let (k, v) = item.map_err(db_err)?;
+            if k.first() != Some(&b'b') {
+                break;
+            }
+            let kind = k.get(1).and_then(|c| BlobKind::from_code(*c));
+            let id = k.get(2..).and_then(BlobId::from_slice);
+            if let (Some(kind), Some(id), Some(loc)) = (kind, id, decode_location(&v)) {
+                f(kind, id, loc)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ids_with_tag(&self, tag: u8) -> Result<Vec<[u8; 32]>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(&[tag], Direction::Forward))
+        {
+            let (k, _) = item.map_err(db_err)?;
+            if k.first() != Some(&tag) {
+                break;
+            }
+            if let Ok(id) = <[u8; 32]>::try_from(&k[1..]) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,39 @@
+//! `repo`: a content-addressed, deduplicating, encrypted backup repository.
+//!
+//! ```text
+//! snapshot  source → walk (ordered) → chunk (FastCDC) → hash (keyed BLAKE3)
+//!           → index has it? yes: reuse id | no: compress (zstd) → encrypt (ChaCha20-Poly1305)
+//!           → pack → backend.put → index segment → local index
+//!           → per-file chunk lists → trees → snapshot object (written last)
+//! restore   snapshot → trees → index → range read → decrypt → decompress → re-hash → target
+//! check     packs ↔ index segments ↔ trees reachable from snapshots [+ every blob read]
+//! ```
+//! Dependencies point one way: `cli` → `ops` → `repository`/`packer` → `pack`/`index`/
+//! `backend`/`source`/`tree` → `chunk`/`hash`/`compress`/`crypto`/`id`/`error`.
+//! The byte formats are specified in `format-spec/`; ARCHITECTURE.md maps the code.
+
+pub mod backend;
+pub mod blob;
+pub mod chunk;
+pub mod compress;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod hash;
+pub mod id;
+pub mod index;
+pub mod key;
+#[cfg(feature = "local-index")]
+pub mod ops;
+pub mod pack;
+#[cfg(feature = "local-index")]
+pub mod packer;
+pub mod progress;
+#[cfg(feature = "local-index")]
+pub mod repository;
+pub mod snapshot;
+pub mod source;
+pub mod sysinfo;
+pub mod tree;
+
+pub use error::{Error, Result};

@@ -1,0 +1,6 @@
+//! One module per verb. These are the only places that start threads.
+
+pub mod check;
+pub mod ls;
+pub mod restore;
+pub mod snapshot;

@@ -1,0 +1,252 @@
+//! `repo restore`: snapshot tree → files under a target directory.
+//!
+//! Safety: every name is checked ([`crate::tree::is_safe_name`]) before it is joined to the
+//! target, nothing is ever opened through a symlink, and file content is written to a
+//! temporary name and renamed into place only after every chunk was verified against its
+//! id — a damaged chunk fails that file loudly and never leaves wrong bytes behind.
+
+mod meta;
+mod plan;
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::blob::BlobKind;
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::NodeKind;
+
+pub use plan::{Plan, PlanItem};
+
+/// Bytes above which a file's chunks are fetched in parallel.
+const PARALLEL_FILE_BYTES: u64 = 16 << 20;
+
+/// What to restore and where.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Directory to restore into (created if missing).
+    pub target: PathBuf,
+    /// Snapshot paths to restore (with everything below them); empty means all.
+    pub includes: Vec<String>,
+}
+
+/// Outcome of a restore.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RestoreReport {
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created or updated.
+    pub dirs: u64,
+    /// Symlinks, devices, fifos and hard links created.
+    pub others: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Items that failed, with the reason.
+    pub errors: Vec<String>,
+}
+
+/// Restores (part of) a snapshot into `opts.target`.
+pub fn run(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let plan = plan::build(repo, snap, &opts.includes)?;
+    if !opts.includes.is_empty() && !plan.matched {
+        return Err(Error::Selection(format!(
+            "nothing in snapshot {} matches {}",
+            snap.id.short(),
+            opts.includes.join(", ")
+        )));
+    }
+    progress
+        .total_items
+        .store(plan.files().count() as u64, Relaxed);
+    progress
+        .total_bytes
+        .store(plan.files().map(|i| i.node.size).sum(), Relaxed);
+    progress.totals_final.store(true, Relaxed);
+    fs::create_dir_all(&opts.target)
+        .map_err(|e| Error::io(format!("creating {}", opts.target.display()), e))?;
+    let target = &opts.target;
+    let errors = Mutex::new(Vec::new());
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{what}: {e}"));
+    };
+    let mut report = RestoreReport::default();
+    for r in &plan.rejected {
+        fail("refused", r);
+    }
+
+    // 1. Directories, parents first.
+    for item in plan.items.iter().filter(|i| i.node.kind() == NodeKind::Dir) {
+        match ensure_dir(&item.path_in(target)) {
+            Ok(()) => report.dirs += 1,
+            Err(e) => fail(&item.display(), &e),
+        }
+    }
+    // 2. File contents, in parallel; the first copy of each hard-link group only.
+    let written: Vec<(u64, bool)> = plan
+        .files()
+        .filter(|i| i.link_to.is_none())
+        .par_bridge()
+        .map(|item| match restore_file(repo, item, target, progress) {
+            Ok(()) => (item.node.size, true),
+            Err(e) => {
+                fail(&item.display(), &e);
+                (0, false)
+            }
+        })
+        .collect();
+    for (bytes, ok) in written {
+        if ok {
+            report.files += 1;
+            report.bytes += bytes;
+        }
+    }
+    // 3. Hard links, symlinks, fifos, devices.
+    for item in plan.items.iter().filter(|i| i.node.kind() != NodeKind::Dir) {
+        let result = if let Some(first) = &item.link_to {
+            hard_link(&target.join(first), &item.path_in(target))
+        } else if item.node.kind() == NodeKind::File {
+            continue;
+        } else {
+            meta::create_special(&item.node, &item.path_in(target))
+        };
+        match result {
+            Ok(()) => report.others += 1,
+            Err(e) => fail(&item.display(), &e),
+        }
+    }
+    // 4. Metadata: files and others now, directories last and deepest first, because
+    //    creating children changes a directory's mtime.
+    for item in plan.items.iter().filter(|i| i.node.kind() != NodeKind::Dir) {
+        let p = item.path_in(target);
+        if fs::symlink_metadata(&p).is_ok() {
+            if let Err(e) = meta::apply(&item.node, &p) {
+                fail(&item.display(), &e);
+            }
+        }
+    }
+    for item in plan
+        .items
+        .iter()
+        .rev()
+        .filter(|i| i.node.kind() == NodeKind::Dir)
+    {
+        if let Err(e) = meta::apply(&item.node, &item.path_in(target)) {
+            fail(&item.display(), &e);
+        }
+    }
+    report.errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(report)
+}
+
+/// Creates a directory, replacing any non-directory (including a symlink) in its place.
+fn ensure_dir(p: &Path) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(md) if md.is_dir() => return Ok(()),
+        Ok(_) => {
+            fs::remove_file(p).map_err(|e| Error::io(format!("replacing {}", p.display()), e))?
+        }
+        Err(_) => {}
+    }
+    fs::create_dir(p).map_err(|e| Error::io(format!("creating directory {}", p.display()), e))
+}
+
+/// Removes whatever is at `p` unless it is a directory (which is refused).
+fn clear_path(p: &Path) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(md) if md.is_dir() => Err(Error::Refused(format!(
+            "{} is a directory in the target; not replacing it with a file",
+            p.display()
+        ))),
+        Ok(_) => fs::remove_file(p).map_err(|e| Error::io(format!("replacing {}", p.display()), e)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn hard_link(first: &Path, p: &Path) -> Result<()> {
+    clear_path(p)?;
+    fs::hard_link(first, p)
+        .map_err(|e| Error::io(format!("linking {} to {}", p.display(), first.display()), e))
+}
+
+/// Writes one file's content to a temporary sibling, verifying every chunk, then renames.
+fn restore_file(
+    repo: &Repository,
+    item: &PlanItem,
+    target: &Path,
+    progress: &Progress,
+) -> Result<()> {
+    let dest = item.path_in(target);
+    let dir = dest.parent().unwrap_or(target);
+    let tmp = dir.join(format!(
+        ".repo-restore-{}",
+        hex::encode(rand::random::<[u8; 6]>())
+    ));
+    let result = (|| -> Result<()> {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let node = &item.node;
+        f.set_len(node.size)
+            .map_err(|e| Error::io(format!("sizing {}", dest.display()), e))?;
+        let index = repo.index()?;
+        let mut offsets = Vec::with_capacity(node.content.len());
+        let mut off = 0u64;
+        for id in &node.content {
+            let bid = BlobId::from(*id);
+            let loc = index.lookup(BlobKind::Data, &bid)?.ok_or_else(|| {
+                Error::Missing(format!("data blob {} (not in the index)", id.short()))
+            })?;
+            offsets.push((bid, loc, off));
+            off += u64::from(loc.raw_length);
+        }
+        if off != node.size {
+            return Err(Error::corrupt(
+                format!("file {}", item.display()),
+                format!(
+                    "chunks add up to {off} bytes but the tree says {}",
+                    node.size
+                ),
+            ));
+        }
+        let write = |(bid, loc, off): &(BlobId, crate::index::BlobLocation, u64)| -> Result<()> {
+            let data = repo.read_blob_at(BlobKind::Data, bid, loc)?;
+            f.write_all_at(&data, *off)
+                .map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
+            progress.bytes.fetch_add(data.len() as u64, Relaxed);
+            Ok(())
+        };
+        if node.size >= PARALLEL_FILE_BYTES {
+            offsets.par_iter().try_for_each(write)?;
+        } else {
+            offsets.iter().try_for_each(write)?;
+        }
+        clear_path(&dest)?;
+        fs::rename(&tmp, &dest)
+            .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    progress.done(1, 0);
+    result
+}

@@ -1,0 +1,189 @@
+//! Restore planning: walk the snapshot tree, apply `--include`, check every name, and pair
+//! hard links. The plan lists items parents-first.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::id::TreeId;
+use crate::repository::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::{is_safe_name, Node, NodeKind};
+
+/// One thing to create.
+pub struct PlanItem {
+    /// Path below the target, built only from checked names.
+    pub rel: PathBuf,
+    /// What to create.
+    pub node: Node,
+    /// For the second and later members of a hard-link group: the first member's `rel`.
+    pub link_to: Option<PathBuf>,
+}
+
+impl PlanItem {
+    /// Full destination path.
+    pub fn path_in(&self, target: &Path) -> PathBuf {
+        target.join(&self.rel)
+    }
+
+    /// The snapshot path, for messages.
+    pub fn display(&self) -> String {
+        format!("/{}", self.rel.display())
+    }
+}
+
+/// Everything a restore will do.
+#[derive(Default)]
+pub struct Plan {
+    /// Items, parents before children.
+    pub items: Vec<PlanItem>,
+    /// Entries refused because their names are unsafe.
+    pub rejected: Vec<String>,
+    /// Whether anything matched the includes (always true without includes).
+    pub matched: bool,
+}
+
+impl Plan {
+    /// Regular files (including hard-link members).
+    pub fn files(&self) -> impl Iterator<Item = &PlanItem> {
+        self.items
+            .iter()
+            .filter(|i| i.node.kind() == NodeKind::File)
+    }
+}
+
+/// Splits an include path ("/a/b", "a/b/") into components.
+fn include_components(s: &str) -> Vec<Vec<u8>> {
+    s.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(|c| c.as_bytes().to_vec())
+        .collect()
+}
+
+struct Builder<'a> {
+    repo: &'a Repository,
+    includes: Vec<Vec<Vec<u8>>>,
+    plan: Plan,
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+/// How a path relates to the includes.
+enum Selected {
+    /// Inside an include: take it and everything below.
+    All,
+    /// An ancestor of an include: create it, look further down.
+    Ancestor,
+    /// Unrelated.
+    No,
+}
+
+impl Builder<'_> {
+    fn select(&self, comps: &[Vec<u8>]) -> Selected {
+        if self.includes.is_empty() {
+            return Selected::All;
+        }
+        let mut ancestor = false;
+        for inc in &self.includes {
+            if comps.starts_with(inc) {
+                return Selected::All;
+            }
+            if inc.starts_with(comps) {
+                ancestor = true;
+            }
+        }
+        if ancestor {
+            Selected::Ancestor
+        } else {
+            Selected::No
+        }
+    }
+
+    fn walk(&mut self, tree: &TreeId, comps: &mut Vec<Vec<u8>>, all: bool) -> Result<()> {
+        let t = self.repo.load_tree(tree)?;
+        for node in t.nodes {
+            comps.push(node.name.clone());
+            let sel = if all {
+                Selected::All
+            } else {
+                self.select(comps)
+            };
+            if !matches!(sel, Selected::No) {
+                self.add(node, comps, matches!(sel, Selected::All))?;
+            }
+            comps.pop();
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, node: Node, comps: &mut Vec<Vec<u8>>, all: bool) -> Result<()> {
+        let shown = || {
+            format!(
+                "/{}",
+                comps
+                    .iter()
+                    .map(|c| String::from_utf8_lossy(c))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            )
+        };
+        if !is_safe_name(&node.name) {
+            self.plan.rejected.push(format!(
+                "{}: unsafe name {:?} in the snapshot",
+                shown(),
+                String::from_utf8_lossy(&node.name)
+            ));
+            return Ok(());
+        }
+        self.plan.matched |= all;
+        let rel: PathBuf = comps.iter().map(|c| OsStr::from_bytes(c)).collect();
+        match node.kind() {
+            NodeKind::Dir => {
+                let sub = node.subtree;
+                self.plan.items.push(PlanItem {
+                    rel,
+                    node,
+                    link_to: None,
+                });
+                if let Some(sub) = sub {
+                    self.walk(&sub, comps, all)?;
+                }
+            }
+            NodeKind::File if !all => {}
+            NodeKind::File => {
+                let mut link_to = None;
+                if node.links > 1 {
+                    let key = (node.device, node.inode);
+                    match self.links.get(&key) {
+                        Some(first) => link_to = Some(first.clone()),
+                        None => {
+                            self.links.insert(key, rel.clone());
+                        }
+                    }
+                }
+                self.plan.items.push(PlanItem { rel, node, link_to });
+            }
+            _ if !all => {}
+            _ => self.plan.items.push(PlanItem {
+                rel,
+                node,
+                link_to: None,
+            }),
+        }
+        Ok(())
+    }
+}
+
+/// Builds the plan for `snap`, restricted to `includes` (snapshot paths) when non-empty.
+pub fn build(repo: &Repository, snap: &Snapshot, includes: &[String]) -> Result<Plan> {
+    let mut b = Builder {
+        repo,
+        includes: includes.iter().map(|s| include_components(s)).collect(),
+        plan: Plan::default(),
+        links: HashMap::new(),
+    };
+    let all = b.includes.iter().any(|i| i.is_empty());
+    b.walk(&snap.tree, &mut Vec::new(), all)?;
+    Ok(b.plan)
+}

@@ -1,0 +1,354 @@
+//! `repo snapshot`: the backup pipeline. This function owns every thread and channel.
+//!
+//! ```text
+//!  walker ──events (ordered)──────────────────────────────▶ assembler (caller's thread)
+//!    │                                                         ▲      │ trees
+//!    └─file jobs─▶ chunkers ×N ──file results (by seq)─────────┘      ▼
+//!                     │ new chunks                              sealers ×N ──▶ packer
+//!                     └──────────────────────────────────────────▶ (compress+encrypt)  (packs → backend,
+//!                                                                                   segments → index)
+//! ```
+//! Channels are bounded, so memory stays flat whatever the input size. The assembler
+//! consumes walker events in order and waits for each file's result by sequence number, so
+//! trees (and their ids) never depend on thread timing. The snapshot object is written only
+//! after the packer has made every pack and segment durable.
+
+mod walk;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use crate::blob::{self, BlobKind};
+use crate::chunk::Chunker;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
+use crate::packer::{Packer, PackerStats};
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::snapshot::{Skipped, Snapshot, Source, Summary, SNAPSHOT_VERSION};
+use crate::tree::{self, Node, Tree};
+
+use walk::{Event, FileJob};
+
+/// What to back up and how to label it.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotOptions {
+    /// Paths to back up.
+    pub paths: Vec<PathBuf>,
+    /// Tags to attach.
+    pub tags: Vec<String>,
+    /// Host name to record (default: this machine's).
+    pub host: Option<String>,
+    /// Worker threads per parallel stage (default: available cores).
+    pub threads: Option<usize>,
+}
+
+/// A new blob on its way to the sealers.
+struct SealJob {
+    kind: BlobKind,
+    id: BlobId,
+    data: Vec<u8>,
+}
+
+/// A sealed blob on its way to the packer.
+struct Sealed {
+    kind: BlobKind,
+    id: BlobId,
+    bytes: Vec<u8>,
+    raw_len: u32,
+}
+
+/// A chunker's answer for one file.
+struct FileDone {
+    seq: u64,
+    result: std::result::Result<(Vec<ChunkId>, u64), String>,
+}
+
+/// Blob ids stored (or being stored) by this run, so a chunk seen twice is sealed once.
+type Seen = Mutex<HashSet<BlobId>>;
+
+/// Claims a blob for storing: false when the index or this run already has it.
+fn claim(repo: &Repository, seen: &Seen, kind: BlobKind, id: BlobId) -> Result<bool> {
+    if repo.index()?.contains(kind, &id)? {
+        return Ok(false);
+    }
+    Ok(seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id))
+}
+
+/// Runs a backup of `opts.paths` and writes the snapshot object.
+pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -> Result<Snapshot> {
+    let started = Instant::now();
+    let time = chrono::Utc::now();
+    let sources = walk::prepare_sources(&opts.paths)?;
+    repo.index()?; // open and sync before threads start, so errors surface here
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let chunker = Chunker::new(repo.config().chunker_files, repo.key().chunker_seed());
+    let seen: Seen = Mutex::new(HashSet::new());
+
+    let (ev_tx, ev_rx) = bounded::<Event>(4096);
+    let (job_tx, job_rx) = bounded::<FileJob>(256);
+    let (done_tx, done_rx) = unbounded::<FileDone>();
+    let (seal_tx, seal_rx) = bounded::<SealJob>(2 * threads);
+    let (sealed_tx, sealed_rx) = bounded::<Sealed>(2 * threads);
+
+    let outcome = std::thread::scope(|s| {
+        let walker = {
+            let progress = progress.clone();
+            let sources = &sources;
+            std::thread::Builder::new()
+                .stack_size(64 << 20)
+                .spawn_scoped(s, move || walk::walk(sources, &ev_tx, &job_tx, &progress))
+                .map_err(|e| Error::io("starting walker thread", e))?
+        };
+        for _ in 0..threads {
+            let (job_rx, done_tx, seal_tx) = (job_rx.clone(), done_tx.clone(), seal_tx.clone());
+            let (seen, progress) = (&seen, progress.clone());
+            s.spawn(move || {
+                chunk_files(repo, chunker, seen, &job_rx, &done_tx, &seal_tx, &progress)
+            });
+        }
+        drop((job_rx, done_tx));
+        for _ in 0..threads {
+            let (seal_rx, sealed_tx) = (seal_rx.clone(), sealed_tx.clone());
+            s.spawn(move || seal_blobs(repo, &seal_rx, &sealed_tx));
+        }
+        drop((seal_rx, sealed_tx));
+        let packer = s.spawn(move || -> Result<PackerStats> {
+            let mut packer = Packer::new(repo);
+            for b in sealed_rx {
+                packer.add(b.kind, b.id, &b.bytes, b.raw_len)?;
+            }
+            packer.finish()
+        });
+
+        let assembled = assemble(repo, &seen, ev_rx, done_rx, seal_tx);
+        let walked = walker
+            .join()
+            .unwrap_or_else(|_| Err(Error::Invalid("walker thread panicked".into())));
+        let packed = packer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Invalid("packer thread panicked".into())));
+        // The packer's error (e.g. a failed write) is the root cause when stages stop early.
+        let pack_stats = packed?;
+        walked?;
+        let (root, mut summary) = assembled?;
+        Ok::<_, Error>((root, summary_with(&mut summary, pack_stats)))
+    });
+    let (root, mut summary) = outcome?;
+    summary.duration_secs = started.elapsed().as_secs_f64();
+    let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    let snap = Snapshot {
+        version: SNAPSHOT_VERSION,
+        id: SnapshotId::random(),
+        time,
+        host: opts.host.clone().unwrap_or_else(crate::sysinfo::hostname),
+        user: crate::sysinfo::username(),
+        source: Source {
+            kind: "files".into(),
+            description: paths.join(" "),
+        },
+        paths,
+        tags: opts.tags.clone(),
+        parent: None,
+        tree: root,
+        summary,
+    };
+    repo.save_snapshot(&snap)?;
+    Ok(snap)
+}
+
+fn summary_with(summary: &mut Summary, p: PackerStats) -> Summary {
+    summary.blobs_added = p.blobs;
+    summary.bytes_added_raw = p.raw_bytes;
+    summary.bytes_added = p.pack_bytes;
+    summary.packs_written = p.packs;
+    std::mem::take(summary)
+}
+
+/// Chunker stage: read each file, cut and hash chunks, hand new ones to the sealers.
+fn chunk_files(
+    repo: &Repository,
+    chunker: Chunker,
+    seen: &Seen,
+    jobs: &Receiver<FileJob>,
+    done: &Sender<FileDone>,
+    seal: &Sender<SealJob>,
+    progress: &Progress,
+) {
+    for job in jobs {
+        let result = chunk_one(repo, chunker, seen, &job, seal, progress);
+        let result = match result {
+            Ok(r) => Ok(r),
+            Err(ChunkError::Stopped) => return,
+            Err(ChunkError::Failed(e)) => Err(e),
+        };
+        progress.done(1, 0);
+        if done
+            .send(FileDone {
+                seq: job.seq,
+                result,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+enum ChunkError {
+    /// The pipeline is shutting down.
+    Stopped,
+    /// This file could not be read; the snapshot goes on without it.
+    Failed(String),
+}
+
+fn chunk_one(
+    repo: &Repository,
+    chunker: Chunker,
+    seen: &Seen,
+    job: &FileJob,
+    seal: &Sender<SealJob>,
+    progress: &Progress,
+) -> std::result::Result<(Vec<ChunkId>, u64), ChunkError> {
+    let file = std::fs::File::open(&job.path).map_err(|e| ChunkError::Failed(e.to_string()))?;
+    let mut ids = Vec::new();
+    let mut read = 0u64;
+    for chunk in chunker.chunks(file) {
+        let data = chunk.map_err(|e| ChunkError::Failed(e.to_string()))?;
+        read += data.len() as u64;
+        progress.bytes.fetch_add(data.len() as u64, Relaxed);
+        let id = repo.hasher().chunk_id(&data);
+        ids.push(id);
+        let is_new = claim(repo, seen, BlobKind::Data, id.into())
+            .map_err(|e| ChunkError::Failed(e.to_string()))?;
+        if is_new {
+            let job = SealJob {
+                kind: BlobKind::Data,
+                id: id.into(),
+                data,
+            };
+            seal.send(job).map_err(|_| ChunkError::Stopped)?;
+        }
+    }
+    Ok((ids, read))
+}
+
+/// Sealer stage: compress and encrypt.
+fn seal_blobs(repo: &Repository, jobs: &Receiver<SealJob>, out: &Sender<Sealed>) {
+    let level = repo.config().compression_level;
+    for job in jobs {
+        let bytes = blob::seal(repo.key(), &job.data, level);
+        let sealed = Sealed {
+            kind: job.kind,
+            id: job.id,
+            bytes,
+            raw_len: job.data.len() as u32,
+        };
+        if out.send(sealed).is_err() {
+            return;
+        }
+    }
+}
+
+/// One directory being assembled: its own node (none for the root) and its children.
+struct Frame {
+    node: Option<Node>,
+    children: Vec<Node>,
+}
+
+/// Assembler: turns ordered walker events plus file results into trees, bottom-up.
+fn assemble(
+    repo: &Repository,
+    seen: &Seen,
+    events: Receiver<Event>,
+    done: Receiver<FileDone>,
+    seal: Sender<SealJob>,
+) -> Result<(TreeId, Summary)> {
+    let aborted = || Error::Invalid("backup pipeline stopped early".into());
+    let mut summary = Summary::default();
+    let mut stack = vec![Frame {
+        node: None,
+        children: Vec::new(),
+    }];
+    let mut waiting: HashMap<u64, FileDone> = HashMap::new();
+    for ev in events {
+        match ev {
+            Event::Enter(node) => stack.push(Frame {
+                node: Some(node),
+                children: Vec::new(),
+            }),
+            Event::Leave => {
+                let frame = stack.pop().ok_or_else(aborted)?;
+                let id = store_tree(repo, seen, &seal, frame.children)?;
+                let mut node = frame.node.ok_or_else(aborted)?;
+                node.subtree = Some(id);
+                summary.dirs += 1;
+                stack.last_mut().ok_or_else(aborted)?.children.push(node);
+            }
+            Event::Leaf(node) => {
+                summary.others += 1;
+                stack.last_mut().ok_or_else(aborted)?.children.push(node);
+            }
+            Event::Skipped(s) => summary.skipped.push(s),
+            Event::File(seq, path, mut node) => {
+                let result = loop {
+                    if let Some(d) = waiting.remove(&seq) {
+                        break d.result;
+                    }
+                    let d = done.recv().map_err(|_| aborted())?;
+                    waiting.insert(d.seq, d);
+                };
+                match result {
+                    Ok((chunks, size)) => {
+                        node.content = chunks;
+                        node.size = size;
+                        summary.files_new += 1;
+                        summary.total_bytes += size;
+                        summary.bytes_read += size;
+                        stack.last_mut().ok_or_else(aborted)?.children.push(node);
+                    }
+                    Err(error) => summary.skipped.push(Skipped {
+                        path: path.display().to_string(),
+                        error,
+                    }),
+                }
+            }
+        }
+    }
+    if stack.len() != 1 {
+        return Err(aborted());
+    }
+    let root = stack.pop().ok_or_else(aborted)?;
+    let id = store_tree(repo, seen, &seal, root.children)?;
+    Ok((id, summary))
+}
+
+/// Encodes a directory and queues it for storing unless an identical tree exists.
+fn store_tree(
+    repo: &Repository,
+    seen: &Seen,
+    seal: &Sender<SealJob>,
+    nodes: Vec<Node>,
+) -> Result<TreeId> {
+    let mut t = Tree { nodes };
+    t.sort();
+    let enc = tree::encode(&t);
+    let id = repo.hasher().tree_id(&enc);
+    if claim(repo, seen, BlobKind::Tree, id.into())? {
+        seal.send(SealJob {
+            kind: BlobKind::Tree,
+            id: id.into(),
+            data: enc,
+        })
+        .map_err(|_| Error::Invalid("backup pipeline stopped early".into()))?;
+    }
+    Ok(id)
+}

@@ -1,0 +1,170 @@
+//! The filesystem source: metadata capture (lstat, owners, xattrs) and sorted directory
+//! listings. Names stay raw bytes from end to end.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::tree::{Node, NodeKind, Timestamp};
+
+/// Caches uid/gid → name look-ups, which otherwise cost a passwd/group parse per file.
+#[derive(Default)]
+pub struct OwnerNames {
+    users: Mutex<HashMap<u32, String>>,
+    groups: Mutex<HashMap<u32, String>>,
+}
+
+impl OwnerNames {
+    fn user(&self, uid: u32) -> String {
+        let mut m = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    fn group(&self, gid: u32) -> String {
+        let mut m = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(gid.into())
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+}
+
+/// The kind of a filesystem entry, or `None` for sockets (which cannot be restored).
+pub fn kind_of(md: &Metadata) -> Option<NodeKind> {
+    let ft = md.file_type();
+    if ft.is_file() {
+        Some(NodeKind::File)
+    } else if ft.is_dir() {
+        Some(NodeKind::Dir)
+    } else if ft.is_symlink() {
+        Some(NodeKind::Symlink)
+    } else if ft.is_fifo() {
+        Some(NodeKind::Fifo)
+    } else if ft.is_char_device() {
+        Some(NodeKind::CharDevice)
+    } else if ft.is_block_device() {
+        Some(NodeKind::BlockDevice)
+    } else {
+        None
+    }
+}
+
+/// Builds a node from `lstat` data (content and subtree are filled in later).
+pub fn node_from_metadata(
+    name: &[u8],
+    path: &Path,
+    md: &Metadata,
+    kind: NodeKind,
+    owners: &OwnerNames,
+) -> Result<Node> {
+    let target = if kind == NodeKind::Symlink {
+        fs::read_link(path)
+            .map_err(|e| Error::io(format!("reading link {}", path.display()), e))?
+            .as_os_str()
+            .as_bytes()
+            .to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok(Node {
+        name: name.to_vec(),
+        kind: Some(kind),
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        user: owners.user(md.uid()),
+        group: owners.group(md.gid()),
+        mtime: Timestamp {
+            sec: md.mtime(),
+            nsec: md.mtime_nsec() as u32,
+        },
+        ctime: Timestamp {
+            sec: md.ctime(),
+            nsec: md.ctime_nsec() as u32,
+        },
+        size: if kind == NodeKind::File { md.size() } else { 0 },
+        inode: md.ino(),
+        device: md.dev(),
+        links: md.nlink(),
+        rdev: if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+            md.rdev()
+        } else {
+            0
+        },
+        target,
+        subtree: None,
+        content: Vec::new(),
+        xattrs: read_xattrs(path),
+    })
+}
+
+/// Extended attributes of a path (not following symlinks); unsupported filesystems give none.
+pub fn read_xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let Ok(names) = xattr::list(path) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = names
+        .filter_map(|n| {
+            let v = xattr::get(path, &n).ok().flatten()?;
+            Some((n.as_bytes().to_vec(), v))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Directory entries sorted by raw name bytes (the tree's canonical order).
+pub fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<OsString>> {
+    let mut names = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+/// Makes a source path absolute and lexically normal (no `.`/`..`), without following links.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| Error::BadPath {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The normal components of an absolute path as raw bytes.
+pub fn components(path: &Path) -> Vec<Vec<u8>> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.as_bytes().to_vec()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,224 @@
+//! Shared helpers: an isolated environment per test and a tree comparer.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// An isolated HOME, XDG dirs, cache and repository for one test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("repo-test-")
+            .tempdir()
+            .expect("tempdir");
+        Env { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.path("repo")
+    }
+
+    /// The `repo` binary with this environment and the repository at `repo()`.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_repo"));
+        let home = self.path("home");
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("REPO_REPOSITORY", self.repo())
+            .env("REPO_PASSWORD", "correct horse battery staple");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run repo")
+    }
+
+    /// Runs and asserts exit code 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "repo {:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            args,
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs and parses stdout as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let s = self.ok(&a);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{s}"))
+    }
+
+    pub fn init(&self) {
+        self.ok(&["init"]);
+    }
+
+    /// Takes a snapshot and returns its JSON object.
+    pub fn snapshot(&self, paths: &[&Path]) -> serde_json::Value {
+        let mut a: Vec<&str> = vec!["snapshot"];
+        for p in paths {
+            a.push(p.to_str().expect("utf-8 path"));
+        }
+        self.json(&a)
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64).
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes a large pseudo-random file in blocks, without holding it in memory.
+pub fn write_big_file(path: &Path, len: usize, seed: u64) {
+    let mut f = fs::File::create(path).expect("create");
+    let block = 1 << 20;
+    let mut done = 0;
+    let mut i = 0;
+    while done < len {
+        let n = block.min(len - done);
+        f.write_all(&random_bytes(n, seed.wrapping_add(i)))
+            .expect("write");
+        done += n;
+        i += 1;
+    }
+}
+
+/// Asserts two trees are identical in content and metadata; hard links must be preserved.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let mut links_a: HashMap<u64, PathBuf> = HashMap::new();
+    let mut links_b: HashMap<u64, PathBuf> = HashMap::new();
+    compare(a, b, Path::new(""), &mut links_a, &mut links_b);
+}
+
+fn compare(
+    a: &Path,
+    b: &Path,
+    rel: &Path,
+    la: &mut HashMap<u64, PathBuf>,
+    lb: &mut HashMap<u64, PathBuf>,
+) {
+    let ma = fs::symlink_metadata(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let mb =
+        fs::symlink_metadata(b).unwrap_or_else(|e| panic!("restored {} missing: {e}", b.display()));
+    let ft = ma.file_type();
+    assert_eq!(ft, mb.file_type(), "type of {}", rel.display());
+    if !ft.is_symlink() {
+        assert_eq!(
+            ma.mode() & 0o7777,
+            mb.mode() & 0o7777,
+            "mode of {}",
+            rel.display()
+        );
+    }
+    assert_eq!(
+        (ma.uid(), ma.gid()),
+        (mb.uid(), mb.gid()),
+        "owner of {}",
+        rel.display()
+    );
+    assert_eq!(
+        (ma.mtime(), ma.mtime_nsec()),
+        (mb.mtime(), mb.mtime_nsec()),
+        "mtime of {}",
+        rel.display()
+    );
+    if ft.is_symlink() {
+        assert_eq!(
+            fs::read_link(a).unwrap(),
+            fs::read_link(b).unwrap(),
+            "target of {}",
+            rel.display()
+        );
+    } else if ft.is_file() {
+        assert_eq!(ma.len(), mb.len(), "size of {}", rel.display());
+        assert!(same_content(a, b), "content of {}", rel.display());
+        if ma.nlink() > 1 {
+            // Members of one hard-link group in the source must share an inode after restore.
+            let first_a = la
+                .entry(ma.ino())
+                .or_insert_with(|| rel.to_path_buf())
+                .clone();
+            let first_b = lb
+                .entry(mb.ino())
+                .or_insert_with(|| rel.to_path_buf())
+                .clone();
+            assert_eq!(first_a, first_b, "hard link group of {}", rel.display());
+        }
+    } else if ft.is_dir() {
+        let names = |p: &Path| {
+            let mut v: Vec<_> = fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let (na, nb) = (names(a), names(b));
+        assert_eq!(na, nb, "entries of {}", rel.display());
+        for n in na {
+            compare(&a.join(&n), &b.join(&n), &rel.join(&n), la, lb);
+        }
+    }
+}
+
+fn same_content(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (mut fa, mut fb) = (fs::File::open(a).unwrap(), fs::File::open(b).unwrap());
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let na = read_full(&mut fa, &mut ba);
+        let nb = read_full(&mut fb, &mut bb);
+        if na != nb || ba[..na] != bb[..nb] {
+            return false;
+        }
+        if na == 0 {
+            return true;
+        }
+    }
+    fn read_full(f: &mut fs::File, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..]).unwrap() {
+                0 => break,
+                k => n += k,
+            }
+        }
+        n
+    }
+}
+
+/// Whether we run as root (some tests need or change behaviour with it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}

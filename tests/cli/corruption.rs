@@ -1,0 +1,174 @@
+//! Damaged packs are reported precisely and never restored as wrong bytes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::common::{random_bytes, write_big_file, Env};
+
+fn packs(repo: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in fs::read_dir(repo.join("packs")).unwrap() {
+        for f in fs::read_dir(d.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out
+}
+
+struct Setup {
+    env: Env,
+    src: PathBuf,
+    first: String,
+    second: String,
+    /// Data packs written by the first snapshot: they hold only victim.bin.
+    victim_packs: Vec<PathBuf>,
+}
+
+/// Two snapshots; `victim.bin` is in both, `other.bin` only in the first.
+fn setup() -> Setup {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_big_file(&src.join("victim.bin"), 3 << 20, 1);
+    env.ok(&["init", "--pack-size-mib", "1"]);
+    let first = env.snapshot(&[&src])["id"].as_str().unwrap()[..8].to_string();
+    let mut victim_packs: Vec<PathBuf> = packs(&env.repo())
+        .into_iter()
+        .filter(|p| fs::metadata(p).unwrap().len() > 500_000)
+        .collect();
+    victim_packs.sort();
+    fs::write(src.join("other.bin"), random_bytes(100_000, 2)).unwrap();
+    let second = env.snapshot(&[&src])["id"].as_str().unwrap()[..8].to_string();
+    Setup {
+        env,
+        src,
+        first,
+        second,
+        victim_packs,
+    }
+}
+
+/// A data pack holding part of `victim.bin` (and nothing of `other.bin`).
+fn victim_pack(s: &Setup) -> PathBuf {
+    s.victim_packs.first().cloned().expect("a data pack")
+}
+
+fn flip_byte(p: &Path, at: u64) {
+    let mut b = fs::read(p).unwrap();
+    b[at as usize] ^= 0x40;
+    fs::write(p, b).unwrap();
+}
+
+fn short(p: &Path) -> String {
+    p.file_name().unwrap().to_str().unwrap()[..8].to_string()
+}
+
+fn check_fails(s: &Setup, read_data: bool) -> String {
+    let args: &[&str] = if read_data {
+        &["check", "--read-data"]
+    } else {
+        &["check"]
+    };
+    let out = s.env.run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "check must fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("check found"));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn assert_restore_refuses(s: &Setup, tag: &str) {
+    let target = s.env.path(tag);
+    let out = s
+        .env
+        .run(&["restore", &s.second, "--target", target.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "restore of a damaged file must fail"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("victim.bin"), "{err}");
+    let base = target.join(s.src.strip_prefix("/").unwrap());
+    assert!(
+        !base.join("victim.bin").exists(),
+        "a damaged file must not be written"
+    );
+    assert_eq!(
+        fs::read(base.join("other.bin")).unwrap(),
+        random_bytes(100_000, 2),
+        "undamaged files still restore"
+    );
+}
+
+#[test]
+fn flipped_byte_is_found_and_attributed() {
+    let s = setup();
+    let pack = victim_pack(&s);
+    flip_byte(&pack, 1000);
+    // Without --read-data the trailer still authenticates; the blob damage needs a read.
+    let report = check_fails(&s, true);
+    assert!(
+        report.contains(&format!("pack {}", short(&pack))),
+        "{report}"
+    );
+    assert!(
+        report.contains(&s.first) && report.contains(&s.second),
+        "both snapshots are affected: {report}"
+    );
+    assert!(report.contains("victim.bin"), "{report}");
+    assert!(!report.contains("other.bin"), "{report}");
+    assert_restore_refuses(&s, "t1");
+}
+
+#[test]
+fn truncated_pack_is_found_without_reading_data() {
+    let s = setup();
+    let pack = victim_pack(&s);
+    let len = fs::metadata(&pack).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let report = check_fails(&s, false);
+    assert!(
+        report.contains(&format!("pack {}", short(&pack))),
+        "{report}"
+    );
+    assert!(report.contains("truncated"), "{report}");
+    assert!(report.contains("victim.bin"), "{report}");
+    let report = check_fails(&s, true);
+    assert!(report.contains(&s.second), "{report}");
+    assert_restore_refuses(&s, "t2");
+}
+
+#[test]
+fn deleted_pack_is_found() {
+    let s = setup();
+    let pack = victim_pack(&s);
+    fs::remove_file(&pack).unwrap();
+    let report = check_fails(&s, false);
+    assert!(
+        report.contains(&format!("pack {}: missing", short(&pack))),
+        "{report}"
+    );
+    assert!(
+        report.contains(&s.first) && report.contains(&s.second),
+        "{report}"
+    );
+    assert_restore_refuses(&s, "t3");
+}
+
+#[test]
+fn healthy_repository_passes() {
+    let s = setup();
+    let out = s.env.ok(&["check", "--read-data"]);
+    assert!(out.contains("no errors found"), "{out}");
+    let v = s.env.json(&["check"]);
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{v}");
+}

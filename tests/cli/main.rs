@@ -1,0 +1,9 @@
+//! End-to-end tests of the `repo` binary: each test gets its own HOME and repository.
+
+mod common;
+mod corruption;
+mod crash;
+mod dedup;
+mod errors;
+mod roundtrip;
+mod vectors;

@@ -1,0 +1,222 @@
+//! Golden vectors in format-spec/vectors/: committed bytes that this build must decode to
+//! the values below. A change that breaks them breaks every existing repository.
+//! `cargo test -- --ignored write_vectors` regenerates them (only for a new format version).
+
+use std::path::PathBuf;
+
+use repo::blob::{self, BlobKind};
+use repo::config::RepoConfig;
+use repo::crypto::MasterKey;
+use repo::id::{BlobId, ChunkId, SnapshotId, TreeId};
+use repo::index::segment;
+use repo::key::KeyFile;
+use repo::pack::reader::parse_pack;
+use repo::snapshot::Snapshot;
+use repo::tree::{self, Node, NodeKind, Timestamp, Tree};
+
+const PASSWORD: &[u8] = b"vector password";
+const SECRET: [u8; 32] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26, 27, 28, 29, 30, 31,
+];
+/// Keyed BLAKE3 of b"hello, repo\n" under the id key derived from SECRET.
+const HELLO_ID: &str = include_str!("../../format-spec/vectors/hello.id");
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("format-spec/vectors")
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn sample_tree() -> Tree {
+    let file = Node {
+        name: b"hello.txt".to_vec(),
+        kind: Some(NodeKind::File),
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+        user: "alice".into(),
+        group: "staff".into(),
+        mtime: Timestamp {
+            sec: 1_764_322_800,
+            nsec: 123_456_789,
+        },
+        ctime: Timestamp {
+            sec: 1_764_322_801,
+            nsec: 5,
+        },
+        size: 12,
+        inode: 42,
+        device: 2049,
+        links: 1,
+        content: vec![ChunkId(hex32(HELLO_ID.trim()))],
+        xattrs: vec![(b"user.note".to_vec(), b"hi".to_vec())],
+        ..Node::default()
+    };
+    let link = Node {
+        name: b"link".to_vec(),
+        kind: Some(NodeKind::Symlink),
+        mode: 0o777,
+        target: b"hello.txt".to_vec(),
+        ..Node::default()
+    };
+    let dir = Node {
+        name: b"sub\xff".to_vec(),
+        kind: Some(NodeKind::Dir),
+        mode: 0o755,
+        subtree: Some(TreeId([7; 32])),
+        ..Node::default()
+    };
+    let mut t = Tree {
+        nodes: vec![file, link, dir],
+    };
+    t.sort();
+    t
+}
+
+fn hex32(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).expect("hex");
+    out
+}
+
+#[test]
+fn vectors_decode() {
+    let kf = KeyFile::decode(&read("key.json")).unwrap();
+    let master = kf
+        .unwrap_master(PASSWORD)
+        .unwrap()
+        .expect("password opens the vector key");
+    assert_eq!(master.secret(), &SECRET);
+    assert!(kf.unwrap_master(b"wrong").unwrap().is_none());
+
+    let cfg = RepoConfig::open(&master, &read("config.bin")).unwrap();
+    assert_eq!(cfg.version, 1);
+    assert_eq!(cfg.chunker_files.avg, 1 << 20);
+
+    let hasher = repo::hash::IdHasher::new(master.id_key());
+    assert_eq!(hasher.chunk_id(b"hello, repo\n").to_hex(), HELLO_ID.trim());
+
+    let tree_plain = read("tree.plain");
+    assert_eq!(tree::decode(&tree_plain, "vector").unwrap(), sample_tree());
+    assert_eq!(
+        tree::encode(&sample_tree()),
+        tree_plain,
+        "tree encoding is canonical"
+    );
+
+    let pack = read("pack.bin");
+    let entries = parse_pack(&master, &pack, "vector pack").unwrap();
+    assert_eq!(entries.len(), 2);
+    let data = &entries[0];
+    assert_eq!(data.kind, BlobKind::Data);
+    assert_eq!(data.id, BlobId(hex32(HELLO_ID.trim())));
+    let sealed = &pack[data.offset as usize..(data.offset + u64::from(data.length)) as usize];
+    assert_eq!(
+        blob::open(&master, sealed, data.raw_length as usize, "v").unwrap(),
+        b"hello, repo\n"
+    );
+    let t = &entries[1];
+    assert_eq!(t.kind, BlobKind::Tree);
+    let sealed = &pack[t.offset as usize..(t.offset + u64::from(t.length)) as usize];
+    assert_eq!(
+        blob::open(&master, sealed, t.raw_length as usize, "v").unwrap(),
+        tree_plain
+    );
+    assert_eq!(t.id, BlobId::from(hasher.tree_id(&tree_plain)));
+
+    let seg_bytes = read("segment.bin");
+    let seg = segment::decode(&master.open(&seg_bytes, "seg").unwrap(), "seg").unwrap();
+    assert_eq!(seg.len(), 1);
+    assert_eq!(seg[0].size, pack.len() as u64);
+    assert_eq!(seg[0].entries, entries);
+    assert_eq!(
+        seg[0].id.0,
+        *blake3::hash(&pack).as_bytes(),
+        "packs are named by BLAKE3 of their bytes"
+    );
+
+    let snap_id: SnapshotId = String::from_utf8(read("snapshot.id"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let snap = Snapshot::open(&master, &read("snapshot.bin"), &snap_id).unwrap();
+    assert_eq!(snap.tree, hasher.tree_id(&tree_plain));
+    assert_eq!(snap.paths, vec!["/home/alice".to_string()]);
+    assert_eq!(
+        snap.time.to_rfc3339(),
+        "2026-11-28T09:00:00.123456789+00:00"
+    );
+}
+
+#[test]
+#[ignore = "regenerates the committed vectors; run only when the format version changes"]
+fn write_vectors() {
+    use repo::key::KdfParams;
+    use repo::pack::writer::PackBuilder;
+    let d = dir();
+    std::fs::create_dir_all(&d).unwrap();
+    let master = MasterKey::from_secret(SECRET);
+    let kf = KeyFile::wrap(&master, PASSWORD, KdfParams::with_costs(1024, 1, 1)).unwrap();
+    std::fs::write(d.join("key.json"), kf.encode()).unwrap();
+    let mut cfg = RepoConfig::new_default();
+    cfg.id = repo::id::RepoId([9; 32]);
+    std::fs::write(d.join("config.bin"), cfg.seal(&master)).unwrap();
+    let hasher = repo::hash::IdHasher::new(master.id_key());
+    let hello = hasher.chunk_id(b"hello, repo\n");
+    std::fs::write(d.join("hello.id"), format!("{}\n", hello.to_hex())).unwrap();
+    let mut t = sample_tree();
+    t.nodes.iter_mut().for_each(|n| {
+        if n.kind() == NodeKind::File {
+            n.content = vec![hello]
+        }
+    });
+    let plain = tree::encode(&t);
+    std::fs::write(d.join("tree.plain"), &plain).unwrap();
+    let mut pb = PackBuilder::new();
+    pb.add(
+        BlobKind::Data,
+        hello.into(),
+        &blob::seal(&master, b"hello, repo\n", 3),
+        12,
+    );
+    let tid = hasher.tree_id(&plain);
+    pb.add(
+        BlobKind::Tree,
+        tid.into(),
+        &blob::seal(&master, &plain, 3),
+        plain.len() as u32,
+    );
+    let p = pb.finish(&master);
+    std::fs::write(d.join("pack.bin"), &p.bytes).unwrap();
+    let rec = segment::PackRecord {
+        id: p.id,
+        size: p.bytes.len() as u64,
+        entries: p.entries,
+    };
+    let (_, seg) = segment::seal(&master, &[rec]);
+    std::fs::write(d.join("segment.bin"), seg).unwrap();
+    let snap = Snapshot {
+        version: 1,
+        id: SnapshotId([3; 32]),
+        time: chrono::DateTime::parse_from_rfc3339("2026-11-28T09:00:00.123456789Z")
+            .unwrap()
+            .into(),
+        host: "vector-host".into(),
+        user: "alice".into(),
+        source: repo::snapshot::Source {
+            kind: "files".into(),
+            description: "/home/alice".into(),
+        },
+        paths: vec!["/home/alice".into()],
+        tags: vec!["daily".into()],
+        parent: None,
+        tree: tid,
+        summary: Default::default(),
+    };
+    std::fs::write(d.join("snapshot.id"), format!("{}\n", snap.id.to_hex())).unwrap();
+    std::fs::write(d.join("snapshot.bin"), snap.seal(&master)).unwrap();
+}
