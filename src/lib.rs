@@ -31,9 +31,11 @@ pub mod packer;
 pub mod progress;
 #[cfg(feature = "local-index")]
 pub mod repository;
+pub mod selection;
 pub mod snapshot;
 pub mod source;
 pub mod sysinfo;
+pub mod timespec;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::id::{SnapshotId, TreeId};
+use crate::source::exclude::ExcludeSettings;
 
 /// Snapshot object format version.
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -37,6 +38,9 @@ pub struct Summary {
     pub files_changed: u64,
     /// Files reused unchanged from the parent.
     pub files_unchanged: u64,
+    /// Files of the parent that are gone (deleted or now excluded).
+    #[serde(default)]
+    pub files_removed: u64,
     /// Directories.
     pub dirs: u64,
     /// Other entries (symlinks, devices, fifos).
@@ -84,6 +88,9 @@ pub struct Snapshot {
     pub tree: TreeId,
     /// Run statistics.
     pub summary: Summary,
+    /// What was excluded (absent when nothing was).
+    #[serde(default, skip_serializing_if = "ExcludeSettings::is_empty")]
+    pub excludes: ExcludeSettings,
 }
 
 /// Object name of a snapshot.
@@ -148,6 +155,7 @@ mod tests {
             parent: None,
             tree: TreeId([1; 32]),
             summary: Summary::default(),
+            excludes: Default::default(),
         };
         let sealed = s.seal(&k);
         assert_eq!(Snapshot::open(&k, &sealed, &s.id).unwrap(), s);

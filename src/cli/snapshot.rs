@@ -7,8 +7,9 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
-use repo::ops::snapshot::{self, SnapshotOptions};
+use repo::ops::snapshot::{self, ParentChoice, SnapshotOptions};
 use repo::progress::{Display, Progress};
+use repo::source::exclude::ExcludeSettings;
 
 /// Arguments of `repo snapshot`.
 #[derive(clap::Args, Debug)]
@@ -25,15 +26,51 @@ pub struct Args {
     /// Worker threads per pipeline stage [default: number of cores]
     #[arg(long)]
     threads: Option<usize>,
+    /// Compare against this snapshot instead of the latest one of the same host and paths
+    #[arg(long, conflicts_with = "force_full")]
+    parent: Option<String>,
+    /// Read every file, ignoring the parent snapshot (alias: --full)
+    #[arg(long, alias = "full")]
+    force_full: bool,
+    /// Reuse unchanged files from the parent snapshot (the default; accepted for scripts)
+    #[arg(long, conflicts_with = "force_full")]
+    incremental: bool,
+    /// Leave out paths matching this gitignore-style pattern (repeatable)
+    #[arg(long = "exclude", short = 'e', value_name = "PATTERN")]
+    excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line (repeatable)
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    exclude_files: Vec<PathBuf>,
+    /// Leave out directories that contain a file with this name (repeatable)
+    #[arg(long = "exclude-if-present", value_name = "NAME")]
+    exclude_if_present: Vec<String>,
+    /// Do not descend into other file systems (mount points are kept as empty directories)
+    #[arg(long, short = 'x')]
+    one_file_system: bool,
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+    let mut excludes = ExcludeSettings {
+        patterns: a.excludes,
+        if_present: a.exclude_if_present,
+        one_file_system: a.one_file_system,
+    };
+    for f in &a.exclude_files {
+        excludes.add_file(f)?;
+    }
+    let parent = match (a.force_full, a.parent) {
+        (true, _) => ParentChoice::None,
+        (false, Some(p)) => ParentChoice::Given(p),
+        (false, None) => ParentChoice::Auto,
+    };
     let repo = g.open(true)?;
     let opts = SnapshotOptions {
         paths: a.paths,
         tags: a.tags,
         host: a.host,
         threads: a.threads,
+        parent,
+        excludes,
     };
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), "backing up", g.show_progress());
@@ -44,10 +81,13 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         print_json(&snap)?;
     } else {
         let files = s.files_new + s.files_changed + s.files_unchanged;
-        println!("snapshot {} saved", snap.id.short());
+        match snap.parent {
+            Some(p) => println!("snapshot {} saved (parent {})", snap.id.short(), p.short()),
+            None => println!("snapshot {} saved", snap.id.short()),
+        }
         println!(
-            "  files: {files} ({} new, {} changed, {} unchanged), dirs: {}, others: {}",
-            s.files_new, s.files_changed, s.files_unchanged, s.dirs, s.others
+            "  files: {files} ({} new, {} changed, {} unchanged, {} removed), dirs: {}, others: {}",
+            s.files_new, s.files_changed, s.files_unchanged, s.files_removed, s.dirs, s.others
         );
         println!(
             "  read {} of {} in {:.1}s; added {} to the repository ({} before compression)",

@@ -5,5 +5,7 @@ mod corruption;
 mod crash;
 mod dedup;
 mod errors;
+mod history;
+mod incremental;
 mod roundtrip;
 mod vectors;

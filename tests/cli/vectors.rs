@@ -216,6 +216,7 @@ fn write_vectors() {
         parent: None,
         tree: tid,
         summary: Default::default(),
+        excludes: Default::default(),
     };
     std::fs::write(d.join("snapshot.id"), format!("{}\n", snap.id.to_hex())).unwrap();
     std::fs::write(d.join("snapshot.bin"), snap.seal(&master)).unwrap();

@@ -13,7 +13,10 @@
 //! trees (and their ids) never depend on thread timing. The snapshot object is written only
 //! after the packer has made every pack and segment durable.
 
+mod parent;
 mod walk;
+
+pub use parent::ParentChoice;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -30,10 +33,13 @@ use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
 use crate::packer::{Packer, PackerStats};
 use crate::progress::Progress;
 use crate::repository::Repository;
+use crate::selection::SeriesKey;
 use crate::snapshot::{Skipped, Snapshot, Source, Summary, SNAPSHOT_VERSION};
+use crate::source::exclude::{ExcludeSettings, Excluder};
 use crate::tree::{self, Node, Tree};
 
-use walk::{Event, FileJob};
+use parent::PrevDir;
+use walk::{Event, FileJob, WalkContext};
 
 /// What to back up and how to label it.
 #[derive(Clone, Debug, Default)]
@@ -46,6 +52,10 @@ pub struct SnapshotOptions {
     pub host: Option<String>,
     /// Worker threads per parallel stage (default: available cores).
     pub threads: Option<usize>,
+    /// Which snapshot to compare against.
+    pub parent: ParentChoice,
+    /// What to leave out.
+    pub excludes: ExcludeSettings,
 }
 
 /// A new blob on its way to the sealers.
@@ -85,7 +95,21 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
     let started = Instant::now();
     let time = chrono::Utc::now();
     let sources = walk::prepare_sources(&opts.paths)?;
+    let excluder = Excluder::new(&opts.excludes)?;
     repo.index()?; // open and sync before threads start, so errors surface here
+    let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
+    let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    let series = SeriesKey {
+        host: host.clone(),
+        source: "files".into(),
+        paths: paths.clone(),
+    };
+    let parent = parent::find(repo, &opts.parent, &series)?;
+    let ctx = WalkContext {
+        repo,
+        excluder: &excluder,
+        parent_root: parent.as_ref().and_then(|p| PrevDir::load(repo, p.tree)),
+    };
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -102,10 +126,12 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
     let outcome = std::thread::scope(|s| {
         let walker = {
             let progress = progress.clone();
-            let sources = &sources;
+            let (sources, ctx) = (&sources, &ctx);
             std::thread::Builder::new()
                 .stack_size(64 << 20)
-                .spawn_scoped(s, move || walk::walk(sources, &ev_tx, &job_tx, &progress))
+                .spawn_scoped(s, move || {
+                    walk::walk(ctx, sources, &ev_tx, &job_tx, &progress)
+                })
                 .map_err(|e| Error::io("starting walker thread", e))?
         };
         for _ in 0..threads {
@@ -129,7 +155,14 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
             packer.finish()
         });
 
-        let assembled = assemble(repo, &seen, ev_rx, done_rx, seal_tx);
+        let assembled = assemble(
+            repo,
+            &seen,
+            ev_rx,
+            done_rx,
+            seal_tx,
+            ctx.parent_root.clone(),
+        );
         let walked = walker
             .join()
             .unwrap_or_else(|_| Err(Error::Invalid("walker thread panicked".into())));
@@ -138,18 +171,18 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
             .unwrap_or_else(|_| Err(Error::Invalid("packer thread panicked".into())));
         // The packer's error (e.g. a failed write) is the root cause when stages stop early.
         let pack_stats = packed?;
-        walked?;
+        let walk_stats = walked?;
         let (root, mut summary) = assembled?;
+        summary.files_removed = walk_stats.files_removed;
         Ok::<_, Error>((root, summary_with(&mut summary, pack_stats)))
     });
     let (root, mut summary) = outcome?;
     summary.duration_secs = started.elapsed().as_secs_f64();
-    let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
     let snap = Snapshot {
         version: SNAPSHOT_VERSION,
         id: SnapshotId::random(),
         time,
-        host: opts.host.clone().unwrap_or_else(crate::sysinfo::hostname),
+        host,
         user: crate::sysinfo::username(),
         source: Source {
             kind: "files".into(),
@@ -157,9 +190,10 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
         },
         paths,
         tags: opts.tags.clone(),
-        parent: None,
+        parent: parent.map(|p| p.id),
         tree: root,
         summary,
+        excludes: opts.excludes.clone(),
     };
     repo.save_snapshot(&snap)?;
     Ok(snap)
@@ -258,10 +292,12 @@ fn seal_blobs(repo: &Repository, jobs: &Receiver<SealJob>, out: &Sender<Sealed>)
     }
 }
 
-/// One directory being assembled: its own node (none for the root) and its children.
+/// One directory being assembled: its own node (none for the root), its children, and the
+/// parent snapshot's version of it.
 struct Frame {
     node: Option<Node>,
     children: Vec<Node>,
+    prev: Option<PrevDir>,
 }
 
 /// Assembler: turns ordered walker events plus file results into trees, bottom-up.
@@ -271,23 +307,26 @@ fn assemble(
     events: Receiver<Event>,
     done: Receiver<FileDone>,
     seal: Sender<SealJob>,
+    parent_root: Option<PrevDir>,
 ) -> Result<(TreeId, Summary)> {
     let aborted = || Error::Invalid("backup pipeline stopped early".into());
     let mut summary = Summary::default();
     let mut stack = vec![Frame {
         node: None,
         children: Vec::new(),
+        prev: parent_root,
     }];
     let mut waiting: HashMap<u64, FileDone> = HashMap::new();
     for ev in events {
         match ev {
-            Event::Enter(node) => stack.push(Frame {
+            Event::Enter(node, prev) => stack.push(Frame {
                 node: Some(node),
                 children: Vec::new(),
+                prev,
             }),
             Event::Leave => {
                 let frame = stack.pop().ok_or_else(aborted)?;
-                let id = store_tree(repo, seen, &seal, frame.children)?;
+                let id = store_tree(repo, seen, &seal, frame.children, frame.prev)?;
                 let mut node = frame.node.ok_or_else(aborted)?;
                 node.subtree = Some(id);
                 summary.dirs += 1;
@@ -298,7 +337,12 @@ fn assemble(
                 stack.last_mut().ok_or_else(aborted)?.children.push(node);
             }
             Event::Skipped(s) => summary.skipped.push(s),
-            Event::File(seq, path, mut node) => {
+            Event::Unchanged(node) => {
+                summary.files_unchanged += 1;
+                summary.total_bytes += node.size;
+                stack.last_mut().ok_or_else(aborted)?.children.push(node);
+            }
+            Event::File(seq, path, mut node, existed) => {
                 let result = loop {
                     if let Some(d) = waiting.remove(&seq) {
                         break d.result;
@@ -310,7 +354,11 @@ fn assemble(
                     Ok((chunks, size)) => {
                         node.content = chunks;
                         node.size = size;
-                        summary.files_new += 1;
+                        if existed {
+                            summary.files_changed += 1;
+                        } else {
+                            summary.files_new += 1;
+                        }
                         summary.total_bytes += size;
                         summary.bytes_read += size;
                         stack.last_mut().ok_or_else(aborted)?.children.push(node);
@@ -327,19 +375,26 @@ fn assemble(
         return Err(aborted());
     }
     let root = stack.pop().ok_or_else(aborted)?;
-    let id = store_tree(repo, seen, &seal, root.children)?;
+    let id = store_tree(repo, seen, &seal, root.children, root.prev)?;
     Ok((id, summary))
 }
 
-/// Encodes a directory and queues it for storing unless an identical tree exists.
+/// Encodes a directory and queues it for storing unless an identical tree exists. A
+/// directory equal to the parent snapshot's reuses its id without encoding.
 fn store_tree(
     repo: &Repository,
     seen: &Seen,
     seal: &Sender<SealJob>,
     nodes: Vec<Node>,
+    prev: Option<PrevDir>,
 ) -> Result<TreeId> {
     let mut t = Tree { nodes };
     t.sort();
+    if let Some(p) = prev {
+        if p.tree.nodes == t.nodes {
+            return Ok(p.id);
+        }
+    }
     let enc = tree::encode(&t);
     let id = repo.hasher().tree_id(&enc);
     if claim(repo, seen, BlobKind::Tree, id.into())? {

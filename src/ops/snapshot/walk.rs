@@ -1,16 +1,21 @@
 //! The walker stage: a depth-first walk that emits ordered events for the assembler and
 //! file jobs for the chunkers. Source paths are stored under their full absolute path, so
-//! several sources merge into one root without name clashes.
+//! several sources merge into one root without name clashes. With a parent snapshot the
+//! walker compares each entry with the parent's and sends only changed files to be read.
 
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_channel::Sender;
 
+use super::parent::{count_files, unchanged, PrevDir};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::repository::Repository;
 use crate::snapshot::Skipped;
+use crate::source::exclude::Excluder;
 use crate::source::fs::{
     absolute, components, kind_of, node_from_metadata, read_dir_sorted, OwnerNames,
 };
@@ -18,14 +23,18 @@ use crate::tree::{Node, NodeKind};
 
 /// One step of the walk, in tree order.
 pub(super) enum Event {
-    /// A directory starts; its children follow until the matching `Leave`.
-    Enter(Node),
+    /// A directory starts; its children follow until the matching `Leave`. Carries the
+    /// parent snapshot's version of the directory, if any.
+    Enter(Node, Option<PrevDir>),
     /// The innermost open directory is complete.
     Leave,
     /// A non-file, non-directory entry.
     Leaf(Node),
-    /// A regular file whose content job has sequence number `.0`.
-    File(u64, PathBuf, Node),
+    /// A regular file whose content job has sequence number `.0`; `.3` says whether the
+    /// parent snapshot had a file at this path.
+    File(u64, PathBuf, Node, bool),
+    /// A regular file unchanged since the parent snapshot, its content already filled in.
+    Unchanged(Node),
     /// Something that could not be read.
     Skipped(Skipped),
 }
@@ -64,12 +73,30 @@ pub(super) fn prepare_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(kept)
 }
 
+/// What the walk found besides its events.
+#[derive(Default)]
+pub(super) struct WalkStats {
+    /// Files in the parent snapshot that are gone (or now excluded).
+    pub files_removed: u64,
+}
+
+/// Everything the walker reads besides the file system.
+pub(super) struct WalkContext<'a> {
+    pub repo: &'a Repository,
+    pub excluder: &'a Excluder,
+    pub parent_root: Option<PrevDir>,
+}
+
 struct Walker<'a> {
+    ctx: &'a WalkContext<'a>,
     events: &'a Sender<Event>,
     jobs: &'a Sender<FileJob>,
     progress: &'a Progress,
     owners: OwnerNames,
     seq: u64,
+    /// Device of the source path being walked (for `--one-file-system`).
+    root_dev: u64,
+    stats: WalkStats,
 }
 
 /// Signals that the rest of the pipeline has stopped.
@@ -87,7 +114,12 @@ impl Walker<'_> {
         }))
     }
 
-    fn visit(&mut self, path: &Path, name: &[u8]) -> std::result::Result<(), Stopped> {
+    fn visit(
+        &mut self,
+        path: &Path,
+        name: &[u8],
+        prev: Option<&PrevDir>,
+    ) -> std::result::Result<(), Stopped> {
         let md = match std::fs::symlink_metadata(path) {
             Ok(md) => md,
             Err(e) => return self.skip(path, e),
@@ -95,45 +127,98 @@ impl Walker<'_> {
         let Some(kind) = kind_of(&md) else {
             return Ok(()); // sockets cannot be restored; like tar, we leave them out
         };
-        let node = match node_from_metadata(name, path, &md, kind, &self.owners) {
+        let before = prev.and_then(|p| p.get(name));
+        if self.ctx.excluder.excludes(path, kind == NodeKind::Dir) {
+            self.note_removed(before);
+            return Ok(());
+        }
+        let mut node = match node_from_metadata(name, path, &md, kind, &self.owners) {
             Ok(n) => n,
             Err(e) => return self.skip(path, e),
         };
         match kind {
             NodeKind::Dir => {
-                self.emit(Event::Enter(node))?;
-                self.visit_children(path)?;
+                if self.ctx.excluder.marked(path) {
+                    self.note_removed(before);
+                    return Ok(());
+                }
+                let sub = prev.and_then(|p| p.subdir(self.ctx.repo, name));
+                self.emit(Event::Enter(node, sub.clone()))?;
+                if self.ctx.excluder.crosses(md.dev(), self.root_dev) {
+                    // A mount point: kept as an empty directory, like tar does.
+                    self.note_removed_children(sub.as_ref());
+                } else {
+                    self.visit_children(path, sub.as_ref())?;
+                }
                 self.emit(Event::Leave)
             }
             NodeKind::File => {
-                self.seq += 1;
                 self.progress.total_items.fetch_add(1, Relaxed);
+                if let Some(b) = before.filter(|b| unchanged(b, &node)) {
+                    node.content = b.content.clone();
+                    self.progress.done(1, 0);
+                    return self.emit(Event::Unchanged(node));
+                }
+                self.seq += 1;
                 self.progress.total_bytes.fetch_add(node.size, Relaxed);
                 let job = FileJob {
                     seq: self.seq,
                     path: path.to_path_buf(),
                 };
                 self.jobs.send(job).map_err(|_| Stopped)?;
-                self.emit(Event::File(self.seq, path.to_path_buf(), node))
+                let existed = before.is_some_and(|b| b.kind == Some(NodeKind::File));
+                self.emit(Event::File(self.seq, path.to_path_buf(), node, existed))
             }
             _ => self.emit(Event::Leaf(node)),
         }
     }
 
-    fn visit_children(&mut self, dir: &Path) -> std::result::Result<(), Stopped> {
-        match read_dir_sorted(dir) {
-            Ok(names) => {
-                for n in names {
-                    self.visit(&dir.join(&n), n.as_bytes())?;
-                }
-                Ok(())
-            }
-            Err(e) => self.skip(dir, e),
+    fn note_removed(&mut self, before: Option<&Node>) {
+        if let Some(b) = before {
+            self.stats.files_removed += count_files(self.ctx.repo, b);
         }
     }
 
+    fn note_removed_children(&mut self, prev: Option<&PrevDir>) {
+        if let Some(p) = prev {
+            for n in &p.tree.nodes {
+                self.stats.files_removed += count_files(self.ctx.repo, n);
+            }
+        }
+    }
+
+    fn visit_children(
+        &mut self,
+        dir: &Path,
+        prev: Option<&PrevDir>,
+    ) -> std::result::Result<(), Stopped> {
+        let names = match read_dir_sorted(dir) {
+            Ok(names) => names,
+            Err(e) => return self.skip(dir, e),
+        };
+        if let Some(p) = prev {
+            // Entries of the parent that are gone; `names` and the tree share one order.
+            let mut live = names.iter().map(|n| n.as_bytes()).peekable();
+            for old in &p.tree.nodes {
+                while live.next_if(|n| *n < old.name.as_slice()).is_some() {}
+                if live.peek() != Some(&old.name.as_slice()) {
+                    self.stats.files_removed += count_files(self.ctx.repo, old);
+                }
+            }
+        }
+        for n in &names {
+            self.visit(&dir.join(n), n.as_bytes(), prev)?;
+        }
+        Ok(())
+    }
+
     /// Opens a directory that is only an ancestor of a source path.
-    fn enter_ancestor(&mut self, path: &Path, name: &[u8]) -> std::result::Result<(), Stopped> {
+    fn enter_ancestor(
+        &mut self,
+        path: &Path,
+        name: &[u8],
+        prev: Option<PrevDir>,
+    ) -> std::result::Result<(), Stopped> {
         let node = std::fs::symlink_metadata(path)
             .ok()
             .and_then(|md| node_from_metadata(name, path, &md, NodeKind::Dir, &self.owners).ok())
@@ -143,34 +228,47 @@ impl Walker<'_> {
                 mode: 0o755,
                 ..Node::default()
             });
-        self.emit(Event::Enter(node))
+        self.emit(Event::Enter(node, prev))
     }
 }
 
 /// Walks every source; returns when done or when the pipeline stopped.
 pub(super) fn walk(
+    ctx: &WalkContext,
     sources: &[PathBuf],
     events: &Sender<Event>,
     jobs: &Sender<FileJob>,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<WalkStats> {
     let mut w = Walker {
+        ctx,
         events,
         jobs,
         progress,
         owners: OwnerNames::default(),
         seq: 0,
+        root_dev: 0,
+        stats: WalkStats::default(),
     };
-    let mut open: Vec<Vec<u8>> = Vec::new();
-    let run = |w: &mut Walker, open: &mut Vec<Vec<u8>>| -> std::result::Result<(), Stopped> {
+    // Open ancestor directories, each with the parent snapshot's version of it.
+    let mut open: Vec<(Vec<u8>, Option<PrevDir>)> = Vec::new();
+    let root_prev = ctx.parent_root.clone();
+    let run = |w: &mut Walker,
+               open: &mut Vec<(Vec<u8>, Option<PrevDir>)>|
+     -> std::result::Result<(), Stopped> {
         for src in sources {
+            w.root_dev = std::fs::symlink_metadata(src).map_or(0, |m| m.dev());
             let comps = components(src);
             let Some((name, parents)) = comps.split_last() else {
                 // The source is "/": its children go straight into the root.
-                w.visit_children(Path::new("/"))?;
+                w.visit_children(Path::new("/"), root_prev.as_ref())?;
                 continue;
             };
-            let common = open.iter().zip(parents).take_while(|(a, b)| a == b).count();
+            let common = open
+                .iter()
+                .zip(parents)
+                .take_while(|((a, _), b)| a == *b)
+                .count();
             while open.len() > common {
                 open.pop();
                 w.emit(Event::Leave)?;
@@ -183,10 +281,14 @@ pub(super) fn walk(
                             .map(|c| PathBuf::from(std::ffi::OsStr::from_bytes(c))),
                     )
                     .collect();
-                w.enter_ancestor(&p, comp)?;
-                open.push(comp.clone());
+                let up = open.last().map_or(root_prev.as_ref(), |(_, p)| p.as_ref());
+                let prev = up.and_then(|u| u.subdir(w.ctx.repo, comp));
+                w.enter_ancestor(&p, comp, prev.clone())?;
+                open.push((comp.clone(), prev));
             }
-            w.visit(src, name)?;
+            let up = open.last().map_or(root_prev.as_ref(), |(_, p)| p.as_ref());
+            let up = up.cloned();
+            w.visit(src, name, up.as_ref())?;
         }
         while open.pop().is_some() {
             w.emit(Event::Leave)?;
@@ -195,5 +297,5 @@ pub(super) fn walk(
     };
     let _ = run(&mut w, &mut open);
     progress.totals_final.store(true, Relaxed);
-    Ok(())
+    Ok(w.stats)
 }
