@@ -49,9 +49,7 @@ fn mode_string(n: &Node) -> String {
 }
 
 fn mtime(n: &Node) -> String {
-    chrono::DateTime::from_timestamp(n.mtime.sec, n.mtime.nsec)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
-        .unwrap_or_default()
+    repo::tree::format_time(n.mtime)
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {

@@ -3,13 +3,15 @@
 
 mod check;
 pub mod context;
+mod diff;
+mod find;
 mod fmt;
 mod index;
 mod init;
 mod ls;
 mod restore;
 mod snapshot;
-mod snapshots;
+pub mod snapshots;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +44,10 @@ enum Command {
     Restore(restore::Args),
     /// Verify the repository's integrity
     Check(check::Args),
+    /// Show what changed between two snapshots
+    Diff(diff::Args),
+    /// Find which snapshots contain paths matching a pattern
+    Find(find::Args),
     /// Manage the local index
     Index(index::Args),
 }
@@ -56,6 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ls(a) => ls::run(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Check(a) => check::run(g, a),
+        Command::Diff(a) => diff::run(g, a),
+        Command::Find(a) => find::run(g, a),
         Command::Index(a) => index::run(g, a),
     }
 }

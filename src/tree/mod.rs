@@ -163,3 +163,10 @@ impl Tree {
 pub fn is_safe_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
 }
+
+/// A timestamp as RFC 3339 UTC with nanoseconds ("" when out of range).
+pub fn format_time(t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp(t.sec, t.nsec)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .unwrap_or_default()
+}

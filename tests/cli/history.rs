@@ -152,3 +152,71 @@ fn snapshots_filters() {
         "{table}"
     );
 }
+
+#[test]
+fn diff_and_find_on_a_known_history() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("docs")).unwrap();
+    fs::write(src.join("docs/a.md"), "alpha\n").unwrap();
+    fs::write(src.join("docs/b.md"), "beta\n").unwrap();
+    fs::write(src.join("keep.txt"), "same\n").unwrap();
+    fs::write(src.join("mode.sh"), "echo\n").unwrap();
+    env.init();
+    let s1 = env.snapshot(&[&src]);
+    fs::write(src.join("docs/a.md"), "alpha, longer now\n").unwrap();
+    fs::remove_file(src.join("docs/b.md")).unwrap();
+    fs::create_dir_all(src.join("new")).unwrap();
+    fs::write(src.join("new/c.md"), "gamma\n").unwrap();
+    fs::set_permissions(src.join("mode.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let s2 = env.snapshot(&[&src]);
+    let (a, b) = (s1["id"].as_str().unwrap(), s2["id"].as_str().unwrap());
+    let d = env.json(&["diff", a, b]);
+    let p = src.to_str().unwrap();
+    let mut got: Vec<(String, String)> = d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_string(),
+                c["change"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = vec![
+        (format!("{p}/docs/a.md"), "modified".to_string()),
+        (format!("{p}/docs/b.md"), "removed".to_string()),
+        (format!("{p}/mode.sh"), "metadata".to_string()),
+        (format!("{p}/new"), "added".to_string()),
+        (format!("{p}/new/c.md"), "added".to_string()),
+    ];
+    assert_eq!(got, want, "{d}");
+    assert_eq!(d["totals"]["bytes_removed"], 5);
+    assert_eq!(env.json(&["diff", a, a])["changes"], serde_json::json!([]));
+
+    let found = env.json(&["find", "*.md"]);
+    let hits: Vec<(String, String)> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["snapshot"].as_str().unwrap().to_string(),
+                m["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(hits.len(), 4, "{found}");
+    assert!(hits.contains(&(a[..8].to_string(), format!("{p}/docs/b.md"))));
+    assert!(!hits
+        .iter()
+        .any(|(s, path)| s == &b[..8] && path.ends_with("b.md")));
+    let c = env.json(&["find", &format!("{p}/new/*")]);
+    assert_eq!(c.as_array().unwrap().len(), 1);
+    assert_eq!(c[0]["size"], 6);
+    let bad = env.run(&["find", "a["]);
+    assert_eq!(bad.status.code(), Some(1));
+}
