@@ -7,10 +7,37 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
-use repo::ops::restore::{self, RestoreOptions};
+use repo::ops::restore::{self, Action, Conflict, RestoreOptions};
 use repo::progress::{Display, Progress};
 use repo::selection::{at_or_before, SnapshotFilter};
 use repo::timespec::parse_time;
+
+/// `--conflict` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ConflictArg {
+    /// Keep existing files
+    Skip,
+    /// Replace existing files that differ
+    Overwrite,
+    /// Replace only when the snapshot's copy is newer
+    IfNewer,
+    /// Replace only when the content differs (hashes same-size files)
+    IfChanged,
+    /// Keep existing files and restore next to them as NAME.restored
+    Rename,
+}
+
+impl From<ConflictArg> for Conflict {
+    fn from(c: ConflictArg) -> Self {
+        match c {
+            ConflictArg::Skip => Conflict::Skip,
+            ConflictArg::Overwrite => Conflict::Overwrite,
+            ConflictArg::IfNewer => Conflict::IfNewer,
+            ConflictArg::IfChanged => Conflict::IfChanged,
+            ConflictArg::Rename => Conflict::Rename,
+        }
+    }
+}
 
 /// An absolute, normalised form of a path the user typed (it need not exist).
 fn absolute_str(p: &str) -> Result<String> {
@@ -36,6 +63,15 @@ pub struct Args {
     /// With --at: only snapshots with this tag (repeatable)
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// What to do with existing files that differ from the snapshot
+    #[arg(long, value_enum, default_value = "overwrite")]
+    conflict: ConflictArg,
+    /// Hash existing files whose size and mtime match before leaving them alone
+    #[arg(long)]
+    verify_existing: bool,
+    /// Print what would be created, overwritten, skipped or renamed, and write nothing
+    #[arg(long, short = 'n')]
+    dry_run: bool,
     /// Directory to restore into (created if missing)
     #[arg(long, short = 't')]
     target: PathBuf,
@@ -89,6 +125,9 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let opts = RestoreOptions {
         target: a.target,
         includes,
+        conflict: a.conflict.into(),
+        verify_existing: a.verify_existing,
+        dry_run: a.dry_run,
     };
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), "restoring", g.show_progress());
@@ -96,13 +135,36 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     drop(display);
     if g.json {
         print_json(&report)?;
+    } else if opts.dry_run {
+        for f in &report.plan {
+            let what = match &f.action {
+                Action::Create => "create".to_string(),
+                Action::Overwrite => "overwrite".to_string(),
+                Action::UpToDate => "up to date".to_string(),
+                Action::Skip => "skip (exists)".to_string(),
+                Action::Rename(p) => format!("restore as {}", p.display()),
+            };
+            println!("{what:<14} {} ({})", f.path, bytes(f.bytes));
+        }
+        println!(
+            "dry run: would write {} files ({}); {} up to date, {} skipped, {} overwritten, {} renamed",
+            report.files,
+            bytes(report.bytes),
+            report.up_to_date,
+            report.skipped,
+            report.overwritten,
+            report.renamed
+        );
     } else {
         println!(
-            "restored {} files ({}), {} directories, {} other entries",
+            "restored {} files ({}), {} directories, {} other entries; {} up to date, {} skipped, {} renamed",
             report.files,
             bytes(report.bytes),
             report.dirs,
-            report.others
+            report.others,
+            report.up_to_date,
+            report.skipped,
+            report.renamed
         );
     }
     if !report.errors.is_empty() {

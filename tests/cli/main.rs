@@ -7,5 +7,6 @@ mod dedup;
 mod errors;
 mod history;
 mod incremental;
+mod restore_policy;
 mod roundtrip;
 mod vectors;

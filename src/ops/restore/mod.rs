@@ -5,8 +5,11 @@
 //! temporary name and renamed into place only after every chunk was verified against its
 //! id — a damaged chunk fails that file loudly and never leaves wrong bytes behind.
 
+mod conflict;
 mod meta;
 mod plan;
+
+pub use conflict::{Action, Conflict};
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -26,6 +29,9 @@ use crate::tree::NodeKind;
 
 pub use plan::{Plan, PlanItem};
 
+/// Granularity of hole detection when writing: zero blocks this size stay unwritten.
+const SPARSE_BLOCK: usize = 64 << 10;
+
 /// Bytes above which a file's chunks are fetched in parallel.
 const PARALLEL_FILE_BYTES: u64 = 16 << 20;
 
@@ -36,6 +42,23 @@ pub struct RestoreOptions {
     pub target: PathBuf,
     /// Snapshot paths to restore (with everything below them); empty means all.
     pub includes: Vec<String>,
+    /// What to do with existing files that differ.
+    pub conflict: Conflict,
+    /// Hash existing files whose size and mtime match before calling them up to date.
+    pub verify_existing: bool,
+    /// Only work out and report what would be done.
+    pub dry_run: bool,
+}
+
+/// One file of a restore and what happens to it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FileAction {
+    /// Snapshot path.
+    pub path: String,
+    /// What restore does with it.
+    pub action: Action,
+    /// Bytes written for it (0 unless created, overwritten or renamed).
+    pub bytes: u64,
 }
 
 /// Outcome of a restore.
@@ -49,6 +72,17 @@ pub struct RestoreReport {
     pub others: u64,
     /// Bytes of file content written.
     pub bytes: u64,
+    /// Files already identical in the target (not rewritten).
+    pub up_to_date: u64,
+    /// Existing files kept because of the conflict policy.
+    pub skipped: u64,
+    /// Files restored under a `.restored` name next to an existing one.
+    pub renamed: u64,
+    /// Files replaced.
+    pub overwritten: u64,
+    /// With `dry_run`: every file and its action (nothing was written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<FileAction>,
     /// Items that failed, with the reason.
     pub errors: Vec<String>,
 }
@@ -75,9 +109,66 @@ pub fn run(
         .total_bytes
         .store(plan.files().map(|i| i.node.size).sum(), Relaxed);
     progress.totals_final.store(true, Relaxed);
+    let target = &opts.target;
+    // Decide per file (indexed like plan.items) before anything is written.
+    let actions: Vec<Option<Action>> = plan
+        .items
+        .iter()
+        .map(|i| {
+            (i.node.kind() == NodeKind::File).then(|| {
+                conflict::decide(
+                    repo,
+                    &i.node,
+                    &i.path_in(target),
+                    opts.conflict,
+                    opts.verify_existing,
+                )
+            })
+        })
+        .collect();
+    let mut report = RestoreReport::default();
+    for a in actions.iter().flatten() {
+        match a {
+            Action::UpToDate => report.up_to_date += 1,
+            Action::Skip => report.skipped += 1,
+            Action::Rename(_) => report.renamed += 1,
+            Action::Overwrite => report.overwritten += 1,
+            Action::Create => {}
+        }
+    }
+    if opts.dry_run {
+        for (item, a) in plan.items.iter().zip(&actions) {
+            if let Some(a) = a {
+                let writes = matches!(a, Action::Create | Action::Overwrite | Action::Rename(_));
+                let bytes = if writes { item.node.size } else { 0 };
+                report.bytes += bytes;
+                report.files += u64::from(writes);
+                report.plan.push(FileAction {
+                    path: item.display(),
+                    action: a.clone(),
+                    bytes,
+                });
+            }
+        }
+        report.errors = plan
+            .rejected
+            .iter()
+            .map(|r| format!("refused: {r}"))
+            .collect();
+        return Ok(report);
+    }
+    // Where each file's content goes, or None when it is left alone.
+    let dest_of = |idx: usize| -> Option<PathBuf> {
+        match actions[idx].as_ref()? {
+            Action::Create | Action::Overwrite | Action::UpToDate => {
+                Some(plan.items[idx].path_in(target))
+            }
+            Action::Rename(p) => Some(p.clone()),
+            Action::Skip => None,
+        }
+    };
     fs::create_dir_all(&opts.target)
         .map_err(|e| Error::io(format!("creating {}", opts.target.display()), e))?;
-    let target = &opts.target;
     let errors = Mutex::new(Vec::new());
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         errors
@@ -85,7 +176,6 @@ pub fn run(
             .unwrap_or_else(|p| p.into_inner())
             .push(format!("{what}: {e}"));
     };
-    let mut report = RestoreReport::default();
     for r in &plan.rejected {
         fail("refused", r);
     }
@@ -98,15 +188,25 @@ pub fn run(
         }
     }
     // 2. File contents, in parallel; the first copy of each hard-link group only.
-    let written: Vec<(u64, bool)> = plan
-        .files()
-        .filter(|i| i.link_to.is_none())
+    let written: Vec<(u64, bool)> = (0..plan.items.len())
+        .filter(|&i| {
+            let item = &plan.items[i];
+            item.link_to.is_none()
+                && matches!(
+                    actions[i],
+                    Some(Action::Create | Action::Overwrite | Action::Rename(_))
+                )
+        })
         .par_bridge()
-        .map(|item| match restore_file(repo, item, target, progress) {
-            Ok(()) => (item.node.size, true),
-            Err(e) => {
-                fail(&item.display(), &e);
-                (0, false)
+        .map(|i| {
+            let item = &plan.items[i];
+            let dest = dest_of(i).unwrap_or_else(|| item.path_in(target));
+            match restore_file(repo, item, &dest, progress) {
+                Ok(()) => (item.node.size, true),
+                Err(e) => {
+                    fail(&item.display(), &e);
+                    (0, false)
+                }
             }
         })
         .collect();
@@ -117,9 +217,18 @@ pub fn run(
         }
     }
     // 3. Hard links, symlinks, fifos, devices.
-    for item in plan.items.iter().filter(|i| i.node.kind() != NodeKind::Dir) {
+    for (idx, item) in plan.items.iter().enumerate() {
+        if item.node.kind() == NodeKind::Dir {
+            continue;
+        }
         let result = if let Some(first) = &item.link_to {
-            hard_link(&target.join(first), &item.path_in(target))
+            match &actions[idx] {
+                Some(Action::Create | Action::Overwrite) => {
+                    hard_link(&target.join(first), &item.path_in(target))
+                }
+                Some(Action::Rename(p)) => hard_link(&target.join(first), p),
+                _ => continue,
+            }
         } else if item.node.kind() == NodeKind::File {
             continue;
         } else {
@@ -132,8 +241,17 @@ pub fn run(
     }
     // 4. Metadata: files and others now, directories last and deepest first, because
     //    creating children changes a directory's mtime.
-    for item in plan.items.iter().filter(|i| i.node.kind() != NodeKind::Dir) {
-        let p = item.path_in(target);
+    for (idx, item) in plan.items.iter().enumerate() {
+        if item.node.kind() == NodeKind::Dir {
+            continue;
+        }
+        let p = match item.node.kind() {
+            NodeKind::File => match dest_of(idx) {
+                Some(p) => p,
+                None => continue,
+            },
+            _ => item.path_in(target),
+        };
         if fs::symlink_metadata(&p).is_ok() {
             if let Err(e) = meta::apply(&item.node, &p) {
                 fail(&item.display(), &e);
@@ -188,11 +306,10 @@ fn hard_link(first: &Path, p: &Path) -> Result<()> {
 fn restore_file(
     repo: &Repository,
     item: &PlanItem,
-    target: &Path,
+    dest: &Path,
     progress: &Progress,
 ) -> Result<()> {
-    let dest = item.path_in(target);
-    let dir = dest.parent().unwrap_or(target);
+    let dir = dest.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".repo-restore-{}",
         hex::encode(rand::random::<[u8; 6]>())
@@ -230,8 +347,15 @@ fn restore_file(
         }
         let write = |(bid, loc, off): &(BlobId, crate::index::BlobLocation, u64)| -> Result<()> {
             let data = repo.read_blob_at(BlobKind::Data, bid, loc)?;
-            f.write_all_at(&data, *off)
-                .map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
+            // The file was sized with set_len, so all-zero blocks are left as holes.
+            let mut at = *off;
+            for block in data.chunks(SPARSE_BLOCK) {
+                if block.iter().any(|&b| b != 0) {
+                    f.write_all_at(block, at)
+                        .map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
+                }
+                at += block.len() as u64;
+            }
             progress.bytes.fetch_add(data.len() as u64, Relaxed);
             Ok(())
         };
@@ -240,8 +364,8 @@ fn restore_file(
         } else {
             offsets.iter().try_for_each(write)?;
         }
-        clear_path(&dest)?;
-        fs::rename(&tmp, &dest)
+        clear_path(dest)?;
+        fs::rename(&tmp, dest)
             .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e))
     })();
     if result.is_err() {

@@ -1,0 +1,164 @@
+//! Restore into a non-empty target: dry run, conflict policies, resume, sparse files.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use crate::common::Env;
+
+struct Setup {
+    env: Env,
+    out: PathBuf,
+    /// Where the source appears inside `out`.
+    inside: PathBuf,
+}
+
+fn setup() -> Setup {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.txt"), "snapshot a\n").unwrap();
+    fs::write(src.join("b.txt"), "snapshot b\n").unwrap();
+    fs::write(src.join("c.txt"), "snapshot c\n").unwrap();
+    env.init();
+    env.snapshot(&[&src]);
+    let out = env.path("out");
+    let inside = out.join(src.strip_prefix("/").unwrap());
+    Setup { env, out, inside }
+}
+
+fn restore(s: &Setup, extra: &[&str]) -> serde_json::Value {
+    let mut a = vec!["restore", "latest", "--target", s.out.to_str().unwrap()];
+    a.extend_from_slice(extra);
+    s.env.json(&a)
+}
+
+#[test]
+fn dry_run_writes_nothing_and_policies_decide() {
+    let s = setup();
+    // First restore, then change the target.
+    restore(&s, &[]);
+    fs::write(s.inside.join("a.txt"), "local edit, longer\n").unwrap();
+    fs::remove_file(s.inside.join("b.txt")).unwrap();
+    let plan = restore(&s, &["--dry-run"]);
+    let actions: Vec<(String, String)> = plan["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let p = f["path"].as_str().unwrap();
+            let name = p.rsplit('/').next().unwrap().to_string();
+            (name, f["action"].to_string())
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("a.txt".into(), "\"overwrite\"".into()),
+            ("b.txt".into(), "\"create\"".into()),
+            ("c.txt".into(), "\"up-to-date\"".into()),
+        ]
+    );
+    assert_eq!(plan["bytes"], 22);
+    assert!(!s.inside.join("b.txt").exists(), "dry run wrote a file");
+    assert_eq!(
+        fs::read_to_string(s.inside.join("a.txt")).unwrap(),
+        "local edit, longer\n"
+    );
+
+    // skip keeps the edit but creates the missing file.
+    let r = restore(&s, &["--conflict", "skip"]);
+    assert_eq!(
+        (r["files"].as_u64(), r["skipped"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        fs::read_to_string(s.inside.join("a.txt")).unwrap(),
+        "local edit, longer\n"
+    );
+    assert_eq!(
+        fs::read_to_string(s.inside.join("b.txt")).unwrap(),
+        "snapshot b\n"
+    );
+
+    // rename keeps both.
+    let r = restore(&s, &["--conflict", "rename"]);
+    assert_eq!(r["renamed"], 1);
+    assert_eq!(
+        fs::read_to_string(s.inside.join("a.txt.restored")).unwrap(),
+        "snapshot a\n"
+    );
+    assert_eq!(
+        fs::read_to_string(s.inside.join("a.txt")).unwrap(),
+        "local edit, longer\n"
+    );
+
+    // if-newer: the local edit is newer than the snapshot copy, so it stays.
+    let r = restore(&s, &["--conflict", "if-newer"]);
+    assert_eq!(r["skipped"], 1);
+
+    // overwrite replaces; a second run finds everything up to date and writes nothing.
+    let r = restore(&s, &["--conflict", "overwrite"]);
+    assert_eq!(r["overwritten"], 1);
+    assert_eq!(
+        fs::read_to_string(s.inside.join("a.txt")).unwrap(),
+        "snapshot a\n"
+    );
+    let r = restore(&s, &[]);
+    assert_eq!(
+        (r["files"].as_u64(), r["up_to_date"].as_u64()),
+        (Some(0), Some(3))
+    );
+}
+
+#[test]
+fn if_changed_and_verify_existing_detect_same_size_edits() {
+    let s = setup();
+    restore(&s, &[]);
+    let a = s.inside.join("a.txt");
+    let mtime = filetime::FileTime::from_last_modification_time(&fs::metadata(&a).unwrap());
+    // Same size, same mtime, different bytes: only hashing can tell.
+    fs::write(&a, "SNAPSHOT A\n").unwrap();
+    filetime::set_file_mtime(&a, mtime).unwrap();
+    let r = restore(&s, &[]);
+    assert_eq!(r["up_to_date"], 3, "size+mtime says up to date");
+    assert_eq!(fs::read_to_string(&a).unwrap(), "SNAPSHOT A\n");
+    let r = restore(&s, &["--verify-existing"]);
+    assert_eq!(r["overwritten"], 1);
+    assert_eq!(fs::read_to_string(&a).unwrap(), "snapshot a\n");
+    // if-changed: a touched but identical file is not rewritten.
+    let ino = fs::metadata(s.inside.join("b.txt")).unwrap().ino();
+    filetime::set_file_mtime(
+        s.inside.join("b.txt"),
+        filetime::FileTime::from_unix_time(1, 0),
+    )
+    .unwrap();
+    let r = restore(&s, &["--conflict", "if-changed"]);
+    assert_eq!(r["files"], 0);
+    assert_eq!(fs::metadata(s.inside.join("b.txt")).unwrap().ino(), ino);
+}
+
+#[test]
+fn zero_runs_are_restored_as_holes() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let f = src.join("sparse.img");
+    let mut data = vec![0u8; 32 << 20];
+    data[..4096].fill(7);
+    let n = data.len();
+    data[n - 4096..].fill(9);
+    fs::write(&f, &data).unwrap();
+    env.init();
+    env.snapshot(&[&src]);
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    let r = out.join(f.strip_prefix("/").unwrap());
+    assert_eq!(fs::read(&r).unwrap(), data);
+    let md = fs::metadata(&r).unwrap();
+    assert!(
+        md.blocks() * 512 < (8 << 20),
+        "{} bytes allocated for a mostly-zero 32 MiB file",
+        md.blocks() * 512
+    );
+}
