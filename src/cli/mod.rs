@@ -10,6 +10,7 @@ mod index;
 mod init;
 mod ls;
 mod restore;
+mod scan;
 mod snapshot;
 pub mod snapshots;
 
@@ -48,6 +49,8 @@ enum Command {
     Diff(diff::Args),
     /// Find which snapshots contain paths matching a pattern
     Find(find::Args),
+    /// Compare live files with a snapshot: missing, new, modified, corrupted, duplicates
+    Scan(scan::Args),
     /// Manage the local index
     Index(index::Args),
 }
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(a) => check::run(g, a),
         Command::Diff(a) => diff::run(g, a),
         Command::Find(a) => find::run(g, a),
+        Command::Scan(a) => scan::run(g, a),
         Command::Index(a) => index::run(g, a),
     }
 }

@@ -5,4 +5,5 @@ pub mod diff;
 pub mod find;
 pub mod ls;
 pub mod restore;
+pub mod scan;
 pub mod snapshot;

@@ -9,4 +9,5 @@ mod history;
 mod incremental;
 mod restore_policy;
 mod roundtrip;
+mod scan;
 mod vectors;
