@@ -63,6 +63,10 @@ pub struct Args {
     /// With --at: only snapshots with this tag (repeatable)
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Leave out entries matching this glob and everything below them (repeatable;
+    /// without "/" it matches names, with "/" whole snapshot paths)
+    #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
+    excludes: Vec<String>,
     /// What to do with existing files that differ from the snapshot
     #[arg(long, value_enum, default_value = "overwrite")]
     conflict: ConflictArg,
@@ -125,6 +129,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let opts = RestoreOptions {
         target: a.target,
         includes,
+        excludes: a.excludes,
         conflict: a.conflict.into(),
         verify_existing: a.verify_existing,
         dry_run: a.dry_run,

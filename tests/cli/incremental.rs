@@ -82,10 +82,10 @@ fn force_full_reads_everything_and_parent_can_be_chosen() {
     assert!(full["parent"].is_null());
     assert_eq!(summary(&full, "files_new"), 100);
     assert!(summary(&full, "bytes_read") > 0);
-    assert_eq!(
-        summary(&full, "blobs_added"),
-        0,
-        "full re-read still dedupes"
+    // At most the trees of ancestors (the shared temp dir may change meanwhile) are new.
+    assert!(
+        summary(&full, "blobs_added") <= 2,
+        "full re-read still dedupes: {full}"
     );
     let id = first["id"].as_str().unwrap();
     let chosen = env.json(&["snapshot", src.to_str().unwrap(), "--parent", &id[..12]]);

@@ -162,3 +162,21 @@ fn zero_runs_are_restored_as_holes() {
         md.blocks() * 512
     );
 }
+
+#[test]
+fn restore_exclude_globs_leave_entries_out() {
+    let s = setup();
+    let r = restore(&s, &["--exclude", "b.*"]);
+    assert_eq!(r["files"], 2);
+    assert!(!s.inside.join("b.txt").exists());
+    assert!(s.inside.join("a.txt").exists());
+    let bad = s.env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        "/nonexistent-x",
+        "--exclude",
+        "a[",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+}

@@ -42,6 +42,8 @@ pub struct RestoreOptions {
     pub target: PathBuf,
     /// Snapshot paths to restore (with everything below them); empty means all.
     pub includes: Vec<String>,
+    /// Leave out entries matching these globs (names, or whole paths when they hold `/`).
+    pub excludes: Vec<String>,
     /// What to do with existing files that differ.
     pub conflict: Conflict,
     /// Hash existing files whose size and mtime match before calling them up to date.
@@ -94,7 +96,12 @@ pub fn run(
     opts: &RestoreOptions,
     progress: &Progress,
 ) -> Result<RestoreReport> {
-    let plan = plan::build(repo, snap, &opts.includes)?;
+    let excludes = opts
+        .excludes
+        .iter()
+        .map(|e| crate::ops::find::Pattern::new(e))
+        .collect::<Result<Vec<_>>>()?;
+    let plan = plan::build(repo, snap, &opts.includes, &excludes)?;
     if !opts.includes.is_empty() && !plan.matched {
         return Err(Error::Selection(format!(
             "nothing in snapshot {} matches {}",

@@ -65,6 +65,7 @@ fn include_components(s: &str) -> Vec<Vec<u8>> {
 struct Builder<'a> {
     repo: &'a Repository,
     includes: Vec<Vec<Vec<u8>>>,
+    excludes: &'a [crate::ops::find::Pattern],
     plan: Plan,
     links: HashMap<(u64, u64), PathBuf>,
 }
@@ -104,6 +105,21 @@ impl Builder<'_> {
         let t = self.repo.load_tree(tree)?;
         for node in t.nodes {
             comps.push(node.name.clone());
+            if !self.excludes.is_empty() {
+                let path = format!(
+                    "/{}",
+                    comps
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c))
+                        .collect::<Vec<_>>()
+                        .join("/")
+                );
+                let name = String::from_utf8_lossy(&node.name);
+                if self.excludes.iter().any(|p| p.matches(&path, &name)) {
+                    comps.pop();
+                    continue;
+                }
+            }
             let sel = if all {
                 Selected::All
             } else {
@@ -175,11 +191,18 @@ impl Builder<'_> {
     }
 }
 
-/// Builds the plan for `snap`, restricted to `includes` (snapshot paths) when non-empty.
-pub fn build(repo: &Repository, snap: &Snapshot, includes: &[String]) -> Result<Plan> {
+/// Builds the plan for `snap`, restricted to `includes` (snapshot paths) when non-empty and
+/// leaving out entries (with everything below them) that match an exclude pattern.
+pub fn build(
+    repo: &Repository,
+    snap: &Snapshot,
+    includes: &[String],
+    excludes: &[crate::ops::find::Pattern],
+) -> Result<Plan> {
     let mut b = Builder {
         repo,
         includes: includes.iter().map(|s| include_components(s)).collect(),
+        excludes,
         plan: Plan::default(),
         links: HashMap::new(),
     };
