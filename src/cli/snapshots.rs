@@ -8,9 +8,9 @@ use repo::selection::{group, SnapshotFilter};
 use repo::snapshot::Snapshot;
 use repo::timespec::parse_time;
 
-/// Arguments of `repo snapshots`.
+/// Snapshot filter flags shared by the history commands (`snapshots`, `find`).
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub struct FilterArgs {
     /// Only snapshots of this host (repeatable)
     #[arg(long = "host")]
     hosts: Vec<String>,
@@ -29,48 +29,41 @@ pub struct Args {
     /// Only snapshots taken at or before this time
     #[arg(long)]
     until: Option<String>,
+}
+
+impl FilterArgs {
+    /// The filter these flags describe; paths are made absolute, times parsed.
+    pub fn filter(self) -> Result<SnapshotFilter> {
+        let now = chrono::Utc::now();
+        let mut paths = Vec::new();
+        for p in &self.paths {
+            let abs = repo::source::fs::absolute(std::path::Path::new(p))?;
+            paths.push(abs.display().to_string());
+        }
+        let time = |t: Option<String>| t.map(|s| parse_time(&s, now)).transpose();
+        Ok(SnapshotFilter {
+            hosts: self.hosts,
+            paths,
+            tags: self.tags,
+            source: self.source,
+            since: time(self.since)?,
+            until: time(self.until)?,
+        })
+    }
+}
+
+/// Arguments of `repo snapshots`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Only the newest N snapshots of each source
     #[arg(long, value_name = "N")]
     latest: Option<usize>,
 }
 
-/// Builds the filter shared by history commands from their flags.
-pub fn filter(
-    hosts: Vec<String>,
-    paths: &[String],
-    tags: Vec<String>,
-    source: Option<String>,
-    since: Option<&str>,
-    until: Option<&str>,
-) -> Result<SnapshotFilter> {
-    let now = chrono::Utc::now();
-    let mut abs = Vec::new();
-    for p in paths {
-        abs.push(
-            repo::source::fs::absolute(std::path::Path::new(p))?
-                .display()
-                .to_string(),
-        );
-    }
-    Ok(SnapshotFilter {
-        hosts,
-        paths: abs,
-        tags,
-        source,
-        since: since.map(|s| parse_time(s, now)).transpose()?,
-        until: until.map(|s| parse_time(s, now)).transpose()?,
-    })
-}
-
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let f = filter(
-        a.hosts,
-        &a.paths,
-        a.tags,
-        a.source,
-        a.since.as_deref(),
-        a.until.as_deref(),
-    )?;
+    let f = a.filter.filter()?;
     let repo = g.open(false)?;
     let mut groups = group(f.apply(repo.snapshots()?));
     if let Some(n) = a.latest {

@@ -62,6 +62,12 @@ fn include_components(s: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The snapshot path of `comps` as text ("/a/b"), for messages and pattern matching.
+fn shown_path(comps: &[Vec<u8>]) -> String {
+    let parts: Vec<_> = comps.iter().map(|c| String::from_utf8_lossy(c)).collect();
+    format!("/{}", parts.join("/"))
+}
+
 struct Builder<'a> {
     repo: &'a Repository,
     includes: Vec<Vec<Vec<u8>>>,
@@ -106,14 +112,7 @@ impl Builder<'_> {
         for node in t.nodes {
             comps.push(node.name.clone());
             if !self.excludes.is_empty() {
-                let path = format!(
-                    "/{}",
-                    comps
-                        .iter()
-                        .map(|c| String::from_utf8_lossy(c))
-                        .collect::<Vec<_>>()
-                        .join("/")
-                );
+                let path = shown_path(comps);
                 let name = String::from_utf8_lossy(&node.name);
                 if self.excludes.iter().any(|p| p.matches(&path, &name)) {
                     comps.pop();
@@ -134,16 +133,7 @@ impl Builder<'_> {
     }
 
     fn add(&mut self, node: Node, comps: &mut Vec<Vec<u8>>, all: bool) -> Result<()> {
-        let shown = || {
-            format!(
-                "/{}",
-                comps
-                    .iter()
-                    .map(|c| String::from_utf8_lossy(c))
-                    .collect::<Vec<_>>()
-                    .join("/")
-            )
-        };
+        let shown = || shown_path(comps);
         if !is_safe_name(&node.name) {
             self.plan.rejected.push(format!(
                 "{}: unsafe name {:?} in the snapshot",
