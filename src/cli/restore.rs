@@ -76,10 +76,15 @@ pub struct Args {
     /// Print what would be created, overwritten, skipped or renamed, and write nothing
     #[arg(long, short = 'n')]
     dry_run: bool,
+    /// Remove files and directories from the target that the snapshot does not have (only
+    /// inside the restored paths; entries matching --exclude are kept)
+    #[arg(long)]
+    delete: bool,
     /// Directory to restore into (created if missing)
     #[arg(long, short = 't')]
     target: PathBuf,
-    /// Only restore this snapshot path and what is below it (repeatable)
+    /// Only restore this snapshot path, or entries matching this glob ("*.pdf",
+    /// "/home/*/docs"), and what is below them (repeatable)
     #[arg(long = "include", short = 'i')]
     includes: Vec<String>,
 }
@@ -133,6 +138,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         conflict: a.conflict.into(),
         verify_existing: a.verify_existing,
         dry_run: a.dry_run,
+        delete: a.delete,
     };
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), "restoring", g.show_progress());
@@ -148,28 +154,31 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
                 Action::UpToDate => "up to date".to_string(),
                 Action::Skip => "skip (exists)".to_string(),
                 Action::Rename(p) => format!("restore as {}", p.display()),
+                Action::Delete => "delete".to_string(),
             };
             println!("{what:<14} {} ({})", f.path, bytes(f.bytes));
         }
         println!(
-            "dry run: would write {} files ({}); {} up to date, {} skipped, {} overwritten, {} renamed",
+            "dry run: would write {} files ({}); {} up to date, {} skipped, {} overwritten, {} renamed, {} deleted",
             report.files,
             bytes(report.bytes),
             report.up_to_date,
             report.skipped,
             report.overwritten,
-            report.renamed
+            report.renamed,
+            report.deleted
         );
     } else {
         println!(
-            "restored {} files ({}), {} directories, {} other entries; {} up to date, {} skipped, {} renamed",
+            "restored {} files ({}), {} directories, {} other entries; {} up to date, {} skipped, {} renamed, {} deleted",
             report.files,
             bytes(report.bytes),
             report.dirs,
             report.others,
             report.up_to_date,
             report.skipped,
-            report.renamed
+            report.renamed,
+            report.deleted
         );
     }
     if !report.errors.is_empty() {

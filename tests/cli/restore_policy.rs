@@ -180,3 +180,108 @@ fn restore_exclude_globs_leave_entries_out() {
     ]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn delete_removes_only_what_the_snapshot_lacks() {
+    let s = setup();
+    restore(&s, &[]);
+    fs::write(s.inside.join("stray.txt"), "not in the snapshot\n").unwrap();
+    fs::create_dir_all(s.inside.join("junk/deeper")).unwrap();
+    fs::write(s.inside.join("junk/deeper/x"), "x").unwrap();
+    fs::write(s.inside.join("a.txt"), "local edit\n").unwrap();
+    // Outside the restored path: never touched while only that path is restored.
+    let outside = s.out.join("outside.txt");
+    fs::write(&outside, "keep me").unwrap();
+    let src = format!("/{}", s.inside.strip_prefix(&s.out).unwrap().display());
+
+    let plan = restore(&s, &[&src, "--delete", "--dry-run"]);
+    let deletes: Vec<&str> = plan["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["action"] == "delete")
+        .map(|f| f["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(deletes, vec!["junk", "stray.txt"]);
+    assert!(s.inside.join("stray.txt").exists(), "dry run deleted");
+
+    // Entries matching --exclude are left alone.
+    let r = restore(&s, &[&src, "--delete", "--exclude", "stray.txt"]);
+    assert_eq!(r["deleted"], 1);
+    assert!(s.inside.join("stray.txt").exists());
+    assert!(!s.inside.join("junk").exists());
+    assert_eq!(
+        fs::read_to_string(s.inside.join("a.txt")).unwrap(),
+        "snapshot a\n"
+    );
+    let r = restore(&s, &[&src, "--delete"]);
+    assert_eq!(r["deleted"], 1);
+    assert!(!s.inside.join("stray.txt").exists());
+    assert!(outside.exists(), "deleted outside the restored paths");
+    assert!(s.inside.join("b.txt").exists());
+    // The whole snapshot with --delete mirrors it: the target root is cleaned too.
+    let r = restore(&s, &["--delete"]);
+    assert_eq!(r["deleted"], 1);
+    assert!(!outside.exists());
+}
+
+#[test]
+fn include_globs_select_matching_entries_and_their_parents() {
+    let env = Env::new();
+    let src = env.path("g");
+    fs::create_dir_all(src.join("docs/deep")).unwrap();
+    fs::create_dir_all(src.join("empty")).unwrap();
+    fs::create_dir_all(src.join("logs")).unwrap();
+    fs::write(src.join("docs/report.pdf"), "pdf1").unwrap();
+    fs::write(src.join("docs/deep/old.pdf"), "pdf2").unwrap();
+    fs::write(src.join("docs/notes.txt"), "txt").unwrap();
+    fs::write(src.join("logs/app.log"), "log").unwrap();
+    env.init();
+    env.snapshot(&[&src]);
+    let out = env.path("gout");
+    let inside = out.join(src.strip_prefix("/").unwrap());
+    let r = env.json(&[
+        "restore",
+        "latest",
+        "--target",
+        out.to_str().unwrap(),
+        "--include",
+        "*.pdf",
+    ]);
+    assert_eq!(r["files"], 2);
+    assert!(inside.join("docs/report.pdf").exists());
+    assert!(inside.join("docs/deep/old.pdf").exists());
+    assert!(!inside.join("docs/notes.txt").exists());
+    assert!(
+        !inside.join("logs").exists(),
+        "created a directory with nothing selected"
+    );
+    assert!(!inside.join("empty").exists());
+
+    // A path glob selects a directory with everything below it.
+    let out2 = env.path("gout2");
+    let glob = format!("{}/d*", src.display());
+    let r = env.json(&[
+        "restore",
+        "latest",
+        "--target",
+        out2.to_str().unwrap(),
+        "--include",
+        &glob,
+    ]);
+    assert_eq!(r["files"], 3);
+    let inside2 = out2.join(src.strip_prefix("/").unwrap());
+    assert!(inside2.join("docs/notes.txt").exists());
+
+    // A glob that matches nothing is an error, not an empty success.
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        out2.to_str().unwrap(),
+        "--include",
+        "*.nothing",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("matches"));
+}

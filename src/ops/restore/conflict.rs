@@ -42,6 +42,8 @@ pub enum Action {
     Skip,
     /// Written under another name.
     Rename(PathBuf),
+    /// Not in the snapshot: removed from the target (`--delete`).
+    Delete,
 }
 
 /// Whether the file at `dest` holds exactly `node`'s content, by re-chunking and hashing.

@@ -12,6 +12,7 @@ mod plan;
 pub use conflict::{Action, Conflict};
 
 use std::fs::{self, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -50,6 +51,8 @@ pub struct RestoreOptions {
     pub verify_existing: bool,
     /// Only work out and report what would be done.
     pub dry_run: bool,
+    /// Remove entries of fully restored directories that the snapshot does not have.
+    pub delete: bool,
 }
 
 /// One file of a restore and what happens to it.
@@ -82,6 +85,8 @@ pub struct RestoreReport {
     pub renamed: u64,
     /// Files replaced.
     pub overwritten: u64,
+    /// Entries removed from the target because the snapshot does not have them.
+    pub deleted: u64,
     /// With `dry_run`: every file and its action (nothing was written).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<FileAction>,
@@ -140,9 +145,14 @@ pub fn run(
             Action::Skip => report.skipped += 1,
             Action::Rename(_) => report.renamed += 1,
             Action::Overwrite => report.overwritten += 1,
-            Action::Create => {}
+            Action::Create | Action::Delete => {}
         }
     }
+    let deletions = if opts.delete {
+        extraneous(&plan, target, &excludes)
+    } else {
+        Vec::new()
+    };
     if opts.dry_run {
         for (item, a) in plan.items.iter().zip(&actions) {
             if let Some(a) = a {
@@ -156,6 +166,14 @@ pub fn run(
                     bytes,
                 });
             }
+        }
+        for (rel, _) in &deletions {
+            report.deleted += 1;
+            report.plan.push(FileAction {
+                path: format!("/{}", rel.display()),
+                action: Action::Delete,
+                bytes: 0,
+            });
         }
         report.errors = plan
             .rejected
@@ -171,7 +189,7 @@ pub fn run(
                 Some(plan.items[idx].path_in(target))
             }
             Action::Rename(p) => Some(p.clone()),
-            Action::Skip => None,
+            Action::Skip | Action::Delete => None,
         }
     };
     fs::create_dir_all(&opts.target)
@@ -246,7 +264,14 @@ pub fn run(
             Err(e) => fail(&item.display(), &e),
         }
     }
-    // 4. Metadata: files and others now, directories last and deepest first, because
+    // 4. Entries the snapshot does not have (--delete), before directory times are set.
+    for (rel, path) in &deletions {
+        match remove_entry(path) {
+            Ok(()) => report.deleted += 1,
+            Err(e) => fail(&format!("/{}", rel.display()), &e),
+        }
+    }
+    // 5. Metadata: files and others now, directories last and deepest first, because
     //    creating children changes a directory's mtime.
     for (idx, item) in plan.items.iter().enumerate() {
         if item.node.kind() == NodeKind::Dir {
@@ -277,6 +302,56 @@ pub fn run(
     }
     report.errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(report)
+}
+
+/// Entries of fully restored directories in the target that the snapshot does not have:
+/// (snapshot-relative path, path in the target). Excluded entries and our own temporary
+/// files are left alone.
+fn extraneous(
+    plan: &Plan,
+    target: &Path,
+    excludes: &[crate::ops::find::Pattern],
+) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for (rel, names) in &plan.full_dirs {
+        let dir = target.join(rel);
+        // Never follow a symlink out of the target.
+        match fs::symlink_metadata(&dir) {
+            Ok(md) if md.is_dir() => {}
+            _ => continue,
+        }
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut extra: Vec<_> = entries
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| {
+                let b = n.as_bytes();
+                if names.contains(b) || b.starts_with(b".repo-restore-") {
+                    return false;
+                }
+                let shown = format!("/{}", rel.join(n).display());
+                let name = n.to_string_lossy();
+                !excludes.iter().any(|p| p.matches(&shown, &name))
+            })
+            .collect();
+        extra.sort();
+        out.extend(extra.into_iter().map(|n| (rel.join(&n), dir.join(&n))));
+    }
+    out
+}
+
+/// Removes a file, symlink or whole directory (never following symlinks).
+fn remove_entry(p: &Path) -> Result<()> {
+    let md =
+        fs::symlink_metadata(p).map_err(|e| Error::io(format!("inspecting {}", p.display()), e))?;
+    let r = if md.is_dir() {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    };
+    r.map_err(|e| Error::io(format!("deleting {}", p.display()), e))
 }
 
 /// Creates a directory, replacing any non-directory (including a symlink) in its place.

@@ -1,13 +1,19 @@
-//! Restore planning: walk the snapshot tree, apply `--include`, check every name, and pair
-//! hard links. The plan lists items parents-first.
+//! Restore planning: walk the snapshot tree, apply `--include`/`--exclude`, check every
+//! name, and pair hard links. The plan lists items parents-first.
+//!
+//! An include is either a snapshot path ("/home/ann/docs": that entry and everything below)
+//! or a glob ("*.pdf", "/home/*/docs/**": every matching entry and everything below). The
+//! directories leading to a selected entry are created; directories with nothing selected
+//! below them are not.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::id::TreeId;
+use crate::ops::find::Pattern;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::tree::{is_safe_name, Node, NodeKind};
@@ -43,6 +49,9 @@ pub struct Plan {
     pub rejected: Vec<String>,
     /// Whether anything matched the includes (always true without includes).
     pub matched: bool,
+    /// Directories restored in full, with every name the snapshot has in them (excluded
+    /// names too, so `--delete` leaves them alone): what `--delete` may clean up.
+    pub full_dirs: Vec<(PathBuf, HashSet<Vec<u8>>)>,
 }
 
 impl Plan {
@@ -68,12 +77,21 @@ fn shown_path(comps: &[Vec<u8>]) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// Whether an include is a glob rather than a literal path.
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '[', '{'])
+}
+
 struct Builder<'a> {
     repo: &'a Repository,
     includes: Vec<Vec<Vec<u8>>>,
-    excludes: &'a [crate::ops::find::Pattern],
+    globs: Vec<Pattern>,
+    excludes: &'a [Pattern],
     plan: Plan,
     links: HashMap<(u64, u64), PathBuf>,
+    /// Ancestor directories entered but not yet in the plan: they are added only once
+    /// something below them is selected.
+    pending: Vec<PlanItem>,
 }
 
 /// How a path relates to the includes.
@@ -87,11 +105,19 @@ enum Selected {
 }
 
 impl Builder<'_> {
-    fn select(&self, comps: &[Vec<u8>]) -> Selected {
-        if self.includes.is_empty() {
+    fn select(&self, comps: &[Vec<u8>], name: &[u8]) -> Selected {
+        if self.includes.is_empty() && self.globs.is_empty() {
             return Selected::All;
         }
-        let mut ancestor = false;
+        if !self.globs.is_empty() {
+            let path = shown_path(comps);
+            let name = String::from_utf8_lossy(name);
+            if self.globs.iter().any(|g| g.matches(&path, &name)) {
+                return Selected::All;
+            }
+        }
+        // A glob may match anywhere below.
+        let mut ancestor = !self.globs.is_empty();
         for inc in &self.includes {
             if comps.starts_with(inc) {
                 return Selected::All;
@@ -109,6 +135,11 @@ impl Builder<'_> {
 
     fn walk(&mut self, tree: &TreeId, comps: &mut Vec<Vec<u8>>, all: bool) -> Result<()> {
         let t = self.repo.load_tree(tree)?;
+        if all {
+            let rel: PathBuf = comps.iter().map(|c| OsStr::from_bytes(c)).collect();
+            let names = t.nodes.iter().map(|n| n.name.clone()).collect();
+            self.plan.full_dirs.push((rel, names));
+        }
         for node in t.nodes {
             comps.push(node.name.clone());
             if !self.excludes.is_empty() {
@@ -122,7 +153,7 @@ impl Builder<'_> {
             let sel = if all {
                 Selected::All
             } else {
-                self.select(comps)
+                self.select(comps, &node.name)
             };
             if !matches!(sel, Selected::No) {
                 self.add(node, comps, matches!(sel, Selected::All))?;
@@ -143,18 +174,30 @@ impl Builder<'_> {
             return Ok(());
         }
         self.plan.matched |= all;
+        if all {
+            // Something is selected: its ancestors are needed after all.
+            self.plan.items.append(&mut self.pending);
+        }
         let rel: PathBuf = comps.iter().map(|c| OsStr::from_bytes(c)).collect();
         match node.kind() {
             NodeKind::Dir => {
                 let sub = node.subtree;
-                self.plan.items.push(PlanItem {
+                let item = PlanItem {
                     rel,
                     node,
                     link_to: None,
-                });
+                };
+                let depth = self.pending.len();
+                if all {
+                    self.plan.items.push(item);
+                } else {
+                    self.pending.push(item);
+                }
                 if let Some(sub) = sub {
                     self.walk(&sub, comps, all)?;
                 }
+                // Nothing selected below: forget it.
+                self.pending.truncate(depth);
             }
             NodeKind::File if !all => {}
             NodeKind::File => {
@@ -181,22 +224,29 @@ impl Builder<'_> {
     }
 }
 
-/// Builds the plan for `snap`, restricted to `includes` (snapshot paths) when non-empty and
+/// Builds the plan for `snap`, restricted to `includes` (snapshot paths or globs) when non-empty and
 /// leaving out entries (with everything below them) that match an exclude pattern.
 pub fn build(
     repo: &Repository,
     snap: &Snapshot,
     includes: &[String],
-    excludes: &[crate::ops::find::Pattern],
+    excludes: &[Pattern],
 ) -> Result<Plan> {
+    let (globs, paths): (Vec<&String>, Vec<&String>) = includes.iter().partition(|s| is_glob(s));
     let mut b = Builder {
         repo,
-        includes: includes.iter().map(|s| include_components(s)).collect(),
+        includes: paths.iter().map(|s| include_components(s)).collect(),
+        globs: globs
+            .iter()
+            .map(|g| Pattern::new(g))
+            .collect::<Result<_>>()?,
         excludes,
         plan: Plan::default(),
         links: HashMap::new(),
+        pending: Vec::new(),
     };
-    let all = b.includes.iter().any(|i| i.is_empty());
+    let all =
+        (b.includes.is_empty() && b.globs.is_empty()) || b.includes.iter().any(|i| i.is_empty());
     b.walk(&snap.tree, &mut Vec::new(), all)?;
     Ok(b.plan)
 }
