@@ -56,6 +56,12 @@ pub enum Error {
     /// A restore refused to write something because it would be unsafe or wrong.
     #[error("{0}")]
     Refused(String),
+    /// A local resource (e.g. the index cache) is in use by another process.
+    #[error("{0} is in use by another process")]
+    Busy(String),
+    /// The repository is locked by another process.
+    #[error("repository is locked: {0}")]
+    Locked(String),
     /// Invalid argument or configuration value.
     #[error("{0}")]
     Invalid(String),

@@ -107,6 +107,10 @@ typed_id!(
     KeyId
 );
 typed_id!(
+    /// Random identifier of a lock object.
+    LockId
+);
+typed_id!(
     /// Random identifier of a repository, chosen at `init`.
     RepoId
 );

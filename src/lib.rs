@@ -19,10 +19,12 @@ pub mod compress;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod failpoint;
 pub mod hash;
 pub mod id;
 pub mod index;
 pub mod key;
+pub mod lock;
 #[cfg(feature = "local-index")]
 pub mod ops;
 pub mod pack;
@@ -31,7 +33,9 @@ pub mod packer;
 pub mod progress;
 #[cfg(feature = "local-index")]
 pub mod repository;
+pub mod retention;
 pub mod selection;
+pub mod settings;
 pub mod snapshot;
 pub mod source;
 pub mod sysinfo;

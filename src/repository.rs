@@ -29,6 +29,10 @@ pub struct Repository {
     index: OnceLock<RocksIndex>,
     index_init: Mutex<()>,
     key_id: KeyId,
+    /// A private index directory used when the shared one was busy; removed on drop.
+    private_index: Mutex<Option<PathBuf>>,
+    /// Heartbeat-failure flags of the locks taken through this handle.
+    locks_lost: Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>,
 }
 
 /// Object name of a key file.
@@ -92,6 +96,8 @@ impl Repository {
             index: OnceLock::new(),
             index_init: Mutex::new(()),
             key_id,
+            locks_lost: Mutex::new(Vec::new()),
+            private_index: Mutex::new(None),
         })
     }
 
@@ -138,7 +144,27 @@ impl Repository {
         let dir = index::index_dir(&self.cache_dir);
         std::fs::create_dir_all(&self.cache_dir)
             .map_err(|e| Error::io(format!("creating cache {}", self.cache_dir.display()), e))?;
-        let opened = RocksIndex::open(&dir)?;
+        let opened = match RocksIndex::open(&dir) {
+            Ok(i) => i,
+            Err(Error::Busy(_)) => {
+                // Another process on this host (say, a second snapshot) has the shared
+                // cache open. Build a private one from the segments; dropped with us.
+                let private = self.cache_dir.join(format!(
+                    "index-private-{}-{}",
+                    std::process::id(),
+                    hex::encode(rand::random::<[u8; 4]>())
+                ));
+                *self.private_index.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(private.clone());
+                let idx = index::rebuild(&private, self.backend(), &self.key, false)?.0;
+                let _ = self.index.set(idx);
+                return self
+                    .index
+                    .get()
+                    .ok_or_else(|| Error::Invalid("local index unavailable".into()));
+            }
+            Err(e) => return Err(e),
+        };
         let (_, stale) = index::sync(&opened, self.backend(), &self.key)?;
         let idx = if stale {
             drop(opened);
@@ -276,9 +302,56 @@ impl Repository {
         }
     }
 
+    /// Takes a repository lock for `command` (see [`crate::lock`]), waiting up to `wait`.
+    pub fn lock(
+        &self,
+        kind: crate::lock::LockKind,
+        command: &str,
+        wait: std::time::Duration,
+    ) -> Result<crate::lock::Lock> {
+        let lock =
+            crate::lock::Lock::acquire(self.backend.clone(), &self.key, kind, command, wait)?;
+        self.locks_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(lock.lost_flag());
+        Ok(lock)
+    }
+
+    /// Fails when a lock taken through this handle could not be refreshed: another
+    /// process may then have taken it for stale, so nothing more may be committed.
+    pub fn check_locks(&self) -> Result<()> {
+        let lost = self.locks_lost.lock().unwrap_or_else(|p| p.into_inner());
+        if lost
+            .iter()
+            .any(|l| l.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(Error::Refused(
+                "the repository lock could not be refreshed; stopping before committing".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Stores a snapshot object — the last write of a backup run.
     pub fn save_snapshot(&self, s: &Snapshot) -> Result<()> {
+        self.check_locks()?;
         self.backend.put(&snapshot_path(&s.id), &s.seal(&self.key))
+    }
+}
+
+impl Drop for Repository {
+    fn drop(&mut self) {
+        let private = self
+            .private_index
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(dir) = private {
+            // Close RocksDB before removing its files.
+            drop(self.index.take());
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

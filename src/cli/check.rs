@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
+use repo::lock::LockKind;
 use repo::ops::check::{self, Severity};
 use repo::progress::{Display, Progress};
 
@@ -18,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let repo = g.open(false)?;
+    let (repo, _lock) = g.open_locked(false, LockKind::Shared, "check")?;
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), "checking packs", g.show_progress());
     let report = check::run(&repo, a.read_data, &progress)?;

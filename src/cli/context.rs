@@ -32,6 +32,9 @@ pub struct GlobalOpts {
     /// No progress display
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// How long to wait for a conflicting repository lock (e.g. "10m"; default: fail at once)
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub lock_wait: Option<String>,
 }
 
 /// Why a password is needed: opening an existing repository or creating a new one.
@@ -86,6 +89,25 @@ impl GlobalOpts {
                 .ok_or_else(|| anyhow!("cannot find a cache directory: set HOME or XDG_CACHE_HOME, or pass --cache-dir"))?
                 .join("repo")),
         }
+    }
+
+    /// Opens the repository and takes a lock of `kind` for `command`.
+    pub fn open_locked(
+        &self,
+        create_default: bool,
+        kind: repo::lock::LockKind,
+        command: &str,
+    ) -> Result<(Repository, repo::lock::Lock)> {
+        let repo = self.open(create_default)?;
+        let wait = match &self.lock_wait {
+            Some(w) => repo::timespec::parse_duration(w)
+                .with_context(|| format!("--lock-wait {w:?}"))?
+                .to_std()
+                .context("--lock-wait must not be negative")?,
+            None => std::time::Duration::ZERO,
+        };
+        let lock = repo.lock(kind, command, wait)?;
+        Ok((repo, lock))
     }
 
     /// Whether to draw progress on stderr.

@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use super::context::GlobalOpts;
 use super::fmt::print_json;
+use repo::lock::LockKind;
 
 /// Arguments of `repo index`.
 #[derive(clap::Args, Debug)]
@@ -25,7 +26,7 @@ enum IndexCommand {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let mut repo = g.open(false)?;
+    let (mut repo, _lock) = g.open_locked(false, LockKind::Shared, "index rebuild")?;
     match a.command {
         IndexCommand::Rebuild { from_packs } => {
             let report = repo.rebuild_index(from_packs)?;

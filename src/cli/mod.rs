@@ -6,13 +6,17 @@ pub mod context;
 mod diff;
 mod find;
 mod fmt;
+mod forget;
 mod index;
 mod init;
+mod key;
 mod ls;
+mod prune;
 mod restore;
 mod scan;
 mod snapshot;
 pub mod snapshots;
+mod unlock;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +24,8 @@ use context::GlobalOpts;
 
 /// Exit code when a snapshot was written but some files could not be read.
 pub const EXIT_INCOMPLETE: i32 = 3;
+/// Exit code when the repository is locked by another process.
+pub const EXIT_LOCKED: i32 = 11;
 
 /// Content-addressed, deduplicating, encrypted backups of files.
 #[derive(Parser, Debug)]
@@ -51,8 +57,18 @@ enum Command {
     Find(find::Args),
     /// Compare live files with a snapshot: missing, new, modified, corrupted, duplicates
     Scan(scan::Args),
+    /// Remove snapshots by id or by a retention policy
+    Forget(forget::Args),
+    /// Reclaim the space of data no snapshot needs
+    Prune(prune::Args),
     /// Manage the local index
     Index(index::Args),
+    /// Manage the passwords (keys) that open the repository
+    Key(key::Args),
+    /// List the repository's locks (who is using it)
+    Locks,
+    /// Remove stale locks left by crashed processes
+    Unlock(unlock::UnlockArgs),
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -68,6 +84,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Diff(a) => diff::run(g, a),
         Command::Find(a) => find::run(g, a),
         Command::Scan(a) => scan::run(g, a),
+        Command::Forget(a) => forget::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
         Command::Index(a) => index::run(g, a),
+        Command::Key(a) => key::run(g, a),
+        Command::Locks => unlock::run_list(g),
+        Command::Unlock(a) => unlock::run_unlock(g, a),
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
+use repo::lock::LockKind;
 use repo::ops::restore::{self, Action, Conflict, RestoreOptions};
 use repo::progress::{Display, Progress};
 use repo::selection::{at_or_before, SnapshotFilter};
@@ -90,7 +91,7 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let repo = g.open(false)?;
+    let (repo, _lock) = g.open_locked(false, LockKind::Shared, "restore")?;
     let mut includes = a.includes;
     let snap = match &a.at {
         Some(at) => {

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
+use repo::lock::LockKind;
 use repo::ops::snapshot::{self, ParentChoice, SnapshotOptions};
 use repo::progress::{Display, Progress};
 use repo::source::exclude::ExcludeSettings;
@@ -63,7 +64,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         (false, Some(p)) => ParentChoice::Given(p),
         (false, None) => ParentChoice::Auto,
     };
-    let repo = g.open(true)?;
+    let (repo, _lock) = g.open_locked(true, LockKind::Shared, "snapshot")?;
     let opts = SnapshotOptions {
         paths: a.paths,
         tags: a.tags,

@@ -3,6 +3,8 @@
 //! (from segments, or from pack trailers when segments are gone).
 
 #[cfg(feature = "local-index")]
+pub mod keyset;
+#[cfg(feature = "local-index")]
 pub mod rocks;
 pub mod segment;
 

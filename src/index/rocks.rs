@@ -68,10 +68,15 @@ impl RocksIndex {
         bbo.set_cache_index_and_filter_blocks(true);
         opts.set_block_based_table_factory(&bbo);
         let db = DB::open(&opts, path).map_err(|e| {
-            Error::Invalid(format!(
-                "cannot open local index at {}: {e}",
-                path.display()
-            ))
+            // RocksDB allows one process per database; its LOCK file says who.
+            if e.to_string().contains("lock file") {
+                Error::Busy(format!("local index {}", path.display()))
+            } else {
+                Error::Invalid(format!(
+                    "cannot open local index at {}: {e}",
+                    path.display()
+                ))
+            }
         })?;
         Ok(Self { db })
     }

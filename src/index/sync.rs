@@ -52,6 +52,8 @@ pub fn rebuild(
     from_packs: bool,
 ) -> Result<(RocksIndex, SyncReport)> {
     if dir.exists() {
+        // Fails with Error::Busy instead of pulling the files from under another process.
+        drop(RocksIndex::open(dir)?);
         std::fs::remove_dir_all(dir)
             .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
     }

@@ -3,7 +3,10 @@
 pub mod check;
 pub mod diff;
 pub mod find;
+pub mod forget;
+pub mod keys;
 pub mod ls;
+pub mod prune;
 pub mod restore;
 pub mod scan;
 pub mod snapshot;

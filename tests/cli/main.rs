@@ -7,6 +7,8 @@ mod dedup;
 mod errors;
 mod history;
 mod incremental;
+mod locking;
+mod maintenance;
 mod restore_policy;
 mod roundtrip;
 mod scan;

@@ -195,6 +195,7 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
         summary,
         excludes: opts.excludes.clone(),
     };
+    crate::failpoint::hit("snapshot-before-commit");
     repo.save_snapshot(&snap)?;
     Ok(snap)
 }

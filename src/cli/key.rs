@@ -1,0 +1,122 @@
+//! `repo key`.
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use zeroize::Zeroizing;
+
+use super::context::GlobalOpts;
+use super::fmt::{print_json, table};
+use repo::key::KdfParams;
+use repo::ops::keys;
+
+/// Arguments of `repo key`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: KeyCommand,
+    /// Read the new password from this file (first line) [env: REPO_NEW_PASSWORD_FILE; or
+    /// set REPO_NEW_PASSWORD]
+    #[arg(long, env = "REPO_NEW_PASSWORD_FILE", hide_env = true, global = true)]
+    new_password_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// List the keys (passwords) that open the repository
+    List,
+    /// Add a password
+    Add,
+    /// Remove a key by id (not the last one, nor the one in use)
+    Remove {
+        /// Key id or unique prefix
+        id: String,
+    },
+    /// Change the password of the key in use
+    Passwd,
+}
+
+fn new_password(a: &Args) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(f) = &a.new_password_file {
+        let text = Zeroizing::new(
+            std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?,
+        );
+        let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            bail!("password file {} is empty", f.display());
+        }
+        return Ok(Zeroizing::new(line.to_vec()));
+    }
+    if let Some(p) = std::env::var_os("REPO_NEW_PASSWORD") {
+        use std::os::unix::ffi::OsStrExt;
+        if !p.is_empty() {
+            return Ok(Zeroizing::new(p.as_bytes().to_vec()));
+        }
+    }
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let p = Zeroizing::new(rpassword::prompt_password("new password: ")?);
+        let again = Zeroizing::new(rpassword::prompt_password("repeat new password: ")?);
+        if *p != *again {
+            bail!("the passwords do not match");
+        }
+        if p.is_empty() {
+            bail!("empty password");
+        }
+        return Ok(Zeroizing::new(p.as_bytes().to_vec()));
+    }
+    bail!("no new password given: set REPO_NEW_PASSWORD, pass --new-password-file, or run on a terminal")
+}
+
+pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+    let repo = g.open(false)?;
+    match &a.command {
+        KeyCommand::List => {
+            let ks = keys::list(&repo)?;
+            if g.json {
+                print_json(&ks)?;
+            } else {
+                let rows: Vec<Vec<String>> = ks
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            format!("{}{}", if k.current { "*" } else { " " }, k.id.short()),
+                            k.created
+                                .chars()
+                                .take(19)
+                                .collect::<String>()
+                                .replace('T', " "),
+                            k.host.clone(),
+                            k.user.clone(),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(&[" ID", "CREATED (UTC)", "HOST", "USER"], &rows).trim_end()
+                );
+                println!("* = the key that opened the repository");
+            }
+        }
+        KeyCommand::Add => {
+            let pw = new_password(&a)?;
+            let id = keys::add(&repo, &pw, KdfParams::new_default())?;
+            println!("added key {}", id.short());
+        }
+        KeyCommand::Remove { id } => {
+            let id = keys::find(&repo, id)?;
+            keys::remove(&repo, &id, false)?;
+            println!("removed key {}", id.short());
+        }
+        KeyCommand::Passwd => {
+            let pw = new_password(&a)?;
+            let id = keys::passwd(&repo, &pw, KdfParams::new_default())?;
+            println!(
+                "password changed (key {} replaces {})",
+                id.short(),
+                repo.key_id().short()
+            );
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,86 @@
+//! `repo prune`.
+
+use anyhow::{bail, Result};
+
+use super::context::GlobalOpts;
+use super::fmt::{bytes, print_json};
+use repo::lock::LockKind;
+use repo::ops::prune::{self, PruneOptions, PruneReport};
+
+/// Options of prune, shared with `forget --prune`.
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// Rewrite packs with more than this share of unused space ("5%", "0.05", "100%" to
+    /// only delete packs that are entirely unused)
+    #[arg(long, default_value = "5%", value_name = "PERCENT")]
+    max_unused: String,
+}
+
+/// Arguments of `repo prune`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    prune: PruneArgs,
+    /// Only report what would be deleted and rewritten
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+}
+
+impl PruneArgs {
+    /// The prune options these flags describe.
+    pub fn options(&self, dry_run: bool) -> Result<PruneOptions> {
+        let s = self.max_unused.trim();
+        let v: f64 = match s.strip_suffix('%') {
+            Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+            None => s.parse::<f64>(),
+        }
+        .map_err(|_| anyhow::anyhow!("--max-unused {s:?}: expected a percentage like 5%"))?;
+        if !(0.0..=1.0).contains(&v) {
+            bail!("--max-unused {s:?}: must be between 0% and 100%");
+        }
+        Ok(PruneOptions {
+            max_unused: v,
+            dry_run,
+        })
+    }
+}
+
+pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+    let opts = a.prune.options(a.dry_run)?;
+    let (repo, _lock) = g.open_locked(false, LockKind::Exclusive, "prune")?;
+    let report = prune::run(&repo, &opts)?;
+    if g.json {
+        print_json(&report)?;
+    } else {
+        print_report(&report, &opts);
+    }
+    Ok(0)
+}
+
+/// Prints a prune report as text.
+pub fn print_report(r: &PruneReport, opts: &PruneOptions) {
+    println!(
+        "prune{}: {} snapshot(s) kept; {} pack(s) ({}) examined",
+        if opts.dry_run { " (dry run)" } else { "" },
+        r.snapshots,
+        r.packs_before,
+        bytes(r.bytes_before)
+    );
+    println!(
+        "  delete {} unused pack(s), {} unindexed pack(s); rewrite {} pack(s) ({} live blob(s) copied into {} new pack(s))",
+        r.packs_deleted, r.packs_unindexed, r.packs_rewritten, r.blobs_copied, r.packs_written
+    );
+    println!(
+        "  {} blob(s) dropped; index segments {} -> {}; {} left unused in kept packs",
+        r.blobs_removed,
+        r.segments_before,
+        r.segments_after,
+        bytes(r.bytes_unused_kept)
+    );
+    println!(
+        "  {} {}freed in {:.1}s",
+        bytes(r.bytes_freed),
+        if opts.dry_run { "would be " } else { "" },
+        r.duration_secs
+    );
+}

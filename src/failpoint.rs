@@ -1,0 +1,27 @@
+//! Crash injection for tests: `REPO_FAILPOINT=<name>` makes the process abort (as if
+//! killed) when it reaches the point of that name; `REPO_FAILPOINT=<name>:sleep=<secs>`
+//! pauses it there instead (to hold a lock or a half-done state while a test looks).
+//! Used to prove that an operation interrupted at each dangerous step leaves the
+//! repository intact.
+
+/// Aborts (or pauses) the process if `REPO_FAILPOINT` names this point.
+pub fn hit(name: &str) {
+    let Some(v) = std::env::var_os("REPO_FAILPOINT") else {
+        return;
+    };
+    let v = v.to_string_lossy();
+    let (point, action) = v.split_once(':').unwrap_or((&v, "abort"));
+    if point != name {
+        return;
+    }
+    if let Some(secs) = action
+        .strip_prefix("sleep=")
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        eprintln!("failpoint {name}: pausing {secs}s");
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    } else {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,387 @@
+//! Repository locks: objects under `locks/` that say who is using the repository.
+//!
+//! Writers that only add immutable objects (snapshot, restore, check, forget) share the
+//! repository; prune, which deletes packs and segments, needs it alone. Object stores have
+//! no atomic create-if-absent, so a lock is taken optimistically: write ours, list the
+//! others, and withdraw if a conflicting live lock is there. Two contenders can both
+//! withdraw; never can both keep conflicting locks, because each lists after writing.
+//!
+//! A holder refreshes its lock every [`REFRESH_EVERY`]. A lock not refreshed for
+//! [`STALE_AFTER`], or whose process is gone on this host, is stale: it is ignored and
+//! `repo unlock` removes it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::id::LockId;
+
+/// How often a holder rewrites its lock.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+/// A lock not refreshed for this long is stale.
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// Pause between attempts while waiting for a conflicting lock to go away.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+
+/// Shared or exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    /// Compatible with other shared locks.
+    Shared,
+    /// Compatible with nothing.
+    Exclusive,
+}
+
+/// The content of a lock object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Shared or exclusive.
+    pub kind: LockKind,
+    /// Host name of the holder.
+    pub host: String,
+    /// Process id of the holder on that host.
+    pub pid: u32,
+    /// User running the holder.
+    pub user: String,
+    /// The command holding it (e.g. "prune").
+    pub command: String,
+    /// When the lock was first taken.
+    pub created: DateTime<Utc>,
+    /// Last heartbeat.
+    pub refreshed: DateTime<Utc>,
+}
+
+/// A lock found in the repository.
+#[derive(Clone, Debug)]
+pub struct FoundLock {
+    /// Its object id.
+    pub id: LockId,
+    /// Its content, or why it could not be read.
+    pub info: std::result::Result<LockInfo, String>,
+}
+
+impl FoundLock {
+    /// Whether the holder is certainly gone: no heartbeat for [`STALE_AFTER`], or a dead
+    /// process on this host. Unreadable locks are never called stale.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        let Ok(info) = &self.info else { return false };
+        let age = now.signed_duration_since(info.refreshed);
+        if age.to_std().is_ok_and(|a| a > STALE_AFTER) {
+            return true;
+        }
+        info.host == crate::sysinfo::hostname() && !process_alive(info.pid)
+    }
+
+    /// One line for messages.
+    pub fn describe(&self) -> String {
+        match &self.info {
+            Ok(i) => format!(
+                "{} lock {} by \"{}\" (pid {} on {}, user {}), taken {}, refreshed {}",
+                match i.kind {
+                    LockKind::Shared => "shared",
+                    LockKind::Exclusive => "exclusive",
+                },
+                self.id.short(),
+                i.command,
+                i.pid,
+                i.host,
+                i.user,
+                i.created.format("%Y-%m-%d %H:%M:%S UTC"),
+                i.refreshed.format("%H:%M:%S UTC"),
+            ),
+            Err(e) => format!("lock {} (unreadable: {e})", self.id.short()),
+        }
+    }
+
+    fn conflicts_with(&self, kind: LockKind) -> bool {
+        match &self.info {
+            Ok(i) => kind == LockKind::Exclusive || i.kind == LockKind::Exclusive,
+            Err(_) => true,
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Object name of a lock.
+pub fn lock_path(id: &LockId) -> String {
+    format!("locks/{}", id.to_hex())
+}
+
+/// Every lock in the repository.
+pub fn list(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<FoundLock>> {
+    let mut out = Vec::new();
+    for obj in backend.list("locks/")? {
+        let Some(id) = obj
+            .path
+            .strip_prefix("locks/")
+            .and_then(|n| n.parse::<LockId>().ok())
+        else {
+            continue;
+        };
+        let info = match backend.get(&obj.path) {
+            Ok(bytes) => key
+                .open(&bytes, &format!("lock {}", id.short()))
+                .and_then(|plain| {
+                    serde_json::from_slice::<LockInfo>(&plain)
+                        .map_err(|e| Error::corrupt(format!("lock {}", id.short()), e.to_string()))
+                })
+                .map_err(|e| e.to_string()),
+            // Released between list and get.
+            Err(Error::Missing(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        out.push(FoundLock { id, info });
+    }
+    Ok(out)
+}
+
+/// Removes stale locks (or all with `all`); returns what was removed.
+pub fn remove(backend: &dyn Backend, key: &MasterKey, all: bool) -> Result<Vec<FoundLock>> {
+    let now = Utc::now();
+    let mut removed = Vec::new();
+    for l in list(backend, key)? {
+        if all || l.is_stale(now) {
+            backend.delete(&lock_path(&l.id))?;
+            removed.push(l);
+        }
+    }
+    Ok(removed)
+}
+
+struct Held {
+    backend: Arc<dyn Backend>,
+    key: MasterKey,
+    info: Mutex<(LockId, LockInfo)>,
+}
+
+impl Held {
+    fn write(&self, id: &LockId, info: &LockInfo) -> Result<()> {
+        let plain =
+            serde_json::to_vec(info).map_err(|e| Error::Invalid(format!("encoding lock: {e}")))?;
+        self.backend.put(&lock_path(id), &self.key.seal(&plain))
+    }
+
+    /// Writes a fresh lock object, then removes the old one, so there is never a moment
+    /// without a lock (which an object store's non-atomic overwrite could not promise).
+    fn refresh(&self) -> Result<()> {
+        let mut guard = self.info.lock().unwrap_or_else(|p| p.into_inner());
+        let mut info = guard.1.clone();
+        info.refreshed = Utc::now();
+        let id = LockId::random();
+        self.write(&id, &info)?;
+        let old = std::mem::replace(&mut *guard, (id, info)).0;
+        self.backend.delete(&lock_path(&old))
+    }
+}
+
+/// A lock this process holds; released (deleted) on drop.
+pub struct Lock {
+    held: Arc<Held>,
+    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    refresher: Option<JoinHandle<()>>,
+    lost: Arc<AtomicBool>,
+}
+
+impl Lock {
+    /// Takes a lock of `kind` for `command`, waiting up to `wait` for conflicting locks.
+    pub fn acquire(
+        backend: Arc<dyn Backend>,
+        key: &MasterKey,
+        kind: LockKind,
+        command: &str,
+        wait: Duration,
+    ) -> Result<Lock> {
+        let now = Utc::now();
+        let info = LockInfo {
+            kind,
+            host: crate::sysinfo::hostname(),
+            pid: std::process::id(),
+            user: crate::sysinfo::username(),
+            command: command.to_string(),
+            created: now,
+            refreshed: now,
+        };
+        let held = Arc::new(Held {
+            backend,
+            key: key.clone(),
+            info: Mutex::new((LockId::random(), info)),
+        });
+        let deadline = Instant::now() + wait;
+        loop {
+            let blocking = conflicts(&held, kind)?;
+            if blocking.is_empty() {
+                let (id, info) = held.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                held.write(&id, &info)?;
+                // Someone may have written theirs at the same time: look again.
+                let blocking = conflicts(&held, kind)?;
+                if blocking.is_empty() {
+                    return Ok(Self::start(held));
+                }
+                held.backend.delete(&lock_path(&id))?;
+                if Instant::now() >= deadline {
+                    return Err(locked(kind, &blocking));
+                }
+            } else if Instant::now() >= deadline {
+                return Err(locked(kind, &blocking));
+            }
+            // Jitter keeps two contenders from colliding forever.
+            let jitter = Duration::from_millis(rand::random::<u64>() % 1000);
+            std::thread::sleep(
+                (RETRY_EVERY + jitter).min(deadline.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+
+    fn start(held: Arc<Held>) -> Lock {
+        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let lost = Arc::new(AtomicBool::new(false));
+        let (h, s, l) = (held.clone(), stop.clone(), lost.clone());
+        let refresher = std::thread::spawn(move || loop {
+            let (m, cv) = &*s;
+            let guard = m.lock().unwrap_or_else(|p| p.into_inner());
+            let (guard, _) = cv
+                .wait_timeout_while(guard, REFRESH_EVERY, |stopped| !*stopped)
+                .unwrap_or_else(|p| p.into_inner());
+            if *guard {
+                return;
+            }
+            drop(guard);
+            if h.refresh().is_err() {
+                l.store(true, Ordering::Relaxed);
+            }
+        });
+        Lock {
+            held,
+            stop,
+            refresher: Some(refresher),
+            lost,
+        }
+    }
+
+    /// Set once a heartbeat could not be written (others may then see the lock as stale).
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        {
+            let (m, cv) = &*self.stop;
+            *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let id = self.held.info.lock().unwrap_or_else(|p| p.into_inner()).0;
+        let _ = self.held.backend.delete(&lock_path(&id));
+    }
+}
+
+/// Live locks of others that conflict with taking `kind`.
+fn conflicts(held: &Held, kind: LockKind) -> Result<Vec<FoundLock>> {
+    let own = held.info.lock().unwrap_or_else(|p| p.into_inner()).0;
+    let now = Utc::now();
+    Ok(list(held.backend.as_ref(), &held.key)?
+        .into_iter()
+        .filter(|l| l.id != own && !l.is_stale(now) && l.conflicts_with(kind))
+        .collect())
+}
+
+fn locked(kind: LockKind, blocking: &[FoundLock]) -> Error {
+    let want = match kind {
+        LockKind::Shared => "a shared lock",
+        LockKind::Exclusive => "an exclusive lock",
+    };
+    let list: Vec<String> = blocking
+        .iter()
+        .map(|l| format!("  {}", l.describe()))
+        .collect();
+    Error::Locked(format!(
+        "cannot take {want}: the repository is in use by\n{}\nwait with --lock-wait DURATION, or if that process is gone, run `repo unlock`",
+        list.join("\n")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+
+    fn setup() -> (tempfile::TempDir, Arc<dyn Backend>, MasterKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path()));
+        (dir, b, MasterKey::generate())
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_exclusive_waits_for_them() {
+        let (_d, b, k) = setup();
+        let s1 = Lock::acquire(b.clone(), &k, LockKind::Shared, "a", Duration::ZERO).unwrap();
+        let s2 = Lock::acquire(b.clone(), &k, LockKind::Shared, "b", Duration::ZERO).unwrap();
+        let e = Lock::acquire(b.clone(), &k, LockKind::Exclusive, "p", Duration::ZERO);
+        let msg = e.err().unwrap().to_string();
+        assert!(
+            msg.contains("shared lock") && msg.contains("\"a\""),
+            "{msg}"
+        );
+        drop((s1, s2));
+        assert!(list(b.as_ref(), &k).unwrap().is_empty(), "drop left a lock");
+        let e = Lock::acquire(b.clone(), &k, LockKind::Exclusive, "p", Duration::ZERO).unwrap();
+        assert!(Lock::acquire(b.clone(), &k, LockKind::Shared, "s", Duration::ZERO).is_err());
+        drop(e);
+    }
+
+    #[test]
+    fn stale_locks_are_ignored_and_removable() {
+        let (_d, b, k) = setup();
+        let old = Utc::now() - chrono::Duration::hours(2);
+        let info = LockInfo {
+            kind: LockKind::Exclusive,
+            host: "elsewhere".into(),
+            pid: 1,
+            user: "u".into(),
+            command: "prune".into(),
+            created: old,
+            refreshed: old,
+        };
+        let id = LockId::random();
+        b.put(
+            &lock_path(&id),
+            &k.seal(&serde_json::to_vec(&info).unwrap()),
+        )
+        .unwrap();
+        let s = Lock::acquire(b.clone(), &k, LockKind::Shared, "s", Duration::ZERO).unwrap();
+        drop(s);
+        let removed = remove(b.as_ref(), &k, false).unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(list(b.as_ref(), &k).unwrap().is_empty());
+    }
+
+    #[test]
+    fn refresh_replaces_the_object() {
+        let (_d, b, k) = setup();
+        let l = Lock::acquire(b.clone(), &k, LockKind::Shared, "s", Duration::ZERO).unwrap();
+        let before = list(b.as_ref(), &k).unwrap();
+        l.held.refresh().unwrap();
+        let after = list(b.as_ref(), &k).unwrap();
+        assert_eq!((before.len(), after.len()), (1, 1));
+        assert_ne!(before[0].id, after[0].id);
+    }
+}

@@ -1,0 +1,110 @@
+//! `repo key`: several passwords open one repository, each through its own key file that
+//! wraps the same master key. Adding a key never touches the others; the last key can
+//! never be removed (the repository would be lost).
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::id::KeyId;
+use crate::key::{KdfParams, KeyFile};
+use crate::repository::{key_path, Repository};
+
+/// One key file, as listed.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyEntry {
+    /// Key file id.
+    pub id: KeyId,
+    /// Whether this is the key the repository was opened with.
+    pub current: bool,
+    /// When it was added.
+    pub created: String,
+    /// Host that added it.
+    pub host: String,
+    /// User that added it.
+    pub user: String,
+    /// Argon2id memory cost in KiB.
+    pub memory_kib: u32,
+}
+
+/// Every key file in the repository.
+pub fn list(repo: &Repository) -> Result<Vec<KeyEntry>> {
+    let mut out = Vec::new();
+    for obj in repo.backend().list("keys/")? {
+        let Some(id) = obj
+            .path
+            .strip_prefix("keys/")
+            .and_then(|n| n.parse::<KeyId>().ok())
+        else {
+            continue;
+        };
+        let kf = KeyFile::decode(&repo.backend().get(&obj.path)?)?;
+        out.push(KeyEntry {
+            id,
+            current: id == repo.key_id(),
+            created: kf.created,
+            host: kf.host,
+            user: kf.user,
+            memory_kib: kf.kdf.memory_kib,
+        });
+    }
+    out.sort_by(|a, b| a.created.cmp(&b.created));
+    Ok(out)
+}
+
+/// Adds a key file wrapping the master key under `password`.
+pub fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+    if password.is_empty() {
+        return Err(Error::Invalid("the new password is empty".into()));
+    }
+    let kf = KeyFile::wrap(repo.key(), password, kdf)?;
+    let id = KeyId::random();
+    repo.backend().put(&key_path(&id), &kf.encode())?;
+    Ok(id)
+}
+
+/// Resolves a key id or unique prefix.
+pub fn find(repo: &Repository, sel: &str) -> Result<KeyId> {
+    let sel = sel.to_ascii_lowercase();
+    let keys = list(repo)?;
+    let matches: Vec<&KeyEntry> = keys
+        .iter()
+        .filter(|k| !sel.is_empty() && k.id.to_hex().starts_with(&sel))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(Error::Selection(format!("no key matches {sel:?}"))),
+        _ => Err(Error::Selection(format!(
+            "{sel:?} matches several keys; give more digits"
+        ))),
+    }
+}
+
+/// Removes a key file. Refuses the last key, and the key in use unless `allow_current`
+/// (as `passwd` does after adding its replacement).
+pub fn remove(repo: &Repository, id: &KeyId, allow_current: bool) -> Result<()> {
+    let keys = list(repo)?;
+    if !keys.iter().any(|k| k.id == *id) {
+        return Err(Error::Selection(format!("no key {}", id.short())));
+    }
+    if keys.len() <= 1 {
+        return Err(Error::Refused(
+            "refusing to remove the last key: nobody could open the repository again".into(),
+        ));
+    }
+    if *id == repo.key_id() && !allow_current {
+        return Err(Error::Refused(format!(
+            "key {} is the one you opened the repository with; use `repo key passwd` to \
+             change its password, or open with another key to remove it",
+            id.short()
+        )));
+    }
+    repo.backend().delete(&key_path(id))
+}
+
+/// Replaces the current key's password: adds a key with the new password, then removes
+/// the current one (in that order, so a crash leaves both working, never neither).
+pub fn passwd(repo: &Repository, new_password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+    let id = add(repo, new_password, kdf)?;
+    remove(repo, &repo.key_id(), true)?;
+    Ok(id)
+}

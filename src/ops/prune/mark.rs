@@ -1,0 +1,130 @@
+//! Prune, part 1: mark every blob reachable from the kept snapshots, then join the marks
+//! with the index (both sorted by kind and id) to learn how much of each pack is live.
+//! Nothing here holds every blob id in memory: marks live in a temporary RocksDB set.
+
+use std::collections::HashMap;
+
+use crate::blob::BlobKind;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId, TreeId};
+use crate::index::keyset::{order, BlobSet};
+use crate::index::BlobLocation;
+use crate::repository::Repository;
+use crate::snapshot::Snapshot;
+
+/// Live and total content of one indexed pack.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PackUsage {
+    /// Size of the pack file.
+    pub size: u64,
+    /// Sealed bytes of live blobs whose indexed copy is in this pack.
+    pub live_bytes: u64,
+    /// Number of such blobs.
+    pub live_blobs: u64,
+    /// Blobs the index places in this pack.
+    pub blobs: u64,
+}
+
+/// Marks every tree and data blob reachable from `snaps`.
+pub fn mark(repo: &Repository, snaps: &[Snapshot]) -> Result<BlobSet> {
+    let mut live = BlobSet::create(repo.cache_dir(), "prune-live")?;
+    let mut stack: Vec<TreeId> = snaps.iter().map(|s| s.tree).collect();
+    while let Some(id) = stack.pop() {
+        let bid = BlobId::from(id);
+        // Shared subtrees (most of them, between snapshots) are walked once.
+        if live.contains(BlobKind::Tree, &bid)? {
+            continue;
+        }
+        let tree = repo.load_tree(&id)?;
+        live.insert(BlobKind::Tree, &bid)?;
+        for node in &tree.nodes {
+            for c in &node.content {
+                live.insert(BlobKind::Data, &BlobId::from(*c))?;
+            }
+            if let Some(sub) = node.subtree {
+                stack.push(sub);
+            }
+        }
+    }
+    live.flush()?;
+    Ok(live)
+}
+
+/// Streams the index against the marks. Calls `on_live` for every live blob with its
+/// location, and returns per-pack usage. Fails when a live blob is not indexed at all:
+/// the repository is already damaged and pruning it could only make that worse.
+pub fn usage(
+    repo: &Repository,
+    live: &BlobSet,
+    mut on_live: impl FnMut(BlobKind, &BlobId, &BlobLocation),
+) -> Result<HashMap<PackId, PackUsage>> {
+    let index = repo.index()?;
+    let mut packs: HashMap<PackId, PackUsage> = index
+        .packs()?
+        .into_iter()
+        .map(|(p, size)| {
+            (
+                p,
+                PackUsage {
+                    size,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let mut marks = live.iter()?.peekable();
+    let mut missing: Vec<String> = Vec::new();
+    let mut note_missing = |kind: BlobKind, id: &BlobId| {
+        if missing.len() < 10 {
+            missing.push(format!(
+                "{} {}",
+                crate::repository::kind_name(kind),
+                id.short()
+            ));
+        }
+    };
+    let mut missing_count = 0u64;
+    index.for_each_blob(|kind, id, loc| {
+        let mut is_live = false;
+        while let Some(next) = marks.peek() {
+            let (mk, mid) = match next {
+                Ok(v) => *v,
+                Err(e) => return Err(Error::Invalid(e.to_string())),
+            };
+            match order((mk, &mid), (kind, &id)) {
+                std::cmp::Ordering::Less => {
+                    note_missing(mk, &mid);
+                    missing_count += 1;
+                    marks.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    is_live = true;
+                    marks.next();
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        let u = packs.entry(loc.pack).or_default();
+        u.blobs += 1;
+        if is_live {
+            u.live_blobs += 1;
+            u.live_bytes += u64::from(loc.length);
+            on_live(kind, &id, &loc);
+        }
+        Ok(())
+    })?;
+    for m in marks {
+        let (k, id) = m?;
+        note_missing(k, &id);
+        missing_count += 1;
+    }
+    if missing_count > 0 {
+        return Err(Error::Refused(format!(
+            "{missing_count} blob(s) that kept snapshots need are not in the index (e.g. {}); \
+             not pruning a damaged repository — run `repo index rebuild --from-packs` and `repo check`",
+            missing.join(", ")
+        )));
+    }
+    Ok(packs)
+}

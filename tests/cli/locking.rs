@@ -1,0 +1,121 @@
+//! Repository locks: concurrent snapshots share the repository, prune needs it alone, and
+//! locks of dead processes do not block anyone.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{assert_same_tree, random_bytes, Env};
+
+fn lock_count(repo: &Path) -> usize {
+    fs::read_dir(repo.join("locks")).map_or(0, |d| d.count())
+}
+
+/// Starts a snapshot that pauses (holding its lock) just before it commits.
+fn paused_snapshot(env: &Env, src: &Path, secs: u32) -> Child {
+    env.cmd(&["snapshot", src.to_str().unwrap()])
+        .env(
+            "REPO_FAILPOINT",
+            format!("snapshot-before-commit:sleep={secs}"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for_locks(env: &Env, n: usize) {
+    let start = Instant::now();
+    while lock_count(&env.repo()) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no lock appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tree(env: &Env, name: &str, seed: u64) -> std::path::PathBuf {
+    let d = env.path(name);
+    fs::create_dir_all(&d).unwrap();
+    for i in 0..5 {
+        fs::write(d.join(format!("f{i}")), random_bytes(200_000, seed + i)).unwrap();
+    }
+    d
+}
+
+#[test]
+fn concurrent_snapshots_both_succeed_and_restore() {
+    let env = Env::new();
+    env.init();
+    let a = tree(&env, "a", 1);
+    let b = tree(&env, "b", 100);
+    let ca = paused_snapshot(&env, &a, 2);
+    let cb = paused_snapshot(&env, &b, 2);
+    // Both hold their shared lock at the same time.
+    wait_for_locks(&env, 2);
+    for c in [ca, cb] {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(lock_count(&env.repo()), 0, "locks were not released");
+    let out = env.ok(&["check", "--read-data"]);
+    assert!(out.contains("no errors found"), "{out}");
+    for (src, name) in [(&a, "ra"), (&b, "rb")] {
+        let t = env.path(name);
+        env.ok(&[
+            "restore",
+            "--at",
+            "now",
+            "--target",
+            t.to_str().unwrap(),
+            src.to_str().unwrap(),
+        ]);
+        assert_same_tree(src, &t.join(src.strip_prefix("/").unwrap()));
+    }
+}
+
+#[test]
+fn prune_during_a_snapshot_fails_clearly_or_waits() {
+    let env = Env::new();
+    env.init();
+    let a = tree(&env, "a", 1);
+    env.snapshot(&[&a]);
+    let c = paused_snapshot(&env, &a, 3);
+    wait_for_locks(&env, 1);
+    let o = env.run(&["prune"]);
+    assert_eq!(o.status.code(), Some(11), "prune ran during a snapshot");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("locked") && err.contains("\"snapshot\""),
+        "{err}"
+    );
+    // With --lock-wait it waits for the snapshot and then runs.
+    let o = env.run(&["prune", "--lock-wait", "2m"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = c.wait_with_output().unwrap();
+    assert!(s.status.success());
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    let out = env.ok(&["check", "--read-data"]);
+    assert!(out.contains("no errors found"), "{out}");
+}
+
+#[test]
+fn locks_of_killed_processes_are_stale_and_removable() {
+    let env = Env::new();
+    env.init();
+    let a = tree(&env, "a", 1);
+    let mut c = paused_snapshot(&env, &a, 60);
+    wait_for_locks(&env, 1);
+    c.kill().unwrap();
+    c.wait().unwrap();
+    assert_eq!(lock_count(&env.repo()), 1);
+    let locks = env.json(&["locks"]);
+    assert_eq!(locks[0]["stale"], true, "{locks}");
+    assert_eq!(locks[0]["command"], "snapshot");
+    // A stale lock does not block an exclusive one.
+    env.ok(&["prune"]);
+    env.ok(&["unlock"]);
+    assert_eq!(lock_count(&env.repo()), 0);
+}
