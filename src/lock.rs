@@ -59,6 +59,13 @@ pub struct LockInfo {
     pub refreshed: DateTime<Utc>,
 }
 
+impl LockInfo {
+    /// Decodes a lock's plaintext.
+    pub fn decode(plain: &[u8], what: &str) -> Result<Self> {
+        serde_json::from_slice(plain).map_err(|e| Error::corrupt(what, e.to_string()))
+    }
+}
+
 /// A lock found in the repository.
 #[derive(Clone, Debug)]
 pub struct FoundLock {
@@ -136,10 +143,7 @@ pub fn list(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<FoundLock>> {
         let info = match backend.get(&obj.path) {
             Ok(bytes) => key
                 .open(&bytes, &format!("lock {}", id.short()))
-                .and_then(|plain| {
-                    serde_json::from_slice::<LockInfo>(&plain)
-                        .map_err(|e| Error::corrupt(format!("lock {}", id.short()), e.to_string()))
-                })
+                .and_then(|plain| LockInfo::decode(&plain, &format!("lock {}", id.short())))
                 .map_err(|e| e.to_string()),
             // Released between list and get.
             Err(Error::Missing(_)) => continue,

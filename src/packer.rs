@@ -6,7 +6,7 @@
 //! unreferenced garbage that `prune` removes, never a dangling reference.
 
 use crate::blob::BlobKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::segment::{self, PackRecord};
 use crate::pack::pack_path;
@@ -40,6 +40,7 @@ pub struct Packer<'r> {
     tree: PackBuilder,
     pending: Vec<PackRecord>,
     stats: PackerStats,
+    budget: Option<u64>,
 }
 
 impl<'r> Packer<'r> {
@@ -51,7 +52,14 @@ impl<'r> Packer<'r> {
             tree: PackBuilder::new(),
             pending: Vec::new(),
             stats: PackerStats::default(),
+            budget: None,
         }
+    }
+
+    /// Refuses to write more than `bytes` of packs (the repository quota's headroom).
+    pub fn with_budget(mut self, bytes: Option<u64>) -> Self {
+        self.budget = bytes;
+        self
     }
 
     /// Adds one sealed blob; writes a pack when it reaches the target size.
@@ -77,6 +85,16 @@ impl<'r> Packer<'r> {
             return Ok(());
         }
         let p = builder.finish(self.repo.key());
+        if let Some(budget) = self.budget {
+            let after = self.stats.pack_bytes + p.bytes.len() as u64;
+            if after > budget {
+                return Err(Error::Refused(format!(
+                    "the repository quota would be exceeded: this run needs more than the \
+                     {budget} bytes left (raise it with `repo settings --quota`, or forget \
+                     and prune old snapshots); nothing of this run was committed"
+                )));
+            }
+        }
         self.repo.backend().put(&pack_path(&p.id), &p.bytes)?;
         self.stats.packs += 1;
         self.stats.pack_bytes += p.bytes.len() as u64;

@@ -302,6 +302,37 @@ impl Repository {
         }
     }
 
+    /// Total bytes of the repository's objects (what it occupies on its backend).
+    pub fn total_size(&self) -> Result<u64> {
+        let mut n = 0;
+        for prefix in ["packs/", "index/", "snapshots/", "keys/", "locks/"] {
+            n += self
+                .backend
+                .list(prefix)?
+                .iter()
+                .map(|o| o.size)
+                .sum::<u64>();
+        }
+        Ok(n)
+    }
+
+    /// Headroom under the quota in bytes (`None` without a quota); fails when the
+    /// repository is already at or over it.
+    pub fn quota_headroom(&self) -> Result<Option<u64>> {
+        let settings = crate::settings::Settings::load(self.backend(), &self.key)?;
+        let Some(quota) = settings.quota_bytes else {
+            return Ok(None);
+        };
+        let used = self.total_size()?;
+        if used >= quota {
+            return Err(Error::Refused(format!(
+                "the repository uses {used} bytes, at or over its quota of {quota} bytes; \
+                 forget and prune old snapshots, or raise it with `repo settings --quota`"
+            )));
+        }
+        Ok(Some(quota - used))
+    }
+
     /// Takes a repository lock for `command` (see [`crate::lock`]), waiting up to `wait`.
     pub fn lock(
         &self,

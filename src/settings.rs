@@ -27,14 +27,15 @@ impl Settings {
     /// Loads the settings (defaults when the object does not exist).
     pub fn load(backend: &dyn Backend, key: &MasterKey) -> Result<Self> {
         match backend.get(SETTINGS_PATH) {
-            Ok(bytes) => {
-                let plain = key.open(&bytes, "settings")?;
-                serde_json::from_slice(&plain)
-                    .map_err(|e| Error::corrupt("settings", e.to_string()))
-            }
+            Ok(bytes) => Self::decode(&key.open(&bytes, "settings")?),
             Err(Error::Missing(_)) => Ok(Self::default()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Decodes the settings' plaintext.
+    pub fn decode(plain: &[u8]) -> Result<Self> {
+        serde_json::from_slice(plain).map_err(|e| Error::corrupt("settings", e.to_string()))
     }
 
     /// Replaces the stored settings.

@@ -16,6 +16,7 @@ mod restore;
 mod scan;
 mod snapshot;
 pub mod snapshots;
+mod stats;
 mod unlock;
 
 use clap::{Parser, Subcommand};
@@ -65,6 +66,10 @@ enum Command {
     Index(index::Args),
     /// Manage the passwords (keys) that open the repository
     Key(key::Args),
+    /// Storage usage: dedup and compression ratios, reclaimable space, per-snapshot sizes
+    Stats(stats::Args),
+    /// Show or change repository settings (quota, stored retention policy)
+    Settings(stats::SettingsArgs),
     /// List the repository's locks (who is using it)
     Locks,
     /// Remove stale locks left by crashed processes
@@ -88,6 +93,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Prune(a) => prune::run(g, a),
         Command::Index(a) => index::run(g, a),
         Command::Key(a) => key::run(g, a),
+        Command::Stats(a) => stats::run(g, a),
+        Command::Settings(a) => stats::run_settings(g, a),
         Command::Locks => unlock::run_list(g),
         Command::Unlock(a) => unlock::run_unlock(g, a),
     }

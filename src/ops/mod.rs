@@ -10,3 +10,4 @@ pub mod prune;
 pub mod restore;
 pub mod scan;
 pub mod snapshot;
+pub mod stats;

@@ -258,3 +258,69 @@ fn keys_add_list_remove_and_passwd() {
     let keys: serde_json::Value = serde_json::from_slice(&keys.stdout).unwrap();
     assert_eq!(keys.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn stats_report_dedup_unique_bytes_and_reclaimable_space() {
+    let h = history();
+    let env = &h.env;
+    let st = env.json(&["stats"]);
+    assert_eq!(st["snapshots"], 3);
+    // 7 distinct 600 kB files of random data (no compression); the snapshots hold
+    // 5 + 4 + 4 files of them.
+    let raw = st["data_raw_bytes"].as_u64().unwrap();
+    assert!((4_200_000..4_300_000).contains(&raw), "{st}");
+    assert!(
+        (st["dedup_ratio"].as_f64().unwrap() - 13.0 / 7.0).abs() < 0.02,
+        "{st}"
+    );
+    assert_eq!(st["reclaimable_bytes"], 0);
+    let per = st["per_snapshot"].as_array().unwrap();
+    // A holds a1, a2 alone; B nothing alone; C holds c1 alone.
+    let unique: Vec<u64> = per
+        .iter()
+        .map(|s| s["unique_raw_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(unique, vec![1_200_000, 0, 600_000], "{st}");
+
+    env.ok(&["forget", &h.ids[0]]);
+    let st = env.json(&["stats", &h.ids[2][..8]]);
+    assert_eq!(st["per_snapshot"].as_array().unwrap().len(), 1);
+    let reclaim = st["reclaimable_bytes"].as_u64().unwrap();
+    assert!((1_200_000..1_300_000).contains(&reclaim), "{st}");
+    let r = env.json(&["prune", "--max-unused", "0%"]);
+    assert_eq!(
+        r["bytes_freed"].as_u64().unwrap() / 10_000,
+        reclaim / 10_000,
+        "{r}"
+    );
+}
+
+#[test]
+fn quota_stops_a_snapshot_that_would_exceed_it() {
+    let h = history();
+    let env = &h.env;
+    let used = env.json(&["stats"])["size_on_disk"].as_u64().unwrap();
+    let quota = (used + 1_000_000).to_string();
+    env.ok(&["settings", "--quota", &quota]);
+    assert_eq!(
+        env.json(&["settings"])["quota_bytes"].as_u64(),
+        Some(used + 1_000_000)
+    );
+    fs::write(h.src.join("big"), random_bytes(3_000_000, 777)).unwrap();
+    let o = env.run(&["snapshot", h.src.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("quota"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 3);
+    let out = env.ok(&["check"]);
+    assert!(out.contains("no errors found"), "{out}");
+    // At or over the quota, nothing is even attempted.
+    env.ok(&["settings", "--quota", "1000"]);
+    let o = env.run(&["snapshot", h.src.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at or over its quota"));
+    env.ok(&["settings", "--quota", "none"]);
+    env.snapshot(&[&h.src]);
+}

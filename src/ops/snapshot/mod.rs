@@ -97,6 +97,7 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
     let sources = walk::prepare_sources(&opts.paths)?;
     let excluder = Excluder::new(&opts.excludes)?;
     repo.index()?; // open and sync before threads start, so errors surface here
+    let budget = repo.quota_headroom()?;
     let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
     let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
     let series = SeriesKey {
@@ -148,7 +149,7 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
         }
         drop((seal_rx, sealed_tx));
         let packer = s.spawn(move || -> Result<PackerStats> {
-            let mut packer = Packer::new(repo);
+            let mut packer = Packer::new(repo).with_budget(budget);
             for b in sealed_rx {
                 packer.add(b.kind, b.id, &b.bytes, b.raw_len)?;
             }
