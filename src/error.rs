@@ -59,6 +59,9 @@ pub enum Error {
     /// A local resource (e.g. the index cache) is in use by another process.
     #[error("{0} is in use by another process")]
     Busy(String),
+    /// A backup source (e.g. a database server) failed.
+    #[error("{0}")]
+    Source(String),
     /// The repository is locked by another process.
     #[error("repository is locked: {0}")]
     Locked(String),

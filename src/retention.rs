@@ -310,6 +310,7 @@ mod tests {
             tree: TreeId::random(),
             summary: Default::default(),
             excludes: Default::default(),
+            mongodb: None,
         }
     }
 

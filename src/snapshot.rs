@@ -91,6 +91,32 @@ pub struct Snapshot {
     /// What was excluded (absent when nothing was).
     #[serde(default, skip_serializing_if = "ExcludeSettings::is_empty")]
     pub excludes: ExcludeSettings,
+    /// For snapshots holding MongoDB collections: which server and at what time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mongodb: Option<MongoRecord>,
+}
+
+/// How the MongoDB part of a snapshot was taken.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MongoRecord {
+    /// Connection string without credentials.
+    pub uri: String,
+    /// Cluster time all collections were read at (replica sets and sharded clusters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_time: Option<ClusterTime>,
+    /// "snapshot" (one point in time) or "per-collection" (standalone servers).
+    pub consistency: String,
+    /// Collections and views saved.
+    pub collections: u64,
+}
+
+/// A MongoDB cluster time (BSON timestamp).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClusterTime {
+    /// Seconds since the epoch.
+    pub t: u32,
+    /// Ordinal within the second.
+    pub i: u32,
 }
 
 /// Object name of a snapshot.
@@ -156,6 +182,7 @@ mod tests {
             tree: TreeId([1; 32]),
             summary: Summary::default(),
             excludes: Default::default(),
+            mongodb: None,
         };
         let sealed = s.seal(&k);
         assert_eq!(Snapshot::open(&k, &sealed, &s.id).unwrap(), s);

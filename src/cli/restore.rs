@@ -8,6 +8,7 @@ use anyhow::Result;
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
 use repo::lock::LockKind;
+use repo::ops::restore::mongo::{MongoConflict, MongoRestoreOptions};
 use repo::ops::restore::{self, Action, Conflict, RestoreOptions};
 use repo::progress::{Display, Progress};
 use repo::selection::{at_or_before, SnapshotFilter};
@@ -26,17 +27,34 @@ enum ConflictArg {
     IfChanged,
     /// Keep existing files and restore next to them as NAME.restored
     Rename,
+    /// MongoDB: drop an existing target collection first
+    Drop,
+    /// MongoDB: refuse, before writing anything, when a target collection exists
+    Fail,
 }
 
-impl From<ConflictArg> for Conflict {
-    fn from(c: ConflictArg) -> Self {
-        match c {
+impl ConflictArg {
+    fn for_files(self) -> Result<Conflict> {
+        Ok(match self {
             ConflictArg::Skip => Conflict::Skip,
             ConflictArg::Overwrite => Conflict::Overwrite,
             ConflictArg::IfNewer => Conflict::IfNewer,
             ConflictArg::IfChanged => Conflict::IfChanged,
             ConflictArg::Rename => Conflict::Rename,
-        }
+            ConflictArg::Drop | ConflictArg::Fail => anyhow::bail!(
+                "--conflict drop/fail apply to MongoDB restores; for files use skip, overwrite, if-newer, if-changed or rename"
+            ),
+        })
+    }
+
+    fn for_mongo(self) -> Result<MongoConflict> {
+        Ok(match self {
+            ConflictArg::Skip => MongoConflict::Skip,
+            ConflictArg::Overwrite => MongoConflict::Overwrite,
+            ConflictArg::Drop => MongoConflict::Drop,
+            ConflictArg::Fail => MongoConflict::Fail,
+            _ => anyhow::bail!("for a MongoDB restore --conflict is skip, overwrite, drop or fail"),
+        })
     }
 }
 
@@ -68,9 +86,10 @@ pub struct Args {
     /// without "/" it matches names, with "/" whole snapshot paths)
     #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
     excludes: Vec<String>,
-    /// What to do with existing files that differ from the snapshot
-    #[arg(long, value_enum, default_value = "overwrite")]
-    conflict: ConflictArg,
+    /// What to do with existing files that differ from the snapshot [default: overwrite], or
+    /// with existing target collections [default: fail]
+    #[arg(long, value_enum)]
+    conflict: Option<ConflictArg>,
     /// Hash existing files whose size and mtime match before leaving them alone
     #[arg(long)]
     verify_existing: bool,
@@ -82,8 +101,18 @@ pub struct Args {
     #[arg(long)]
     delete: bool,
     /// Directory to restore into (created if missing)
-    #[arg(long, short = 't')]
-    target: PathBuf,
+    #[arg(long, short = 't', required_unless_present = "mongodb_uri")]
+    target: Option<PathBuf>,
+    /// Restore the snapshot's MongoDB collections into this server instead of files
+    #[arg(long, value_name = "URI", conflicts_with = "target")]
+    mongodb_uri: Option<String>,
+    /// MongoDB: only namespaces matching this glob ("app.users", "app.*"; repeatable)
+    #[arg(long = "ns", value_name = "GLOB")]
+    namespaces: Vec<String>,
+    /// MongoDB: restore under another name, "FROM:TO" with an optional '*' on both sides
+    /// ("app.*:app_restored.*"; repeatable, first match wins)
+    #[arg(long = "ns-rename", value_name = "FROM:TO")]
+    renames: Vec<String>,
     /// Only restore this snapshot path, or entries matching this glob ("*.pdf",
     /// "/home/*/docs"), and what is below them (repeatable)
     #[arg(long = "include", short = 'i')]
@@ -123,20 +152,38 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             repo.find_snapshot(sel)?
         }
     };
+    if let Some(uri) = a.mongodb_uri {
+        return restore_mongo(
+            g,
+            &repo,
+            &snap,
+            uri,
+            a.namespaces,
+            a.renames,
+            a.conflict,
+            a.dry_run,
+        );
+    }
+    if !a.namespaces.is_empty() || !a.renames.is_empty() {
+        anyhow::bail!("--ns and --ns-rename need --mongodb-uri");
+    }
+    let Some(target) = a.target else {
+        anyhow::bail!("give --target DIR (or --mongodb-uri URI for collections)");
+    };
     if !g.quiet {
         eprintln!(
             "restoring snapshot {} ({} UTC, {}) into {}",
             snap.id.short(),
             snap.time.format("%Y-%m-%d %H:%M:%S"),
             snap.source.description,
-            a.target.display()
+            target.display()
         );
     }
     let opts = RestoreOptions {
-        target: a.target,
+        target,
         includes,
         excludes: a.excludes,
-        conflict: a.conflict.into(),
+        conflict: a.conflict.unwrap_or(ConflictArg::Overwrite).for_files()?,
         verify_existing: a.verify_existing,
         dry_run: a.dry_run,
         delete: a.delete,
@@ -187,6 +234,58 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             eprintln!("error: {e}");
         }
         anyhow::bail!("{} item(s) could not be restored", report.errors.len());
+    }
+    Ok(0)
+}
+
+/// `repo restore --mongodb-uri`: collections into a server.
+#[allow(clippy::too_many_arguments)]
+fn restore_mongo(
+    g: &GlobalOpts,
+    repo: &repo::repository::Repository,
+    snap: &repo::snapshot::Snapshot,
+    uri: String,
+    namespaces: Vec<String>,
+    renames: Vec<String>,
+    conflict: Option<ConflictArg>,
+    dry_run: bool,
+) -> Result<i32> {
+    let opts = MongoRestoreOptions {
+        uri: uri.clone(),
+        namespaces,
+        renames,
+        conflict: conflict.unwrap_or(ConflictArg::Fail).for_mongo()?,
+        dry_run,
+    };
+    if !g.quiet {
+        eprintln!(
+            "restoring collections of snapshot {} ({} UTC, {}) into {}",
+            snap.id.short(),
+            snap.time.format("%Y-%m-%d %H:%M:%S"),
+            snap.source.description,
+            repo::source::mongodb::redact(&uri)
+        );
+    }
+    let outcomes = repo::ops::restore::mongo::run(repo, snap, &opts)?;
+    if g.json {
+        print_json(&outcomes)?;
+        return Ok(0);
+    }
+    for o in &outcomes {
+        if dry_run {
+            println!(
+                "{} -> {} ({}): {}; {} document(s)",
+                o.source, o.target, o.kind, o.action, o.documents
+            );
+        } else {
+            println!(
+                "{} -> {}: {} inserted, {} replaced, {} kept, {} index(es)",
+                o.source, o.target, o.inserted, o.replaced, o.skipped, o.indexes
+            );
+        }
+    }
+    if dry_run {
+        println!("dry run: nothing was written");
     }
     Ok(0)
 }

@@ -15,9 +15,24 @@ use repo::source::exclude::ExcludeSettings;
 /// Arguments of `repo snapshot`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Files and directories to back up
-    #[arg(required = true)]
+    /// Files and directories to back up, and/or a MongoDB connection string
+    /// (mongodb://user:pass@host:27017/?authSource=admin)
+    #[arg(required_unless_present = "mongodb_uri", value_name = "PATH|URI")]
     paths: Vec<PathBuf>,
+    /// Back up this MongoDB server's collections too (credentials are never stored)
+    #[arg(
+        long,
+        value_name = "URI",
+        env = "REPO_MONGODB_URI",
+        hide_env_values = true
+    )]
+    mongodb_uri: Option<String>,
+    /// Only this database (repeatable; default: all but admin, local, config)
+    #[arg(long = "db", value_name = "DB")]
+    dbs: Vec<String>,
+    /// Only this collection, as db.collection (repeatable)
+    #[arg(long = "collection", value_name = "DB.COLL")]
+    collections: Vec<String>,
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -64,9 +79,45 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         (false, Some(p)) => ParentChoice::Given(p),
         (false, None) => ParentChoice::Auto,
     };
+    // A positional mongodb:// argument is the server, like --mongodb-uri.
+    let mut uri = a.mongodb_uri;
+    let mut paths = Vec::new();
+    for p in a.paths {
+        let text = p.to_string_lossy();
+        if text.starts_with("mongodb://") || text.starts_with("mongodb+srv://") {
+            if uri.replace(text.to_string()).is_some() {
+                anyhow::bail!("give one MongoDB connection string per snapshot");
+            }
+        } else {
+            paths.push(p);
+        }
+    }
+    if uri.is_none() && !(a.dbs.is_empty() && a.collections.is_empty()) {
+        anyhow::bail!("--db and --collection need a MongoDB connection string (--mongodb-uri)");
+    }
+    // Connect (and fail on a bad server or password) before touching the repository.
+    let mongo = uri
+        .map(|u| {
+            let sel = repo::source::mongodb::MongoSelection {
+                dbs: a.dbs,
+                collections: a.collections,
+            };
+            repo::source::mongodb::MongoBackup::new(&u, &sel)
+        })
+        .transpose()?;
     let (repo, _lock) = g.open_locked(true, LockKind::Shared, "snapshot")?;
+    if let Some(m) = &mongo {
+        if !g.quiet && m.record().consistency != "snapshot" {
+            eprintln!(
+                "note: {} is not a replica set: each collection is consistent on its own, \
+                 not across collections",
+                m.record().uri
+            );
+        }
+    }
     let opts = SnapshotOptions {
-        paths: a.paths,
+        mongodb: mongo.as_ref().map(|m| m.record()),
+        paths,
         tags: a.tags,
         host: a.host,
         threads: a.threads,
@@ -75,7 +126,12 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     };
     let progress = Arc::new(Progress::default());
     let display = Display::start(progress.clone(), "backing up", g.show_progress());
-    let snap = snapshot::run(&repo, &opts, progress)?;
+    let virtual_sources: Vec<&dyn repo::source::VirtualSource> = mongo
+        .as_ref()
+        .map(|m| m as &dyn repo::source::VirtualSource)
+        .into_iter()
+        .collect();
+    let snap = snapshot::run_with(&repo, &opts, &virtual_sources, progress)?;
     drop(display);
     let s = &snap.summary;
     if g.json {

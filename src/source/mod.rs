@@ -3,3 +3,36 @@
 
 pub mod exclude;
 pub mod fs;
+#[cfg(feature = "mongo")]
+pub mod mongodb;
+
+use std::io::Read;
+
+/// Opens one entry's content when a chunker is ready for it.
+pub type Opener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send>;
+
+/// One file-like entry of a [`VirtualSource`].
+pub struct VirtualEntry {
+    /// Directory names below the source's root directory.
+    pub dirs: Vec<String>,
+    /// Entry name.
+    pub name: String,
+    /// Its content.
+    pub open: Opener,
+    /// Whether to cut it with the config's small-chunk (BSON stream) parameters.
+    pub small_chunks: bool,
+}
+
+/// A source that is not a directory tree (a database): it lists file-like entries under
+/// one top-level directory of the snapshot and opens their content on demand.
+pub trait VirtualSource: Send + Sync {
+    /// Name of the top-level snapshot directory (e.g. "mongodb").
+    fn root(&self) -> &str;
+    /// Source kind recorded in the snapshot (e.g. "mongodb").
+    fn kind(&self) -> &str;
+    /// What it is, without secrets (e.g. a connection string without credentials); also
+    /// one of the snapshot's `paths`, so each server is its own series.
+    fn description(&self) -> String;
+    /// Every entry, grouped by `dirs` (entries of one directory are consecutive).
+    fn entries(&self) -> Vec<VirtualEntry>;
+}

@@ -9,6 +9,7 @@ mod history;
 mod incremental;
 mod locking;
 mod maintenance;
+mod mongodb;
 mod restore_policy;
 mod roundtrip;
 mod scan;

@@ -217,6 +217,7 @@ fn write_vectors() {
         tree: tid,
         summary: Default::default(),
         excludes: Default::default(),
+        mongodb: None,
     };
     std::fs::write(d.join("snapshot.id"), format!("{}\n", snap.id.to_hex())).unwrap();
     std::fs::write(d.join("snapshot.bin"), snap.seal(&master)).unwrap();

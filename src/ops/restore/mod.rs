@@ -7,6 +7,8 @@
 
 mod conflict;
 mod meta;
+#[cfg(feature = "mongo")]
+pub mod mongo;
 mod plan;
 
 pub use conflict::{Action, Conflict};

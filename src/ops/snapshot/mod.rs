@@ -19,7 +19,7 @@ mod walk;
 pub use parent::ParentChoice;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -36,6 +36,7 @@ use crate::repository::Repository;
 use crate::selection::SeriesKey;
 use crate::snapshot::{Skipped, Snapshot, Source, Summary, SNAPSHOT_VERSION};
 use crate::source::exclude::{ExcludeSettings, Excluder};
+use crate::source::VirtualSource;
 use crate::tree::{self, Node, Tree};
 
 use parent::PrevDir;
@@ -56,6 +57,8 @@ pub struct SnapshotOptions {
     pub parent: ParentChoice,
     /// What to leave out.
     pub excludes: ExcludeSettings,
+    /// Recorded for snapshots that hold MongoDB collections.
+    pub mongodb: Option<crate::snapshot::MongoRecord>,
 }
 
 /// A new blob on its way to the sealers.
@@ -92,17 +95,47 @@ fn claim(repo: &Repository, seen: &Seen, kind: BlobKind, id: BlobId) -> Result<b
 
 /// Runs a backup of `opts.paths` and writes the snapshot object.
 pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -> Result<Snapshot> {
+    run_with(repo, opts, &[], progress)
+}
+
+/// Runs a backup of `opts.paths` and of `virtual_sources` (databases) into one snapshot.
+pub fn run_with(
+    repo: &Repository,
+    opts: &SnapshotOptions,
+    virtual_sources: &[&dyn VirtualSource],
+    progress: Arc<Progress>,
+) -> Result<Snapshot> {
     let started = Instant::now();
     let time = chrono::Utc::now();
-    let sources = walk::prepare_sources(&opts.paths)?;
+    let sources = if opts.paths.is_empty() && !virtual_sources.is_empty() {
+        Vec::new()
+    } else {
+        walk::prepare_sources(&opts.paths)?
+    };
+    if sources.iter().any(|p| {
+        virtual_sources
+            .iter()
+            .any(|v| p.starts_with(Path::new("/").join(v.root())))
+    }) {
+        return Err(Error::Invalid(
+            "a path under /mongodb cannot be backed up together with a database: the snapshot keeps collections there".into(),
+        ));
+    }
     let excluder = Excluder::new(&opts.excludes)?;
     repo.index()?; // open and sync before threads start, so errors surface here
     let budget = repo.quota_headroom()?;
     let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
-    let paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    let mut paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    paths.extend(virtual_sources.iter().map(|v| v.description()));
+    let mut kinds: Vec<&str> = Vec::new();
+    if !sources.is_empty() {
+        kinds.push("files");
+    }
+    kinds.extend(virtual_sources.iter().map(|v| v.kind()));
+    let kind = kinds.join("+");
     let series = SeriesKey {
         host: host.clone(),
-        source: "files".into(),
+        source: kind.clone(),
         paths: paths.clone(),
     };
     let parent = parent::find(repo, &opts.parent, &series)?;
@@ -110,12 +143,20 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
         repo,
         excluder: &excluder,
         parent_root: parent.as_ref().and_then(|p| PrevDir::load(repo, p.tree)),
+        virtual_sources,
+        time: crate::tree::Timestamp {
+            sec: time.timestamp(),
+            nsec: time.timestamp_subsec_nanos(),
+        },
     };
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let chunker = Chunker::new(repo.config().chunker_files, repo.key().chunker_seed());
+    let chunkers = (
+        Chunker::new(repo.config().chunker_files, repo.key().chunker_seed()),
+        Chunker::new(repo.config().chunker_bson, repo.key().chunker_seed()),
+    );
     let seen: Seen = Mutex::new(HashSet::new());
 
     let (ev_tx, ev_rx) = bounded::<Event>(4096);
@@ -139,7 +180,7 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
             let (job_rx, done_tx, seal_tx) = (job_rx.clone(), done_tx.clone(), seal_tx.clone());
             let (seen, progress) = (&seen, progress.clone());
             s.spawn(move || {
-                chunk_files(repo, chunker, seen, &job_rx, &done_tx, &seal_tx, &progress)
+                chunk_files(repo, chunkers, seen, &job_rx, &done_tx, &seal_tx, &progress)
             });
         }
         drop((job_rx, done_tx));
@@ -186,7 +227,7 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
         host,
         user: crate::sysinfo::username(),
         source: Source {
-            kind: "files".into(),
+            kind,
             description: paths.join(" "),
         },
         paths,
@@ -195,6 +236,7 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -
         tree: root,
         summary,
         excludes: opts.excludes.clone(),
+        mongodb: opts.mongodb.clone(),
     };
     crate::failpoint::hit("snapshot-before-commit");
     repo.save_snapshot(&snap)?;
@@ -212,7 +254,7 @@ fn summary_with(summary: &mut Summary, p: PackerStats) -> Summary {
 /// Chunker stage: read each file, cut and hash chunks, hand new ones to the sealers.
 fn chunk_files(
     repo: &Repository,
-    chunker: Chunker,
+    chunkers: (Chunker, Chunker),
     seen: &Seen,
     jobs: &Receiver<FileJob>,
     done: &Sender<FileDone>,
@@ -220,20 +262,20 @@ fn chunk_files(
     progress: &Progress,
 ) {
     for job in jobs {
-        let result = chunk_one(repo, chunker, seen, &job, seal, progress);
+        let seq = job.seq;
+        let chunker = if job.small_chunks {
+            chunkers.1
+        } else {
+            chunkers.0
+        };
+        let result = chunk_one(repo, chunker, seen, job.open, &job.path, seal, progress);
         let result = match result {
             Ok(r) => Ok(r),
             Err(ChunkError::Stopped) => return,
             Err(ChunkError::Failed(e)) => Err(e),
         };
         progress.done(1, 0);
-        if done
-            .send(FileDone {
-                seq: job.seq,
-                result,
-            })
-            .is_err()
-        {
+        if done.send(FileDone { seq, result }).is_err() {
             return;
         }
     }
@@ -250,11 +292,15 @@ fn chunk_one(
     repo: &Repository,
     chunker: Chunker,
     seen: &Seen,
-    job: &FileJob,
+    open: Option<crate::source::Opener>,
+    path: &std::path::Path,
     seal: &Sender<SealJob>,
     progress: &Progress,
 ) -> std::result::Result<(Vec<ChunkId>, u64), ChunkError> {
-    let file = std::fs::File::open(&job.path).map_err(|e| ChunkError::Failed(e.to_string()))?;
+    let file: Box<dyn std::io::Read + Send> = match open {
+        Some(open) => open().map_err(|e| ChunkError::Failed(e.to_string()))?,
+        None => Box::new(std::fs::File::open(path).map_err(|e| ChunkError::Failed(e.to_string()))?),
+    };
     let mut ids = Vec::new();
     let mut read = 0u64;
     for chunk in chunker.chunks(file) {

@@ -19,6 +19,7 @@ use crate::source::exclude::Excluder;
 use crate::source::fs::{
     absolute, components, kind_of, node_from_metadata, read_dir_sorted, OwnerNames,
 };
+use crate::source::VirtualSource;
 use crate::tree::{Node, NodeKind};
 
 /// One step of the walk, in tree order.
@@ -43,6 +44,10 @@ pub(super) enum Event {
 pub(super) struct FileJob {
     pub seq: u64,
     pub path: PathBuf,
+    /// Content that is not a file on disk (a database collection).
+    pub open: Option<crate::source::Opener>,
+    /// Cut with the small-chunk (BSON stream) parameters.
+    pub small_chunks: bool,
 }
 
 /// Makes source paths absolute, checks they exist, sorts them in tree order and drops
@@ -85,6 +90,10 @@ pub(super) struct WalkContext<'a> {
     pub repo: &'a Repository,
     pub excluder: &'a Excluder,
     pub parent_root: Option<PrevDir>,
+    /// Sources that are not directory trees, walked after the paths.
+    pub virtual_sources: &'a [&'a dyn VirtualSource],
+    /// Modification time recorded for virtual entries (the snapshot's time).
+    pub time: crate::tree::Timestamp,
 }
 
 struct Walker<'a> {
@@ -164,6 +173,8 @@ impl Walker<'_> {
                 let job = FileJob {
                     seq: self.seq,
                     path: path.to_path_buf(),
+                    open: None,
+                    small_chunks: false,
                 };
                 self.jobs.send(job).map_err(|_| Stopped)?;
                 let existed = before.is_some_and(|b| b.kind == Some(NodeKind::File));
@@ -210,6 +221,69 @@ impl Walker<'_> {
             self.visit(&dir.join(n), n.as_bytes(), prev)?;
         }
         Ok(())
+    }
+
+    /// Emits a virtual source's entries under its root directory. Their content is always
+    /// read (a database has no mtime to trust), and dedup keeps unchanged ones free.
+    fn visit_virtual(
+        &mut self,
+        v: &dyn VirtualSource,
+        prev_root: Option<&PrevDir>,
+    ) -> std::result::Result<(), Stopped> {
+        let dir_node = |name: &str| Node {
+            name: name.as_bytes().to_vec(),
+            kind: Some(NodeKind::Dir),
+            mode: 0o700,
+            mtime: self.ctx.time,
+            ..Node::default()
+        };
+        let root_prev = prev_root.and_then(|p| p.subdir(self.ctx.repo, v.root().as_bytes()));
+        self.emit(Event::Enter(dir_node(v.root()), root_prev.clone()))?;
+        let mut open: Vec<(String, Option<PrevDir>)> = Vec::new();
+        for e in v.entries() {
+            let common = open
+                .iter()
+                .zip(&e.dirs)
+                .take_while(|((a, _), b)| a == *b)
+                .count();
+            while open.len() > common {
+                open.pop();
+                self.emit(Event::Leave)?;
+            }
+            for d in &e.dirs[common..] {
+                let up = open.last().map_or(root_prev.as_ref(), |(_, p)| p.as_ref());
+                let prev = up.and_then(|u| u.subdir(self.ctx.repo, d.as_bytes()));
+                self.emit(Event::Enter(dir_node(d), prev.clone()))?;
+                open.push((d.clone(), prev));
+            }
+            let up = open.last().map_or(root_prev.as_ref(), |(_, p)| p.as_ref());
+            let existed = up.and_then(|u| u.get(e.name.as_bytes())).is_some();
+            let mut path = PathBuf::from("/");
+            path.push(v.root());
+            path.extend(&e.dirs);
+            path.push(&e.name);
+            self.seq += 1;
+            self.progress.total_items.fetch_add(1, Relaxed);
+            let node = Node {
+                name: e.name.as_bytes().to_vec(),
+                kind: Some(NodeKind::File),
+                mode: 0o600,
+                mtime: self.ctx.time,
+                ..Node::default()
+            };
+            let job = FileJob {
+                seq: self.seq,
+                path: path.clone(),
+                open: Some(e.open),
+                small_chunks: e.small_chunks,
+            };
+            self.jobs.send(job).map_err(|_| Stopped)?;
+            self.emit(Event::File(self.seq, path, node, existed))?;
+        }
+        while open.pop().is_some() {
+            self.emit(Event::Leave)?;
+        }
+        self.emit(Event::Leave)
     }
 
     /// Opens a directory that is only an ancestor of a source path.
@@ -292,6 +366,9 @@ pub(super) fn walk(
         }
         while open.pop().is_some() {
             w.emit(Event::Leave)?;
+        }
+        for v in w.ctx.virtual_sources {
+            w.visit_virtual(*v, root_prev.as_ref())?;
         }
         Ok(())
     };
