@@ -43,7 +43,10 @@ impl SnapshotFilter {
                 .iter()
                 .all(|p| s.paths.iter().any(|root| covers(root, p)))
             && self.tags.iter().all(|t| s.tags.contains(t))
-            && self.source.as_ref().is_none_or(|k| *k == s.source.kind)
+            && self
+                .source
+                .as_ref()
+                .is_none_or(|k| s.source.kind.split('+').any(|p| p == k))
             && self.since.is_none_or(|t| s.time >= t)
             && self.until.is_none_or(|t| s.time <= t)
     }

@@ -134,6 +134,8 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
                 hosts: a.hosts,
                 paths: paths.clone(),
                 tags: a.tags,
+                // Restoring collections: only snapshots that hold some.
+                source: a.mongodb_uri.as_ref().map(|_| "mongodb".to_string()),
                 ..Default::default()
             };
             includes.extend(paths);

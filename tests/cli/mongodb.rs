@@ -421,3 +421,48 @@ fn bad_servers_and_namespaces_fail_without_writing() {
     assert_eq!(packs(&env), 0);
     assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
 }
+
+#[test]
+fn restore_at_picks_the_snapshot_of_that_moment() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let name = unique_db("at");
+    let db = client.database(&name);
+    let coll = db.collection::<Document>("c");
+    coll.insert_one(doc! {"_id": 1, "state": "morning"})
+        .run()
+        .unwrap();
+    let env = Env::new();
+    env.init();
+    let dbarg = format!("--db={name}");
+    env.json(&["snapshot", &uri, &dbarg]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let between = chrono::Utc::now().to_rfc3339();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"state": "evening"}})
+        .run()
+        .unwrap();
+    env.json(&["snapshot", &uri, &dbarg]);
+    let target = format!("{name}_at");
+    let rename = format!("{name}.*:{target}.*");
+    env.json(&[
+        "restore",
+        "--at",
+        &between,
+        "--mongodb-uri",
+        &uri,
+        "--ns-rename",
+        &rename,
+    ]);
+    let got = client
+        .database(&target)
+        .collection::<Document>("c")
+        .find_one(doc! {})
+        .run()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.get_str("state").unwrap(), "morning");
+    db.drop().run().unwrap();
+    client.database(&target).drop().run().unwrap();
+}

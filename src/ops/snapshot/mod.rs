@@ -219,6 +219,17 @@ pub fn run_with(
         Ok::<_, Error>((root, summary_with(&mut summary, pack_stats)))
     });
     let (root, mut summary) = outcome?;
+    // A database that could not be read completely is a failed backup, not a snapshot
+    // with a hole: a restore from it would silently lose a collection.
+    for v in virtual_sources {
+        let prefix = format!("/{}/", v.root());
+        if let Some(s) = summary.skipped.iter().find(|s| s.path.starts_with(&prefix)) {
+            return Err(Error::Source(format!(
+                "reading {} failed: {}; no snapshot was written",
+                s.path, s.error
+            )));
+        }
+    }
     summary.duration_secs = started.elapsed().as_secs_f64();
     let snap = Snapshot {
         version: SNAPSHOT_VERSION,
