@@ -103,6 +103,38 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     })?;
     if g.json {
         super::fmt::print_json(&json)?;
+        return Ok(0);
+    }
+    // Under /mongodb, also say what the files hold: collections with their counts.
+    let trimmed = a.path.trim_end_matches('/');
+    if trimmed == "/mongodb" || trimmed.starts_with("/mongodb/") {
+        let db = trimmed
+            .strip_prefix("/mongodb/")
+            .map(|d| d.split('/').next().unwrap_or(d));
+        let rows: Vec<Vec<String>> = repo::ops::restore::mongo::collections(&repo, &snap)?
+            .into_iter()
+            .filter(|c| db.is_none_or(|d| c.ns.starts_with(&format!("{d}."))))
+            .map(|c| {
+                vec![
+                    c.ns,
+                    c.kind,
+                    c.documents.to_string(),
+                    super::fmt::bytes(c.bytes),
+                    c.indexes.to_string(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            println!();
+            println!(
+                "{}",
+                super::fmt::table(
+                    &["collection", "type", "documents", "size", "indexes"],
+                    &rows
+                )
+                .trim_end()
+            );
+        }
     }
     Ok(0)
 }

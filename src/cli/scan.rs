@@ -13,17 +13,33 @@ pub const EXIT_LOST: i32 = 4;
 /// Arguments of `repo scan`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Live path to check
-    path: String,
+    /// Live path to check (with --mongodb-uri: the snapshot to compare with)
+    #[arg(required_unless_present = "mongodb_uri")]
+    path: Option<String>,
     /// Snapshot to compare with [default: the latest one containing PATH]
     snapshot: Option<String>,
+    /// Compare a live MongoDB server with a snapshot's collections instead of files
+    #[arg(long, value_name = "URI")]
+    mongodb_uri: Option<String>,
+    /// With --mongodb-uri: only namespaces matching this glob (repeatable)
+    #[arg(long = "ns", value_name = "GLOB")]
+    namespaces: Vec<String>,
     /// Hash the content of files whose size and mtime are unchanged, to find corruption
     #[arg(long)]
     read: bool,
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let path = repo::source::fs::absolute(std::path::Path::new(&a.path))?
+    if let Some(uri) = &a.mongodb_uri {
+        if a.snapshot.is_some() {
+            anyhow::bail!("with --mongodb-uri give at most one argument: the snapshot");
+        }
+        return run_mongo(g, uri, a.path.as_deref(), &a.namespaces);
+    }
+    let Some(path) = a.path else {
+        anyhow::bail!("give a PATH to scan (or --mongodb-uri URI)");
+    };
+    let path = repo::source::fs::absolute(std::path::Path::new(&path))?
         .display()
         .to_string();
     let repo = g.open(false)?;
@@ -100,6 +116,97 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         );
     } else {
         println!("nothing lost");
+    }
+    Ok(code)
+}
+
+/// `repo scan --mongodb-uri`.
+fn run_mongo(
+    g: &GlobalOpts,
+    uri: &str,
+    snapshot: Option<&str>,
+    namespaces: &[String],
+) -> Result<i32> {
+    let repo = g.open(false)?;
+    let snap = match snapshot {
+        Some(s) => repo.find_snapshot(s)?,
+        None => {
+            let live = repo::source::mongodb::redact(uri);
+            let f = SnapshotFilter {
+                source: Some("mongodb".into()),
+                ..Default::default()
+            };
+            let mut snaps = f.apply(repo.snapshots()?);
+            // Prefer snapshots of this very server; any MongoDB snapshot otherwise.
+            let same: Vec<_> = snaps
+                .iter()
+                .filter(|s| s.paths.contains(&live))
+                .cloned()
+                .collect();
+            if !same.is_empty() {
+                snaps = same;
+            }
+            snaps
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("no snapshot holds MongoDB collections"))?
+        }
+    };
+    let r = repo::ops::scan_mongo::run(&repo, &snap, uri, namespaces)?;
+    let code = if r.lost() { EXIT_LOST } else { 0 };
+    if g.json {
+        print_json(&r)?;
+        return Ok(code);
+    }
+    println!(
+        "compared with snapshot {} ({})",
+        r.snapshot,
+        snap.time.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    for c in &r.collections {
+        if c.missing {
+            println!(
+                "{}: MISSING (the collection is gone; {} documents in the snapshot)",
+                c.ns, c.snapshot_documents
+            );
+            continue;
+        }
+        let state = if c.lost() {
+            "DIFFERS"
+        } else if c.extra_documents > 0 || !c.indexes_extra.is_empty() {
+            "has additions"
+        } else {
+            "ok"
+        };
+        println!(
+            "{}: {state}: {} live / {} in snapshot; {} missing, {} changed, {} extra",
+            c.ns,
+            c.live_documents,
+            c.snapshot_documents,
+            c.missing_documents,
+            c.changed_documents,
+            c.extra_documents
+        );
+        for (class, ids) in &c.examples {
+            println!("  {class} _id: {}", ids.join(", "));
+        }
+        for (what, names) in [
+            ("missing", &c.indexes_missing),
+            ("changed", &c.indexes_changed),
+            ("extra", &c.indexes_extra),
+        ] {
+            if !names.is_empty() {
+                println!("  indexes {what}: {}", names.join(", "));
+            }
+        }
+    }
+    for n in &r.new_collections {
+        println!("{n}: new (not in the snapshot)");
+    }
+    if r.lost() {
+        println!(
+            "-> bring lost data back with: repo restore {} --mongodb-uri URI --ns DB.COLL --conflict skip",
+            r.snapshot
+        );
     }
     Ok(code)
 }

@@ -9,5 +9,7 @@ pub mod ls;
 pub mod prune;
 pub mod restore;
 pub mod scan;
+#[cfg(feature = "mongo")]
+pub mod scan_mongo;
 pub mod snapshot;
 pub mod stats;

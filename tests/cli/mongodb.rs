@@ -466,3 +466,130 @@ fn restore_at_picks_the_snapshot_of_that_moment() {
     db.drop().run().unwrap();
     client.database(&target).drop().run().unwrap();
 }
+
+#[test]
+fn scan_reports_missing_changed_extra_documents_and_indexes() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let name = unique_db("scan");
+    let db = client.database(&name);
+    let c = db.collection::<Document>("c");
+    c.insert_many((0..100).map(|i| doc! {"_id": i, "v": i}))
+        .run()
+        .unwrap();
+    db.run_command(doc! {"createIndexes": "c", "indexes": [{"key": {"v": 1}, "name": "v_1"}]})
+        .run()
+        .unwrap();
+    db.collection::<Document>("gone")
+        .insert_one(doc! {"_id": 1})
+        .run()
+        .unwrap();
+    let env = Env::new();
+    env.init();
+    let dbarg = format!("--db={name}");
+    env.json(&["snapshot", &uri, &dbarg]);
+    let listing = env.ok(&["ls", "latest", &format!("/mongodb/{name}/")]);
+    assert!(
+        listing.contains(&format!("{name}.c")) && listing.contains("100"),
+        "{listing}"
+    );
+    let ns = format!("--ns={name}.*");
+    let clean = env.run(&["scan", "--mongodb-uri", &uri, &ns, "--json"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+
+    c.delete_one(doc! {"_id": 3}).run().unwrap();
+    c.update_one(doc! {"_id": 7}, doc! {"$set": {"v": -7}})
+        .run()
+        .unwrap();
+    c.insert_one(doc! {"_id": "extra"}).run().unwrap();
+    c.drop_index("v_1").run().unwrap();
+    db.collection::<Document>("gone").drop().run().unwrap();
+    let o = env.run(&["scan", "--mongodb-uri", &uri, &ns, "--json"]);
+    assert_eq!(o.status.code(), Some(4), "lost data must give exit 4");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cols = r["collections"].as_array().unwrap();
+    let cs = cols
+        .iter()
+        .find(|x| x["ns"] == format!("{name}.c"))
+        .unwrap();
+    assert_eq!(
+        (
+            cs["missing_documents"].as_u64(),
+            cs["changed_documents"].as_u64(),
+            cs["extra_documents"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{cs}"
+    );
+    assert_eq!(cs["examples"]["missing"][0], "3");
+    assert_eq!(cs["examples"]["changed"][0], "7");
+    assert_eq!(cs["indexes_missing"][0], "v_1");
+    let gone = cols
+        .iter()
+        .find(|x| x["ns"] == format!("{name}.gone"))
+        .unwrap();
+    assert_eq!(gone["missing"], true);
+    db.drop().run().unwrap();
+}
+
+#[test]
+fn server_dying_mid_export_fails_the_snapshot_cleanly() {
+    if server().is_none() {
+        return;
+    }
+    // A private server, so that killing it does not disturb the other tests.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mongodb-server");
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(script)
+        .args(["start", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "SKIPPED: could not start a private server: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let uri = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let client = Client::with_uri_str(&uri).unwrap();
+    let coll = client.database("dying").collection::<Document>("c");
+    let filler = "y".repeat(1000);
+    let docs: Vec<Document> = (0..30_000i64)
+        .map(|i| doc! {"_id": i, "f": &filler})
+        .collect();
+    for b in docs.chunks(5000) {
+        coll.insert_many(b).run().unwrap();
+    }
+    let env = Env::new();
+    env.init();
+    let child = env
+        .cmd(&["snapshot", &uri])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::process::Command::new(script)
+        .args(["stop", dir.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        !o.status.success(),
+        "the snapshot succeeded although the server died"
+    );
+    eprintln!(
+        "snapshot failed as expected: {}",
+        String::from_utf8_lossy(&o.stderr).trim()
+    );
+    assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
+    let out = env.ok(&["check", "--read-data"]);
+    assert!(out.contains("no errors found"), "{out}");
+}

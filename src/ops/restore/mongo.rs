@@ -76,10 +76,14 @@ pub struct CollectionOutcome {
     pub indexes: u64,
 }
 
-struct Saved {
-    db: String,
-    meta: Document,
-    data: Option<Node>,
+/// One collection as saved in a snapshot.
+pub(crate) struct Saved {
+    /// Database name.
+    pub db: String,
+    /// Its metadata document.
+    pub meta: Document,
+    /// Its `<coll>.bson` entry (none for views).
+    pub data: Option<Node>,
 }
 
 fn mongo_err(what: &str, e: mongodb::error::Error) -> Error {
@@ -96,7 +100,7 @@ fn read_node(repo: &Repository, node: &Node) -> Result<Vec<u8>> {
 }
 
 /// Every saved collection in the snapshot.
-fn saved(repo: &Repository, snap: &Snapshot) -> Result<Vec<Saved>> {
+pub(crate) fn saved(repo: &Repository, snap: &Snapshot) -> Result<Vec<Saved>> {
     let root = repo.load_tree(&snap.tree)?;
     let Some(top) = root
         .nodes
@@ -315,6 +319,79 @@ fn restore_one(
     Ok(())
 }
 
+/// A saved collection, as `ls` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedCollection {
+    /// "db.coll".
+    pub ns: String,
+    /// "collection", "view" or "timeseries".
+    pub kind: String,
+    /// Documents at the read time.
+    pub documents: u64,
+    /// Bytes of raw BSON.
+    pub bytes: u64,
+    /// Indexes (including `_id`).
+    pub indexes: usize,
+}
+
+/// The collections a snapshot holds.
+pub fn collections(repo: &Repository, snap: &Snapshot) -> Result<Vec<SavedCollection>> {
+    Ok(saved(repo, snap)?
+        .into_iter()
+        .map(|s| SavedCollection {
+            ns: format!(
+                "{}.{}",
+                s.db,
+                s.meta.get_str("collectionName").unwrap_or_default()
+            ),
+            kind: s.meta.get_str("type").unwrap_or("collection").to_string(),
+            documents: s.meta.get_i64("count").unwrap_or(0).max(0) as u64,
+            bytes: s.data.as_ref().map_or(0, |n| n.size),
+            indexes: s.meta.get_array("indexes").map_or(0, |a| a.len()),
+        })
+        .collect())
+}
+
+/// Calls `f` with every document saved in `node` (a `<coll>.bson` entry), in order,
+/// reading one chunk at a time.
+pub(crate) fn for_each_saved_doc(
+    repo: &Repository,
+    node: &Node,
+    coll: &str,
+    mut f: impl FnMut(RawDocumentBuf) -> Result<()>,
+) -> Result<()> {
+    let bad = |why: String| Error::corrupt(format!("saved documents of {coll}"), why);
+    let mut pending: Vec<u8> = Vec::new();
+    for chunk in &node.content {
+        pending.extend(repo.read_blob(BlobKind::Data, &BlobId::from(*chunk))?);
+        let mut at = 0;
+        while pending.len() - at >= 4 {
+            let len = i32::from_le_bytes([
+                pending[at],
+                pending[at + 1],
+                pending[at + 2],
+                pending[at + 3],
+            ]);
+            if len < 5 {
+                return Err(bad("bad document length".into()));
+            }
+            let len = len as usize;
+            if pending.len() - at < len {
+                break;
+            }
+            let d = RawDocumentBuf::from_bytes(pending[at..at + len].to_vec())
+                .map_err(|e| bad(e.to_string()))?;
+            at += len;
+            f(d)?;
+        }
+        pending.drain(..at);
+    }
+    if !pending.is_empty() {
+        return Err(bad("truncated document".into()));
+    }
+    Ok(())
+}
+
 /// Streams the saved documents into the collection in batches.
 fn insert_documents(
     repo: &Repository,
@@ -325,7 +402,6 @@ fn insert_documents(
     out: &mut CollectionOutcome,
 ) -> Result<()> {
     let c = db.collection::<RawDocumentBuf>(coll);
-    let mut pending: Vec<u8> = Vec::new();
     let mut batch: Vec<RawDocumentBuf> = Vec::new();
     let mut batch_bytes = 0;
     let flush = |batch: &mut Vec<RawDocumentBuf>, out: &mut CollectionOutcome| -> Result<()> {
@@ -376,44 +452,15 @@ fn insert_documents(
         }
         Ok(())
     };
-    for chunk in &node.content {
-        pending.extend(repo.read_blob(BlobKind::Data, &BlobId::from(*chunk))?);
-        let mut at = 0;
-        while pending.len() - at >= 4 {
-            let len = i32::from_le_bytes([
-                pending[at],
-                pending[at + 1],
-                pending[at + 2],
-                pending[at + 3],
-            ]);
-            if len < 5 {
-                return Err(Error::corrupt(
-                    format!("saved documents of {coll}"),
-                    "bad document length",
-                ));
-            }
-            let len = len as usize;
-            if pending.len() - at < len {
-                break;
-            }
-            let d = RawDocumentBuf::from_bytes(pending[at..at + len].to_vec())
-                .map_err(|e| Error::corrupt(format!("saved documents of {coll}"), e.to_string()))?;
-            at += len;
-            batch_bytes += len;
-            batch.push(d);
-            if batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
-                flush(&mut batch, out)?;
-                batch_bytes = 0;
-            }
+    for_each_saved_doc(repo, node, coll, |d| {
+        batch_bytes += d.as_bytes().len();
+        batch.push(d);
+        if batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
+            flush(&mut batch, out)?;
+            batch_bytes = 0;
         }
-        pending.drain(..at);
-    }
-    if !pending.is_empty() {
-        return Err(Error::corrupt(
-            format!("saved documents of {coll}"),
-            "truncated document",
-        ));
-    }
+        Ok(())
+    })?;
     flush(&mut batch, out)
 }
 
