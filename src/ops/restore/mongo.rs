@@ -427,10 +427,13 @@ fn insert_documents(
                     return Err(mongo_err(&format!("inserting into {coll}"), e));
                 }
                 out.inserted += (docs.len() - dups.len()) as u64;
-                for i in dups {
-                    if conflict == MongoConflict::Overwrite {
-                        let d = &docs[i];
-                        let id = d
+                if conflict != MongoConflict::Overwrite {
+                    out.skipped += dups.len() as u64;
+                } else if !dups.is_empty() {
+                    // Replace in bulk: delete those _ids, then insert the saved copies.
+                    let mut ids = Vec::with_capacity(dups.len());
+                    for &i in &dups {
+                        let id = docs[i]
                             .get("_id")
                             .ok()
                             .flatten()
@@ -438,15 +441,16 @@ fn insert_documents(
                             .ok_or_else(|| {
                                 Error::Source(format!("a document of {coll} has no _id"))
                             })?;
-                        let filter = doc! {"_id": id};
-                        c.replace_one(filter, d)
-                            .upsert(true)
-                            .run()
-                            .map_err(|e| mongo_err(&format!("replacing in {coll}"), e))?;
-                        out.replaced += 1;
-                    } else {
-                        out.skipped += 1;
+                        ids.push(id);
                     }
+                    c.delete_many(doc! {"_id": {"$in": ids}})
+                        .run()
+                        .map_err(|e| mongo_err(&format!("replacing in {coll}"), e))?;
+                    c.insert_many(dups.iter().map(|&i| &docs[i]))
+                        .ordered(false)
+                        .run()
+                        .map_err(|e| mongo_err(&format!("replacing in {coll}"), e))?;
+                    out.replaced += dups.len() as u64;
                 }
             }
         }
