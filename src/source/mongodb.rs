@@ -44,7 +44,7 @@ pub struct CollectionPlan {
     pub options: Document,
     /// listIndexes output, full specs.
     pub indexes: Vec<Document>,
-    /// Documents counted at the snapshot's read time.
+    /// Documents (filled in from the stream for collections; 0 for views).
     pub count: i64,
 }
 
@@ -167,6 +167,7 @@ impl MongoSource {
             names
         };
         let mut out = Vec::new();
+        let mut time_fixed = false;
         for db_name in &dbs {
             let db = self.client.database(db_name);
             let mut cursor = db
@@ -207,12 +208,18 @@ impl MongoSource {
                                 .map_err(|e| Error::Source(format!("index of {ns}: {e}")))?,
                         );
                     }
-                    let count = match session.as_mut() {
-                        Some(s) => coll.count_documents(doc! {}).session(s).run(),
-                        None => coll.count_documents(doc! {}).run(),
+                    // The first read in the snapshot session fixes its cluster time.
+                    if let Some(sess) = session.as_mut() {
+                        if !time_fixed {
+                            coll.find_one(doc! {})
+                                .session(sess)
+                                .run()
+                                .map_err(|e| db_err(&format!("reading {ns}"), e))?;
+                            time_fixed = true;
+                        }
                     }
-                    .map_err(|e| db_err(&format!("counting {ns}"), e))?;
-                    (idx, count as i64)
+                    // Counted while streaming: exact at the read time, and free.
+                    (idx, 0)
                 };
                 out.push(CollectionPlan {
                     db: db_name.clone(),
@@ -273,6 +280,8 @@ impl MongoSource {
             docs: cursor,
             buf: Vec::new(),
             pos: 0,
+            count: 0,
+            end: None,
         })
     }
 }
@@ -338,32 +347,45 @@ impl crate::source::VirtualSource for MongoBackup {
         let mut out = Vec::new();
         for c in &self.plan {
             let dirs = vec![entry_name(&c.db)];
-            let meta = c.metadata(self.source.cluster_time);
-            let mut bytes = Vec::new();
-            let encoded = meta.to_writer(&mut bytes);
+            let end = std::sync::Arc::new(StreamEnd::default());
+            // Data before metadata: chunkers take jobs in order, so the stream whose
+            // count the metadata waits for is always already being read.
+            if c.kind != "view" {
+                let (src, db, name) = (self.source.clone(), c.db.clone(), c.name.clone());
+                let end = end.clone();
+                out.push(crate::source::VirtualEntry {
+                    dirs: dirs.clone(),
+                    name: format!("{}.bson", entry_name(&c.name)),
+                    open: Box::new(move || match src.open_stream(&db, &name) {
+                        Ok(mut s) => {
+                            s.end = Some(end);
+                            Ok(Box::new(s) as Box<dyn Read + Send>)
+                        }
+                        Err(e) => {
+                            end.finish(Err(e.to_string()));
+                            Err(io::Error::other(e.to_string()))
+                        }
+                    }),
+                    small_chunks: true,
+                });
+            } else {
+                end.finish(Ok(0));
+            }
+            let mut plan = c.clone();
+            let cluster_time = self.source.cluster_time;
             out.push(crate::source::VirtualEntry {
-                dirs: dirs.clone(),
+                dirs,
                 name: format!("{}.metadata.bson", entry_name(&c.name)),
                 open: Box::new(move || {
-                    encoded.map_err(|e| io::Error::other(e.to_string()))?;
+                    plan.count = end.wait().map_err(io::Error::other)?;
+                    let mut bytes = Vec::new();
+                    plan.metadata(cluster_time)
+                        .to_writer(&mut bytes)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
                     Ok(Box::new(io::Cursor::new(bytes)) as Box<dyn Read + Send>)
                 }),
                 small_chunks: true,
             });
-            if c.kind != "view" {
-                let (src, db, name) = (self.source.clone(), c.db.clone(), c.name.clone());
-                out.push(crate::source::VirtualEntry {
-                    dirs,
-                    name: format!("{}.bson", entry_name(&c.name)),
-                    open: Box::new(move || {
-                        let s = src
-                            .open_stream(&db, &name)
-                            .map_err(|e| io::Error::other(e.to_string()))?;
-                        Ok(Box::new(s) as Box<dyn Read + Send>)
-                    }),
-                    small_chunks: true,
-                });
-            }
         }
         // Tree order within each database directory.
         out.sort_by(|a, b| (&a.dirs, &a.name).cmp(&(&b.dirs, &b.name)));
@@ -383,11 +405,50 @@ enum Docs {
     Session(SessionCursor<RawDocumentBuf>, Box<ClientSession>),
 }
 
+/// How a collection's stream ended: the metadata entry waits for its document count.
+#[derive(Default)]
+pub struct StreamEnd {
+    state: std::sync::Mutex<Option<std::result::Result<i64, String>>>,
+    cv: std::sync::Condvar,
+}
+
+impl StreamEnd {
+    fn finish(&self, r: std::result::Result<i64, String>) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.is_none() {
+            *s = Some(r);
+        }
+        self.cv.notify_all();
+    }
+
+    /// Blocks until the stream has ended; its document count or why it failed.
+    fn wait(&self) -> std::result::Result<i64, String> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = s.as_ref() {
+                return r.clone();
+            }
+            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// The raw BSON of a collection's documents, back to back, as a byte stream.
 pub struct CollectionStream {
     docs: Docs,
     buf: Vec<u8>,
     pos: usize,
+    count: i64,
+    end: Option<std::sync::Arc<StreamEnd>>,
+}
+
+impl Drop for CollectionStream {
+    fn drop(&mut self) {
+        // Dropped before the end (an error, a stopped pipeline): release the waiter.
+        if let Some(end) = &self.end {
+            end.finish(Err("the collection could not be read to the end".into()));
+        }
+    }
 }
 
 impl Read for CollectionStream {
@@ -398,11 +459,20 @@ impl Read for CollectionStream {
                 Docs::Session(c, s) => c.next(s),
             };
             match next {
-                None => return Ok(0),
+                None => {
+                    if let Some(end) = self.end.take() {
+                        end.finish(Ok(self.count));
+                    }
+                    return Ok(0);
+                }
                 Some(Err(e)) => return Err(io::Error::other(format!("MongoDB: {e}"))),
                 Some(Ok(d)) => {
                     self.buf = d.into_bytes();
                     self.pos = 0;
+                    self.count += 1;
+                    if self.count == 1 {
+                        crate::failpoint::hit("mongodb-stream-started");
+                    }
                 }
             }
         }

@@ -597,11 +597,13 @@ fn server_dying_mid_export_fails_the_snapshot_cleanly() {
     env.init();
     let child = env
         .cmd(&["snapshot", &uri])
+        // Pause once the first documents arrived, so the kill lands mid-export.
+        .env("REPO_FAILPOINT", "mongodb-stream-started:sleep=4")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(2000));
     std::process::Command::new(script)
         .args(["stop", dir.path().to_str().unwrap()])
         .status()
