@@ -124,16 +124,7 @@ impl GlobalOpts {
     /// generated key file, or a terminal prompt, in that order.
     pub fn password(&self, loc: &Location, purpose: Purpose) -> Result<Zeroizing<Vec<u8>>> {
         if let Some(f) = &self.password_file {
-            let text = Zeroizing::new(
-                std::fs::read(f)
-                    .with_context(|| format!("reading password file {}", f.display()))?,
-            );
-            let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                bail!("password file {} is empty", f.display());
-            }
-            return Ok(Zeroizing::new(line.to_vec()));
+            return read_password_file(f);
         }
         if let Some(p) = std::env::var_os("REPO_PASSWORD") {
             if !p.is_empty() {
@@ -197,6 +188,19 @@ impl GlobalOpts {
         Repository::open(backend, &pw, &self.cache_root()?)
             .with_context(|| format!("opening repository at {}", loc.path.display()))
     }
+}
+
+/// The first line of a password file (without its line ending); empty is an error.
+pub fn read_password_file(f: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let text = Zeroizing::new(
+        std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?,
+    );
+    let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        bail!("password file {} is empty", f.display());
+    }
+    Ok(Zeroizing::new(line.to_vec()))
 }
 
 /// Where the default repository's generated password lives.

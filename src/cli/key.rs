@@ -1,6 +1,6 @@
 //! `repo key`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
@@ -37,15 +37,7 @@ enum KeyCommand {
 
 fn new_password(a: &Args) -> Result<Zeroizing<Vec<u8>>> {
     if let Some(f) = &a.new_password_file {
-        let text = Zeroizing::new(
-            std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?,
-        );
-        let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            bail!("password file {} is empty", f.display());
-        }
-        return Ok(Zeroizing::new(line.to_vec()));
+        return super::context::read_password_file(f);
     }
     if let Some(p) = std::env::var_os("REPO_NEW_PASSWORD") {
         use std::os::unix::ffi::OsStrExt;

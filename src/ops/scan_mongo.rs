@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::ops::restore::mongo::{for_each_saved_doc, saved};
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::source::mongodb::connect;
+use crate::source::mongodb::{connect, index_specs, ns_matchers};
 
 /// Examples listed per class.
 const EXAMPLES: usize = 10;
@@ -116,16 +116,7 @@ pub fn run(
     uri: &str,
     namespaces: &[String],
 ) -> Result<MongoScan> {
-    let globs = namespaces
-        .iter()
-        .map(|g| {
-            globset::GlobBuilder::new(g)
-                .literal_separator(false)
-                .build()
-                .map(|g| g.compile_matcher())
-                .map_err(|e| Error::Invalid(format!("--ns {g:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let globs = ns_matchers(namespaces)?;
     let client = connect(uri)?;
     let mut report = MongoScan {
         snapshot: snap.id.short(),
@@ -179,19 +170,7 @@ pub fn run(
                 }),
         );
         if s.meta.get_str("type") != Ok("view") {
-            let mut live_specs = Vec::new();
-            for i in db
-                .collection::<Document>(&name)
-                .list_indexes()
-                .run()
-                .map_err(|e| mongo_err(&format!("listing indexes of {ns}"), e))?
-            {
-                let model = i.map_err(|e| mongo_err("listIndexes", e))?;
-                live_specs.push(
-                    mongodb::bson::to_document(&model)
-                        .map_err(|e| Error::Source(format!("index of {ns}: {e}")))?,
-                );
-            }
+            let live_specs = index_specs(&db, &name)?;
             let live_idx = index_map(live_specs);
             for (n, spec) in &saved_idx {
                 match live_idx.get(n) {

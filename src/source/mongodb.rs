@@ -196,18 +196,7 @@ impl MongoSource {
                     (Vec::new(), 0)
                 } else {
                     let coll = db.collection::<Document>(&name);
-                    let mut idx = Vec::new();
-                    for i in coll
-                        .list_indexes()
-                        .run()
-                        .map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?
-                    {
-                        let model = i.map_err(|e| db_err("listIndexes", e))?;
-                        idx.push(
-                            mongodb::bson::to_document(&model)
-                                .map_err(|e| Error::Source(format!("index of {ns}: {e}")))?,
-                        );
-                    }
+                    let idx = index_specs(&db, &name)?;
                     // The first read in the snapshot session fixes its cluster time.
                     if let Some(sess) = session.as_mut() {
                         if !time_fixed {
@@ -391,6 +380,39 @@ impl crate::source::VirtualSource for MongoBackup {
         out.sort_by(|a, b| (&a.dirs, &a.name).cmp(&(&b.dirs, &b.name)));
         out
     }
+}
+
+/// Compiles `--ns` globs ("app.*"; `*` also matches dots).
+pub fn ns_matchers(globs: &[String]) -> Result<Vec<globset::GlobMatcher>> {
+    globs
+        .iter()
+        .map(|g| {
+            globset::GlobBuilder::new(g)
+                .literal_separator(false)
+                .build()
+                .map(|g| g.compile_matcher())
+                .map_err(|e| Error::Invalid(format!("--ns {g:?}: {e}")))
+        })
+        .collect()
+}
+
+/// Full index specs of a live collection (listIndexes).
+pub fn index_specs(db: &mongodb::sync::Database, name: &str) -> Result<Vec<Document>> {
+    let ns = format!("{}.{name}", db.name());
+    let mut out = Vec::new();
+    for i in db
+        .collection::<Document>(name)
+        .list_indexes()
+        .run()
+        .map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?
+    {
+        let model = i.map_err(|e| db_err("listIndexes", e))?;
+        out.push(
+            mongodb::bson::to_document(&model)
+                .map_err(|e| Error::Source(format!("index of {ns}: {e}")))?,
+        );
+    }
+    Ok(out)
 }
 
 /// Splits "db.coll" (collection names may contain dots; database names may not).

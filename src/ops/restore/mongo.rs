@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::source::mongodb::{connect, from_entry_name, split_ns, ROOT};
+use crate::source::mongodb::{connect, from_entry_name, ns_matchers, split_ns, ROOT};
 use crate::tree::{Node, NodeKind};
 
 /// Documents per insert batch (the server also caps a batch at 48 MB).
@@ -176,17 +176,7 @@ pub fn run(
     snap: &Snapshot,
     opts: &MongoRestoreOptions,
 ) -> Result<Vec<CollectionOutcome>> {
-    let globs = opts
-        .namespaces
-        .iter()
-        .map(|g| {
-            globset::GlobBuilder::new(g)
-                .literal_separator(false)
-                .build()
-                .map(|g| g.compile_matcher())
-                .map_err(|e| Error::Invalid(format!("--ns {g:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let globs = ns_matchers(&opts.namespaces)?;
     let mut chosen = Vec::new();
     for s in saved(repo, snap)? {
         let name = s
