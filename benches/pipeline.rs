@@ -121,79 +121,94 @@ fn trees(c: &mut Criterion) {
     g.finish();
 }
 
-fn index(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let idx = RocksIndex::open(dir.path()).expect("open index");
-    const N: u32 = 100_000;
-    let id = |i: u32| {
-        let mut b = [0u8; 32];
-        b[..4].copy_from_slice(&i.to_le_bytes());
-        BlobId(*blake3::hash(&b).as_bytes())
-    };
-    for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
-        let entries: Vec<PackEntry> = chunk
-            .iter()
-            .map(|&i| PackEntry {
-                kind: BlobKind::Data,
-                id: id(i),
-                offset: u64::from(i),
-                length: 1,
-                raw_length: 1,
-            })
-            .collect();
-        idx.insert(
-            None,
-            &[PackRecord {
-                id: PackId([1; 32]),
-                size: u64::MAX,
-                entries,
-            }],
-        )
-        .expect("insert");
+/// Index sizes to measure: 1M and 10M entries under `cargo bench`; a small one when
+/// `cargo test --all-targets` runs each benchmark once (building 10M entries takes minutes).
+fn index_sizes() -> Vec<u32> {
+    if std::env::args().any(|a| a == "--bench") {
+        vec![1_000_000, 10_000_000]
+    } else {
+        vec![20_000]
     }
-    idx.flush().expect("flush");
-    let mut g = c.benchmark_group("index");
-    let mut i = 0u32;
-    g.bench_function("lookup_hit_100k", |b| {
-        b.iter(|| {
-            i = (i + 7919) % N;
-            black_box(idx.lookup(BlobKind::Data, &id(i)).ok())
+}
+
+fn bench_id(i: u32) -> BlobId {
+    let mut b = [0u8; 32];
+    b[..4].copy_from_slice(&i.to_le_bytes());
+    BlobId(*blake3::hash(&b).as_bytes())
+}
+
+fn entries(range: std::ops::Range<u32>) -> Vec<PackEntry> {
+    range
+        .map(|i| PackEntry {
+            kind: BlobKind::Data,
+            id: bench_id(i),
+            offset: u64::from(i),
+            length: 1,
+            raw_length: 1,
         })
-    });
-    g.bench_function("lookup_miss_100k", |b| {
-        b.iter(|| {
-            i += 1;
-            black_box(idx.lookup(BlobKind::Data, &id(N + i)).ok())
-        })
-    });
-    g.bench_function("insert_batch_1000", |b| {
-        b.iter_batched(
-            || {
-                i += 1000;
-                (0..1000u32)
-                    .map(|k| PackEntry {
-                        kind: BlobKind::Data,
-                        id: id(2 * N + i + k),
-                        offset: 0,
-                        length: 1,
-                        raw_length: 1,
-                    })
-                    .collect::<Vec<_>>()
-            },
-            |entries| {
-                idx.insert(
-                    None,
-                    &[PackRecord {
-                        id: PackId([2; 32]),
-                        size: u64::MAX,
-                        entries,
-                    }],
-                )
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    g.finish();
+        .collect()
+}
+
+fn index(c: &mut Criterion) {
+    for n in index_sizes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let idx = RocksIndex::open(dir.path()).expect("open index");
+        // Segments of ~10k blobs each, as the packer writes them (8 packs of ~1,250 blobs).
+        let mut start = 0;
+        while start < n {
+            let end = (start + 10_000).min(n);
+            let pack = PackId(*blake3::hash(&start.to_le_bytes()).as_bytes());
+            let rec = PackRecord {
+                id: pack,
+                size: u64::MAX,
+                entries: entries(start..end),
+            };
+            idx.insert(None, &[rec]).expect("insert");
+            start = end;
+        }
+        idx.flush().expect("flush");
+        let label = if n >= 1_000_000 {
+            format!("{}M", n / 1_000_000)
+        } else {
+            format!("{}k", n / 1_000)
+        };
+        let mut g = c.benchmark_group(format!("index_{label}"));
+        let mut i = 0u32;
+        g.bench_function("lookup_hit", |b| {
+            b.iter(|| {
+                i = (i + 7919) % n;
+                black_box(idx.lookup(BlobKind::Data, &bench_id(i)).ok())
+            })
+        });
+        g.bench_function("contains_miss", |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                black_box(idx.contains(BlobKind::Data, &bench_id(n + (i % n))).ok())
+            })
+        });
+        let mut next = 2 * n;
+        g.throughput(Throughput::Elements(1000));
+        g.bench_function("insert_batch_1000", |b| {
+            b.iter_batched(
+                || {
+                    next += 1000;
+                    entries(next..next + 1000)
+                },
+                |entries| {
+                    idx.insert(
+                        None,
+                        &[PackRecord {
+                            id: PackId([2; 32]),
+                            size: u64::MAX,
+                            entries,
+                        }],
+                    )
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, stages, trees, index);

@@ -39,11 +39,15 @@ impl BlobKind {
 
 /// Compresses (at `level`, 0 = never) and encrypts one blob.
 pub fn seal(key: &MasterKey, data: &[u8], level: i32) -> Vec<u8> {
-    let mut plain = Vec::with_capacity(data.len() + 1);
-    plain.push(0);
-    let flag = compress::compress_into(data, level, &mut plain);
-    plain[0] = flag;
-    key.seal(&plain)
+    // Built in its final place: nonce room, flag, payload; then encrypted in place.
+    let mut buf = Vec::with_capacity(
+        crate::crypto::ENVELOPE_OVERHEAD + 1 + compress::bound(data.len(), level),
+    );
+    buf.resize(crate::crypto::NONCE_LEN + 1, 0);
+    let flag = compress::compress_into(data, level, &mut buf);
+    buf[crate::crypto::NONCE_LEN] = flag;
+    key.seal_in_place(&mut buf);
+    buf
 }
 
 /// Decrypts and decompresses one blob; `raw_len` is the length the index promises.

@@ -11,6 +11,16 @@ pub const ZSTD: u8 = 1;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Bytes [`compress_into`] may append for `len` input bytes at `level`.
+pub fn bound(len: usize, level: i32) -> usize {
+    if level <= 0 {
+        len
+    } else {
+        zstd::zstd_safe::compress_bound(len)
+    }
 }
 
 /// Appends `data` to `out` compressed at `level` and returns the flag, or appends it raw
@@ -20,19 +30,24 @@ pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> u8 {
         out.extend_from_slice(data);
         return RAW;
     }
-    let compressed = COMPRESSOR.with(|cell| {
+    // Compressed straight into `out`; one reused context per thread.
+    let start = out.len();
+    out.resize(start + bound(data.len(), level), 0);
+    let written = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
             *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
         }
-        slot.as_mut().and_then(|(_, c)| c.compress(data).ok())
+        slot.as_mut()
+            .and_then(|(_, c)| c.compress_to_buffer(data, &mut out[start..]).ok())
     });
-    match compressed {
-        Some(c) if c.len() < data.len() => {
-            out.extend_from_slice(&c);
+    match written {
+        Some(n) if n < data.len() => {
+            out.truncate(start + n);
             ZSTD
         }
         _ => {
+            out.truncate(start);
             out.extend_from_slice(data);
             RAW
         }
@@ -44,7 +59,17 @@ pub fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> u8 {
 pub fn decompress(flag: u8, payload: &[u8], raw_len: usize, what: &str) -> Result<Vec<u8>> {
     let out = match flag {
         RAW => payload.to_vec(),
-        ZSTD => zstd::bulk::decompress(payload, raw_len)
+        ZSTD => DECOMPRESSOR
+            .with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(zstd::bulk::Decompressor::new()?);
+                }
+                match slot.as_mut() {
+                    Some(d) => d.decompress(payload, raw_len),
+                    None => Err(std::io::Error::other("no zstd context")),
+                }
+            })
             .map_err(|e| Error::corrupt(what, format!("zstd: {e}")))?,
         other => {
             return Err(Error::corrupt(

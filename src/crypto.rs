@@ -3,7 +3,7 @@
 //! One 32-byte master secret per repository; every other key is derived from it with
 //! BLAKE3's key-derivation mode, so adding a new use never touches the key files.
 
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use zeroize::Zeroize;
 
@@ -78,6 +78,11 @@ impl MasterKey {
         seal_with(&self.encryption, plaintext)
     }
 
+    /// Encrypts in place; see [`seal_in_place`] for the buffer layout.
+    pub fn seal_in_place(&self, buf: &mut Vec<u8>) {
+        seal_in_place(&self.encryption, buf)
+    }
+
     /// Authenticates and decrypts an envelope; `what` names the object for errors.
     pub fn open(&self, envelope: &[u8], what: &str) -> Result<Vec<u8>> {
         open_with(&self.encryption, envelope, what)
@@ -95,6 +100,20 @@ pub fn seal_with(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
     out
+}
+
+/// Seals in place: `buf` holds [`NONCE_LEN`] placeholder bytes followed by the plaintext
+/// and becomes the same envelope [`seal_with`] makes, without copying the plaintext.
+pub fn seal_in_place(key: &[u8; 32], buf: &mut Vec<u8>) {
+    debug_assert!(buf.len() >= NONCE_LEN);
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+    let nonce: [u8; NONCE_LEN] = rand::random();
+    buf[..NONCE_LEN].copy_from_slice(&nonce);
+    // Encryption of an in-memory buffer cannot fail short of a >256 GiB plaintext.
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut buf[NONCE_LEN..])
+        .unwrap_or_default();
+    buf.extend_from_slice(&tag);
 }
 
 /// Opens an envelope sealed by [`seal_with`].

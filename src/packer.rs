@@ -1,16 +1,21 @@
-//! Where sealed blobs become packs: fills data and tree packs, stores each finished pack,
-//! then records groups of packs in index segments and merges them into the local index.
+//! Where sealed blobs become packs: fills data and tree packs ([`Packer`]), then stores
+//! each finished pack and records groups of packs in index segments ([`PackStore`]).
 //!
 //! Order per pack: pack object durable → (after a few packs) segment object durable →
 //! local index updated. A crash in between leaves packs no segment lists; they are
 //! unreferenced garbage that `prune` removes, never a dangling reference.
+//!
+//! The two halves can run on different threads ([`Packer::queued`]), so building the next
+//! pack overlaps with writing (and fsyncing, or uploading) the previous one.
+
+use crossbeam_channel::Sender;
 
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::segment::{self, PackRecord};
 use crate::pack::pack_path;
-use crate::pack::writer::PackBuilder;
+use crate::pack::writer::{FinishedPack, PackBuilder};
 use crate::repository::Repository;
 
 /// Packs per index segment: bounds how much a crash can orphan and how often we write.
@@ -33,24 +38,40 @@ pub struct PackerStats {
     pub segments: u64,
 }
 
+/// Where finished packs go: stored right away, or queued for a [`PackStore`] thread.
+enum Sink<'r> {
+    Inline(PackStore<'r>),
+    Queue(Sender<FinishedPack>),
+}
+
 /// Accumulates sealed blobs into packs for one repository.
 pub struct Packer<'r> {
     repo: &'r Repository,
     data: PackBuilder,
     tree: PackBuilder,
-    pending: Vec<PackRecord>,
+    sink: Sink<'r>,
     stats: PackerStats,
     budget: Option<u64>,
 }
 
 impl<'r> Packer<'r> {
-    /// A packer writing into `repo`.
+    /// A packer that stores each pack itself.
     pub fn new(repo: &'r Repository) -> Self {
+        Self::with_sink(repo, Sink::Inline(PackStore::new(repo)))
+    }
+
+    /// A packer that hands finished packs to a [`PackStore`] running elsewhere; that
+    /// store's `finish` completes the run.
+    pub fn queued(repo: &'r Repository, packs: Sender<FinishedPack>) -> Self {
+        Self::with_sink(repo, Sink::Queue(packs))
+    }
+
+    fn with_sink(repo: &'r Repository, sink: Sink<'r>) -> Self {
         Self {
             repo,
             data: PackBuilder::new(),
             tree: PackBuilder::new(),
-            pending: Vec::new(),
+            sink,
             stats: PackerStats::default(),
             budget: None,
         }
@@ -85,19 +106,57 @@ impl<'r> Packer<'r> {
             return Ok(());
         }
         let p = builder.finish(self.repo.key());
-        if let Some(budget) = self.budget {
-            let after = self.stats.pack_bytes + p.bytes.len() as u64;
-            if after > budget {
-                return Err(Error::Refused(format!(
-                    "the repository quota would be exceeded: this run needs more than the \
-                     {budget} bytes left (raise it with `repo settings --quota`, or forget \
-                     and prune old snapshots); nothing of this run was committed"
-                )));
-            }
+        let after = self.stats.pack_bytes + p.bytes.len() as u64;
+        if let Some(budget) = self.budget.filter(|b| after > *b) {
+            return Err(Error::Refused(format!(
+                "the repository quota would be exceeded: this run needs more than the \
+                 {budget} bytes left (raise it with `repo settings --quota`, or forget \
+                 and prune old snapshots); nothing of this run was committed"
+            )));
         }
-        self.repo.backend().put(&pack_path(&p.id), &p.bytes)?;
         self.stats.packs += 1;
-        self.stats.pack_bytes += p.bytes.len() as u64;
+        self.stats.pack_bytes = after;
+        match &mut self.sink {
+            Sink::Inline(store) => store.store(p),
+            Sink::Queue(tx) => tx
+                .send(p)
+                .map_err(|_| Error::Invalid("pack store stopped early".into())),
+        }
+    }
+
+    /// Writes partial packs; inline, also the last segment and the durable local index.
+    pub fn finish(mut self) -> Result<PackerStats> {
+        let data = std::mem::take(&mut self.data);
+        self.write_pack(data)?;
+        let tree = std::mem::take(&mut self.tree);
+        self.write_pack(tree)?;
+        if let Sink::Inline(store) = self.sink {
+            self.stats.segments = store.finish()?;
+        }
+        Ok(self.stats)
+    }
+}
+
+/// Stores finished packs durably and lists them in index segments.
+pub struct PackStore<'r> {
+    repo: &'r Repository,
+    pending: Vec<PackRecord>,
+    segments: u64,
+}
+
+impl<'r> PackStore<'r> {
+    /// A store writing into `repo`.
+    pub fn new(repo: &'r Repository) -> Self {
+        Self {
+            repo,
+            pending: Vec::new(),
+            segments: 0,
+        }
+    }
+
+    /// Makes one pack durable; every few packs, writes their segment.
+    pub fn store(&mut self, p: FinishedPack) -> Result<()> {
+        self.repo.backend().put(&pack_path(&p.id), &p.bytes)?;
         self.pending.push(PackRecord {
             id: p.id,
             size: p.bytes.len() as u64,
@@ -119,18 +178,14 @@ impl<'r> Packer<'r> {
             .put(&segment::segment_path(&id), &bytes)?;
         self.repo.index()?.insert(Some(&id), &self.pending)?;
         self.pending.clear();
-        self.stats.segments += 1;
+        self.segments += 1;
         Ok(())
     }
 
-    /// Writes partial packs and the last segment, and makes the local index durable.
-    pub fn finish(mut self) -> Result<PackerStats> {
-        let data = std::mem::take(&mut self.data);
-        self.write_pack(data)?;
-        let tree = std::mem::take(&mut self.tree);
-        self.write_pack(tree)?;
+    /// Writes the last segment and makes the local index durable; returns segments written.
+    pub fn finish(mut self) -> Result<u64> {
         self.write_segment()?;
         self.repo.index()?.flush()?;
-        Ok(self.stats)
+        Ok(self.segments)
     }
 }

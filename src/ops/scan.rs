@@ -98,8 +98,9 @@ pub fn scan(repo: &Repository, snap: &Snapshot, path: &str, read: bool) -> Resul
 
 fn hash_file(repo: &Repository, chunker: Chunker, p: &Path) -> Option<Vec<ChunkId>> {
     let f = fs::File::open(p).ok()?;
+    let size = f.metadata().map_or(0, |m| m.len());
     chunker
-        .chunks(f)
+        .chunks_with_hint(f, size)
         .map(|c| c.ok().map(|d| repo.hasher().chunk_id(&d)))
         .collect()
 }

@@ -53,7 +53,7 @@ fn same_content(repo: &Repository, dest: &Path, node: &Node) -> bool {
     };
     let chunker = Chunker::new(repo.config().chunker_files, repo.key().chunker_seed());
     let mut ids = Vec::with_capacity(node.content.len());
-    for c in chunker.chunks(f) {
+    for c in chunker.chunks_with_hint(f, node.size) {
         let Ok(data) = c else { return false };
         ids.push(repo.hasher().chunk_id(&data));
         if ids.len() > node.content.len() {

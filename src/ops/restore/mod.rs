@@ -6,6 +6,7 @@
 //! id — a damaged chunk fails that file loudly and never leaves wrong bytes behind.
 
 mod conflict;
+mod content;
 mod meta;
 #[cfg(feature = "mongo")]
 pub mod mongo;
@@ -13,30 +14,19 @@ mod plan;
 
 pub use conflict::{Action, Conflict};
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
-use rayon::prelude::*;
-
-use crate::blob::BlobKind;
 use crate::error::{Error, Result};
-use crate::id::BlobId;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
 
 pub use plan::{Plan, PlanItem};
-
-/// Granularity of hole detection when writing: zero blocks this size stay unwritten.
-const SPARSE_BLOCK: usize = 64 << 10;
-
-/// Bytes above which a file's chunks are fetched in parallel.
-const PARALLEL_FILE_BYTES: u64 = 16 << 20;
 
 /// What to restore and where.
 #[derive(Clone, Debug, Default)]
@@ -214,33 +204,29 @@ pub fn run(
             Err(e) => fail(&item.display(), &e),
         }
     }
-    // 2. File contents, in parallel; the first copy of each hard-link group only.
-    let written: Vec<(u64, bool)> = (0..plan.items.len())
-        .filter(|&i| {
-            let item = &plan.items[i];
-            item.link_to.is_none()
-                && matches!(
-                    actions[i],
-                    Some(Action::Create | Action::Overwrite | Action::Rename(_))
-                )
-        })
-        .par_bridge()
-        .map(|i| {
-            let item = &plan.items[i];
-            let dest = dest_of(i).unwrap_or_else(|| item.path_in(target));
-            match restore_file(repo, item, &dest, progress) {
-                Ok(()) => (item.node.size, true),
-                Err(e) => {
-                    fail(&item.display(), &e);
-                    (0, false)
-                }
-            }
+    // 2. File contents, pack by pack; the first copy of each hard-link group only. Each
+    //    file gets its metadata as soon as it is complete.
+    let writes = |i: usize| {
+        plan.items[i].link_to.is_none()
+            && matches!(
+                actions[i],
+                Some(Action::Create | Action::Overwrite | Action::Rename(_))
+            )
+    };
+    let chosen: Vec<usize> = (0..plan.items.len()).filter(|&i| writes(i)).collect();
+    let jobs: Vec<content::FileJob> = chosen
+        .iter()
+        .map(|&i| content::FileJob {
+            dest: dest_of(i).unwrap_or_else(|| plan.items[i].path_in(target)),
+            node: &plan.items[i].node,
+            display: plan.items[i].display(),
         })
         .collect();
-    for (bytes, ok) in written {
-        if ok {
+    let written = content::restore_files(repo, &jobs, progress, &fail);
+    for (ok, job) in written.iter().zip(&jobs) {
+        if *ok {
             report.files += 1;
-            report.bytes += bytes;
+            report.bytes += job.node.size;
         }
     }
     // 3. Hard links, symlinks, fifos, devices.
@@ -276,8 +262,8 @@ pub fn run(
     // 5. Metadata: files and others now, directories last and deepest first, because
     //    creating children changes a directory's mtime.
     for (idx, item) in plan.items.iter().enumerate() {
-        if item.node.kind() == NodeKind::Dir {
-            continue;
+        if item.node.kind() == NodeKind::Dir || writes(idx) {
+            continue; // written files got theirs in step 2
         }
         let p = match item.node.kind() {
             NodeKind::File => match dest_of(idx) {
@@ -384,77 +370,4 @@ fn hard_link(first: &Path, p: &Path) -> Result<()> {
     clear_path(p)?;
     fs::hard_link(first, p)
         .map_err(|e| Error::io(format!("linking {} to {}", p.display(), first.display()), e))
-}
-
-/// Writes one file's content to a temporary sibling, verifying every chunk, then renames.
-fn restore_file(
-    repo: &Repository,
-    item: &PlanItem,
-    dest: &Path,
-    progress: &Progress,
-) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".repo-restore-{}",
-        hex::encode(rand::random::<[u8; 6]>())
-    ));
-    let result = (|| -> Result<()> {
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        let node = &item.node;
-        f.set_len(node.size)
-            .map_err(|e| Error::io(format!("sizing {}", dest.display()), e))?;
-        let index = repo.index()?;
-        let mut offsets = Vec::with_capacity(node.content.len());
-        let mut off = 0u64;
-        for id in &node.content {
-            let bid = BlobId::from(*id);
-            let loc = index.lookup(BlobKind::Data, &bid)?.ok_or_else(|| {
-                Error::Missing(format!("data blob {} (not in the index)", id.short()))
-            })?;
-            offsets.push((bid, loc, off));
-            off += u64::from(loc.raw_length);
-        }
-        if off != node.size {
-            return Err(Error::corrupt(
-                format!("file {}", item.display()),
-                format!(
-                    "chunks add up to {off} bytes but the tree says {}",
-                    node.size
-                ),
-            ));
-        }
-        let write = |(bid, loc, off): &(BlobId, crate::index::BlobLocation, u64)| -> Result<()> {
-            let data = repo.read_blob_at(BlobKind::Data, bid, loc)?;
-            // The file was sized with set_len, so all-zero blocks are left as holes.
-            let mut at = *off;
-            for block in data.chunks(SPARSE_BLOCK) {
-                if block.iter().any(|&b| b != 0) {
-                    f.write_all_at(block, at)
-                        .map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
-                }
-                at += block.len() as u64;
-            }
-            progress.bytes.fetch_add(data.len() as u64, Relaxed);
-            Ok(())
-        };
-        if node.size >= PARALLEL_FILE_BYTES {
-            offsets.par_iter().try_for_each(write)?;
-        } else {
-            offsets.iter().try_for_each(write)?;
-        }
-        clear_path(dest)?;
-        fs::rename(&tmp, dest)
-            .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    progress.done(1, 0);
-    result
 }

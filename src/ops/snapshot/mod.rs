@@ -30,7 +30,7 @@ use crate::blob::{self, BlobKind};
 use crate::chunk::Chunker;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
-use crate::packer::{Packer, PackerStats};
+use crate::packer::{PackStore, Packer, PackerStats};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::selection::SeriesKey;
@@ -189,12 +189,21 @@ pub fn run_with(
             s.spawn(move || seal_blobs(repo, &seal_rx, &sealed_tx));
         }
         drop((seal_rx, sealed_tx));
+        // A rendezvous channel: one pack is written while the next fills, no more (RSS).
+        let (pack_tx, pack_rx) = bounded(0);
         let packer = s.spawn(move || -> Result<PackerStats> {
-            let mut packer = Packer::new(repo).with_budget(budget);
+            let mut packer = Packer::queued(repo, pack_tx).with_budget(budget);
             for b in sealed_rx {
                 packer.add(b.kind, b.id, &b.bytes, b.raw_len)?;
             }
             packer.finish()
+        });
+        let store = s.spawn(move || -> Result<u64> {
+            let mut store = PackStore::new(repo);
+            for p in pack_rx {
+                store.store(p)?;
+            }
+            store.finish()
         });
 
         let assembled = assemble(
@@ -211,8 +220,14 @@ pub fn run_with(
         let packed = packer
             .join()
             .unwrap_or_else(|_| Err(Error::Invalid("packer thread panicked".into())));
-        // The packer's error (e.g. a failed write) is the root cause when stages stop early.
-        let pack_stats = packed?;
+        let stored = store
+            .join()
+            .unwrap_or_else(|_| Err(Error::Invalid("pack store thread panicked".into())));
+        // The store's error (e.g. a failed write) is the root cause when stages stop early,
+        // then the packer's (e.g. the quota).
+        let segments = stored?;
+        let mut pack_stats = packed?;
+        pack_stats.segments = segments;
         let walk_stats = walked?;
         let (root, mut summary) = assembled?;
         summary.files_removed = walk_stats.files_removed;
@@ -279,7 +294,7 @@ fn chunk_files(
         } else {
             chunkers.0
         };
-        let result = chunk_one(repo, chunker, seen, job.open, &job.path, seal, progress);
+        let result = chunk_one(repo, chunker, seen, job, seal, progress);
         let result = match result {
             Ok(r) => Ok(r),
             Err(ChunkError::Stopped) => return,
@@ -303,18 +318,19 @@ fn chunk_one(
     repo: &Repository,
     chunker: Chunker,
     seen: &Seen,
-    open: Option<crate::source::Opener>,
-    path: &std::path::Path,
+    job: FileJob,
     seal: &Sender<SealJob>,
     progress: &Progress,
 ) -> std::result::Result<(Vec<ChunkId>, u64), ChunkError> {
-    let file: Box<dyn std::io::Read + Send> = match open {
+    let file: Box<dyn std::io::Read + Send> = match job.open {
         Some(open) => open().map_err(|e| ChunkError::Failed(e.to_string()))?,
-        None => Box::new(std::fs::File::open(path).map_err(|e| ChunkError::Failed(e.to_string()))?),
+        None => {
+            Box::new(std::fs::File::open(&job.path).map_err(|e| ChunkError::Failed(e.to_string()))?)
+        }
     };
     let mut ids = Vec::new();
     let mut read = 0u64;
-    for chunk in chunker.chunks(file) {
+    for chunk in chunker.chunks_with_hint(file, job.size_hint) {
         let data = chunk.map_err(|e| ChunkError::Failed(e.to_string()))?;
         read += data.len() as u64;
         progress.bytes.fetch_add(data.len() as u64, Relaxed);

@@ -48,6 +48,8 @@ pub(super) struct FileJob {
     pub open: Option<crate::source::Opener>,
     /// Cut with the small-chunk (BSON stream) parameters.
     pub small_chunks: bool,
+    /// Expected length (0 when unknown), so small files are read in one exact buffer.
+    pub size_hint: u64,
 }
 
 /// Makes source paths absolute, checks they exist, sorts them in tree order and drops
@@ -175,6 +177,7 @@ impl Walker<'_> {
                     path: path.to_path_buf(),
                     open: None,
                     small_chunks: false,
+                    size_hint: node.size,
                 };
                 self.jobs.send(job).map_err(|_| Stopped)?;
                 let existed = before.is_some_and(|b| b.kind == Some(NodeKind::File));
@@ -276,6 +279,7 @@ impl Walker<'_> {
                 path: path.clone(),
                 open: Some(e.open),
                 small_chunks: e.small_chunks,
+                size_hint: 0,
             };
             self.jobs.send(job).map_err(|_| Stopped)?;
             self.emit(Event::File(self.seq, path, node, existed))?;

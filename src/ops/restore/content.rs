@@ -1,0 +1,298 @@
+//! Where packs become files: file contents are restored pack by pack, not file by file.
+//!
+//! Every chunk the restore needs is looked up once, the uses are sorted by pack and offset,
+//! and each pack is read with one range request per run of nearby blobs. Each blob is
+//! decrypted and verified once and written to every file (and offset) that holds it. Packs
+//! are processed in parallel; a file is renamed into place (and gets its metadata) as soon
+//! as its last chunk is written, so open files stay few.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::blob::BlobKind;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId};
+use crate::index::BlobLocation;
+use crate::pack::pack_path;
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::tree::Node;
+
+/// Granularity of hole detection when writing: zero blocks this size stay unwritten.
+const SPARSE_BLOCK: usize = 64 << 10;
+
+/// Blobs closer than this in a pack are fetched in one read (the gap is read and dropped).
+const MAX_READ_GAP: u64 = 1 << 20;
+
+/// Upper bound of one read, so memory stays bounded whatever the pack size.
+const MAX_READ: u64 = 16 << 20;
+
+/// One file to write.
+pub(super) struct FileJob<'a> {
+    /// Where it goes.
+    pub dest: PathBuf,
+    /// Its snapshot entry (content, size, metadata).
+    pub node: &'a Node,
+    /// The snapshot path, for messages.
+    pub display: String,
+}
+
+/// One place a blob goes: file `file` at byte `at`.
+struct Use {
+    loc: BlobLocation,
+    id: BlobId,
+    file: usize,
+    at: u64,
+}
+
+/// A file being written: its temporary name, open handle and chunks still to come.
+struct Open {
+    tmp: PathBuf,
+    handle: Mutex<Option<File>>,
+    remaining: AtomicUsize,
+    failed: AtomicBool,
+    holes: AtomicBool,
+}
+
+/// Writes every job's content; returns, per job, whether it was restored. Failures are
+/// reported through `fail` and leave nothing behind under the destination name.
+pub(super) fn restore_files(
+    repo: &Repository,
+    jobs: &[FileJob],
+    progress: &Progress,
+    fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
+) -> Vec<bool> {
+    let mut uses = Vec::new();
+    let mut state = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let tmp = job.dest.with_file_name(format!(
+            ".repo-restore-{}",
+            hex::encode(rand::random::<[u8; 6]>())
+        ));
+        let before = uses.len();
+        let planned = plan_file(repo, i, job, &mut uses);
+        if let Err(e) = &planned {
+            uses.truncate(before);
+            fail(&job.display, e);
+        }
+        state.push(Open {
+            tmp,
+            handle: Mutex::new(None),
+            remaining: AtomicUsize::new(uses.len() - before),
+            failed: AtomicBool::new(planned.is_err()),
+            holes: AtomicBool::new(false),
+        });
+    }
+    // Empty files have no chunks: create them now.
+    for (i, job) in jobs.iter().enumerate() {
+        if job.node.content.is_empty() && !state[i].failed.load(Relaxed) {
+            let s = &state[i];
+            match create(&s.tmp) {
+                Ok(f) => *s.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(f),
+                Err(e) => {
+                    s.failed.store(true, Relaxed);
+                    fail(&job.display, &e);
+                }
+            }
+            finish_file(job, s, progress, fail);
+        }
+    }
+    uses.sort_by_key(|u| (u.loc.pack, u.loc.offset, u.file, u.at));
+    let packs: Vec<&[Use]> = uses.chunk_by(|a, b| a.loc.pack == b.loc.pack).collect();
+    packs.par_iter().for_each(|uses| {
+        restore_pack(repo, uses, jobs, &state, progress, fail);
+    });
+    state.iter().map(|s| !s.failed.load(Relaxed)).collect()
+}
+
+/// Looks up a file's chunks and queues their uses; checks they add up to its size.
+fn plan_file(repo: &Repository, file: usize, job: &FileJob, uses: &mut Vec<Use>) -> Result<()> {
+    let index = repo.index()?;
+    let mut at = 0u64;
+    for id in &job.node.content {
+        let bid = BlobId::from(*id);
+        let loc = index.lookup(BlobKind::Data, &bid)?.ok_or_else(|| {
+            Error::Missing(format!("data blob {} (not in the index)", id.short()))
+        })?;
+        uses.push(Use {
+            loc,
+            id: bid,
+            file,
+            at,
+        });
+        at += u64::from(loc.raw_length);
+    }
+    if at != job.node.size {
+        return Err(Error::corrupt(
+            format!("file {}", job.display),
+            format!(
+                "chunks add up to {at} bytes but the tree says {}",
+                job.node.size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the needed ranges of one pack and writes each blob wherever it is used.
+fn restore_pack(
+    repo: &Repository,
+    uses: &[Use],
+    jobs: &[FileJob],
+    state: &[Open],
+    progress: &Progress,
+    fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
+) {
+    let pack: PackId = uses[0].loc.pack;
+    for run in read_runs(uses) {
+        let start = run[0].loc.offset;
+        let end = run
+            .iter()
+            .map(|u| u.loc.offset + u64::from(u.loc.length))
+            .max()
+            .unwrap_or(start);
+        let bytes = repo
+            .backend()
+            .get_range(&pack_path(&pack), start, end - start);
+        for same in run.chunk_by(|a, b| a.loc.offset == b.loc.offset) {
+            let u0 = &same[0];
+            let data = bytes.as_ref().map_err(Error::to_string).and_then(|b| {
+                let from = (u0.loc.offset - start) as usize;
+                let sealed = b
+                    .get(from..from + u0.loc.length as usize)
+                    .ok_or_else(|| format!("pack {} read came back short", pack.short()))?;
+                repo.open_blob(BlobKind::Data, &u0.id, sealed, &u0.loc)
+                    .map_err(|e| e.to_string())
+            });
+            for u in same {
+                let s = &state[u.file];
+                let written = match &data {
+                    Ok(d) if !s.failed.load(Relaxed) => {
+                        write_at(s, d, u.at).map_err(|e| e.to_string())
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e.clone()),
+                };
+                if let Err(e) = written {
+                    if !s.failed.swap(true, Relaxed) {
+                        fail(&jobs[u.file].display, &e);
+                    }
+                }
+                if let Ok(d) = &data {
+                    progress.bytes.fetch_add(d.len() as u64, Relaxed);
+                }
+                if s.remaining.fetch_sub(1, AcqRel) == 1 {
+                    finish_file(&jobs[u.file], s, progress, fail);
+                }
+            }
+        }
+    }
+}
+
+/// Splits a pack's sorted uses into runs that are read with one request each.
+fn read_runs(uses: &[Use]) -> Vec<&[Use]> {
+    let mut runs = Vec::new();
+    let mut first = 0;
+    let mut end = 0u64;
+    for (i, u) in uses.iter().enumerate() {
+        let u_end = u.loc.offset + u64::from(u.loc.length);
+        if i > first
+            && (u.loc.offset > end + MAX_READ_GAP || u_end - uses[first].loc.offset > MAX_READ)
+        {
+            runs.push(&uses[first..i]);
+            first = i;
+        }
+        end = if i == first { u_end } else { end.max(u_end) };
+    }
+    if first < uses.len() {
+        runs.push(&uses[first..]);
+    }
+    runs
+}
+
+/// Creates a temporary file (never through a symlink, never over an existing file).
+fn create(tmp: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .mode(0o600)
+        .open(tmp)
+        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))
+}
+
+/// Writes one chunk at `at`; runs of zero blocks are left as holes.
+fn write_at(s: &Open, data: &[u8], at: u64) -> Result<()> {
+    // Held while creating, so two packs' threads never both create the file.
+    let mut guard = s.handle.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.is_none() {
+        *guard = Some(create(&s.tmp)?);
+    }
+    let f = guard
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("restore file handle vanished".into()))?;
+    let err = |e| Error::io(format!("writing {}", s.tmp.display()), e);
+    let mut run_start: Option<usize> = None;
+    for (n, block) in data.chunks(SPARSE_BLOCK).enumerate() {
+        let pos = n * SPARSE_BLOCK;
+        if block.iter().any(|&b| b != 0) {
+            run_start.get_or_insert(pos);
+        } else {
+            s.holes.store(true, Relaxed);
+            if let Some(r) = run_start.take() {
+                f.write_all_at(&data[r..pos], at + r as u64).map_err(err)?;
+            }
+        }
+    }
+    if let Some(r) = run_start {
+        f.write_all_at(&data[r..], at + r as u64).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// After the last chunk: sizes (for trailing holes), closes and renames the file into
+/// place and applies its metadata; a failed file's temporary is removed.
+fn finish_file(
+    job: &FileJob,
+    s: &Open,
+    progress: &Progress,
+    fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
+) {
+    let handle = s.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let result = (|| -> Result<()> {
+        if s.failed.load(Relaxed) {
+            return Err(Error::Invalid("not restored".into()));
+        }
+        let f = handle.ok_or_else(|| Error::Invalid("restore file was never created".into()))?;
+        if s.holes.load(Relaxed) {
+            f.set_len(job.node.size)
+                .map_err(|e| Error::io(format!("sizing {}", job.dest.display()), e))?;
+        }
+        drop(f);
+        super::clear_path(&job.dest)?;
+        fs::rename(&s.tmp, &job.dest)
+            .map_err(|e| Error::io(format!("renaming into {}", job.dest.display()), e))
+    })();
+    match result {
+        // Metadata now, while the inode is hot; a failure there is reported, but the
+        // content is restored.
+        Ok(()) => {
+            if let Err(e) = super::meta::apply(job.node, &job.dest) {
+                fail(&job.display, &e);
+            }
+        }
+        Err(e) => {
+            if !s.failed.swap(true, Relaxed) {
+                fail(&job.display, &e);
+            }
+            let _ = fs::remove_file(&s.tmp);
+        }
+    }
+    progress.done(1, 0);
+}
