@@ -1,8 +1,19 @@
 //! Micro-benchmarks of the pipeline stages: chunking, hashing, compress+encrypt, pack
-//! building, tree encoding and index look-ups. `cargo bench` runs them; `cargo test
-//! --all-targets` runs each once so they never rot.
+//! building, tree encoding, index look-ups and inserts (1M and 10M entries), and the
+//! whole snapshot pipeline on incompressible data with the in-memory backend.
+//! `cargo bench` runs them; `cargo test --all-targets` runs each once, on small inputs,
+//! so they never rot.
+
+use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+use repo::backend::memory::MemoryBackend;
+use repo::config::RepoConfig;
+use repo::key::KdfParams;
+use repo::ops::snapshot::{self, SnapshotOptions};
+use repo::progress::Progress;
+use repo::repository::Repository;
 
 use repo::blob::{self, BlobKind};
 use repo::chunk::{Chunker, ChunkerParams};
@@ -211,5 +222,69 @@ fn index(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, stages, trees, index);
+/// The whole chunk → hash → compress → encrypt chain on one core, the reference the
+/// parallel pipeline is measured against.
+fn chain_one_core(key: &MasterKey, data: &[u8]) -> usize {
+    let chunker = Chunker::new(ChunkerParams::FILES, key.chunker_seed());
+    let hasher = IdHasher::new(key.id_key());
+    let mut sealed = 0;
+    for chunk in chunker.chunks(data) {
+        let chunk = chunk.expect("in-memory read");
+        black_box(hasher.chunk_id(&chunk));
+        sealed += blob::seal(key, &chunk, 3).len();
+    }
+    sealed
+}
+
+/// `repo snapshot` of one incompressible file into an in-memory repository, 2 threads:
+/// the pipeline with no disk writes, to compare with 2 x `chain_one_core`.
+fn pipeline(c: &mut Criterion) {
+    let len = if std::env::args().any(|a| a == "--bench") {
+        256 << 20
+    } else {
+        4 << 20
+    };
+    let noise = random(len);
+    let key = MasterKey::from_secret([9; 32]);
+    let mut g = c.benchmark_group("pipeline");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(len as u64));
+    g.bench_function("chain_one_core_random", |b| {
+        b.iter(|| black_box(chain_one_core(&key, &noise)))
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("noise.bin");
+    std::fs::write(&file, &noise).expect("write source");
+    g.bench_function("snapshot_memory_backend_random_2_threads", |b| {
+        b.iter_batched(
+            || {
+                let backend = Arc::new(MemoryBackend::new());
+                Repository::init(
+                    backend.as_ref(),
+                    b"bench",
+                    RepoConfig::new_default(),
+                    KdfParams::with_costs(256, 1, 1),
+                )
+                .expect("init");
+                let cache = tempfile::tempdir().expect("tempdir");
+                let repo = Repository::open(backend, b"bench", cache.path()).expect("open");
+                (repo, cache)
+            },
+            |(repo, _cache)| {
+                let opts = SnapshotOptions {
+                    paths: vec![file.clone()],
+                    threads: Some(2),
+                    ..SnapshotOptions::default()
+                };
+                let snap =
+                    snapshot::run(&repo, &opts, Arc::new(Progress::default())).expect("snapshot");
+                black_box(snap.summary.bytes_added)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages, trees, index, pipeline);
 criterion_main!(benches);

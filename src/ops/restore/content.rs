@@ -41,6 +41,8 @@ pub(super) struct FileJob<'a> {
     pub node: &'a Node,
     /// The snapshot path, for messages.
     pub display: String,
+    /// Nothing was at `dest` when the restore was planned (no need to clear it).
+    pub fresh: bool,
 }
 
 /// One place a blob goes: file `file` at byte `at`.
@@ -274,25 +276,23 @@ fn finish_file(
             f.set_len(job.node.size)
                 .map_err(|e| Error::io(format!("sizing {}", job.dest.display()), e))?;
         }
+        // Metadata through the handle, before the rename (which keeps it): a failure
+        // there is reported, but the content is still restored.
+        if let Err(e) = super::meta::apply_to_file(job.node, &f, &job.dest) {
+            fail(&job.display, &e);
+        }
         drop(f);
-        super::clear_path(&job.dest)?;
+        if !job.fresh {
+            super::clear_path(&job.dest)?;
+        }
         fs::rename(&s.tmp, &job.dest)
             .map_err(|e| Error::io(format!("renaming into {}", job.dest.display()), e))
     })();
-    match result {
-        // Metadata now, while the inode is hot; a failure there is reported, but the
-        // content is restored.
-        Ok(()) => {
-            if let Err(e) = super::meta::apply(job.node, &job.dest) {
-                fail(&job.display, &e);
-            }
+    if let Err(e) = result {
+        if !s.failed.swap(true, Relaxed) {
+            fail(&job.display, &e);
         }
-        Err(e) => {
-            if !s.failed.swap(true, Relaxed) {
-                fail(&job.display, &e);
-            }
-            let _ = fs::remove_file(&s.tmp);
-        }
+        let _ = fs::remove_file(&s.tmp);
     }
     progress.done(1, 0);
 }

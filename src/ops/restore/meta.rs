@@ -35,6 +35,35 @@ pub(super) fn create_special(node: &Node, p: &Path) -> Result<()> {
     }
 }
 
+/// Applies ownership (as root), mode, xattrs and times to a regular file through its open
+/// handle: no path lookups, and nothing can be swapped in under the name meanwhile.
+pub(super) fn apply_to_file(node: &Node, f: &std::fs::File, p: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use xattr::FileExt;
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::fchown(f, Some(node.uid), Some(node.gid))
+            .map_err(|e| Error::io(format!("changing owner of {}", p.display()), e))?;
+    }
+    // chmod after chown: chown clears setuid/setgid bits.
+    f.set_permissions(std::fs::Permissions::from_mode(node.mode & 0o7777))
+        .map_err(|e| Error::io(format!("setting mode of {}", p.display()), e))?;
+    for (k, v) in &node.xattrs {
+        f.set_xattr(OsStr::from_bytes(k), v).map_err(|e| {
+            Error::io(
+                format!(
+                    "setting xattr {} on {}",
+                    String::from_utf8_lossy(k),
+                    p.display()
+                ),
+                e,
+            )
+        })?;
+    }
+    let mtime = FileTime::from_unix_time(node.mtime.sec, node.mtime.nsec);
+    filetime::set_file_handle_times(f, Some(mtime), Some(mtime))
+        .map_err(|e| Error::io(format!("setting times of {}", p.display()), e))
+}
+
 /// Applies ownership (as root), mode, xattrs and times, never following a symlink.
 pub(super) fn apply(node: &Node, p: &Path) -> Result<()> {
     let is_link = node.kind() == NodeKind::Symlink;

@@ -220,6 +220,7 @@ pub fn run(
             dest: dest_of(i).unwrap_or_else(|| plan.items[i].path_in(target)),
             node: &plan.items[i].node,
             display: plan.items[i].display(),
+            fresh: matches!(actions[i], Some(Action::Create)),
         })
         .collect();
     let written = content::restore_files(repo, &jobs, progress, &fail);
