@@ -68,6 +68,9 @@ pub enum Error {
     /// Invalid argument or configuration value.
     #[error("{0}")]
     Invalid(String),
+    /// The storage service refused or failed a request (after retries).
+    #[error("storage: {0}")]
+    Storage(String),
 }
 
 /// Library result alias.

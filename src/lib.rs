@@ -25,6 +25,7 @@ pub mod id;
 pub mod index;
 pub mod key;
 pub mod lock;
+pub mod object_cache;
 #[cfg(feature = "local-index")]
 pub mod ops;
 pub mod pack;

@@ -137,11 +137,15 @@ impl<'r> Packer<'r> {
     }
 }
 
+/// Called with the packs of each segment once the local index lists them.
+type IndexedHook<'r> = Box<dyn FnMut(&[PackRecord]) + Send + 'r>;
+
 /// Stores finished packs durably and lists them in index segments.
 pub struct PackStore<'r> {
     repo: &'r Repository,
     pending: Vec<PackRecord>,
     segments: u64,
+    indexed: Option<IndexedHook<'r>>,
 }
 
 impl<'r> PackStore<'r> {
@@ -151,7 +155,14 @@ impl<'r> PackStore<'r> {
             repo,
             pending: Vec::new(),
             segments: 0,
+            indexed: None,
         }
+    }
+
+    /// Runs `hook` after each segment's packs are in the local index.
+    pub fn on_indexed(mut self, hook: impl FnMut(&[PackRecord]) + Send + 'r) -> Self {
+        self.indexed = Some(Box::new(hook));
+        self
     }
 
     /// Makes one pack durable; every few packs, writes their segment.
@@ -177,6 +188,9 @@ impl<'r> PackStore<'r> {
             .backend()
             .put(&segment::segment_path(&id), &bytes)?;
         self.repo.index()?.insert(Some(&id), &self.pending)?;
+        if let Some(hook) = &mut self.indexed {
+            hook(&self.pending);
+        }
         self.pending.clear();
         self.segments += 1;
         Ok(())

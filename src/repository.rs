@@ -15,6 +15,7 @@ use crate::hash::IdHasher;
 use crate::id::{BlobId, KeyId, SnapshotId, TreeId};
 use crate::index::{self, BlobLocation, RocksIndex, SyncReport};
 use crate::key::{KdfParams, KeyFile};
+use crate::object_cache::ObjectCache;
 use crate::pack::pack_path;
 use crate::snapshot::{snapshot_path, Snapshot};
 use crate::tree::{self, Tree};
@@ -33,6 +34,8 @@ pub struct Repository {
     private_index: Mutex<Option<PathBuf>>,
     /// Heartbeat-failure flags of the locks taken through this handle.
     locks_lost: Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>,
+    /// Local copies of trees and snapshot objects (remote repositories only).
+    objects: ObjectCache,
 }
 
 /// Object name of a key file.
@@ -87,7 +90,9 @@ impl Repository {
         let config = RepoConfig::open(&key, &backend.get(CONFIG_PATH)?)?;
         let hasher = IdHasher::new(key.id_key());
         let cache_dir = cache_root.join(config.id.to_hex());
+        let objects = ObjectCache::new(backend.is_remote().then(|| cache_dir.join("objects")));
         Ok(Self {
+            objects,
             backend,
             key,
             config,
@@ -195,10 +200,19 @@ impl Repository {
 
     /// Reads one blob given its location, verifying that its content hashes to its id.
     pub fn read_blob_at(&self, kind: BlobKind, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
-        let sealed =
+        let fetch = || {
             self.backend
-                .get_range(&pack_path(&loc.pack), loc.offset, u64::from(loc.length))?;
-        self.open_blob(kind, id, &sealed, loc)
+                .get_range(&pack_path(&loc.pack), loc.offset, u64::from(loc.length))
+        };
+        if kind == BlobKind::Tree && self.objects.enabled() {
+            let key = format!("trees/{}", id.to_hex());
+            let sealed = self.objects.get_or_fetch(&key, fetch)?;
+            match self.open_blob(kind, id, &sealed, loc) {
+                Ok(data) => return Ok(data),
+                Err(_) => self.objects.forget(&key),
+            }
+        }
+        self.open_blob(kind, id, &fetch()?, loc)
     }
 
     /// Decrypts, decompresses and verifies a sealed blob already read from its pack.
@@ -246,7 +260,17 @@ impl Repository {
 
     /// Loads one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        Snapshot::open(&self.key, &self.backend.get(&snapshot_path(id))?, id)
+        let path = snapshot_path(id);
+        if self.objects.enabled() {
+            let sealed = self
+                .objects
+                .get_or_fetch(&path, || self.backend.get(&path))?;
+            match Snapshot::open(&self.key, &sealed, id) {
+                Ok(s) => return Ok(s),
+                Err(_) => self.objects.forget(&path),
+            }
+        }
+        Snapshot::open(&self.key, &self.backend.get(&path)?, id)
     }
 
     /// All snapshot ids in the repository.

@@ -159,6 +159,8 @@ mod tests {
     #[test]
     fn local_conformance() {
         let d = tempfile::tempdir().unwrap();
-        super::super::conformance(&LocalBackend::new(d.path().join("repo")));
+        let b = LocalBackend::new(d.path().join("repo"));
+        super::super::conformance::check(&b);
+        super::super::conformance::check_scale(&b, 3 << 20, 50);
     }
 }

@@ -99,6 +99,6 @@ impl Backend for MemoryBackend {
 mod tests {
     #[test]
     fn memory_conformance() {
-        super::super::conformance(&super::MemoryBackend::new());
+        super::super::conformance::check(&super::MemoryBackend::new());
     }
 }

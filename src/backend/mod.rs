@@ -1,8 +1,12 @@
 //! Where repository objects live. The engine only sees [`Backend`]; it never knows whether
 //! it talks to a local disk or (later) an object store.
 
+pub mod conformance;
 pub mod local;
 pub mod memory;
+#[cfg(feature = "object-store")]
+pub mod object;
+pub mod target;
 
 use crate::error::Result;
 
@@ -36,33 +40,8 @@ pub trait Backend: Send + Sync {
     fn delete(&self, path: &str) -> Result<()>;
     /// Whether an object exists.
     fn exists(&self, path: &str) -> Result<bool>;
-}
-
-#[cfg(test)]
-use crate::error::Error;
-
-#[cfg(test)]
-/// The conformance checks every backend must pass.
-pub(crate) fn conformance(b: &dyn Backend) {
-    assert!(matches!(b.get("config"), Err(Error::Missing(_))));
-    assert!(!b.exists("config").unwrap());
-    b.put("packs/ab/abcd", b"0123456789").unwrap();
-    b.put("config", b"c").unwrap();
-    assert!(b.exists("config").unwrap());
-    assert_eq!(b.get("packs/ab/abcd").unwrap(), b"0123456789");
-    assert_eq!(b.get_range("packs/ab/abcd", 3, 4).unwrap(), b"3456");
-    assert!(b.get_range("packs/ab/abcd", 8, 4).is_err());
-    let l = b.list("packs/").unwrap();
-    assert_eq!(
-        l,
-        vec![ObjectInfo {
-            path: "packs/ab/abcd".into(),
-            size: 10
-        }]
-    );
-    assert!(b.list("snapshots/").unwrap().is_empty());
-    b.delete("packs/ab/abcd").unwrap();
-    b.delete("packs/ab/abcd").unwrap();
-    assert!(b.list("packs/").unwrap().is_empty());
-    assert!(b.put("../escape", b"x").is_err());
+    /// Whether reads cross a network (immutable objects are then worth caching locally).
+    fn is_remote(&self) -> bool {
+        false
+    }
 }

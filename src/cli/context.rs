@@ -14,6 +14,8 @@ use repo::config::{RepoConfig, CONFIG_PATH};
 use repo::key::KdfParams;
 use repo::repository::Repository;
 
+pub use super::storage::StoreOpts;
+
 /// Options every command accepts.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
@@ -35,6 +37,8 @@ pub struct GlobalOpts {
     /// How long to wait for a conflicting repository lock (e.g. "10m"; default: fail at once)
     #[arg(long, global = true, value_name = "DURATION")]
     pub lock_wait: Option<String>,
+    #[command(flatten)]
+    pub store: StoreOpts,
 }
 
 /// Why a password is needed: opening an existing repository or creating a new one.
@@ -48,8 +52,10 @@ pub enum Purpose {
 
 /// The resolved repository location.
 pub struct Location {
-    /// Where it is.
+    /// Where it is (a directory, or the object-store location as given).
     pub path: PathBuf,
+    /// An object-store location; None for a directory.
+    pub target: Option<repo::backend::target::Target>,
     /// True for the embedded default (no `--repo`).
     pub is_default: bool,
 }
@@ -60,14 +66,24 @@ impl GlobalOpts {
         match self.repo.as_deref() {
             Some("") => bail!("--repo is empty"),
             Some(s) => {
-                let path = s.strip_prefix("local:").unwrap_or(s);
-                if let Some((scheme, _)) = path.split_once(':') {
-                    if ["s3", "gs", "azure", "sftp", "rest", "b2"].contains(&scheme) {
-                        bail!("{scheme}: repositories are not supported by this build yet; use a local directory");
+                if let Some(path) = s.strip_prefix("local:") {
+                    return Ok(Location {
+                        path: PathBuf::from(path),
+                        target: None,
+                        is_default: false,
+                    });
+                }
+                let target = repo::backend::target::Target::parse(s)?;
+                if target.is_none() {
+                    if let Some((scheme, _)) = s.split_once(':') {
+                        if ["rest", "b2", "swift"].contains(&scheme) {
+                            bail!("{scheme}: repositories are not supported; use s3:, gs:, azure:, sftp: or a directory");
+                        }
                     }
                 }
                 Ok(Location {
-                    path: PathBuf::from(path),
+                    path: PathBuf::from(s),
+                    target,
                     is_default: false,
                 })
             }
@@ -76,6 +92,7 @@ impl GlobalOpts {
                     .ok_or_else(|| anyhow!("cannot find a data directory: set HOME or XDG_DATA_HOME, or pass --repo"))?
                     .join("repo")
                     .join("default"),
+                target: None,
                 is_default: true,
             }),
         }
@@ -116,8 +133,22 @@ impl GlobalOpts {
     }
 
     /// The backend for the location.
-    pub fn backend(&self, loc: &Location) -> Arc<dyn Backend> {
-        Arc::new(LocalBackend::new(&loc.path))
+    pub fn backend(&self, loc: &Location) -> Result<Arc<dyn Backend>> {
+        match &loc.target {
+            None => Ok(Arc::new(LocalBackend::new(&loc.path))),
+            #[cfg(feature = "object-store")]
+            Some(t) => {
+                let opts = self.store.resolve()?;
+                let b = repo::backend::object::ObjectBackend::new(
+                    &loc.path.display().to_string(),
+                    t,
+                    &opts,
+                )?;
+                Ok(Arc::new(b))
+            }
+            #[cfg(not(feature = "object-store"))]
+            Some(_) => bail!("this build has no object-storage support (feature object-store)"),
+        }
     }
 
     /// Gets the password: `--password-file`, `REPO_PASSWORD`, the default repository's
@@ -164,7 +195,7 @@ impl GlobalOpts {
     /// Opens the repository; the default one is created on first use when `create` is set.
     pub fn open(&self, create_default: bool) -> Result<Repository> {
         let loc = self.location()?;
-        let backend = self.backend(&loc);
+        let backend = self.backend(&loc)?;
         if loc.is_default && create_default && !backend.exists(CONFIG_PATH)? {
             let pw = self.password(&loc, Purpose::Create)?;
             let cfg = Repository::init(

@@ -21,7 +21,7 @@ pub struct Args {
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let loc = g.location()?;
-    let backend = g.backend(&loc);
+    let backend = g.backend(&loc)?;
     if backend.exists(repo::config::CONFIG_PATH)? {
         anyhow::bail!(repo::Error::AlreadyExists(loc.path.display().to_string()));
     }

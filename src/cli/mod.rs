@@ -17,6 +17,7 @@ mod scan;
 mod snapshot;
 pub mod snapshots;
 mod stats;
+mod storage;
 mod unlock;
 
 use clap::{Parser, Subcommand};

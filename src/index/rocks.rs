@@ -59,7 +59,9 @@ impl RocksIndex {
     pub fn open(path: &Path) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
-        opts.set_write_buffer_size(16 << 20);
+        // Two memtables of 8 MiB at most (RSS); the index is rebuildable, so no WAL either.
+        opts.set_write_buffer_size(8 << 20);
+        opts.set_max_write_buffer_number(2);
         opts.set_max_open_files(256);
         opts.set_keep_log_file_num(2);
         // Ids are random, so every look-up lands on a random block. Whole-file filter and

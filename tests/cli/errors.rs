@@ -95,8 +95,22 @@ fn bad_arguments_fail_without_writing() {
     );
     let out = env.run(&["ls", "not-hex!"]);
     assert_eq!(out.status.code(), Some(1));
-    let out = env.run(&["init", "--repo", "s3:bucket/x"]);
-    assert!(stderr_of(&out).contains("not supported"));
+    let out = env.run(&["init", "--repo", "b2:bucket/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("not supported"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = env.run(&["init", "--repo", "s3:"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("no bucket"), "{}", stderr_of(&out));
+    let out = env.run(&["init", "--repo", "sftp:host-without-path"]);
+    assert!(
+        stderr_of(&out).contains("sftp:[user@]host"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]

@@ -10,6 +10,8 @@ mod incremental;
 mod locking;
 mod maintenance;
 mod mongodb;
+#[cfg(feature = "object-store")]
+mod object_store;
 mod restore_policy;
 mod roundtrip;
 mod scan;

@@ -24,6 +24,8 @@ use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::tree::Node;
 
+use super::PlanItem;
+
 /// Granularity of hole detection when writing: zero blocks this size stay unwritten.
 const SPARSE_BLOCK: usize = 64 << 10;
 
@@ -33,16 +35,32 @@ const MAX_READ_GAP: u64 = 1 << 20;
 /// Upper bound of one read, so memory stays bounded whatever the pack size.
 const MAX_READ: u64 = 16 << 20;
 
-/// One file to write.
+/// One file to write. Kept small (paths are derived when needed): a restore of millions
+/// of files holds one of these per file.
 pub(super) struct FileJob<'a> {
-    /// Where it goes.
-    pub dest: PathBuf,
-    /// Its snapshot entry (content, size, metadata).
-    pub node: &'a Node,
-    /// The snapshot path, for messages.
-    pub display: String,
-    /// Nothing was at `dest` when the restore was planned (no need to clear it).
+    /// Its plan entry (snapshot path and node).
+    pub item: &'a PlanItem,
+    /// Where it goes instead of its own path (the `rename` conflict policy).
+    pub renamed_to: Option<PathBuf>,
+    /// Nothing was at the destination when the restore was planned (no need to clear it).
     pub fresh: bool,
+}
+
+impl FileJob<'_> {
+    fn dest(&self, target: &Path) -> PathBuf {
+        match &self.renamed_to {
+            Some(p) => p.clone(),
+            None => self.item.path_in(target),
+        }
+    }
+
+    fn node(&self) -> &Node {
+        &self.item.node
+    }
+
+    fn display(&self) -> String {
+        self.item.display()
+    }
 }
 
 /// One place a blob goes: file `file` at byte `at`.
@@ -53,9 +71,9 @@ struct Use {
     at: u64,
 }
 
-/// A file being written: its temporary name, open handle and chunks still to come.
+/// A file being written: its temporary name's tag, open handle and chunks still to come.
 struct Open {
-    tmp: PathBuf,
+    tag: u64,
     handle: Mutex<Option<File>>,
     remaining: AtomicUsize,
     failed: AtomicBool,
@@ -66,6 +84,7 @@ struct Open {
 /// reported through `fail` and leave nothing behind under the destination name.
 pub(super) fn restore_files(
     repo: &Repository,
+    target: &Path,
     jobs: &[FileJob],
     progress: &Progress,
     fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
@@ -73,18 +92,14 @@ pub(super) fn restore_files(
     let mut uses = Vec::new();
     let mut state = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
-        let tmp = job.dest.with_file_name(format!(
-            ".repo-restore-{}",
-            hex::encode(rand::random::<[u8; 6]>())
-        ));
         let before = uses.len();
         let planned = plan_file(repo, i, job, &mut uses);
         if let Err(e) = &planned {
             uses.truncate(before);
-            fail(&job.display, e);
+            fail(&job.display(), e);
         }
         state.push(Open {
-            tmp,
+            tag: rand::random(),
             handle: Mutex::new(None),
             remaining: AtomicUsize::new(uses.len() - before),
             failed: AtomicBool::new(planned.is_err()),
@@ -93,22 +108,22 @@ pub(super) fn restore_files(
     }
     // Empty files have no chunks: create them now.
     for (i, job) in jobs.iter().enumerate() {
-        if job.node.content.is_empty() && !state[i].failed.load(Relaxed) {
+        if job.node().content.is_empty() && !state[i].failed.load(Relaxed) {
             let s = &state[i];
-            match create(&s.tmp) {
+            match create(&s.tmp(&job.dest(target))) {
                 Ok(f) => *s.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(f),
                 Err(e) => {
                     s.failed.store(true, Relaxed);
-                    fail(&job.display, &e);
+                    fail(&job.display(), &e);
                 }
             }
-            finish_file(job, s, progress, fail);
+            finish_file(target, job, s, progress, fail);
         }
     }
     uses.sort_by_key(|u| (u.loc.pack, u.loc.offset, u.file, u.at));
     let packs: Vec<&[Use]> = uses.chunk_by(|a, b| a.loc.pack == b.loc.pack).collect();
     packs.par_iter().for_each(|uses| {
-        restore_pack(repo, uses, jobs, &state, progress, fail);
+        restore_pack(repo, target, uses, jobs, &state, progress, fail);
     });
     state.iter().map(|s| !s.failed.load(Relaxed)).collect()
 }
@@ -117,7 +132,7 @@ pub(super) fn restore_files(
 fn plan_file(repo: &Repository, file: usize, job: &FileJob, uses: &mut Vec<Use>) -> Result<()> {
     let index = repo.index()?;
     let mut at = 0u64;
-    for id in &job.node.content {
+    for id in &job.node().content {
         let bid = BlobId::from(*id);
         let loc = index.lookup(BlobKind::Data, &bid)?.ok_or_else(|| {
             Error::Missing(format!("data blob {} (not in the index)", id.short()))
@@ -130,12 +145,12 @@ fn plan_file(repo: &Repository, file: usize, job: &FileJob, uses: &mut Vec<Use>)
         });
         at += u64::from(loc.raw_length);
     }
-    if at != job.node.size {
+    if at != job.node().size {
         return Err(Error::corrupt(
-            format!("file {}", job.display),
+            format!("file {}", job.display()),
             format!(
                 "chunks add up to {at} bytes but the tree says {}",
-                job.node.size
+                job.node().size
             ),
         ));
     }
@@ -145,6 +160,7 @@ fn plan_file(repo: &Repository, file: usize, job: &FileJob, uses: &mut Vec<Use>)
 /// Reads the needed ranges of one pack and writes each blob wherever it is used.
 fn restore_pack(
     repo: &Repository,
+    target: &Path,
     uses: &[Use],
     jobs: &[FileJob],
     state: &[Open],
@@ -176,21 +192,21 @@ fn restore_pack(
                 let s = &state[u.file];
                 let written = match &data {
                     Ok(d) if !s.failed.load(Relaxed) => {
-                        write_at(s, d, u.at).map_err(|e| e.to_string())
+                        write_at(s, &jobs[u.file].dest(target), d, u.at).map_err(|e| e.to_string())
                     }
                     Ok(_) => Ok(()),
                     Err(e) => Err(e.clone()),
                 };
                 if let Err(e) = written {
                     if !s.failed.swap(true, Relaxed) {
-                        fail(&jobs[u.file].display, &e);
+                        fail(&jobs[u.file].display(), &e);
                     }
                 }
                 if let Ok(d) = &data {
                     progress.bytes.fetch_add(d.len() as u64, Relaxed);
                 }
                 if s.remaining.fetch_sub(1, AcqRel) == 1 {
-                    finish_file(&jobs[u.file], s, progress, fail);
+                    finish_file(target, &jobs[u.file], s, progress, fail);
                 }
             }
         }
@@ -218,6 +234,13 @@ fn read_runs(uses: &[Use]) -> Vec<&[Use]> {
     runs
 }
 
+impl Open {
+    /// The temporary name next to `dest` the content is written under.
+    fn tmp(&self, dest: &Path) -> PathBuf {
+        dest.with_file_name(format!(".repo-restore-{:016x}", self.tag))
+    }
+}
+
 /// Creates a temporary file (never through a symlink, never over an existing file).
 fn create(tmp: &Path) -> Result<File> {
     OpenOptions::new()
@@ -230,16 +253,16 @@ fn create(tmp: &Path) -> Result<File> {
 }
 
 /// Writes one chunk at `at`; runs of zero blocks are left as holes.
-fn write_at(s: &Open, data: &[u8], at: u64) -> Result<()> {
+fn write_at(s: &Open, dest: &Path, data: &[u8], at: u64) -> Result<()> {
     // Held while creating, so two packs' threads never both create the file.
     let mut guard = s.handle.lock().unwrap_or_else(|p| p.into_inner());
     if guard.is_none() {
-        *guard = Some(create(&s.tmp)?);
+        *guard = Some(create(&s.tmp(dest))?);
     }
     let f = guard
         .as_ref()
         .ok_or_else(|| Error::Invalid("restore file handle vanished".into()))?;
-    let err = |e| Error::io(format!("writing {}", s.tmp.display()), e);
+    let err = |e| Error::io(format!("writing {}", dest.display()), e);
     let mut run_start: Option<usize> = None;
     for (n, block) in data.chunks(SPARSE_BLOCK).enumerate() {
         let pos = n * SPARSE_BLOCK;
@@ -261,11 +284,14 @@ fn write_at(s: &Open, data: &[u8], at: u64) -> Result<()> {
 /// After the last chunk: sizes (for trailing holes), closes and renames the file into
 /// place and applies its metadata; a failed file's temporary is removed.
 fn finish_file(
+    target: &Path,
     job: &FileJob,
     s: &Open,
     progress: &Progress,
     fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
 ) {
+    let dest = job.dest(target);
+    let tmp = s.tmp(&dest);
     let handle = s.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
     let result = (|| -> Result<()> {
         if s.failed.load(Relaxed) {
@@ -273,26 +299,26 @@ fn finish_file(
         }
         let f = handle.ok_or_else(|| Error::Invalid("restore file was never created".into()))?;
         if s.holes.load(Relaxed) {
-            f.set_len(job.node.size)
-                .map_err(|e| Error::io(format!("sizing {}", job.dest.display()), e))?;
+            f.set_len(job.node().size)
+                .map_err(|e| Error::io(format!("sizing {}", dest.display()), e))?;
         }
         // Metadata through the handle, before the rename (which keeps it): a failure
         // there is reported, but the content is still restored.
-        if let Err(e) = super::meta::apply_to_file(job.node, &f, &job.dest) {
-            fail(&job.display, &e);
+        if let Err(e) = super::meta::apply_to_file(job.node(), &f, &dest) {
+            fail(&job.display(), &e);
         }
         drop(f);
         if !job.fresh {
-            super::clear_path(&job.dest)?;
+            super::clear_path(&dest)?;
         }
-        fs::rename(&s.tmp, &job.dest)
-            .map_err(|e| Error::io(format!("renaming into {}", job.dest.display()), e))
+        fs::rename(&tmp, &dest)
+            .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e))
     })();
     if let Err(e) = result {
         if !s.failed.swap(true, Relaxed) {
-            fail(&job.display, &e);
+            fail(&job.display(), &e);
         }
-        let _ = fs::remove_file(&s.tmp);
+        let _ = fs::remove_file(&tmp);
     }
     progress.done(1, 0);
 }

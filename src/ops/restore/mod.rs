@@ -217,17 +217,19 @@ pub fn run(
     let jobs: Vec<content::FileJob> = chosen
         .iter()
         .map(|&i| content::FileJob {
-            dest: dest_of(i).unwrap_or_else(|| plan.items[i].path_in(target)),
-            node: &plan.items[i].node,
-            display: plan.items[i].display(),
+            item: &plan.items[i],
+            renamed_to: match &actions[i] {
+                Some(Action::Rename(p)) => Some(p.clone()),
+                _ => None,
+            },
             fresh: matches!(actions[i], Some(Action::Create)),
         })
         .collect();
-    let written = content::restore_files(repo, &jobs, progress, &fail);
+    let written = content::restore_files(repo, target, &jobs, progress, &fail);
     for (ok, job) in written.iter().zip(&jobs) {
         if *ok {
             report.files += 1;
-            report.bytes += job.node.size;
+            report.bytes += job.item.node.size;
         }
     }
     // 3. Hard links, symlinks, fifos, devices.

@@ -82,11 +82,19 @@ struct FileDone {
     result: std::result::Result<(Vec<ChunkId>, u64), String>,
 }
 
-/// Blob ids stored (or being stored) by this run, so a chunk seen twice is sealed once.
+/// Blob ids this run is storing that the index does not list yet, so a chunk seen twice
+/// is sealed once. Ids leave once their segment is in the index, so the set stays bounded
+/// by what is in flight, not by the size of the backup.
 type Seen = Mutex<HashSet<BlobId>>;
 
 /// Claims a blob for storing: false when the index or this run already has it.
+///
+/// Checks the set before the index, while the pack store adds to the index before it
+/// removes from the set: an id is always in at least one of the two places we look.
 fn claim(repo: &Repository, seen: &Seen, kind: BlobKind, id: BlobId) -> Result<bool> {
+    if seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
+        return Ok(false);
+    }
     if repo.index()?.contains(kind, &id)? {
         return Ok(false);
     }
@@ -198,8 +206,14 @@ pub fn run_with(
             }
             packer.finish()
         });
+        let seen_ref = &seen;
         let store = s.spawn(move || -> Result<u64> {
-            let mut store = PackStore::new(repo);
+            let mut store = PackStore::new(repo).on_indexed(move |packs| {
+                let mut seen = seen_ref.lock().unwrap_or_else(|p| p.into_inner());
+                for e in packs.iter().flat_map(|p| &p.entries) {
+                    seen.remove(&e.id);
+                }
+            });
             for p in pack_rx {
                 store.store(p)?;
             }

@@ -1,0 +1,356 @@
+//! Repositories on object storage — S3 (and compatibles), Google Cloud Storage, Azure Blob
+//! and SFTP — through Apache OpenDAL, behind our [`Backend`] trait so its API churn stays
+//! in this file. OpenDAL is async; this backend owns a small tokio runtime and blocks on
+//! it, because the engine's threads are plain threads.
+//!
+//! Every request has a timeout and is retried on transient errors with exponential
+//! backoff and jitter (whole requests: a resumed half-read is not worth the subtlety); packs above [`MULTIPART_CHUNK`] are uploaded in parts,
+//! several at once. A put either completes or leaves nothing under its name (S3, GCS and
+//! Azure make an object visible only when complete), so a failed upload never leaves a
+//! half pack that a segment could point at.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use opendal::layers::{ConcurrentLimitLayer, TimeoutLayer};
+use opendal::{ErrorKind, Operator};
+
+use super::target::{ObjectOptions, Target};
+use super::{Backend, ObjectInfo};
+use crate::error::{Error, Result};
+
+/// Part size of multipart uploads.
+pub const MULTIPART_CHUNK: usize = 8 << 20;
+
+/// An object-store repository.
+pub struct ObjectBackend {
+    op: Operator,
+    rt: tokio::runtime::Runtime,
+    location: String,
+    connections: usize,
+    retries: usize,
+    /// Testing: the fraction of requests failed before they are sent.
+    fault_ratio: Option<f64>,
+    up: Option<Pace>,
+    down: Option<Pace>,
+}
+
+/// Keeps transfers to a byte rate: each transfer books its bytes on a shared timeline and
+/// waits until the timeline has caught up, so concurrent transfers share the cap.
+struct Pace {
+    bytes_per_sec: f64,
+    next: Mutex<Instant>,
+}
+
+impl Pace {
+    fn new(bytes_per_sec: u64) -> Self {
+        Self {
+            bytes_per_sec: bytes_per_sec as f64,
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn book(&self, bytes: usize) {
+        let due = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let start = (*next).max(Instant::now());
+            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec);
+            *next
+        };
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn root_of(prefix: &str) -> String {
+    format!("/{}", prefix.trim_matches('/'))
+}
+
+impl ObjectBackend {
+    /// Connects (lazily: nothing is sent until the first request) to `target`.
+    pub fn new(location: &str, target: &Target, o: &ObjectOptions) -> Result<Self> {
+        // The process-wide HTTP client (reqwest); idempotent.
+        opendal::install_default();
+        let cfg = |e: opendal::Error| Error::Invalid(format!("{location}: {e}"));
+        let op = match target {
+            Target::S3 {
+                endpoint,
+                bucket,
+                prefix,
+            } => {
+                let mut b = opendal::services::S3::default()
+                    .bucket(bucket)
+                    .root(&root_of(prefix));
+                if let Some(e) = o.endpoint.as_ref().or(endpoint.as_ref()) {
+                    b = b.endpoint(e);
+                }
+                let region = o
+                    .region
+                    .clone()
+                    .or_else(|| env("AWS_REGION"))
+                    .or_else(|| env("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|| "us-east-1".into());
+                b = b.region(&region);
+                if o.virtual_host_style {
+                    b = b.enable_virtual_host_style();
+                }
+                if let Some(c) = &o.storage_class {
+                    b = b.default_storage_class(c);
+                }
+                if o.no_ambient_credentials {
+                    b = b.disable_config_load().disable_ec2_metadata();
+                    if let (Some(k), Some(s)) =
+                        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+                    {
+                        b = b.access_key_id(&k).secret_access_key(&s);
+                    }
+                }
+                Operator::new(b).map_err(cfg)?
+            }
+            Target::Gcs { bucket, prefix } => {
+                let mut b = opendal::services::Gcs::default()
+                    .bucket(bucket)
+                    .root(&root_of(prefix));
+                if let Some(e) = o.endpoint.clone().or_else(|| env("STORAGE_EMULATOR_HOST")) {
+                    b = b.endpoint(&e);
+                }
+                if let Some(c) = &o.storage_class {
+                    b = b.default_storage_class(c);
+                }
+                if let Some(p) = env("GOOGLE_APPLICATION_CREDENTIALS") {
+                    b = b.credential_path(&p);
+                }
+                if o.no_ambient_credentials {
+                    b = b
+                        .disable_vm_metadata()
+                        .disable_config_load()
+                        .skip_signature();
+                }
+                Operator::new(b).map_err(cfg)?
+            }
+            Target::Azure { container, prefix } => {
+                let account = env("AZURE_STORAGE_ACCOUNT").ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{location}: set AZURE_STORAGE_ACCOUNT (and AZURE_STORAGE_KEY)"
+                    ))
+                })?;
+                let endpoint = o
+                    .endpoint
+                    .clone()
+                    .or_else(|| env("AZURE_STORAGE_ENDPOINT"))
+                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+                let mut b = opendal::services::Azblob::default()
+                    .container(container)
+                    .root(&root_of(prefix))
+                    .endpoint(&endpoint)
+                    .account_name(&account);
+                if let Some(k) = env("AZURE_STORAGE_KEY") {
+                    b = b.account_key(&k);
+                }
+                if let Some(t) = env("AZURE_STORAGE_SAS_TOKEN") {
+                    b = b.sas_token(&t);
+                }
+                Operator::new(b).map_err(cfg)?
+            }
+            Target::Sftp {
+                user,
+                host,
+                port,
+                path,
+            } => {
+                let mut b = opendal::services::Sftp::default()
+                    .endpoint(&format!("ssh://{host}:{port}"))
+                    .root(path);
+                if let Some(u) = user {
+                    b = b.user(u);
+                }
+                if let Some(k) = &o.ssh_key {
+                    b = b.key(k);
+                }
+                Operator::new(b).map_err(cfg)?
+            }
+        };
+        let connections = o.connections.unwrap_or(8).max(1);
+        let op = op.layer(ConcurrentLimitLayer::new(connections)).layer(
+            TimeoutLayer::new()
+                .with_timeout(Duration::from_secs(120))
+                .with_io_timeout(Duration::from_secs(60)),
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the storage runtime", e))?;
+        Ok(Self {
+            op,
+            rt,
+            location: location.to_string(),
+            connections,
+            retries: o.retries.unwrap_or(8),
+            fault_ratio: o.fault_ratio,
+            up: o.limit_upload.map(Pace::new),
+            down: o.limit_download.map(Pace::new),
+        })
+    }
+
+    /// Runs one request, again after a backoff (100 ms doubling to 10 s, with jitter)
+    /// while it fails with a temporary error, up to the configured number of retries.
+    fn retry<T, F, Fut>(&self, mut request: F) -> std::result::Result<T, opendal::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, opendal::Error>>,
+    {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 0;
+        loop {
+            let outcome = match self.fault_ratio {
+                // A whole request fails, as when a connection drops; whether the server
+                // saw it or not, the request must be safe to repeat (all of ours are).
+                Some(r) if rand::random::<f64>() < r => Err(opendal::Error::new(
+                    ErrorKind::Unexpected,
+                    "injected fault (REPO_TEST_FAULT_RATIO)",
+                )
+                .set_temporary()),
+                _ => self.rt.block_on(request()),
+            };
+            match outcome {
+                Err(e) if e.is_temporary() && attempt < self.retries => {
+                    attempt += 1;
+                    let jitter = Duration::from_millis(u64::from(rand::random::<u8>()));
+                    std::thread::sleep(delay + jitter);
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn err(&self, what: &str, path: &str, e: opendal::Error) -> Error {
+        match e.kind() {
+            ErrorKind::NotFound => Error::Missing(format!("{path} in {}", self.location)),
+            ErrorKind::PermissionDenied => Error::Storage(format!(
+                "{what} {path} in {}: access denied (check the credentials): {e}",
+                self.location
+            )),
+            _ => Error::Storage(format!("{what} {path} in {}: {e}", self.location)),
+        }
+    }
+}
+
+impl Backend for ObjectBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    fn get(&self, path: &str) -> Result<Vec<u8>> {
+        let buf = self
+            .retry(|| self.op.read(path))
+            .map_err(|e| self.err("reading", path, e))?;
+        if let Some(p) = &self.down {
+            p.book(buf.len());
+        }
+        Ok(buf.to_vec())
+    }
+
+    fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let buf = self
+            .retry(|| async { self.op.read_with(path).range(offset..offset + len).await })
+            .map_err(|e| self.err("reading", path, e))?;
+        if let Some(p) = &self.down {
+            p.book(buf.len());
+        }
+        if buf.len() as u64 != len {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "short read: wanted {len} bytes at offset {offset}, got {}",
+                    buf.len()
+                ),
+            ));
+        }
+        Ok(buf.to_vec())
+    }
+
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        if path.split('/').any(|c| c == ".." || c.is_empty()) || path.starts_with('/') {
+            return Err(Error::Invalid(format!("invalid object path {path:?}")));
+        }
+        if let Some(p) = &self.up {
+            p.book(bytes.len());
+        }
+        let data = opendal::Buffer::from(bytes.to_vec());
+        let multipart = bytes.len() > MULTIPART_CHUNK;
+        let parts = self.connections.min(4);
+        self.retry(|| {
+            let write = self.op.write_with(path, data.clone());
+            async move {
+                if multipart {
+                    write.chunk(MULTIPART_CHUNK).concurrent(parts).await
+                } else {
+                    write.await
+                }
+            }
+        })
+        .map_err(|e| self.err("writing", path, e))?;
+        Ok(())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        // Listing a prefix that is not a "directory" path is what S3 does natively; the
+        // repository only lists directories (`packs/`, `index/`, …), so ask for those.
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..=i],
+            None => "",
+        };
+        let entries = match self.retry(|| async { self.op.list_with(dir).recursive(true).await }) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.err("listing", prefix, e)),
+        };
+        let mut out: Vec<ObjectInfo> = Vec::new();
+        for e in entries {
+            if e.metadata().is_dir() || !e.path().starts_with(prefix) {
+                continue;
+            }
+            let size = match e.metadata().content_length() {
+                0 => self
+                    .retry(|| self.op.stat(e.path()))
+                    .map(|m| m.content_length())
+                    .unwrap_or(0),
+                n => n,
+            };
+            out.push(ObjectInfo {
+                path: e.path().trim_start_matches('/').to_string(),
+                size,
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        match self.retry(|| self.op.delete(path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("deleting", path, e)),
+        }
+    }
+
+    fn exists(&self, path: &str) -> Result<bool> {
+        self.retry(|| self.op.exists(path))
+            .map_err(|e| self.err("checking", path, e))
+    }
+}

@@ -1,0 +1,158 @@
+//! Object-storage settings from flags, the environment and the options file.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use repo::backend::target::ObjectOptions;
+
+/// Object-storage settings (for `s3:`, `gs:`, `azure:` and `sftp:` repositories). Each
+/// can also come from the environment or from the `[storage]` keys of the options file.
+#[derive(clap::Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Object storage")]
+pub struct StoreOpts {
+    /// Service endpoint URL (S3-compatible servers, emulators) [env: REPO_ENDPOINT]
+    #[arg(long, global = true, env = "REPO_ENDPOINT", hide_env = true)]
+    pub endpoint: Option<String>,
+    /// S3 region [env: REPO_REGION, AWS_REGION]
+    #[arg(long, global = true, env = "REPO_REGION", hide_env = true)]
+    pub region: Option<String>,
+    /// S3: address buckets as bucket.host instead of host/bucket
+    #[arg(long, global = true)]
+    pub virtual_host_style: bool,
+    /// Storage class for new objects (e.g. STANDARD_IA, NEARLINE)
+    #[arg(long, global = true, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Requests in flight at once [default: 8]
+    #[arg(long, global = true, value_name = "N")]
+    pub connections: Option<usize>,
+    /// Retries of a failed request, with exponential backoff [default: 8]
+    #[arg(long, global = true, value_name = "N")]
+    pub retries: Option<usize>,
+    /// Upload bandwidth cap, bytes per second (e.g. 10M)
+    #[arg(long, global = true, value_name = "RATE")]
+    pub limit_upload: Option<String>,
+    /// Download bandwidth cap, bytes per second (e.g. 50M)
+    #[arg(long, global = true, value_name = "RATE")]
+    pub limit_download: Option<String>,
+    /// SFTP: private key file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssh_key: Option<String>,
+    /// Options file with `key = value` lines for the settings above
+    /// [default: $XDG_CONFIG_HOME/repo/options]
+    #[arg(long, global = true, env = "REPO_OPTIONS_FILE", hide_env = true)]
+    pub options_file: Option<PathBuf>,
+}
+
+/// Keys the options file may set (same names as the flags).
+const KEYS: &[&str] = &[
+    "endpoint",
+    "region",
+    "virtual-host-style",
+    "storage-class",
+    "connections",
+    "retries",
+    "limit-upload",
+    "limit-download",
+    "ssh-key",
+];
+
+impl StoreOpts {
+    /// Flags (and their environment variables) over the options file over defaults.
+    pub fn resolve(&self) -> Result<ObjectOptions> {
+        let file = self.read_file()?;
+        let get = |k: &str| -> Option<String> {
+            file.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let num = |flag: Option<usize>, k: &str| -> Result<Option<usize>> {
+            match flag {
+                Some(n) => Ok(Some(n)),
+                None => get(k)
+                    .map(|v| {
+                        v.parse()
+                            .with_context(|| format!("options file: {k} = {v:?}"))
+                    })
+                    .transpose(),
+            }
+        };
+        let rate = |flag: &Option<String>, k: &str| -> Result<Option<u64>> {
+            match flag.clone().or_else(|| get(k)) {
+                Some(v) => {
+                    let n = super::stats::parse_size(&v).with_context(|| format!("--{k} {v:?}"))?;
+                    if n == 0 {
+                        bail!("--{k} must be above 0");
+                    }
+                    Ok(Some(n))
+                }
+                None => Ok(None),
+            }
+        };
+        let fault_ratio = match std::env::var("REPO_TEST_FAULT_RATIO") {
+            Ok(v) if !v.is_empty() => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..1.0).contains(r))
+                    .with_context(|| format!("REPO_TEST_FAULT_RATIO={v:?}: want 0 ≤ r < 1"))?,
+            ),
+            _ => None,
+        };
+        Ok(ObjectOptions {
+            endpoint: self.endpoint.clone().or_else(|| get("endpoint")),
+            region: self.region.clone().or_else(|| get("region")),
+            virtual_host_style: self.virtual_host_style
+                || get("virtual-host-style").is_some_and(|v| v == "true"),
+            storage_class: self.storage_class.clone().or_else(|| get("storage-class")),
+            connections: num(self.connections, "connections")?,
+            retries: num(self.retries, "retries")?,
+            limit_upload: rate(&self.limit_upload, "limit-upload")?,
+            limit_download: rate(&self.limit_download, "limit-download")?,
+            ssh_key: self.ssh_key.clone().or_else(|| get("ssh-key")),
+            fault_ratio,
+            no_ambient_credentials: std::env::var_os("REPO_NO_AMBIENT_CREDENTIALS")
+                .is_some_and(|v| v == "1"),
+        })
+    }
+
+    /// `key = value` lines; `#` starts a comment. A missing default file is fine.
+    fn read_file(&self) -> Result<Vec<(String, String)>> {
+        let (path, explicit): (PathBuf, bool) = match &self.options_file {
+            Some(p) => (p.clone(), true),
+            None => match dirs::config_dir() {
+                Some(d) => (d.join("repo").join("options"), false),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new())
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading options file {}", path.display()))
+            }
+        };
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                bail!("{}:{}: expected `key = value`", path.display(), n + 1);
+            };
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            if !KEYS.contains(&k) {
+                bail!(
+                    "{}:{}: unknown option {k:?} (known: {})",
+                    path.display(),
+                    n + 1,
+                    KEYS.join(", ")
+                );
+            }
+            out.push((k.to_string(), v.to_string()));
+        }
+        Ok(out)
+    }
+}
