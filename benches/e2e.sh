@@ -35,6 +35,7 @@ done
 work="${work:-${TMPDIR:-/tmp}/repo-e2e-bench}"
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
+# Peak disk use at scale 1: ~2 GB source + ~1.2 GB per repository + one 2 GB restore.
 
 need=()
 command -v python3 >/dev/null || need+=(python3)
@@ -121,6 +122,7 @@ for step in incremental restore check; do
     run_tool "$t" "$step"
     if [ "$step" = restore ]; then
       python3 benches/verify.py "$data" "$work/restore-$t$data" || { echo "$t restore differs from the source" >&2; exit 1; }
+      [ "$keep" = 1 ] || rm -rf "$work/restore-$t" # disk: one restored copy at a time
     fi
   done
 done
@@ -131,4 +133,3 @@ echo "settings: encryption on for all; compression zstd level 3 class (restic --
 echo "versions: $("$repo_bin" --version) | $(restic version | cut -d' ' -f1-2) | $(borg --version)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); warm page cache"
 python3 benches/table.py "$results" "$src_bytes"
-[ "$keep" = 1 ] || for t in "${tool_list[@]}"; do rm -rf "$work/restore-$t"; done
