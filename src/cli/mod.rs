@@ -3,6 +3,7 @@
 
 mod check;
 pub mod context;
+mod copy;
 mod diff;
 mod find;
 mod fmt;
@@ -75,6 +76,8 @@ enum Command {
     Locks,
     /// Remove stale locks left by crashed processes
     Unlock(unlock::UnlockArgs),
+    /// Copy snapshots from another repository into this one (only missing data moves)
+    Copy(copy::Args),
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -98,5 +101,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Settings(a) => stats::run_settings(g, a),
         Command::Locks => unlock::run_list(g),
         Command::Unlock(a) => unlock::run_unlock(g, a),
+        Command::Copy(a) => copy::run(g, a),
     }
 }

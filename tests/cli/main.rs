@@ -1,6 +1,7 @@
 //! End-to-end tests of the `repo` binary: each test gets its own HOME and repository.
 
 mod common;
+mod copy;
 mod corruption;
 mod crash;
 mod dedup;

@@ -289,3 +289,35 @@ fn every_command_works_on_s3_with_faults_and_two_writers() {
     ));
     ok(s3_cmd(&env, &repo, "cache-a", &["check", "--read-data"]));
 }
+
+#[test]
+fn copy_from_a_local_repository_to_s3() {
+    let Some(ep) = endpoint("REPO_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let env = Env::new();
+    let src = env.path("src");
+    make_tree(&src);
+    env.init();
+    env.snapshot(&[&src]);
+    let local = env.repo();
+    let repo = format!("s3:{ep}/repo-test/{}", unique("copy"));
+    ok(s3_cmd(&env, &repo, "cache-s3", &["init"]));
+    let out = ok(s3_cmd(
+        &env,
+        &repo,
+        "cache-s3",
+        &["copy", "--from", local.to_str().unwrap(), "--json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["copied"].as_array().unwrap().len(), 1, "{v}");
+    ok(s3_cmd(&env, &repo, "cache-s3", &["check", "--read-data"]));
+    let target = env.path("restored");
+    ok(s3_cmd(
+        &env,
+        &repo,
+        "cache-s3",
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    ));
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+}
