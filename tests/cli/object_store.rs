@@ -321,3 +321,106 @@ fn copy_from_a_local_repository_to_s3() {
     ));
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
 }
+
+/// A private Azurite with its data in `dir`, on `port`, with container `repo-test`.
+fn start_azurite(bin: &str, py: &str, dir: &Path, port: u16) -> std::process::Child {
+    let child = Command::new(bin)
+        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        .arg("--location")
+        .arg(dir)
+        .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start azurite");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let script = format!(
+        "from azure.storage.blob import BlobServiceClient\n\
+         c = BlobServiceClient.from_connection_string('DefaultEndpointsProtocol=http;\
+         AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};\
+         BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;')\n\
+         try:\n    c.create_container('repo-test')\nexcept Exception as e:\n    \
+         assert 'ContainerAlreadyExists' in str(e), e\n"
+    );
+    let st = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("python");
+    assert!(st.success(), "creating the container failed");
+    child
+}
+
+#[test]
+fn server_stopping_mid_snapshot_fails_cleanly_and_the_next_run_succeeds() {
+    let (Ok(bin), Ok(py)) = (
+        std::env::var("REPO_TEST_AZURITE_BIN"),
+        std::env::var("REPO_TEST_OBJSTORE_PYTHON"),
+    ) else {
+        eprintln!("SKIPPED: REPO_TEST_AZURITE_BIN is not set (scripts/test starts the servers)");
+        return;
+    };
+    let env = Env::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let data_dir = env.path("azurite");
+    let mut server = start_azurite(&bin, &py, &data_dir, port);
+    let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
+    let repo = "azure:repo-test/stop";
+    let cmd = |args: &[&str]| {
+        let mut c = s3_cmd(&env, repo, "cache", args);
+        c.env("REPO_ENDPOINT", &endpoint);
+        c
+    };
+    let src = env.path("src");
+    make_tree(&src);
+    let s = src.to_str().unwrap();
+    ok(cmd(&["init"]));
+    ok(cmd(&["snapshot", s]));
+    // New data uploaded at 4 MB/s, so the upload is still running when the server dies.
+    write_big_file(&src.join("more.bin"), 40 << 20, 1234);
+    let mut c = cmd(&["snapshot", s, "--retries", "2", "--limit-upload", "4M"]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let running = c.spawn().expect("snapshot");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    stop(&mut server);
+    let out = running.wait_with_output().expect("wait");
+    assert!(!out.status.success(), "the snapshot should have failed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("storage"), "{err}");
+
+    let mut server = start_azurite(&bin, &py, &data_dir, port);
+    // Only the first snapshot exists, and nothing it needs is missing.
+    let snaps = ok(cmd(&["snapshots", "--json"]));
+    let snaps: serde_json::Value = serde_json::from_str(&snaps).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 1);
+    ok(cmd(&["check", "--read-data"]));
+    ok(cmd(&["unlock"]));
+    ok(cmd(&["snapshot", s]));
+    ok(cmd(&["check", "--read-data"]));
+    let target = env.path("restored");
+    ok(cmd(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]));
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    stop(&mut server);
+}
+
+/// Stops a server the way a service manager does (SIGTERM), so Azurite saves its state.
+fn stop(server: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+}
