@@ -28,10 +28,7 @@ impl LocalBackend {
     }
 
     fn full(&self, path: &str) -> Result<PathBuf> {
-        // Object paths are produced by us, but refuse anything that could escape the root.
-        if path.split('/').any(|c| c == ".." || c.is_empty()) || path.starts_with('/') {
-            return Err(Error::Invalid(format!("invalid object path {path:?}")));
-        }
+        super::check_object_path(path)?;
         Ok(self.root.join(path))
     }
 
@@ -69,13 +66,7 @@ impl Backend for LocalBackend {
             .read_to_end(&mut buf)
             .ctx(|| format!("reading {path}"))?;
         if buf.len() as u64 != len {
-            return Err(Error::corrupt(
-                path,
-                format!(
-                    "short read: wanted {len} bytes at offset {offset}, got {}",
-                    buf.len()
-                ),
-            ));
+            return Err(super::short_read(path, offset, len, buf.len()));
         }
         Ok(buf)
     }

@@ -24,13 +24,6 @@ impl MemoryBackend {
     }
 }
 
-fn check_path(path: &str) -> Result<()> {
-    if path.split('/').any(|c| c == ".." || c.is_empty()) || path.starts_with('/') {
-        return Err(Error::Invalid(format!("invalid object path {path:?}")));
-    }
-    Ok(())
-}
-
 impl Backend for MemoryBackend {
     fn location(&self) -> String {
         "memory".into()
@@ -50,19 +43,13 @@ impl Backend for MemoryBackend {
             .ok_or_else(|| Error::Missing(format!("{path} in memory")))?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
-        obj.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| {
-            Error::corrupt(
-                path,
-                format!(
-                    "short read: wanted {len} bytes at offset {offset} of {}",
-                    obj.len()
-                ),
-            )
-        })
+        obj.get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| super::short_read(path, offset, len, obj.len().saturating_sub(start)))
     }
 
     fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        check_path(path)?;
+        super::check_object_path(path)?;
         self.objects
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -8,7 +8,7 @@ pub mod memory;
 pub mod object;
 pub mod target;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One stored object as listed by [`Backend::list`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,4 +44,21 @@ pub trait Backend: Send + Sync {
     fn is_remote(&self) -> bool {
         false
     }
+}
+
+/// Refuses object paths that could escape a repository root (`..`, empty or absolute
+/// components). Paths are made by us; this guards every backend the same way.
+pub fn check_object_path(path: &str) -> Result<()> {
+    if path.split('/').any(|c| c == ".." || c.is_empty()) || path.starts_with('/') {
+        return Err(Error::Invalid(format!("invalid object path {path:?}")));
+    }
+    Ok(())
+}
+
+/// The error every backend returns when a range read comes back shorter than asked.
+pub fn short_read(path: &str, offset: u64, len: u64, got: usize) -> Error {
+    Error::corrupt(
+        path,
+        format!("short read: wanted {len} bytes at offset {offset}, got {got}"),
+    )
 }

@@ -273,21 +273,13 @@ impl Backend for ObjectBackend {
             p.book(buf.len());
         }
         if buf.len() as u64 != len {
-            return Err(Error::corrupt(
-                path,
-                format!(
-                    "short read: wanted {len} bytes at offset {offset}, got {}",
-                    buf.len()
-                ),
-            ));
+            return Err(super::short_read(path, offset, len, buf.len()));
         }
         Ok(buf.to_vec())
     }
 
     fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        if path.split('/').any(|c| c == ".." || c.is_empty()) || path.starts_with('/') {
-            return Err(Error::Invalid(format!("invalid object path {path:?}")));
-        }
+        super::check_object_path(path)?;
         if let Some(p) = &self.up {
             p.book(bytes.len());
         }

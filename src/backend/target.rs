@@ -49,7 +49,8 @@ pub struct ObjectOptions {
     pub endpoint: Option<String>,
     /// S3 region.
     pub region: Option<String>,
-    /// S3: address buckets as `host/bucket` (true, the default) or `bucket.host`.
+    /// S3: address buckets as `bucket.host` (true) instead of `host/bucket` (false, the
+    /// default, which S3-compatible servers expect).
     pub virtual_host_style: bool,
     /// Storage class for new objects (S3: STANDARD_IA, …; GCS: NEARLINE, …).
     pub storage_class: Option<String>,
