@@ -33,6 +33,9 @@ pub struct ObjectBackend {
     fault_ratio: Option<f64>,
     up: Option<Pace>,
     down: Option<Pace>,
+    /// Objects are written as `.tmp-<random>` and renamed into place, for services (SFTP) where
+    /// a half-written file would otherwise be visible under its final name.
+    write_then_rename: bool,
 }
 
 /// Keeps transfers to a byte rate: each transfer books its bytes on a shared timeline and
@@ -164,9 +167,19 @@ impl ObjectBackend {
                 port,
                 path,
             } => {
+                // Without a port, the ssh client's configuration (Host aliases) decides.
+                let endpoint = match port {
+                    Some(p) => format!("ssh://{host}:{p}"),
+                    None => format!("ssh://{host}"),
+                };
                 let mut b = opendal::services::Sftp::default()
-                    .endpoint(&format!("ssh://{host}:{port}"))
-                    .root(path);
+                    .endpoint(&endpoint)
+                    .root(path)
+                    .known_hosts_strategy(if o.ssh_accept_new_host {
+                        "add"
+                    } else {
+                        "strict"
+                    });
                 if let Some(u) = user {
                     b = b.user(u);
                 }
@@ -196,6 +209,7 @@ impl ObjectBackend {
             fault_ratio: o.fault_ratio,
             up: o.limit_upload.map(Pace::new),
             down: o.limit_download.map(Pace::new),
+            write_then_rename: matches!(target, Target::Sftp { .. }),
         })
     }
 
@@ -231,8 +245,41 @@ impl ObjectBackend {
         }
     }
 
+    /// Writes to a fresh `.tmp-` name at the root, then renames over `path` (SFTP's
+    /// posix-rename replaces atomically), so readers see the whole object or none.
+    fn put_then_rename(&self, path: &str, data: opendal::Buffer) -> Result<()> {
+        let tmp = format!(
+            ".tmp-{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        let written = self
+            .retry(|| self.op.write(&tmp, data.clone()))
+            .map(|_| ())
+            .and_then(|()| self.retry(|| self.op.rename(&tmp, path)));
+        if let Err(e) = written {
+            // Best effort: a leftover `.tmp-` object is never read, only wasted space.
+            let _ = self.rt.block_on(self.op.delete(&tmp));
+            return Err(self.err("writing", path, e));
+        }
+        Ok(())
+    }
+
     fn err(&self, what: &str, path: &str, e: opendal::Error) -> Error {
-        match e.kind() {
+        // The cause (e.g. ssh's "Host key verification failed") is in the source chain.
+        let mut detail = String::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !text.is_empty() && !e.to_string().contains(&text) && !detail.contains(&text) {
+                detail.push_str(": ");
+                detail.push_str(text.trim());
+            }
+            source = s.source();
+        }
+        let kind = e.kind();
+        let e = format!("{e}{detail}");
+        match kind {
             ErrorKind::NotFound => Error::Missing(format!("{path} in {}", self.location)),
             ErrorKind::PermissionDenied => Error::Storage(format!(
                 "{what} {path} in {}: access denied (check the credentials): {e}",
@@ -284,6 +331,9 @@ impl Backend for ObjectBackend {
             p.book(bytes.len());
         }
         let data = opendal::Buffer::from(bytes.to_vec());
+        if self.write_then_rename {
+            return self.put_then_rename(path, data);
+        }
         let multipart = bytes.len() > MULTIPART_CHUNK;
         let parts = self.connections.min(4);
         self.retry(|| {

@@ -35,8 +35,8 @@ pub enum Target {
         user: Option<String>,
         /// Host name or address.
         host: String,
-        /// TCP port.
-        port: u16,
+        /// TCP port (None = the ssh client's default or its configuration).
+        port: Option<u16>,
         /// Directory on the server.
         path: String,
     },
@@ -64,6 +64,9 @@ pub struct ObjectOptions {
     pub limit_download: Option<u64>,
     /// SFTP: private key file.
     pub ssh_key: Option<String>,
+    /// SFTP: accept (and remember) the host key of a server never seen before, instead of
+    /// refusing hosts missing from known_hosts.
+    pub ssh_accept_new_host: bool,
     /// Testing only: fail this fraction of requests before they reach the service.
     pub fault_ratio: Option<f64>,
     /// Do not read credentials from the cloud SDKs' config files or instance metadata
@@ -133,8 +136,8 @@ impl Target {
                     None => (None, login),
                 };
                 let (host, port) = match hostport.rsplit_once(':') {
-                    Some((h, p)) => (h, p.parse().map_err(|_| bad("bad port"))?),
-                    None => (hostport, 22),
+                    Some((h, p)) => (h, Some(p.parse().map_err(|_| bad("bad port"))?)),
+                    None => (hostport, None),
                 };
                 if host.is_empty() {
                     return Err(bad("no host"));
@@ -193,7 +196,17 @@ mod tests {
             Some(Target::Sftp {
                 user: Some("me".into()),
                 host: "host".into(),
-                port: 2222,
+                port: Some(2222),
+                path: "/srv/repo".into()
+            })
+        );
+        // A host alias from the ssh configuration brings its own port and user.
+        assert_eq!(
+            Target::parse("sftp:backup-host:/srv/repo/").unwrap(),
+            Some(Target::Sftp {
+                user: None,
+                host: "backup-host".into(),
+                port: None,
                 path: "/srv/repo".into()
             })
         );

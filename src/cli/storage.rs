@@ -38,6 +38,10 @@ pub struct StoreOpts {
     /// SFTP: private key file
     #[arg(long, global = true, value_name = "FILE")]
     pub ssh_key: Option<String>,
+    /// SFTP: trust a server's host key on first connection and add it to known_hosts
+    /// (default: the host must already be in known_hosts)
+    #[arg(long, global = true)]
+    pub ssh_accept_new_host: bool,
     /// Options file with `key = value` lines for the settings above
     /// [default: $XDG_CONFIG_HOME/repo/options]
     #[arg(long, global = true, env = "REPO_OPTIONS_FILE", hide_env = true)]
@@ -55,6 +59,7 @@ const KEYS: &[&str] = &[
     "limit-upload",
     "limit-download",
     "ssh-key",
+    "ssh-accept-new-host",
 ];
 
 impl StoreOpts {
@@ -109,6 +114,8 @@ impl StoreOpts {
             limit_upload: rate(&self.limit_upload, "limit-upload")?,
             limit_download: rate(&self.limit_download, "limit-download")?,
             ssh_key: self.ssh_key.clone().or_else(|| get("ssh-key")),
+            ssh_accept_new_host: self.ssh_accept_new_host
+                || get("ssh-accept-new-host").is_some_and(|v| v == "true"),
             fault_ratio,
             no_ambient_credentials: std::env::var_os("REPO_NO_AMBIENT_CREDENTIALS")
                 .is_some_and(|v| v == "1"),

@@ -16,4 +16,6 @@ mod object_store;
 mod restore_policy;
 mod roundtrip;
 mod scan;
+#[cfg(feature = "object-store")]
+mod sftp;
 mod vectors;

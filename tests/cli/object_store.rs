@@ -424,3 +424,60 @@ fn stop(server: &mut std::process::Child) {
         .status();
     let _ = server.wait();
 }
+
+#[test]
+fn storage_class_and_download_limit_apply_on_s3() {
+    let (Some(ep), Ok(py)) = (
+        endpoint("REPO_TEST_S3_ENDPOINT"),
+        std::env::var("REPO_TEST_OBJSTORE_PYTHON"),
+    ) else {
+        return;
+    };
+    let env = Env::new();
+    let prefix = unique("class");
+    let repo = format!("s3:{ep}/repo-test/{prefix}");
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    write_big_file(&src.join("b.bin"), 8 << 20, 3);
+    // From the options file, as a user would keep it.
+    let opts = env.path("options");
+    std::fs::write(&opts, "# per-host settings\nstorage-class = STANDARD_IA\n").unwrap();
+    for args in [&["init"][..], &["snapshot", src.to_str().unwrap()]] {
+        let mut c = s3_cmd(&env, &repo, "cache", args);
+        c.env("REPO_OPTIONS_FILE", &opts);
+        ok(c);
+    }
+    // Every object the repository wrote carries the class.
+    let script = format!(
+        "import boto3\n\
+         s3 = boto3.client('s3', endpoint_url='{ep}', region_name='us-east-1',\
+         aws_access_key_id='test', aws_secret_access_key='testtesttest')\n\
+         objs = s3.list_objects_v2(Bucket='repo-test', Prefix='{prefix}/')['Contents']\n\
+         assert any('/packs/' in o['Key'] for o in objs), objs\n\
+         bad = [(o['Key'], o.get('StorageClass')) for o in objs if o.get('StorageClass') != 'STANDARD_IA']\n\
+         assert not bad, bad\n"
+    );
+    let st = Command::new(py).arg("-c").arg(script).status().unwrap();
+    assert!(st.success(), "objects without the storage class");
+
+    // 8 MiB of packs at 2 MiB/s cannot arrive in under 3 s (a lower bound: load only
+    // makes it slower).
+    let target = env.path("restored");
+    let started = std::time::Instant::now();
+    ok(s3_cmd(
+        &env,
+        &repo,
+        "cache",
+        &[
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+            "--limit-download",
+            "2M",
+        ],
+    ));
+    let took = started.elapsed();
+    assert!(took.as_secs_f64() >= 3.0, "restore took {took:?}");
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+}
