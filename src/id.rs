@@ -103,6 +103,10 @@ typed_id!(
     SnapshotId
 );
 typed_id!(
+    /// Random identifier of an oplog slice.
+    SliceId
+);
+typed_id!(
     /// Random identifier of a key file.
     KeyId
 );

@@ -26,6 +26,7 @@ pub mod index;
 pub mod key;
 pub mod lock;
 pub mod object_cache;
+pub mod oplog;
 #[cfg(feature = "local-index")]
 pub mod ops;
 pub mod pack;

@@ -99,7 +99,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let snaps = filter.apply(repo.snapshots()?);
     // With --json, one object: the forget outcome (and the prune report under "prune").
     let mut json = serde_json::Value::Null;
-    let (removed, kept) = if !a.ids.is_empty() {
+    let (removed, kept, gone) = if !a.ids.is_empty() {
         if !given.is_empty() {
             bail!("give snapshot ids or --keep-* options, not both");
         }
@@ -123,7 +123,8 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         if !a.dry_run {
             forget::remove(&repo, &chosen.iter().collect::<Vec<_>>())?;
         }
-        (chosen.len(), None)
+        let gone: Vec<_> = chosen.iter().map(|s| s.id).collect();
+        (chosen.len(), None, gone)
     } else {
         let policy = if given.is_empty() {
             match &settings.retention {
@@ -186,12 +187,30 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         if !a.dry_run {
             forget::remove(&repo, &doomed)?;
         }
-        (doomed.len(), Some(kept))
+        let gone: Vec<_> = doomed.iter().map(|s| s.id).collect();
+        (doomed.len(), Some(kept), gone)
     };
+    // Oplog slices only the removed snapshots could use go with them.
+    let slices = forget::unneeded_slices(&repo, &gone)?;
+    if !a.dry_run {
+        forget::remove_slices(&repo, &slices)?;
+    }
+    if let (false, Some(o)) = (slices.is_empty(), json.as_object_mut()) {
+        o.insert(
+            "oplog_slices_removed".into(),
+            serde_json::json!(slices.len()),
+        );
+    }
     if !g.json {
         let kept = kept.map(|k| format!(", kept {k}")).unwrap_or_default();
         let verb = if a.dry_run { "would remove" } else { "removed" };
         println!("{verb} {removed} snapshot(s){kept}");
+        if !slices.is_empty() {
+            println!(
+                "{verb} {} oplog slice(s) that only those snapshots could use",
+                slices.len()
+            );
+        }
     }
     if let Some(opts) = prune_opts {
         // Prune needs the repository alone: trade the shared lock for an exclusive one.

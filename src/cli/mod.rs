@@ -12,6 +12,8 @@ mod index;
 mod init;
 mod key;
 mod ls;
+#[cfg(feature = "mongo")]
+mod mongodb;
 mod prune;
 mod restore;
 mod scan;
@@ -78,6 +80,9 @@ enum Command {
     Unlock(unlock::UnlockArgs),
     /// Copy snapshots from another repository into this one (only missing data moves)
     Copy(copy::Args),
+    /// MongoDB point-in-time recovery: capture the oplog (follow), show what is restorable
+    #[cfg(feature = "mongo")]
+    Mongodb(mongodb::Args),
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -102,5 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Locks => unlock::run_list(g),
         Command::Unlock(a) => unlock::run_unlock(g, a),
         Command::Copy(a) => copy::run(g, a),
+        #[cfg(feature = "mongo")]
+        Command::Mongodb(a) => mongodb::run(g, a),
     }
 }

@@ -122,9 +122,11 @@ pub struct Args {
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let (repo, _lock) = g.open_locked(false, LockKind::Shared, "restore")?;
     let mut includes = a.includes;
+    let mut at_time = None;
     let snap = match &a.at {
         Some(at) => {
             let at = parse_time(at, chrono::Utc::now())?;
+            at_time = Some(at);
             let paths: Vec<String> = a
                 .args
                 .iter()
@@ -155,10 +157,16 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         }
     };
     if let Some(uri) = a.mongodb_uri {
+        // Decided before anything is written: a moment the oplog does not cover is refused.
+        let roll = match at_time {
+            Some(at) => repo::ops::restore::mongo_at::plan_at(&repo, &snap, at)?,
+            None => None,
+        };
         return restore_mongo(
             g,
             &repo,
             &snap,
+            roll,
             uri,
             a.namespaces,
             a.renames,
@@ -246,6 +254,7 @@ fn restore_mongo(
     g: &GlobalOpts,
     repo: &repo::repository::Repository,
     snap: &repo::snapshot::Snapshot,
+    roll: Option<repo::ops::restore::mongo_at::RollForward>,
     uri: String,
     namespaces: Vec<String>,
     renames: Vec<String>,
@@ -254,8 +263,8 @@ fn restore_mongo(
 ) -> Result<i32> {
     let opts = MongoRestoreOptions {
         uri: uri.clone(),
-        namespaces,
-        renames,
+        namespaces: namespaces.clone(),
+        renames: renames.clone(),
         conflict: conflict.unwrap_or(ConflictArg::Fail).for_mongo()?,
         dry_run,
     };
@@ -269,8 +278,32 @@ fn restore_mongo(
         );
     }
     let outcomes = repo::ops::restore::mongo::run(repo, snap, &opts)?;
+    let mut replay = None;
+    if let Some(rf) = &roll {
+        if !g.quiet {
+            eprintln!(
+                "rolling forward from the snapshot's cluster time {} through {} oplog slice(s)",
+                super::mongodb::show(rf.base),
+                rf.parts.len()
+            );
+        }
+        if !dry_run {
+            replay = Some(repo::ops::restore::mongo_at::roll_forward(
+                repo,
+                snap,
+                rf,
+                &uri,
+                &namespaces,
+                &renames,
+            )?);
+        }
+    }
     if g.json {
-        print_json(&outcomes)?;
+        if roll.is_some() {
+            print_json(&serde_json::json!({"collections": outcomes, "replay": replay}))?;
+        } else {
+            print_json(&outcomes)?;
+        }
         return Ok(0);
     }
     for o in &outcomes {
@@ -286,8 +319,40 @@ fn restore_mongo(
             );
         }
     }
+    if let Some(r) = &replay {
+        let rate = if r.seconds > 0.0 {
+            r.applied as f64 / r.seconds
+        } else {
+            0.0
+        };
+        println!(
+            "replayed {} oplog entries ({} commands, {} documents written, {} other entries              skipped) in {:.2} s ({rate:.0} entries/s){}",
+            r.applied,
+            r.commands,
+            r.documents_written,
+            r.skipped,
+            r.seconds,
+            r.last
+                .map(|t| format!("; last applied {}", super::mongodb::show(t)))
+                .unwrap_or_default()
+        );
+    } else if roll.is_none() && snap.mongodb.is_some() {
+        if let Some(at) = at_hint(snap) {
+            println!("{at}");
+        }
+    }
     if dry_run {
         println!("dry run: nothing was written");
     }
     Ok(0)
+}
+
+/// Without captured oplog the restored state is the snapshot's own moment: say which.
+fn at_hint(snap: &repo::snapshot::Snapshot) -> Option<String> {
+    let t = snap.mongodb.as_ref()?.cluster_time?;
+    Some(format!(
+        "state as of the snapshot ({}); no oplog was captured for this source \
+         (`repo mongodb follow` makes every second restorable)",
+        super::mongodb::show(t)
+    ))
 }

@@ -43,3 +43,36 @@ pub fn remove(repo: &Repository, snaps: &[&Snapshot]) -> Result<usize> {
     }
     Ok(snaps.len())
 }
+
+/// Oplog slices no remaining snapshot can use: per source, those that end before the
+/// oldest remaining snapshot's cluster time (replay only ever starts at a snapshot).
+/// Sources without any snapshot keep their slices (a snapshot may still be copied in).
+pub fn unneeded_slices(
+    repo: &Repository,
+    removed: &[crate::id::SnapshotId],
+) -> Result<Vec<crate::oplog::slice::Slice>> {
+    let mut snaps = repo.snapshots()?;
+    snaps.retain(|s| !removed.contains(&s.id));
+    let slices = crate::oplog::load_slices(repo)?;
+    Ok(slices
+        .into_iter()
+        .filter(|s| {
+            snaps
+                .iter()
+                .filter_map(crate::oplog::coverage::snapshot_point)
+                .filter(|(src, _)| *src == s.source)
+                .map(|(_, t)| t)
+                .min()
+                .is_some_and(|oldest| s.until <= oldest)
+        })
+        .collect())
+}
+
+/// Deletes slice objects; their chunks stay until `prune`.
+pub fn remove_slices(repo: &Repository, slices: &[crate::oplog::slice::Slice]) -> Result<usize> {
+    for s in slices {
+        repo.backend()
+            .delete(&crate::oplog::slice::slice_path(&s.id))?;
+    }
+    Ok(slices.len())
+}

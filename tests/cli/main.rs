@@ -11,6 +11,8 @@ mod incremental;
 mod locking;
 mod maintenance;
 mod mongodb;
+#[cfg(feature = "mongo")]
+mod mongodb_pitr;
 #[cfg(feature = "object-store")]
 mod object_store;
 mod restore_policy;

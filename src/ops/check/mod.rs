@@ -4,6 +4,7 @@
 //!
 //! It trusts only the repository: index segments are read directly, not the local RocksDB.
 
+mod oplog;
 mod packs;
 mod trees;
 
@@ -57,6 +58,8 @@ pub struct CheckReport {
     pub blobs: usize,
     /// Trees decoded.
     pub trees: usize,
+    /// Oplog slices examined.
+    pub slices: usize,
     /// Bytes read and verified with `--read-data`.
     pub bytes_read: u64,
     /// Everything wrong, errors first.
@@ -97,6 +100,7 @@ pub fn run(repo: &Repository, read_data: bool, progress: &Progress) -> Result<Ch
     // Blobs that cannot be read back, with the pack and the reason.
     let damaged = packs::check_packs(repo, &index, read_data, progress, &mut report)?;
     trees::check_snapshots(repo, &index, &damaged, &mut report)?;
+    oplog::check_slices(repo, &index, &damaged, &mut report)?;
     report
         .findings
         .sort_by_key(|f| f.severity != Severity::Error);

@@ -25,7 +25,7 @@ pub struct PackUsage {
     pub blobs: u64,
 }
 
-/// Marks every tree and data blob reachable from `snaps`.
+/// Marks every tree and data blob reachable from `snaps`, and every oplog slice's chunks.
 pub fn mark(repo: &Repository, snaps: &[Snapshot]) -> Result<BlobSet> {
     let mut live = BlobSet::create(repo.cache_dir(), "prune-live")?;
     let mut stack: Vec<TreeId> = snaps.iter().map(|s| s.tree).collect();
@@ -44,6 +44,12 @@ pub fn mark(repo: &Repository, snaps: &[Snapshot]) -> Result<BlobSet> {
             if let Some(sub) = node.subtree {
                 stack.push(sub);
             }
+        }
+    }
+    // Oplog slices keep their chunks (forget decides which slices go).
+    for slice in crate::oplog::load_slices(repo)? {
+        for c in &slice.chunks {
+            live.insert(BlobKind::Data, &BlobId::from(*c))?;
         }
     }
     live.flush()?;

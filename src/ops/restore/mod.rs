@@ -10,6 +10,8 @@ mod content;
 mod meta;
 #[cfg(feature = "mongo")]
 pub mod mongo;
+#[cfg(feature = "mongo")]
+pub mod mongo_at;
 mod plan;
 
 pub use conflict::{Action, Conflict};

@@ -146,7 +146,7 @@ pub(crate) fn saved(repo: &Repository, snap: &Snapshot) -> Result<Vec<Saved>> {
 }
 
 /// Applies the first matching rename rule to `ns`.
-fn rename(ns: &str, rules: &[String]) -> Result<String> {
+pub(crate) fn rename(ns: &str, rules: &[String]) -> Result<String> {
     for r in rules {
         let (from, to) = r
             .split_once(':')

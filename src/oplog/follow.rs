@@ -1,0 +1,434 @@
+//! `repo mongodb follow`: tails the server's oplog and seals what it reads into slices.
+//!
+//! Reading resumes after the newest slice of this source (or the newest snapshot's cluster
+//! time), so a restart never skips or repeats an entry: entries are kept in memory until a
+//! slice is sealed, and a slice object is written only after its chunks are in packs
+//! listed by an index segment. If the oplog no longer reaches back to the resume point
+//! (it rolled over while nothing was reading), the loss is recorded in the next slice as a
+//! gap and reported.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, RawDocumentBuf, Timestamp};
+use mongodb::sync::Client;
+
+use crate::blob::{self, BlobKind};
+use crate::chunk::Chunker;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SliceId};
+use crate::lock::LockKind;
+use crate::oplog::slice::{slice_path, Gap, Slice, SLICE_VERSION};
+use crate::packer::Packer;
+use crate::repository::Repository;
+use crate::snapshot::ClusterTime;
+use crate::source::mongodb::{connect, redact};
+
+/// Entries read per query; a query is repeated while it returns a full batch.
+const BATCH: i64 = 10_000;
+
+/// How `follow` runs.
+#[derive(Clone, Debug)]
+pub struct FollowOptions {
+    /// The server to follow.
+    pub uri: String,
+    /// Only these databases (empty: all but admin, local and config).
+    pub dbs: Vec<String>,
+    /// Seal a slice at least this often (when something new was read).
+    pub seal_interval: Duration,
+    /// Seal a slice once this many bytes of entries are buffered.
+    pub seal_bytes: usize,
+    /// Pause between reads of the oplog when it had nothing new.
+    pub poll: Duration,
+    /// Read what is there, seal it, and stop.
+    pub once: bool,
+}
+
+/// What happened, for the caller to print.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Reading starts after this time (None: from the newest entry now).
+    Resumed(Option<ClusterTime>),
+    /// A slice was sealed.
+    Sealed(Box<Slice>),
+    /// Entries were lost: the oplog rolled over before they were read.
+    Gap(Gap),
+}
+
+fn db_err(what: &str, e: mongodb::error::Error) -> Error {
+    Error::Source(format!("MongoDB: {what}: {e}"))
+}
+
+fn ct(t: Timestamp) -> ClusterTime {
+    ClusterTime {
+        t: t.time,
+        i: t.increment,
+    }
+}
+
+fn ts(c: ClusterTime) -> Timestamp {
+    Timestamp {
+        time: c.t,
+        increment: c.i,
+    }
+}
+
+/// The moment just before `c`.
+fn before(c: ClusterTime) -> ClusterTime {
+    match c.i {
+        0 => ClusterTime {
+            t: c.t.saturating_sub(1),
+            i: u32::MAX,
+        },
+        i => ClusterTime { t: c.t, i: i - 1 },
+    }
+}
+
+/// Where the last slice of `source` (for these databases) ended, else the newest snapshot
+/// of it with a cluster time.
+pub fn resume_point(
+    repo: &Repository,
+    source: &str,
+    dbs: &[String],
+) -> Result<Option<ClusterTime>> {
+    let slices = crate::oplog::load_slices(repo)?;
+    let from_slices = slices
+        .iter()
+        .filter(|s| s.source == source && s.dbs == dbs)
+        .map(|s| s.until)
+        .max();
+    if from_slices.is_some() {
+        return Ok(from_slices);
+    }
+    Ok(repo
+        .snapshots()?
+        .iter()
+        .filter_map(crate::oplog::coverage::snapshot_point)
+        .filter(|(src, _)| *src == source)
+        .map(|(_, t)| t)
+        .max())
+}
+
+/// The oplog reader and the entries not yet sealed.
+struct Tail {
+    client: Client,
+    source: String,
+    dbs: Vec<String>,
+    /// Entries are complete up to here (inclusive).
+    until: ClusterTime,
+    /// Where the unsealed part starts (exclusive).
+    after: ClusterTime,
+    gap: Option<Gap>,
+    buf: Vec<u8>,
+    entries: u64,
+    first: Option<ClusterTime>,
+    last: Option<ClusterTime>,
+    /// The server's last write and cluster time at the previous read, to notice idleness.
+    prev: Option<(ClusterTime, ClusterTime)>,
+    /// The server's clock when the last read began.
+    until_wall: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What `hello` says about the server's progress.
+struct Clock {
+    last_write: Option<ClusterTime>,
+    cluster: Option<ClusterTime>,
+    local: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Tail {
+    fn oplog(&self) -> mongodb::sync::Collection<RawDocumentBuf> {
+        self.client.database("local").collection("oplog.rs")
+    }
+
+    /// The server's last committed write, current cluster time and clock.
+    fn clock(&self) -> Result<Clock> {
+        let hello = self
+            .client
+            .database("admin")
+            .run_command(doc! {"hello": 1})
+            .run()
+            .map_err(|e| db_err("hello", e))?;
+        if !hello.contains_key("setName") {
+            return Err(Error::Refused(
+                "MongoDB: the server is not a replica set member, so it keeps no oplog \
+                 (start it with --replSet; a one-node replica set is enough)"
+                    .into(),
+            ));
+        }
+        let last_write = hello
+            .get_document("lastWrite")
+            .and_then(|w| w.get_document("opTime"))
+            .and_then(|o| o.get_timestamp("ts"))
+            .ok()
+            .map(ct);
+        let cluster = hello
+            .get_document("$clusterTime")
+            .and_then(|c| c.get_timestamp("clusterTime"))
+            .or_else(|_| hello.get_timestamp("operationTime"))
+            .ok()
+            .map(ct);
+        let local = hello
+            .get_datetime("localTime")
+            .ok()
+            .and_then(|d| chrono::DateTime::from_timestamp_millis(d.timestamp_millis()));
+        Ok(Clock {
+            last_write,
+            cluster,
+            local,
+        })
+    }
+
+    /// The oldest entry still in the oplog.
+    fn oldest(&self) -> Result<Option<ClusterTime>> {
+        let first = self
+            .oplog()
+            .find(doc! {})
+            .sort(doc! {"$natural": 1})
+            .limit(1)
+            .run()
+            .map_err(|e| db_err("reading the oplog", e))?
+            .next()
+            .transpose()
+            .map_err(|e| db_err("reading the oplog", e))?;
+        Ok(match first {
+            Some(d) => Some(ct(d.get_timestamp("ts").map_err(|e| {
+                Error::Source(format!("MongoDB: oplog entry without ts: {e}"))
+            })?)),
+            None => None,
+        })
+    }
+
+    /// The newest entry in the oplog.
+    fn newest(&self) -> Result<Option<ClusterTime>> {
+        Ok(self.clock()?.last_write)
+    }
+
+    fn wanted(&self, ns: &str) -> bool {
+        let db = ns.split('.').next().unwrap_or("");
+        if db == "admin" {
+            // Transactions on mongod are logged as applyOps in admin.$cmd; the replay
+            // picks the inner operations it needs.
+            return ns == "admin.$cmd";
+        }
+        if self.dbs.is_empty() {
+            !db.is_empty() && db != "local" && db != "config"
+        } else {
+            self.dbs.iter().any(|d| d == db)
+        }
+    }
+
+    /// Whether the oplog no longer holds the entry right after `until` (when its oldest
+    /// entry is newer, entries in between may have been dropped).
+    fn rolled_over(&self) -> Result<Option<ClusterTime>> {
+        Ok(self.oldest()?.filter(|&oldest| oldest > self.until))
+    }
+
+    /// Records a loss up to `oldest`: reading continues from there (nothing is buffered).
+    fn mark_gap(&mut self, oldest: ClusterTime) -> Gap {
+        let gap = Gap {
+            from: self.until,
+            to: oldest,
+        };
+        self.gap = Some(gap);
+        self.after = before(oldest);
+        self.until = self.after;
+        gap
+    }
+
+    /// Reads everything new; returns whether anything was added to the buffer.
+    fn read(&mut self) -> Result<bool> {
+        let Clock {
+            last_write,
+            cluster,
+            local,
+        } = self.clock()?;
+        let mut added = false;
+        loop {
+            let mut cursor = self
+                .oplog()
+                .find(doc! {"ts": {"$gt": ts(self.until)}})
+                .limit(BATCH)
+                .run()
+                .map_err(|e| db_err("reading the oplog", e))?;
+            let mut batch: Vec<(ClusterTime, RawDocumentBuf)> = Vec::new();
+            for d in &mut cursor {
+                let d = d.map_err(|e| db_err("reading the oplog", e))?;
+                let t = d
+                    .get_timestamp("ts")
+                    .map_err(|e| Error::Source(format!("MongoDB: oplog entry without ts: {e}")))?;
+                batch.push((ct(t), d));
+            }
+            batch.sort_by_key(|(t, _)| *t);
+            let full = batch.len() as i64 >= BATCH;
+            if full {
+                // Never split the entries of one timestamp (a transaction) across reads.
+                let last = batch.last().map(|(t, _)| *t);
+                let cut = batch
+                    .iter()
+                    .position(|(t, _)| Some(*t) == last)
+                    .unwrap_or(0);
+                if cut > 0 {
+                    batch.truncate(cut);
+                }
+            }
+            let Some(&(newest, _)) = batch.last() else {
+                break;
+            };
+            for (t, d) in batch {
+                let ns = d.get_str("ns").unwrap_or("");
+                let op = d.get_str("op").unwrap_or("");
+                if op == "n" || !self.wanted(ns) {
+                    continue;
+                }
+                self.buf.extend_from_slice(d.as_bytes());
+                self.entries += 1;
+                self.first.get_or_insert(t);
+                self.last = Some(t);
+                added = true;
+            }
+            self.until = newest;
+            if !full {
+                break;
+            }
+        }
+        // Committed writes up to the server's last write were all visible to the reads.
+        if let Some(w) = last_write {
+            self.until = self.until.max(w);
+        }
+        // Idle since the previous read (no write in between): nothing can appear at or
+        // before the cluster time seen then.
+        if let (Some(w), Some(c)) = (last_write, cluster) {
+            if let Some((pw, pc)) = self.prev {
+                if pw == w && !added {
+                    self.until = self.until.max(pc.min(c));
+                }
+            }
+            self.prev = Some((w, c));
+        }
+        // Whatever the server had committed when this read began has now been read.
+        if local.is_some() {
+            self.until_wall = local;
+        }
+        Ok(added)
+    }
+}
+
+/// Runs until `stop` is set (sealing what was read), or once with `opts.once`.
+pub fn run(
+    repo: &Repository,
+    opts: &FollowOptions,
+    stop: Arc<AtomicBool>,
+    mut on_event: impl FnMut(Event),
+) -> Result<()> {
+    let client = connect(&opts.uri)?;
+    let source = redact(&opts.uri);
+    let mut tail = Tail {
+        client,
+        source: source.clone(),
+        dbs: opts.dbs.clone(),
+        until: ClusterTime::default(),
+        after: ClusterTime::default(),
+        gap: None,
+        buf: Vec::new(),
+        entries: 0,
+        first: None,
+        last: None,
+        prev: None,
+        until_wall: None,
+    };
+    tail.clock()?;
+    let start = match resume_point(repo, &source, &opts.dbs)? {
+        Some(t) => {
+            on_event(Event::Resumed(Some(t)));
+            t
+        }
+        None => {
+            on_event(Event::Resumed(None));
+            tail.newest()?.unwrap_or_default()
+        }
+    };
+    tail.until = start;
+    tail.after = start;
+    let mut last_seal = Instant::now();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if let Some(oldest) = tail.rolled_over()? {
+            // What was read before the loss is complete: seal it on its own first.
+            if tail.until > tail.after {
+                let slice = seal(repo, &mut tail)?;
+                on_event(Event::Sealed(Box::new(slice)));
+            }
+            on_event(Event::Gap(tail.mark_gap(oldest)));
+        }
+        let added = tail.read()?;
+        let due = last_seal.elapsed() >= opts.seal_interval && tail.until > tail.after;
+        if stopping || opts.once || due || tail.buf.len() >= opts.seal_bytes {
+            if tail.until > tail.after || tail.gap.is_some() {
+                let slice = seal(repo, &mut tail)?;
+                on_event(Event::Sealed(Box::new(slice)));
+            }
+            last_seal = Instant::now();
+        }
+        if stopping || opts.once {
+            return Ok(());
+        }
+        if !added {
+            // Sleep in small steps so a stop request is served promptly.
+            let until = Instant::now() + opts.poll;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Stores the buffered entries as chunks and writes the slice object (last).
+fn seal(repo: &Repository, tail: &mut Tail) -> Result<Slice> {
+    let _lock = repo.lock(LockKind::Shared, "mongodb follow", Duration::from_secs(60))?;
+    let chunker = Chunker::new(repo.config().chunker_bson, repo.key().chunker_seed());
+    let mut packer = Packer::new(repo);
+    let mut chunks = Vec::new();
+    let mut added = std::collections::HashSet::new();
+    let mut start = 0;
+    for len in chunker.cut_points(&tail.buf) {
+        let data = &tail.buf[start..start + len];
+        start += len;
+        let id = repo.hasher().chunk_id(data);
+        chunks.push(id);
+        let bid = BlobId::from(id);
+        if added.insert(id) && !repo.index()?.contains(BlobKind::Data, &bid)? {
+            let sealed = blob::seal(repo.key(), data, repo.config().compression_level);
+            packer.add(BlobKind::Data, bid, &sealed, data.len() as u32)?;
+        }
+    }
+    packer.finish()?;
+    let slice = Slice {
+        version: SLICE_VERSION,
+        id: SliceId::random(),
+        source: tail.source.clone(),
+        dbs: tail.dbs.clone(),
+        host: crate::sysinfo::hostname(),
+        created: chrono::Utc::now(),
+        after: tail.after,
+        until: tail.until,
+        until_wall: tail.until_wall,
+        first: tail.first,
+        last: tail.last,
+        entries: tail.entries,
+        bytes: tail.buf.len() as u64,
+        chunks,
+        gap: tail.gap,
+    };
+    repo.check_locks()?;
+    repo.backend()
+        .put(&slice_path(&slice.id), &slice.seal(repo.key()))?;
+    tail.after = tail.until;
+    tail.buf.clear();
+    tail.entries = 0;
+    tail.first = None;
+    tail.last = None;
+    tail.gap = None;
+    Ok(slice)
+}

@@ -1,0 +1,556 @@
+//! Replays oplog entries into a server, for the selected namespaces only: inserts,
+//! updates and deletes in batches per collection (pre-images fetched once per batch,
+//! updates applied client-side, final documents written whole), and DDL in order.
+//! An entry it cannot reproduce exactly stops the replay with a clear message.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{doc, Bson, Document, RawDocument};
+use mongodb::sync::{Client, Database};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::oplog::diff::apply_update;
+use crate::ops::restore::mongo::rename;
+use crate::snapshot::ClusterTime;
+
+/// Entries per batch of document changes.
+const BATCH_OPS: usize = 1000;
+/// Bytes of documents per write command.
+const WRITE_BYTES: usize = 8 << 20;
+
+/// Where the replay stops: entries up to `ts` (inclusive), and within `ts`'s second only
+/// those whose wall clock is at or before `wall` when the target time has a fraction.
+#[derive(Clone, Copy, Debug)]
+pub struct Cut {
+    /// Last timestamp replayed.
+    pub ts: ClusterTime,
+    /// Sub-second bound on the entries of second `ts.t`.
+    pub wall: Option<DateTime<Utc>>,
+}
+
+impl Cut {
+    /// The cut for "the state at `t`".
+    pub fn at(t: DateTime<Utc>) -> Self {
+        let secs = t.timestamp().clamp(0, i64::from(u32::MAX)) as u32;
+        Self {
+            ts: ClusterTime {
+                t: secs,
+                i: u32::MAX,
+            },
+            wall: (t.timestamp_subsec_nanos() != 0).then_some(t),
+        }
+    }
+
+    /// Whether an entry with this timestamp and wall clock is replayed.
+    pub fn includes(&self, ts: ClusterTime, wall: Option<DateTime<Utc>>) -> bool {
+        if ts > self.ts {
+            return false;
+        }
+        match (self.wall, wall) {
+            (Some(limit), Some(w)) if ts.t == self.ts.t => w <= limit,
+            _ => true,
+        }
+    }
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReplayStats {
+    /// Entries read from the slices within the range.
+    pub entries: u64,
+    /// Entries applied (selected namespaces).
+    pub applied: u64,
+    /// Entries of other namespaces, and no-ops.
+    pub skipped: u64,
+    /// Commands (DDL) applied.
+    pub commands: u64,
+    /// Documents written or deleted.
+    pub documents_written: u64,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Timestamp of the last entry applied.
+    pub last: Option<ClusterTime>,
+}
+
+/// Which namespaces are replayed, and under which names.
+pub struct Selection {
+    /// Databases the restored snapshot holds.
+    pub dbs: HashSet<String>,
+    /// `--ns` globs (empty: everything in `dbs`).
+    pub globs: Vec<globset::GlobMatcher>,
+    /// `--ns-rename` rules.
+    pub renames: Vec<String>,
+}
+
+impl Selection {
+    fn wants(&self, ns: &str) -> bool {
+        let db = ns.split('.').next().unwrap_or("");
+        self.dbs.contains(db)
+            && (self.globs.is_empty() || self.globs.iter().any(|g| g.is_match(ns)))
+    }
+
+    fn target(&self, ns: &str) -> Result<(String, String)> {
+        let t = rename(ns, &self.renames)?;
+        let (db, coll) = crate::source::mongodb::split_ns(&t)?;
+        Ok((db.to_string(), coll.to_string()))
+    }
+}
+
+enum DocOp {
+    Insert(Document),
+    Update(Bson, Document),
+    Delete(Bson),
+}
+
+/// Applies entries in order.
+pub struct Replayer<'a> {
+    client: &'a Client,
+    sel: &'a Selection,
+    /// Source namespace of the pending batch, and its changes.
+    batch_ns: Option<String>,
+    batch: Vec<(ClusterTime, DocOp)>,
+    /// Source namespaces known to exist (for dropDatabase).
+    known: HashSet<String>,
+    stats: ReplayStats,
+    started: Instant,
+}
+
+fn bad(ts: ClusterTime, what: impl std::fmt::Display) -> Error {
+    Error::Refused(format!(
+        "oplog entry at {}:{} cannot be replayed: {what}; stopping rather than producing a wrong \
+         database",
+        ts.t, ts.i
+    ))
+}
+
+fn mongo_err(what: &str, e: mongodb::error::Error) -> Error {
+    Error::Source(format!("MongoDB: {what}: {e}"))
+}
+
+fn id_key(id: &Bson) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = doc! {"_id": id.clone()}.to_writer(&mut v);
+    v
+}
+
+/// Runs a write command and fails on write errors (which do not fail the command itself).
+fn write(db: &Database, cmd: Document, what: &str) -> Result<u64> {
+    let reply = db.run_command(cmd).run().map_err(|e| mongo_err(what, e))?;
+    if let Ok(errs) = reply.get_array("writeErrors") {
+        if let Some(Bson::Document(e)) = errs.first() {
+            return Err(Error::Source(format!(
+                "MongoDB: {what}: {}",
+                e.get_str("errmsg").unwrap_or("write error")
+            )));
+        }
+    }
+    Ok(reply.get_i32("n").map(|n| n.max(0) as u64).unwrap_or(0))
+}
+
+impl<'a> Replayer<'a> {
+    /// A replayer writing through `client`, knowing the restored namespaces.
+    pub fn new(client: &'a Client, sel: &'a Selection, known: HashSet<String>) -> Self {
+        Self {
+            client,
+            sel,
+            batch_ns: None,
+            batch: Vec::new(),
+            known,
+            stats: ReplayStats::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Applies one raw oplog entry.
+    pub fn apply(&mut self, raw: &RawDocument) -> Result<()> {
+        let entry =
+            Document::try_from(raw).map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
+        let ts = entry
+            .get_timestamp("ts")
+            .map(|t| ClusterTime {
+                t: t.time,
+                i: t.increment,
+            })
+            .map_err(|_| Error::corrupt("oplog entry", "no ts"))?;
+        self.stats.entries += 1;
+        self.apply_doc(&entry, ts)
+    }
+
+    fn apply_doc(&mut self, entry: &Document, ts: ClusterTime) -> Result<()> {
+        let op = entry.get_str("op").unwrap_or("");
+        let ns = entry.get_str("ns").unwrap_or("");
+        match op {
+            "n" => {
+                self.stats.skipped += 1;
+                Ok(())
+            }
+            "c" => self.command(entry, ns, ts),
+            "i" | "u" | "d" => {
+                if !self.sel.wants(ns) {
+                    self.stats.skipped += 1;
+                    return Ok(());
+                }
+                let coll = ns.split_once('.').map_or("", |(_, c)| c);
+                if coll == "system.views" {
+                    return Err(bad(ts, "views changed through system.views"));
+                }
+                if coll.starts_with("system.") {
+                    self.stats.skipped += 1;
+                    return Ok(());
+                }
+                let o = entry
+                    .get_document("o")
+                    .map_err(|_| bad(ts, "no o document"))?
+                    .clone();
+                let id = || -> Result<Bson> {
+                    entry
+                        .get_document("o2")
+                        .ok()
+                        .and_then(|d| d.get("_id"))
+                        .or_else(|| o.get("_id"))
+                        .cloned()
+                        .ok_or_else(|| bad(ts, "no _id"))
+                };
+                let dop = match op {
+                    "i" => DocOp::Insert(o.clone()),
+                    "u" => DocOp::Update(id()?, o.clone()),
+                    _ => DocOp::Delete(id()?),
+                };
+                if self.batch_ns.as_deref() != Some(ns) || self.batch.len() >= BATCH_OPS {
+                    self.flush()?;
+                    self.batch_ns = Some(ns.to_string());
+                }
+                self.known.insert(ns.to_string());
+                self.batch.push((ts, dop));
+                self.stats.applied += 1;
+                self.stats.last = Some(ts);
+                Ok(())
+            }
+            other => Err(bad(ts, format!("unknown op {other:?}"))),
+        }
+    }
+
+    /// Writes the pending document changes of one collection.
+    fn flush(&mut self) -> Result<()> {
+        let Some(ns) = self.batch_ns.take() else {
+            return Ok(());
+        };
+        let ops = std::mem::take(&mut self.batch);
+        let (tdb, tcoll) = self.sel.target(&ns)?;
+        let db = self.client.database(&tdb);
+        // Pre-images of documents whose first change here is a delta update.
+        let mut first_seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut need: Vec<Bson> = Vec::new();
+        for (_, op) in &ops {
+            let (id, is_delta) = match op {
+                DocOp::Insert(d) => (d.get("_id").cloned().unwrap_or(Bson::Null), false),
+                DocOp::Update(id, o) => (id.clone(), o.keys().any(|k| k.starts_with('$'))),
+                DocOp::Delete(id) => (id.clone(), false),
+            };
+            if first_seen.insert(id_key(&id)) && is_delta {
+                need.push(id);
+            }
+        }
+        let mut state: HashMap<Vec<u8>, (usize, Bson, Option<Document>)> = HashMap::new();
+        for ids in need.chunks(BATCH_OPS) {
+            let found = db
+                .collection::<Document>(&tcoll)
+                .find(doc! {"_id": {"$in": ids.to_vec()}})
+                .run()
+                .map_err(|e| mongo_err(&format!("reading {tdb}.{tcoll}"), e))?;
+            for d in found {
+                let d = d.map_err(|e| mongo_err(&format!("reading {tdb}.{tcoll}"), e))?;
+                let id = d.get("_id").cloned().unwrap_or(Bson::Null);
+                state.insert(id_key(&id), (0, id, Some(d)));
+            }
+        }
+        for (n, (ts, op)) in ops.into_iter().enumerate() {
+            match op {
+                DocOp::Insert(d) => {
+                    let id = d
+                        .get("_id")
+                        .cloned()
+                        .ok_or_else(|| bad(ts, "insert without _id"))?;
+                    state.insert(id_key(&id), (n, id, Some(d)));
+                }
+                DocOp::Update(id, o) => {
+                    let key = id_key(&id);
+                    let mut cur = match state.get(&key) {
+                        Some((_, _, Some(d))) => d.clone(),
+                        _ if !o.keys().any(|k| k.starts_with('$')) => doc! {"_id": id.clone()},
+                        _ => {
+                            return Err(bad(
+                                ts,
+                                format!(
+                                    "update of {ns} _id {id} which does not exist at that point \
+                                     (the snapshot and the oplog disagree)"
+                                ),
+                            ))
+                        }
+                    };
+                    apply_update(&mut cur, &o).map_err(|e| bad(ts, e))?;
+                    state.insert(key, (n, id, Some(cur)));
+                }
+                DocOp::Delete(id) => {
+                    state.insert(id_key(&id), (n, id, None));
+                }
+            }
+        }
+        let mut finals: Vec<(usize, Bson, Option<Document>)> = state.into_values().collect();
+        finals.sort_by_key(|(n, _, _)| *n);
+        // Deletes first: a unique value a deleted document held may be taken by another.
+        let deletes: Vec<Document> = finals
+            .iter()
+            .filter(|(_, _, d)| d.is_none())
+            .map(|(_, id, _)| doc! {"q": {"_id": id.clone()}, "limit": 1})
+            .collect();
+        for part in deletes.chunks(BATCH_OPS) {
+            self.stats.documents_written += write(
+                &db,
+                doc! {"delete": &tcoll, "deletes": part.to_vec(), "ordered": true},
+                &format!("deleting from {tdb}.{tcoll}"),
+            )?;
+        }
+        let mut part: Vec<Document> = Vec::new();
+        let mut bytes = 0;
+        let upserts = finals
+            .into_iter()
+            .filter_map(|(_, id, d)| d.map(|d| (id, d)));
+        for (id, d) in upserts {
+            let mut raw = Vec::new();
+            let _ = d.to_writer(&mut raw);
+            bytes += raw.len();
+            part.push(doc! {"q": {"_id": id}, "u": d, "upsert": true});
+            if part.len() >= BATCH_OPS || bytes >= WRITE_BYTES {
+                self.write_upserts(&db, &tcoll, std::mem::take(&mut part))?;
+                bytes = 0;
+            }
+        }
+        if !part.is_empty() {
+            self.write_upserts(&db, &tcoll, part)?;
+        }
+        Ok(())
+    }
+
+    fn write_upserts(&mut self, db: &Database, coll: &str, part: Vec<Document>) -> Result<()> {
+        let n = part.len() as u64;
+        write(
+            db,
+            doc! {"update": coll, "updates": part, "ordered": true},
+            &format!("writing to {}.{coll}", db.name()),
+        )?;
+        self.stats.documents_written += n;
+        Ok(())
+    }
+
+    /// DDL, and transactions logged as applyOps.
+    fn command(&mut self, entry: &Document, ns: &str, ts: ClusterTime) -> Result<()> {
+        self.flush()?;
+        let o = entry
+            .get_document("o")
+            .map_err(|_| bad(ts, "no o document"))?;
+        let db = ns.split('.').next().unwrap_or("");
+        let Some((name, _)) = o.iter().next() else {
+            return Err(bad(ts, "empty command"));
+        };
+        let name = name.as_str();
+        if name == "applyOps" {
+            let inner = o.get_array("applyOps").map_err(|_| bad(ts, "applyOps"))?;
+            for op in inner {
+                let op = op.as_document().ok_or_else(|| bad(ts, "applyOps entry"))?;
+                self.apply_doc(op, ts)?;
+            }
+            return self.flush();
+        }
+        // Every other command names a collection of `db` (or the database itself).
+        let coll_ns = |field: &str| -> Result<String> {
+            o.get_str(field)
+                .map(|c| format!("{db}.{c}"))
+                .map_err(|_| bad(ts, format!("{name} without a collection name")))
+        };
+        match name {
+            "create" | "drop" | "createIndexes" | "commitIndexBuild" | "dropIndexes"
+            | "deleteIndexes" | "collMod" => {
+                let src = coll_ns(name)?;
+                if !self.sel.wants(&src) {
+                    self.stats.skipped += 1;
+                    return Ok(());
+                }
+                self.ddl(name, o, &src, ts)?;
+            }
+            "startIndexBuild" | "abortIndexBuild" => self.stats.skipped += 1,
+            "renameCollection" => {
+                let from = o
+                    .get_str("renameCollection")
+                    .map_err(|_| bad(ts, "rename"))?;
+                let to = o.get_str("to").map_err(|_| bad(ts, "rename without to"))?;
+                match (self.sel.wants(from), self.sel.wants(to)) {
+                    (false, false) => self.stats.skipped += 1,
+                    (true, true) => {
+                        let (fdb, fc) = self.sel.target(from)?;
+                        let (tdb, tc) = self.sel.target(to)?;
+                        let drop_target =
+                            !matches!(o.get("dropTarget"), None | Some(Bson::Boolean(false)));
+                        self.client
+                            .database("admin")
+                            .run_command(doc! {
+                                "renameCollection": format!("{fdb}.{fc}"),
+                                "to": format!("{tdb}.{tc}"),
+                                "dropTarget": drop_target,
+                            })
+                            .run()
+                            .map_err(|e| mongo_err(&format!("renaming {from} to {to}"), e))?;
+                        self.known.remove(from);
+                        self.known.insert(to.to_string());
+                        self.stats.commands += 1;
+                    }
+                    (true, false) => {
+                        // Renamed out of the selection: gone from what is restored.
+                        self.ddl(
+                            "drop",
+                            &doc! {"drop": from.split_once('.').map_or("", |x| x.1)},
+                            from,
+                            ts,
+                        )?;
+                    }
+                    (false, true) => {
+                        return Err(bad(
+                            ts,
+                            format!("{from} (not restored) was renamed to {to} (restored)"),
+                        ))
+                    }
+                }
+            }
+            "dropDatabase" => {
+                let gone: Vec<String> = self
+                    .known
+                    .iter()
+                    .filter(|n| n.split('.').next() == Some(db) && self.sel.wants(n))
+                    .cloned()
+                    .collect();
+                for n in gone {
+                    let c = n.split_once('.').map_or("", |x| x.1).to_string();
+                    self.ddl("drop", &doc! {"drop": c}, &n, ts)?;
+                }
+            }
+            other => return Err(bad(ts, format!("unsupported command {other}"))),
+        }
+        self.stats.applied += 1;
+        self.stats.last = Some(ts);
+        Ok(())
+    }
+
+    fn ddl(&mut self, name: &str, o: &Document, src: &str, ts: ClusterTime) -> Result<()> {
+        let (tdb, tcoll) = self.sel.target(src)?;
+        let db = self.client.database(&tdb);
+        let run = |cmd: Document, ok_codes: &[i32]| -> Result<()> {
+            match db.run_command(cmd).run() {
+                Ok(_) => Ok(()),
+                Err(e) => match &*e.kind {
+                    mongodb::error::ErrorKind::Command(c) if ok_codes.contains(&c.code) => Ok(()),
+                    _ => Err(mongo_err(&format!("{name} on {tdb}.{tcoll}"), e)),
+                },
+            }
+        };
+        match name {
+            "create" => {
+                let mut cmd = doc! {"create": &tcoll};
+                for (k, v) in o {
+                    match k.as_str() {
+                        "create" | "idIndex" => {}
+                        "viewOn" => {
+                            let on = v.as_str().unwrap_or_default();
+                            let (_, c) = self
+                                .sel
+                                .target(&format!("{}.{on}", src.split('.').next().unwrap_or("")))?;
+                            cmd.insert("viewOn", c);
+                        }
+                        _ => {
+                            cmd.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                // 48: exists already (it was in the snapshot's target).
+                run(cmd, &[48])?;
+                self.known.insert(src.to_string());
+            }
+            "drop" => {
+                // 26: already gone.
+                run(doc! {"drop": &tcoll}, &[26])?;
+                self.known.remove(src);
+            }
+            "createIndexes" | "commitIndexBuild" => {
+                let specs: Vec<Bson> = match o.get_array("indexes") {
+                    Ok(list) => list.clone(),
+                    // mongod logs one index per entry, its spec beside the collection name.
+                    Err(_) => {
+                        let mut spec = o.clone();
+                        spec.remove(name);
+                        vec![Bson::Document(spec)]
+                    }
+                };
+                let specs: Vec<Bson> = specs
+                    .into_iter()
+                    .map(|s| match s {
+                        Bson::Document(mut d) => {
+                            d.remove("entryFormat");
+                            Bson::Document(d)
+                        }
+                        other => other,
+                    })
+                    .collect();
+                run(doc! {"createIndexes": &tcoll, "indexes": specs}, &[])?;
+            }
+            "dropIndexes" | "deleteIndexes" => {
+                let index = o
+                    .get("index")
+                    .cloned()
+                    .ok_or_else(|| bad(ts, "dropIndexes without index"))?;
+                // 27: index not found.
+                run(doc! {"dropIndexes": &tcoll, "index": index}, &[27])?;
+            }
+            "collMod" => {
+                let mut cmd = doc! {"collMod": &tcoll};
+                for (k, v) in o {
+                    if k != "collMod" {
+                        cmd.insert(k.clone(), v.clone());
+                    }
+                }
+                run(cmd, &[])?;
+            }
+            _ => return Err(bad(ts, format!("unsupported command {name}"))),
+        }
+        self.stats.commands += 1;
+        Ok(())
+    }
+
+    /// Writes what is pending and returns the totals.
+    pub fn finish(mut self) -> Result<ReplayStats> {
+        self.flush()?;
+        self.stats.seconds = self.started.elapsed().as_secs_f64();
+        Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_is_inclusive_and_sub_second_only_within_its_second() {
+        let t: DateTime<Utc> = "2026-11-28T10:16:59Z".parse().unwrap();
+        let c = Cut::at(t);
+        let s = t.timestamp() as u32;
+        assert!(c.includes(ClusterTime { t: s, i: 900 }, None));
+        assert!(!c.includes(ClusterTime { t: s + 1, i: 0 }, None));
+        let half: DateTime<Utc> = "2026-11-28T10:16:59.500Z".parse().unwrap();
+        let c = Cut::at(half);
+        let w = |ms: i64| Some(t + chrono::Duration::milliseconds(ms));
+        assert!(c.includes(ClusterTime { t: s, i: 1 }, w(499)));
+        assert!(!c.includes(ClusterTime { t: s, i: 2 }, w(501)));
+        assert!(c.includes(ClusterTime { t: s - 1, i: 2 }, w(-10)));
+    }
+}

@@ -1,0 +1,72 @@
+//! Oplog slices: each must open, and every chunk it names must be indexed and readable.
+
+use crate::blob::BlobKind;
+use crate::error::Result;
+use crate::id::{BlobId, SliceId};
+use crate::oplog::slice::Slice;
+use crate::repository::Repository;
+
+use super::packs::Damaged;
+use super::{CheckReport, SegmentIndex, Severity};
+
+pub(super) fn check_slices(
+    repo: &Repository,
+    index: &SegmentIndex,
+    damaged: &Damaged,
+    report: &mut CheckReport,
+) -> Result<()> {
+    for o in repo.backend().list("oplog/")? {
+        let Some(id) = o
+            .path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse::<SliceId>().ok())
+        else {
+            continue;
+        };
+        report.slices += 1;
+        let slice = match repo
+            .backend()
+            .get(&o.path)
+            .and_then(|b| Slice::open(repo.key(), &b, &id))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                report.push(
+                    Severity::Error,
+                    format!("oplog slice {}: {e}", id.short()),
+                    None,
+                );
+                continue;
+            }
+        };
+        let mut bad = Vec::new();
+        for c in &slice.chunks {
+            let b = BlobId::from(*c);
+            if let Some((pack, why)) = damaged.get(&b) {
+                bad.push(format!(
+                    "chunk {} in pack {}: {why}",
+                    b.short(),
+                    pack.short()
+                ));
+            } else if !index.blobs.contains_key(&(BlobKind::Data, b)) {
+                bad.push(format!("chunk {} is not in any pack", b.short()));
+            }
+        }
+        if !bad.is_empty() {
+            report.push(
+                Severity::Error,
+                format!(
+                    "oplog slice {} ({} entries up to {}:{}) cannot be replayed: {}",
+                    id.short(),
+                    slice.entries,
+                    slice.until.t,
+                    slice.until.i,
+                    bad.join("; ")
+                ),
+                None,
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! `restore --at T` for MongoDB collections: the snapshot taken before `T`, then the
+//! oplog slices of its source rolled forward from the snapshot's cluster time to `T`.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::blob::BlobKind;
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::oplog::coverage::{self, plan};
+use crate::oplog::replay::{Cut, ReplayStats, Replayer, Selection};
+use crate::oplog::slice::{split_entries, Slice};
+use crate::repository::Repository;
+use crate::snapshot::{ClusterTime, Snapshot};
+use crate::source::mongodb::{connect, ns_matchers};
+
+/// The roll-forward from a snapshot to a moment.
+pub struct RollForward {
+    /// Where replay stops.
+    pub cut: Cut,
+    /// The snapshot's cluster time (replay starts after it).
+    pub base: ClusterTime,
+    /// Slices with the part of each to replay.
+    pub parts: Vec<(Slice, ClusterTime, ClusterTime)>,
+}
+
+fn when(t: ClusterTime) -> String {
+    Utc.timestamp_opt(i64::from(t.t), 0)
+        .single()
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// Plans the roll-forward of `snap` to `at`. None when its source has no oplog slices at
+/// all (the snapshot alone is the answer, as before `follow` existed).
+pub fn plan_at(
+    repo: &Repository,
+    snap: &Snapshot,
+    at: DateTime<Utc>,
+) -> Result<Option<RollForward>> {
+    let Some((source, base)) = coverage::snapshot_point(snap) else {
+        return Ok(None);
+    };
+    let slices: Vec<Slice> = crate::oplog::load_slices(repo)?
+        .into_iter()
+        .filter(|s| s.source == source)
+        .collect();
+    if slices.is_empty() {
+        return Ok(None);
+    }
+    let cut = Cut::at(at);
+    let dbs: HashSet<String> = snap_dbs(repo, snap)?;
+    // Slices that captured every database this snapshot holds.
+    let usable: Vec<&Slice> = slices
+        .iter()
+        .filter(|s| s.dbs.is_empty() || dbs.iter().all(|d| s.dbs.contains(d)))
+        .collect();
+    let end = cut.ts.max(base);
+    let (parts, missing) = plan(&usable, base, end);
+    // Short of `end` in oplog time, the chain may still vouch for `at` by the server's
+    // clock: a whole-second `at` means the end of that second.
+    let instant = match cut.wall {
+        Some(w) => w,
+        None => at + chrono::Duration::milliseconds(999),
+    };
+    let vouched =
+        missing.is_some_and(|m| coverage::wall_at(&usable, m).is_some_and(|w| w >= instant));
+    let Some(missing) = missing.filter(|_| !vouched) else {
+        return Ok(Some(RollForward {
+            cut,
+            base,
+            parts: parts
+                .into_iter()
+                .map(|(s, a, b)| (s.clone(), a, b))
+                .collect(),
+        }));
+    };
+    let spans = coverage::spans(&usable);
+    let times: Vec<ClusterTime> = repo
+        .snapshots()?
+        .iter()
+        .filter_map(coverage::snapshot_point)
+        .filter(|(s, _)| *s == source)
+        .map(|(_, t)| t)
+        .collect();
+    let ranges = coverage::ranges(&times, &spans);
+    let (before, after) = coverage::nearest(&ranges, cut.ts);
+    let mut nearest = Vec::new();
+    if let Some(b) = before {
+        nearest.push(format!("{} (latest before)", when(b)));
+    }
+    if let Some(a) = after {
+        nearest.push(format!("{} (earliest after)", when(a)));
+    }
+    Err(Error::Refused(format!(
+        "{} is not restorable for {source}: the oplog was not captured after {} (a gap, \
+         or `follow` has not sealed that far yet); nearest restorable: {} (see `repo \
+         mongodb coverage`)",
+        at.to_rfc3339(),
+        when(missing),
+        if nearest.is_empty() {
+            "none".to_string()
+        } else {
+            nearest.join(", ")
+        }
+    )))
+}
+
+/// Databases a snapshot holds collections of.
+fn snap_dbs(repo: &Repository, snap: &Snapshot) -> Result<HashSet<String>> {
+    Ok(super::mongo::saved(repo, snap)?
+        .into_iter()
+        .map(|s| s.db)
+        .collect())
+}
+
+/// Replays the planned slices into `uri`, for the namespaces `globs` select, renamed.
+pub fn roll_forward(
+    repo: &Repository,
+    snap: &Snapshot,
+    rf: &RollForward,
+    uri: &str,
+    namespaces: &[String],
+    renames: &[String],
+) -> Result<ReplayStats> {
+    let saved = super::mongo::saved(repo, snap)?;
+    let sel = Selection {
+        dbs: saved.iter().map(|s| s.db.clone()).collect(),
+        globs: ns_matchers(namespaces)?,
+        renames: renames.to_vec(),
+    };
+    let known: HashSet<String> = saved
+        .iter()
+        .map(|s| {
+            format!(
+                "{}.{}",
+                s.db,
+                s.meta.get_str("collectionName").unwrap_or_default()
+            )
+        })
+        .collect();
+    let client = connect(uri)?;
+    let mut replayer = Replayer::new(&client, &sel, known);
+    for (slice, from, to) in &rf.parts {
+        let mut bytes = Vec::with_capacity(slice.bytes as usize);
+        for c in &slice.chunks {
+            bytes.extend_from_slice(&repo.read_blob(BlobKind::Data, &BlobId::from(*c))?);
+        }
+        if bytes.len() as u64 != slice.bytes {
+            return Err(Error::corrupt(
+                format!("oplog slice {}", slice.id.short()),
+                "its chunks do not add up to its size",
+            ));
+        }
+        for raw in split_entries(&bytes)? {
+            let doc = mongodb::bson::RawDocument::from_bytes(raw)
+                .map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
+            let ts = doc
+                .get_timestamp("ts")
+                .map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
+            let ts = ClusterTime {
+                t: ts.time,
+                i: ts.increment,
+            };
+            if ts <= *from || ts > *to {
+                continue;
+            }
+            let wall = doc
+                .get_datetime("wall")
+                .ok()
+                .and_then(|w| Utc.timestamp_millis_opt(w.timestamp_millis()).single());
+            if !rf.cut.includes(ts, wall) {
+                continue;
+            }
+            replayer.apply(doc)?;
+        }
+    }
+    replayer.finish()
+}

@@ -1,0 +1,488 @@
+//! Point-in-time recovery of MongoDB collections from the oplog (`repo mongodb follow`,
+//! `coverage`, `restore --at`), against a real server with an oplog (SecantusDB; see
+//! tests/cli/mongodb.rs). Without a server these tests print why and pass.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mongodb::bson::{doc, Document, RawDocumentBuf, Timestamp};
+use mongodb::sync::{Client, Database};
+
+use crate::common::Env;
+
+fn server() -> Option<(String, Client)> {
+    let Ok(uri) = std::env::var("REPO_TEST_MONGODB_URI") else {
+        eprintln!("SKIPPED: REPO_TEST_MONGODB_URI is not set (scripts/test starts a server)");
+        return None;
+    };
+    let client = Client::with_uri_str(&uri).expect("client");
+    Some((uri, client))
+}
+
+fn unique_db(prefix: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{prefix}_{}", std::process::id() ^ t.subsec_nanos())
+}
+
+/// A database's state: per collection (sorted), its documents' raw bytes in `_id` order
+/// and its index names.
+type State = Vec<(String, Vec<Vec<u8>>, Vec<String>)>;
+
+fn state(db: &Database) -> State {
+    let mut names = db.list_collection_names().run().unwrap();
+    names.sort();
+    names
+        .into_iter()
+        .map(|c| {
+            let docs = db
+                .collection::<RawDocumentBuf>(&c)
+                .find(doc! {})
+                .sort(doc! {"_id": 1})
+                .run()
+                .unwrap()
+                .map(|d| d.unwrap().into_bytes())
+                .collect();
+            let mut idx: Vec<String> = db
+                .collection::<Document>(&c)
+                .list_index_names()
+                .run()
+                .unwrap();
+            idx.sort();
+            (c, docs, idx)
+        })
+        .collect()
+}
+
+fn follow(env: &Env, uri: &str, db: &str) -> Child {
+    env.cmd(&[
+        "mongodb",
+        "follow",
+        "--mongodb-uri",
+        uri,
+        "--db",
+        db,
+        "--seal-interval",
+        "1s",
+        "--poll",
+        "200ms",
+        "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start follow")
+}
+
+/// Stops `follow` with SIGTERM (it seals what it read) and returns the sealed slices.
+fn stop(child: Child) -> Vec<serde_json::Value> {
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "follow failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    slices(&out.stdout)
+}
+
+fn slices(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one slice per line"))
+        .collect()
+}
+
+/// Waits past the current second so the next step happens at a later oplog second.
+fn tick() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// Oplog entries of `db` after `after` (what `follow` must capture exactly once).
+fn oplog_entries(client: &Client, db: &str, after: Timestamp) -> u64 {
+    let prefix = format!("^{db}\\.");
+    client
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .count_documents(doc! {"ts": {"$gt": after}, "ns": {"$regex": prefix}, "op": {"$ne": "n"}})
+        .run()
+        .unwrap()
+}
+
+fn cluster_time(snapshot: &serde_json::Value) -> Timestamp {
+    let ct = &snapshot["mongodb"]["cluster_time"];
+    Timestamp {
+        time: ct["t"].as_u64().unwrap() as u32,
+        increment: ct["i"].as_u64().unwrap() as u32,
+    }
+}
+
+#[test]
+fn restore_at_any_second_between_steps_with_follow_restarted() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let name = unique_db("pitr");
+    let db = client.database(&name);
+    let users = db.collection::<Document>("users");
+    let events = db.collection::<Document>("events");
+    users
+        .insert_many((0..40).map(|i| {
+            doc! {"_id": i, "name": format!("u{i}"), "tags": ["a", "b"], "n": i,
+            "addr": {"city": "x", "zip": i * 10}}
+        }))
+        .run()
+        .unwrap();
+    events
+        .insert_many((0..10).map(|i| doc! {"_id": i, "kind": "old"}))
+        .run()
+        .unwrap();
+    let env = Env::new();
+    env.init();
+    let dbarg = format!("--db={name}");
+    let snap = env.json(&["snapshot", &uri, &dbarg]);
+    let base = cluster_time(&snap);
+    let mut f = follow(&env, &uri, &name);
+    let mut captured = Vec::new();
+    let mut points: Vec<(String, State)> = Vec::new();
+    let mark = |points: &mut Vec<(String, State)>| {
+        tick();
+        points.push((chrono::Utc::now().to_rfc3339(), state(&db)));
+        tick();
+    };
+    mark(&mut points);
+
+    // Step 1: field sets and unsets, array changes, deletes, inserts.
+    users
+        .update_many(
+            doc! {"_id": {"$lt": 10}},
+            doc! {"$set": {"addr.city": "y", "new": true}},
+        )
+        .run()
+        .unwrap();
+    users
+        .update_many(
+            doc! {"_id": {"$gte": 30}},
+            doc! {"$unset": {"tags": ""}, "$inc": {"n": 5}},
+        )
+        .run()
+        .unwrap();
+    users
+        .update_one(
+            doc! {"_id": 11},
+            doc! {"$push": {"tags": {"$each": ["c", "d"]}}},
+        )
+        .run()
+        .unwrap();
+    users
+        .update_one(doc! {"_id": 12}, doc! {"$pop": {"tags": 1}})
+        .run()
+        .unwrap();
+    users
+        .update_one(
+            doc! {"_id": 13},
+            doc! {"$set": {"tags.0": "z", "tags.3": "far"}},
+        )
+        .run()
+        .unwrap();
+    users
+        .delete_many(doc! {"_id": {"$in": [20, 21, 22]}})
+        .run()
+        .unwrap();
+    users
+        .insert_one(doc! {"_id": 100, "name": "late"})
+        .run()
+        .unwrap();
+    mark(&mut points);
+
+    // follow is killed hard and restarted: what it had not sealed is read again.
+    f.kill().unwrap();
+    let out = f.wait_with_output().unwrap();
+    captured.extend(slices(&out.stdout));
+    let f = follow(&env, &uri, &name);
+
+    // Step 2: an index build, a replacement, a rename of a field, then a drop and
+    // re-create of a collection with new content.
+    users
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! {"name": 1})
+                .build(),
+        )
+        .run()
+        .unwrap();
+    users
+        .replace_one(doc! {"_id": 14}, doc! {"whole": "new", "k": [1, 2]})
+        .run()
+        .unwrap();
+    users
+        .update_one(doc! {"_id": 15}, doc! {"$rename": {"name": "label"}})
+        .run()
+        .unwrap();
+    events.drop().run().unwrap();
+    events
+        .insert_many((0..5).map(|i| doc! {"_id": i, "kind": "new", "v": i}))
+        .run()
+        .unwrap();
+    mark(&mut points);
+
+    // Step 3: more changes on top, including a collection created after the snapshot.
+    users
+        .update_many(doc! {}, doc! {"$set": {"gen": 3}})
+        .run()
+        .unwrap();
+    db.collection::<Document>("fresh")
+        .insert_one(doc! {"_id": "a", "x": 1})
+        .run()
+        .unwrap();
+    users.drop_index("name_1").run().unwrap();
+    client
+        .database("admin")
+        .run_command(
+            doc! {"renameCollection": format!("{name}.fresh"), "to": format!("{name}.renamed")},
+        )
+        .run()
+        .unwrap();
+    db.run_command(doc! {"collMod": "events", "validator": {"v": {"$exists": true}}})
+        .run()
+        .unwrap();
+    mark(&mut points);
+    captured.extend(stop(f));
+
+    // Every entry after the snapshot was captured exactly once across the two runs.
+    let total: u64 = captured
+        .iter()
+        .map(|s| s["entries"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, oplog_entries(&client, &name, base), "{captured:?}");
+    let cov = env.json(&["mongodb", "coverage"]);
+    let cov = &cov.as_array().unwrap()[0];
+    assert_eq!(cov["ranges"].as_array().unwrap().len(), 1, "{cov}");
+    assert!(cov["gaps"].as_array().unwrap().is_empty(), "{cov}");
+
+    for (k, (at, want)) in points.iter().enumerate() {
+        let target = format!("{name}_r{k}");
+        let rename = format!("{name}.*:{target}.*");
+        env.json(&[
+            "restore",
+            "--at",
+            at,
+            "--mongodb-uri",
+            &uri,
+            "--ns-rename",
+            &rename,
+        ]);
+        let got = state(&client.database(&target));
+        assert_eq!(got.len(), want.len(), "collections at point {k} ({at})");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.0, w.0, "point {k}");
+            assert_eq!(g.2, w.2, "indexes of {} at point {k}", g.0);
+            assert!(
+                g.1 == w.1,
+                "documents of {} differ at point {k} ({at})",
+                g.0
+            );
+        }
+        client.database(&target).drop().run().unwrap();
+    }
+
+    // A newer snapshot, changes after it, captured once more.
+    env.json(&["snapshot", &uri, &dbarg]);
+    tick();
+    users
+        .update_many(
+            doc! {"_id": {"$lt": 5}},
+            doc! {"$set": {"after": "second snapshot"}},
+        )
+        .run()
+        .unwrap();
+    tick();
+    let last_at = chrono::Utc::now().to_rfc3339();
+    let last = state(&db);
+    env.ok(&[
+        "mongodb",
+        "follow",
+        "--mongodb-uri",
+        &uri,
+        "--db",
+        &name,
+        "--once",
+    ]);
+    // Slices only the forgotten snapshot could use go; prune keeps the others' chunks.
+    let forgot = env.json(&["forget", "--keep-last", "1", "--prune"]);
+    assert!(
+        forgot["oplog_slices_removed"].as_u64().unwrap_or(0) >= 1,
+        "{forgot}"
+    );
+    env.ok(&["check", "--read-data"]);
+    let target = format!("{name}_final");
+    env.json(&[
+        "restore",
+        "--at",
+        &last_at,
+        "--mongodb-uri",
+        &uri,
+        "--ns-rename",
+        &format!("{name}.*:{target}.*"),
+    ]);
+    assert!(state(&client.database(&target)) == last);
+    // Before the kept snapshot nothing is restorable any more: refused, nothing written.
+    let gone = format!("{name}.*:{name}_gone.*");
+    let out = env.run(&[
+        "restore",
+        "--at",
+        &points[0].0,
+        "--mongodb-uri",
+        &uri,
+        "--ns-rename",
+        &gone,
+    ]);
+    assert!(!out.status.success());
+    assert!(state(&client.database(&format!("{name}_gone"))).is_empty());
+    client.database(&target).drop().run().unwrap();
+    db.drop().run().unwrap();
+}
+
+/// A private server whose oplog keeps only `entries` entries.
+struct Private {
+    child: Child,
+    uri: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn private_server(entries: u32) -> Option<Private> {
+    let Ok(bin) = std::env::var("REPO_TEST_SECANTUSD") else {
+        eprintln!("SKIPPED: REPO_TEST_SECANTUSD is not set (scripts/test sets it)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--storage-path")
+        .arg(dir.path().join("data"))
+        .args(["--oplog-max-entries", &entries.to_string()])
+        .args(["--oplog-retention-seconds", "86400"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    for _ in 0..150 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(Private {
+        child,
+        uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+        _dir: dir,
+    })
+}
+
+#[test]
+fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
+    let Some(p) = private_server(30) else {
+        return;
+    };
+    let client = Client::with_uri_str(&p.uri).unwrap();
+    let c = client.database("app").collection::<Document>("c");
+    c.insert_one(doc! {"_id": 0}).run().unwrap();
+    let env = Env::new();
+    env.init();
+    env.json(&["snapshot", &p.uri, "--db=app"]);
+    tick();
+    c.insert_one(doc! {"_id": 1}).run().unwrap();
+    let covered = chrono::Utc::now().to_rfc3339();
+    env.ok(&[
+        "mongodb",
+        "follow",
+        "--mongodb-uri",
+        &p.uri,
+        "--db",
+        "app",
+        "--once",
+    ]);
+    tick();
+    // follow is down while 100 writes push everything it has not read out of the oplog.
+    for i in 2..102 {
+        c.insert_one(doc! {"_id": i}).run().unwrap();
+    }
+    // SecantusDB trims to its cap every few hundred writes (mongod: as it goes); now.
+    client
+        .database("admin")
+        .run_command(doc! {"secantusAdmin.pruneOplog": 1})
+        .run()
+        .unwrap();
+    let lost = chrono::Utc::now().to_rfc3339();
+    tick();
+    let out = env.run(&[
+        "mongodb",
+        "follow",
+        "--mongodb-uri",
+        &p.uri,
+        "--db",
+        "app",
+        "--once",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("were lost"), "{err}");
+    let text = env.ok(&["mongodb", "coverage", "--mongodb-uri-source", &p.uri]);
+    assert!(text.contains("GAP"), "{text}");
+
+    // Inside the gap: refused, naming the nearest restorable moments; nothing written.
+    let out = env.run(&[
+        "restore",
+        "--at",
+        &lost,
+        "--mongodb-uri",
+        &p.uri,
+        "--ns-rename",
+        "app.*:gap.*",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not restorable") && err.contains("latest before"),
+        "{err}"
+    );
+    assert!(!client
+        .list_database_names()
+        .run()
+        .unwrap()
+        .contains(&"gap".to_string()));
+    // Before the gap: restorable exactly.
+    env.json(&[
+        "restore",
+        "--at",
+        &covered,
+        "--mongodb-uri",
+        &p.uri,
+        "--ns-rename",
+        "app.*:before.*",
+    ]);
+    let n = client
+        .database("before")
+        .collection::<Document>("c")
+        .count_documents(doc! {})
+        .run()
+        .unwrap();
+    assert_eq!(n, 2);
+}
