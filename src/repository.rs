@@ -273,6 +273,22 @@ impl Repository {
         Snapshot::open(&self.key, &self.backend.get(&path)?, id)
     }
 
+    /// Loads one oplog slice record (cached like snapshots for remote repositories).
+    pub fn load_slice(&self, id: &crate::id::SliceId) -> Result<crate::oplog::slice::Slice> {
+        use crate::oplog::slice::{slice_path, Slice};
+        let path = slice_path(id);
+        if self.objects.enabled() {
+            let sealed = self
+                .objects
+                .get_or_fetch(&path, || self.backend.get(&path))?;
+            match Slice::open(&self.key, &sealed, id) {
+                Ok(s) => return Ok(s),
+                Err(_) => self.objects.forget(&path),
+            }
+        }
+        Slice::open(&self.key, &self.backend.get(&path)?, id)
+    }
+
     /// All snapshot ids in the repository.
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         Ok(self

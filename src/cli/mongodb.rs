@@ -187,10 +187,21 @@ fn run_coverage(g: &GlobalOpts, a: CoverageArgs) -> Result<i32> {
             println!("  nothing restorable yet (no snapshot with a cluster time)");
         }
         for r in &c.ranges {
-            if r.from == r.to {
+            // An idle server vouches for the time after its last write up to its clock.
+            let to = match r.to_wall {
+                Some(w) if w.timestamp() > i64::from(r.to.t) => {
+                    format!(
+                        "{} (idle after {})",
+                        w.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                        show(r.to)
+                    )
+                }
+                _ => show(r.to),
+            };
+            if r.from == r.to && r.to_wall.is_none() {
                 println!("  restorable at    {} (snapshot only)", show(r.from));
             } else {
-                println!("  restorable from  {}  to  {}", show(r.from), show(r.to));
+                println!("  restorable from  {}  to  {to}", show(r.from));
             }
         }
         for w in c.spans.windows(2) {

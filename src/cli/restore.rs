@@ -326,7 +326,7 @@ fn restore_mongo(
             0.0
         };
         println!(
-            "replayed {} oplog entries ({} commands, {} documents written, {} other entries              skipped) in {:.2} s ({rate:.0} entries/s){}",
+            "replayed {} oplog entries ({} commands, {} documents written, {} other entries skipped) in {:.2} s ({rate:.0} entries/s){}",
             r.applied,
             r.commands,
             r.documents_written,

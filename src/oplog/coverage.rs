@@ -14,6 +14,10 @@ pub struct Span {
     pub after: ClusterTime,
     /// Inclusive end.
     pub until: ClusterTime,
+    /// The server clock up to which the end is vouched for (an idle server has nothing
+    /// after `until` up to then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_wall: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A continuous range of restorable moments, `[from, to]`.
@@ -23,6 +27,9 @@ pub struct Range {
     pub from: ClusterTime,
     /// The latest.
     pub to: ClusterTime,
+    /// Restorable up to this server clock time (at or after `to`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_wall: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What is restorable for one MongoDB source.
@@ -51,13 +58,17 @@ pub fn spans(slices: &[&Slice]) -> Vec<Span> {
         .map(|s| Span {
             after: s.after,
             until: s.until,
+            until_wall: s.until_wall,
         })
         .collect();
     sorted.sort_by_key(|s| (s.after, s.until));
     let mut out: Vec<Span> = Vec::new();
     for s in sorted {
         match out.last_mut() {
-            Some(cur) if s.after <= cur.until => cur.until = cur.until.max(s.until),
+            Some(cur) if s.after <= cur.until => {
+                cur.until = cur.until.max(s.until);
+                cur.until_wall = cur.until_wall.max(s.until_wall);
+            }
             _ => out.push(s),
         }
     }
@@ -69,18 +80,22 @@ pub fn ranges(snapshot_times: &[ClusterTime], spans: &[Span]) -> Vec<Range> {
     let mut rs: Vec<Range> = snapshot_times
         .iter()
         .map(|&s| {
-            let to = spans
-                .iter()
-                .find(|sp| sp.after <= s && s <= sp.until)
-                .map_or(s, |sp| sp.until);
-            Range { from: s, to }
+            let span = spans.iter().find(|sp| sp.after <= s && s <= sp.until);
+            Range {
+                from: s,
+                to: span.map_or(s, |sp| sp.until),
+                to_wall: span.and_then(|sp| sp.until_wall),
+            }
         })
         .collect();
     rs.sort_by_key(|r| (r.from, r.to));
     let mut out: Vec<Range> = Vec::new();
     for r in rs {
         match out.last_mut() {
-            Some(cur) if r.from <= cur.to => cur.to = cur.to.max(r.to),
+            Some(cur) if r.from <= cur.to => {
+                cur.to = cur.to.max(r.to);
+                cur.to_wall = cur.to_wall.max(r.to_wall);
+            }
             _ => out.push(r),
         }
     }
@@ -230,15 +245,18 @@ mod tests {
             vec![
                 Range {
                     from: ct(15),
-                    to: ct(40)
+                    to: ct(40),
+                    to_wall: None
                 },
                 Range {
                     from: ct(45),
-                    to: ct(45)
+                    to: ct(45),
+                    to_wall: None
                 },
                 Range {
                     from: ct(50),
-                    to: ct(60)
+                    to: ct(60),
+                    to_wall: None
                 }
             ]
         );

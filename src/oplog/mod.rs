@@ -34,8 +34,7 @@ pub fn load_slices(
         else {
             continue;
         };
-        let bytes = repo.backend().get(&o.path)?;
-        out.push(slice::Slice::open(repo.key(), &bytes, &id)?);
+        out.push(repo.load_slice(&id)?);
     }
     out.sort_by_key(|s| (s.after, s.until));
     Ok(out)

@@ -486,3 +486,60 @@ fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+#[test]
+fn entries_replay_cannot_reproduce_stop_with_a_clear_message() {
+    use repo::oplog::replay::{Replayer, Selection};
+    let Some((_, client)) = server() else {
+        return;
+    };
+    let name = unique_db("unsup");
+    let db = client.database(&name);
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1, "a": 1})
+        .run()
+        .unwrap();
+    let sel = Selection {
+        dbs: [name.clone()].into_iter().collect(),
+        globs: Vec::new(),
+        renames: Vec::new(),
+    };
+    let ts = Timestamp {
+        time: 1_800_000_000,
+        increment: 1,
+    };
+    let run = |entry: Document| -> String {
+        let raw = RawDocumentBuf::from_document(&entry).unwrap();
+        let mut r = Replayer::new(&client, &sel, Default::default());
+        let outcome = r.apply(&raw).and_then(|()| r.finish().map(|_| ()));
+        outcome.expect_err("must refuse").to_string()
+    };
+    let cmd_ns = format!("{name}.$cmd");
+    let err = run(doc! {"ts": ts, "op": "c", "ns": &cmd_ns,
+    "o": {"convertToCapped": "c", "size": 4096}});
+    assert!(
+        err.contains("cannot be replayed") && err.contains("convertToCapped"),
+        "{err}"
+    );
+    // An update of a document that is not there: the base and the oplog disagree.
+    let err = run(
+        doc! {"ts": ts, "op": "u", "ns": format!("{name}.c"), "o2": {"_id": 99},
+        "o": {"$v": 2, "diff": {"u": {"a": 2}}}},
+    );
+    assert!(err.contains("does not exist"), "{err}");
+    // An update operator the oplog never holds.
+    let err = run(
+        doc! {"ts": ts, "op": "u", "ns": format!("{name}.c"), "o2": {"_id": 1},
+        "o": {"$inc": {"a": 1}}},
+    );
+    assert!(err.contains("unsupported modifier"), "{err}");
+    // Nothing was changed by the refused entries.
+    let d = db
+        .collection::<Document>("c")
+        .find_one(doc! {"_id": 1})
+        .run()
+        .unwrap()
+        .unwrap();
+    assert_eq!(d, doc! {"_id": 1, "a": 1});
+    db.drop().run().unwrap();
+}
