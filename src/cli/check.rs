@@ -28,11 +28,16 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         print_json(&report)?;
     } else {
         println!(
-            "checked {} snapshots, {} trees, {} packs, {} blobs{}",
+            "checked {} snapshots, {} trees, {} packs, {} blobs{}{}",
             report.snapshots,
             report.trees,
             report.packs,
             report.blobs,
+            if report.slices > 0 {
+                format!(", {} oplog slices", report.slices)
+            } else {
+                String::new()
+            },
             if a.read_data {
                 format!(", read {}", bytes(report.bytes_read))
             } else {

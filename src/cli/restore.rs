@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
@@ -73,7 +73,8 @@ pub struct Args {
     #[arg(value_name = "SNAPSHOT|PATH")]
     args: Vec<String>,
     /// Restore the newest snapshot taken at or before this time (RFC 3339, local
-    /// "2026-11-28 09:00", "2h ago", "yesterday")
+    /// "2026-11-28 09:00", "2h ago", "yesterday"); for MongoDB with captured oplog, the
+    /// state at that moment, or at exactly oplog timestamp "2026-11-28T10:16:59Z #3"
     #[arg(long)]
     at: Option<String>,
     /// With --at: only snapshots of this host (repeatable)
@@ -123,9 +124,31 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let (repo, _lock) = g.open_locked(false, LockKind::Shared, "restore")?;
     let mut includes = a.includes;
     let mut at_time = None;
+    let mut at_exact = None;
     let snap = match &a.at {
         Some(at) => {
-            let at = parse_time(at, chrono::Utc::now())?;
+            // "TIME #N" (as `repo mongodb coverage` prints): exactly oplog timestamp (TIME, N).
+            let (text, ordinal) = match at.rsplit_once(" #") {
+                Some((t, n)) => {
+                    let n: u32 = n
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("--at {at:?}: expected TIME #ORDINAL"))?;
+                    (t, Some(n))
+                }
+                None => (at.as_str(), None),
+            };
+            let at = parse_time(text, chrono::Utc::now())?;
+            if let Some(i) = ordinal {
+                anyhow::ensure!(
+                    a.mongodb_uri.is_some() && at.timestamp_subsec_nanos() == 0,
+                    "--at TIME #ORDINAL names an oplog timestamp: a whole second, with --mongodb-uri"
+                );
+                at_exact = Some(repo::snapshot::ClusterTime {
+                    t: at.timestamp().clamp(0, i64::from(u32::MAX)) as u32,
+                    i,
+                });
+            }
             at_time = Some(at);
             let paths: Vec<String> = a
                 .args
@@ -159,7 +182,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     if let Some(uri) = a.mongodb_uri {
         // Decided before anything is written: a moment the oplog does not cover is refused.
         let roll = match at_time {
-            Some(at) => repo::ops::restore::mongo_at::plan_at(&repo, &snap, at)?,
+            Some(at) => repo::ops::restore::mongo_at::plan_at(&repo, &snap, at, at_exact)?,
             None => None,
         };
         return restore_mongo(

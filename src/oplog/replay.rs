@@ -44,6 +44,11 @@ impl Cut {
         }
     }
 
+    /// The cut at exactly oplog timestamp `ts` (inclusive).
+    pub fn exact(ts: ClusterTime) -> Self {
+        Self { ts, wall: None }
+    }
+
     /// Whether an entry with this timestamp and wall clock is replayed.
     pub fn includes(&self, ts: ClusterTime, wall: Option<DateTime<Utc>>) -> bool {
         if ts > self.ts {

@@ -38,6 +38,7 @@ pub fn plan_at(
     repo: &Repository,
     snap: &Snapshot,
     at: DateTime<Utc>,
+    exact: Option<ClusterTime>,
 ) -> Result<Option<RollForward>> {
     let Some((source, base)) = coverage::snapshot_point(snap) else {
         return Ok(None);
@@ -49,7 +50,7 @@ pub fn plan_at(
     if slices.is_empty() {
         return Ok(None);
     }
-    let cut = Cut::at(at);
+    let cut = exact.map_or_else(|| Cut::at(at), Cut::exact);
     let dbs: HashSet<String> = snap_dbs(repo, snap)?;
     // Slices that captured every database this snapshot holds.
     let usable: Vec<&Slice> = slices
@@ -60,6 +61,7 @@ pub fn plan_at(
     let (parts, missing) = plan(&usable, base, end);
     // Short of `end` in oplog time, the chain may still vouch for `at` by the server's
     // clock: a whole-second `at` means the end of that second.
+    // A whole second, or an exact timestamp in it: all of that second must have been read.
     let instant = match cut.wall {
         Some(w) => w,
         None => at + chrono::Duration::milliseconds(999),
