@@ -148,6 +148,9 @@ fn run_follow(g: &GlobalOpts, a: FollowArgs) -> Result<i32> {
             show(gap.from),
             show(gap.to)
         ),
+        Event::Retrying { error, in_secs } => {
+            eprintln!("WARNING: {error}; retrying in {in_secs} s (what was read is kept)")
+        }
         _ => {}
     })?;
     Ok(0)

@@ -54,6 +54,13 @@ pub enum Event {
     Sealed(Box<Slice>),
     /// Entries were lost: the oplog rolled over before they were read.
     Gap(Gap),
+    /// Reading failed (server down, network); trying again after a pause.
+    Retrying {
+        /// What failed.
+        error: String,
+        /// Seconds until the next attempt.
+        in_secs: u64,
+    },
 }
 
 fn db_err(what: &str, e: mongodb::error::Error) -> Error {
@@ -352,17 +359,43 @@ pub fn run(
     tail.until = start;
     tail.after = start;
     let mut last_seal = Instant::now();
+    let mut failures = 0u32;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        if let Some(oldest) = tail.rolled_over()? {
-            // What was read before the loss is complete: seal it on its own first.
-            if tail.until > tail.after {
-                let slice = seal(repo, &mut tail)?;
-                on_event(Event::Sealed(Box::new(slice)));
+        let polled = tail.rolled_over().and_then(|rolled| {
+            if let Some(oldest) = rolled {
+                // What was read before the loss is complete: seal it on its own first.
+                if tail.until > tail.after {
+                    let slice = seal(repo, &mut tail)?;
+                    on_event(Event::Sealed(Box::new(slice)));
+                }
+                on_event(Event::Gap(tail.mark_gap(oldest)));
             }
-            on_event(Event::Gap(tail.mark_gap(oldest)));
-        }
-        let added = tail.read()?;
+            tail.read()
+        });
+        let added = match polled {
+            Ok(added) => {
+                failures = 0;
+                added
+            }
+            // The server or the network failed: what is buffered stays consistent (reads
+            // are all-or-nothing per batch), so keep it and try again, unless asked to stop.
+            Err(Error::Source(msg)) if !opts.once && !stopping => {
+                failures += 1;
+                let pause = Duration::from_secs(1u64 << failures.min(5));
+                on_event(Event::Retrying {
+                    error: msg,
+                    in_secs: pause.as_secs(),
+                });
+                let until = Instant::now() + pause;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                continue;
+            }
+            Err(Error::Source(_)) if stopping => false,
+            Err(e) => return Err(e),
+        };
         let due = last_seal.elapsed() >= opts.seal_interval && tail.until > tail.after;
         if stopping || opts.once || due || tail.buf.len() >= opts.seal_bytes {
             if tail.until > tail.after || tail.gap.is_some() {

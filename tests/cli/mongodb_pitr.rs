@@ -348,17 +348,55 @@ fn restore_at_any_second_between_steps_with_follow_restarted() {
     db.drop().run().unwrap();
 }
 
-/// A private server whose oplog keeps only `entries` entries.
+/// A private server whose oplog keeps only `entries` entries; restartable on its port
+/// and data.
 struct Private {
     child: Child,
     uri: String,
-    _dir: tempfile::TempDir,
+    bin: String,
+    port: u16,
+    entries: u32,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Private {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Private {
+    fn spawn(bin: &str, dir: &std::path::Path, port: u16, entries: u32) -> Child {
+        let child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--storage-path")
+            .arg(dir.join("data"))
+            .args(["--oplog-max-entries", &entries.to_string()])
+            .args(["--oplog-retention-seconds", "86400"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server");
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child
+    }
+
+    /// Stops the server (SIGTERM: a clean close) and starts it again on the same data.
+    fn restart_after(&mut self, down: Duration) {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.child.wait().unwrap();
+        std::thread::sleep(down);
+        self.child = Self::spawn(&self.bin, self.dir.path(), self.port, self.entries);
     }
 }
 
@@ -373,27 +411,73 @@ fn private_server(entries: u32) -> Option<Private> {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .arg("--storage-path")
-        .arg(dir.path().join("data"))
-        .args(["--oplog-max-entries", &entries.to_string()])
-        .args(["--oplog-retention-seconds", "86400"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    for _ in 0..150 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let child = Private::spawn(&bin, dir.path(), port, entries);
     Some(Private {
         child,
         uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
-        _dir: dir,
+        bin,
+        port,
+        entries,
+        dir,
     })
+}
+
+#[test]
+fn follow_rides_out_a_server_restart_without_losing_entries() {
+    let Some(mut p) = private_server(100_000) else {
+        return;
+    };
+    let insert = |p: &Private, ids: std::ops::Range<i32>| {
+        let client = Client::with_uri_str(&p.uri).unwrap();
+        let c = client.database("app").collection::<Document>("c");
+        for i in ids {
+            c.insert_one(doc! {"_id": i}).run().unwrap();
+        }
+    };
+    insert(&p, 0..1);
+    let env = Env::new();
+    env.init();
+    let snap = env.json(&["snapshot", &p.uri, "--db=app"]);
+    let base = cluster_time(&snap);
+    let f = follow(&env, &p.uri, "app");
+    insert(&p, 1..6);
+    tick();
+    // Down for a few seconds: follow warns and keeps what it read.
+    p.restart_after(Duration::from_secs(3));
+    insert(&p, 6..11);
+    tick();
+    tick();
+    let at = chrono::Utc::now().to_rfc3339();
+    tick();
+    let pid = f.id().to_string();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(st.success());
+    let out = f.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("retrying"), "{err}");
+    let total: u64 = slices(&out.stdout)
+        .iter()
+        .map(|s| s["entries"].as_u64().unwrap())
+        .sum();
+    let client = Client::with_uri_str(&p.uri).unwrap();
+    assert_eq!(total, oplog_entries(&client, "app", base));
+    env.json(&[
+        "restore",
+        "--at",
+        &at,
+        "--mongodb-uri",
+        &p.uri,
+        "--ns-rename",
+        "app.*:back.*",
+    ]);
+    let n = client
+        .database("back")
+        .collection::<Document>("c")
+        .count_documents(doc! {})
+        .run()
+        .unwrap();
+    assert_eq!(n, 11);
 }
 
 #[test]
@@ -409,6 +493,23 @@ fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
     env.json(&["snapshot", &p.uri, "--db=app"]);
     tick();
     c.insert_one(doc! {"_id": 1}).run().unwrap();
+    c.insert_one(doc! {"_id": "1b"}).run().unwrap();
+    // The exact oplog timestamp of the first of the two inserts, as coverage prints it.
+    let entry = client
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .find_one(doc! {"ns": "app.c", "o._id": 1})
+        .run()
+        .unwrap()
+        .unwrap();
+    let ts = entry.get_timestamp("ts").unwrap();
+    let exact = format!(
+        "{} #{}",
+        chrono::DateTime::from_timestamp(i64::from(ts.time), 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ"),
+        ts.increment
+    );
     let covered = chrono::Utc::now().to_rfc3339();
     env.ok(&[
         "mongodb",
@@ -478,13 +579,26 @@ fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
         "--ns-rename",
         "app.*:before.*",
     ]);
-    let n = client
-        .database("before")
-        .collection::<Document>("c")
-        .count_documents(doc! {})
-        .run()
-        .unwrap();
-    assert_eq!(n, 2);
+    let count = |db: &str| {
+        client
+            .database(db)
+            .collection::<Document>("c")
+            .count_documents(doc! {})
+            .run()
+            .unwrap()
+    };
+    assert_eq!(count("before"), 3);
+    // At an exact oplog timestamp: the entry itself included, the next one not.
+    env.json(&[
+        "restore",
+        "--at",
+        &exact,
+        "--mongodb-uri",
+        &p.uri,
+        "--ns-rename",
+        "app.*:exact.*",
+    ]);
+    assert_eq!(count("exact"), 2, "{exact}");
 }
 
 #[test]
