@@ -300,16 +300,16 @@ impl Tail {
                 break;
             }
         }
-        // Committed writes up to the server's last write were all visible to the reads.
-        if let Some(w) = last_write {
-            self.until = self.until.max(w);
-        }
-        // Idle since the previous read (no write in between): nothing can appear at or
-        // before the cluster time seen then.
+        // `until` moves past the last entry read only when the server has been idle for a
+        // whole poll (its last write unchanged, nothing new read): a write still in flight
+        // (an oplog "hole" below the last write) is then long committed and visible, so
+        // nothing can appear at or before the cluster time seen at the previous read. While
+        // writes flow, the last entry read is the bound: forward oplog reads never skip a
+        // hole, so the next read starts exactly there.
         if let (Some(w), Some(c)) = (last_write, cluster) {
             if let Some((pw, pc)) = self.prev {
                 if pw == w && !added {
-                    self.until = self.until.max(pc.min(c));
+                    self.until = self.until.max(w).max(pc.min(c));
                 }
             }
             self.prev = Some((w, c));
@@ -359,6 +359,9 @@ pub fn run(
     tail.until = start;
     tail.after = start;
     let mut last_seal = Instant::now();
+    // The server clock the last sealed slice vouches for: an idle server's time still
+    // becomes restorable when a slice records a later reading, even with no entry.
+    let mut sealed_wall = tail.until_wall;
     let mut failures = 0u32;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
@@ -396,10 +399,12 @@ pub fn run(
             Err(Error::Source(_)) if stopping => false,
             Err(e) => return Err(e),
         };
-        let due = last_seal.elapsed() >= opts.seal_interval && tail.until > tail.after;
+        let progressed = tail.until > tail.after || tail.until_wall > sealed_wall;
+        let due = last_seal.elapsed() >= opts.seal_interval && progressed;
         if stopping || opts.once || due || tail.buf.len() >= opts.seal_bytes {
-            if tail.until > tail.after || tail.gap.is_some() {
+            if progressed || tail.gap.is_some() {
                 let slice = seal(repo, &mut tail)?;
+                sealed_wall = slice.until_wall;
                 on_event(Event::Sealed(Box::new(slice)));
             }
             last_seal = Instant::now();
