@@ -222,3 +222,33 @@ fn same_content(a: &Path, b: &Path) -> bool {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Runs a prepared command and returns its stdout; fails the test with both streams.
+pub fn ok_output(mut c: Command) -> String {
+    let out = c.output().expect("run repo");
+    assert!(
+        out.status.success(),
+        "{c:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The shared test MongoDB server (scripts/test starts it), or None with the reason printed.
+pub fn mongo_server() -> Option<(String, mongodb::sync::Client)> {
+    let Ok(uri) = std::env::var("REPO_TEST_MONGODB_URI") else {
+        eprintln!("SKIPPED: REPO_TEST_MONGODB_URI is not set (scripts/test starts a server)");
+        return None;
+    };
+    let client = mongodb::sync::Client::with_uri_str(&uri).expect("client");
+    Some((uri, client))
+}
+
+/// A database name no other test (or run) uses.
+pub fn unique_db(prefix: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}_{}", std::process::id() ^ t)
+}

@@ -10,27 +10,7 @@ use mongodb::bson::{
 };
 use mongodb::sync::{Client, Database};
 
-use crate::common::Env;
-
-fn server() -> Option<(String, Client)> {
-    let Ok(uri) = std::env::var("REPO_TEST_MONGODB_URI") else {
-        eprintln!("SKIPPED: REPO_TEST_MONGODB_URI is not set (scripts/test starts a server)");
-        return None;
-    };
-    let client = Client::with_uri_str(&uri).expect("client");
-    Some((uri, client))
-}
-
-fn unique_db(prefix: &str) -> String {
-    format!("{prefix}_{}", std::process::id() ^ rand_u32())
-}
-
-fn rand_u32() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    t.subsec_nanos()
-}
+use crate::common::{mongo_server as server, unique_db, Env};
 
 /// Every document of a collection as raw bytes, in `_id` order.
 fn raw_docs(db: &Database, coll: &str) -> Vec<Vec<u8>> {

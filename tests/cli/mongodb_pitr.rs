@@ -8,23 +8,7 @@ use std::time::Duration;
 use mongodb::bson::{doc, Document, RawDocumentBuf, Timestamp};
 use mongodb::sync::{Client, Database};
 
-use crate::common::Env;
-
-fn server() -> Option<(String, Client)> {
-    let Ok(uri) = std::env::var("REPO_TEST_MONGODB_URI") else {
-        eprintln!("SKIPPED: REPO_TEST_MONGODB_URI is not set (scripts/test starts a server)");
-        return None;
-    };
-    let client = Client::with_uri_str(&uri).expect("client");
-    Some((uri, client))
-}
-
-fn unique_db(prefix: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{prefix}_{}", std::process::id() ^ t.subsec_nanos())
-}
+use crate::common::{mongo_server as server, unique_db, Env};
 
 /// A database's state: per collection (sorted), its documents' raw bytes in `_id` order
 /// and its index names.

@@ -9,7 +9,7 @@ use repo::backend::conformance;
 use repo::backend::object::ObjectBackend;
 use repo::backend::target::{ObjectOptions, Target};
 
-use crate::common::{assert_same_tree, random_bytes, write_big_file, Env};
+use crate::common::{assert_same_tree, ok_output as ok, random_bytes, write_big_file, Env};
 
 /// The well-known development account of Azurite (published in its documentation).
 const AZURITE_KEY: &str =
@@ -136,17 +136,6 @@ fn s3_cmd(env: &Env, repo: &str, cache: &str, args: &[&str]) -> Command {
     c.env("REPO_REPOSITORY", repo)
         .env("XDG_CACHE_HOME", env.path(cache));
     c
-}
-
-fn ok(mut c: Command) -> String {
-    let out = c.output().expect("run repo");
-    assert!(
-        out.status.success(),
-        "{c:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Files in a cache directory's object cache.

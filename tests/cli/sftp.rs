@@ -9,7 +9,7 @@ use repo::backend::conformance;
 use repo::backend::object::ObjectBackend;
 use repo::backend::target::{ObjectOptions, Target};
 
-use crate::common::{assert_same_tree, random_bytes, write_big_file, Env};
+use crate::common::{assert_same_tree, ok_output as ok, random_bytes, write_big_file, Env};
 
 struct Sftp {
     /// PATH with the configured `ssh` first.
@@ -70,17 +70,6 @@ fn sftp_cmd(env: &Env, s: &Sftp, repo: &str, args: &[&str]) -> Command {
     let mut c = env.cmd(args);
     c.env("PATH", &s.path).env("REPO_REPOSITORY", repo);
     c
-}
-
-fn ok(mut c: Command) -> String {
-    let out = c.output().expect("run repo");
-    assert!(
-        out.status.success(),
-        "{c:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
