@@ -260,33 +260,26 @@ impl Repository {
 
     /// Loads one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let path = snapshot_path(id);
-        if self.objects.enabled() {
-            let sealed = self
-                .objects
-                .get_or_fetch(&path, || self.backend.get(&path))?;
-            match Snapshot::open(&self.key, &sealed, id) {
-                Ok(s) => return Ok(s),
-                Err(_) => self.objects.forget(&path),
-            }
-        }
-        Snapshot::open(&self.key, &self.backend.get(&path)?, id)
+        self.load_sealed(&snapshot_path(id), |b| Snapshot::open(&self.key, b, id))
     }
 
-    /// Loads one oplog slice record (cached like snapshots for remote repositories).
+    /// Loads one oplog slice record.
     pub fn load_slice(&self, id: &crate::id::SliceId) -> Result<crate::oplog::slice::Slice> {
         use crate::oplog::slice::{slice_path, Slice};
-        let path = slice_path(id);
+        self.load_sealed(&slice_path(id), |b| Slice::open(&self.key, b, id))
+    }
+
+    /// Reads an immutable sealed object through the object cache (remote repositories); a
+    /// cached copy that does not open is dropped and read again from the repository.
+    fn load_sealed<T>(&self, path: &str, open: impl Fn(&[u8]) -> Result<T>) -> Result<T> {
         if self.objects.enabled() {
-            let sealed = self
-                .objects
-                .get_or_fetch(&path, || self.backend.get(&path))?;
-            match Slice::open(&self.key, &sealed, id) {
-                Ok(s) => return Ok(s),
-                Err(_) => self.objects.forget(&path),
+            let sealed = self.objects.get_or_fetch(path, || self.backend.get(path))?;
+            match open(&sealed) {
+                Ok(v) => return Ok(v),
+                Err(_) => self.objects.forget(path),
             }
         }
-        Slice::open(&self.key, &self.backend.get(&path)?, id)
+        open(&self.backend.get(path)?)
     }
 
     /// All snapshot ids in the repository.

@@ -3,7 +3,6 @@
 use crate::blob::BlobKind;
 use crate::error::Result;
 use crate::id::{BlobId, SliceId};
-use crate::oplog::slice::Slice;
 use crate::repository::Repository;
 
 use super::packs::Damaged;
@@ -25,11 +24,7 @@ pub(super) fn check_slices(
             continue;
         };
         report.slices += 1;
-        let slice = match repo
-            .backend()
-            .get(&o.path)
-            .and_then(|b| Slice::open(repo.key(), &b, &id))
-        {
+        let slice = match repo.load_slice(&id) {
             Ok(s) => s,
             Err(e) => {
                 report.push(
