@@ -423,7 +423,10 @@ fn follow_rides_out_a_server_restart_without_losing_entries() {
     env.init();
     let snap = env.json(&["snapshot", &p.uri, "--db=app"]);
     let base = cluster_time(&snap);
-    let f = follow(&env, &p.uri, "app");
+    // A short server selection timeout makes the outage an error `follow` must ride out;
+    // with the driver's default (30 s) an idle poll would just wait for the server.
+    let follow_uri = format!("{}&serverSelectionTimeoutMS=300", p.uri);
+    let f = follow(&env, &follow_uri, "app");
     insert(&p, 1..6);
     tick();
     // Down for a few seconds: follow warns and keeps what it read.
