@@ -138,26 +138,47 @@ impl ObjectBackend {
                 Operator::new(b).map_err(cfg)?
             }
             Target::Azure { container, prefix } => {
-                let account = env("AZURE_STORAGE_ACCOUNT").ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "{location}: set AZURE_STORAGE_ACCOUNT (and AZURE_STORAGE_KEY)"
-                    ))
-                })?;
-                let endpoint = o
-                    .endpoint
-                    .clone()
-                    .or_else(|| env("AZURE_STORAGE_ENDPOINT"))
-                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-                let mut b = opendal::services::Azblob::default()
-                    .container(container)
-                    .root(&root_of(prefix))
-                    .endpoint(&endpoint)
-                    .account_name(&account);
-                if let Some(k) = env("AZURE_STORAGE_KEY") {
-                    b = b.account_key(&k);
-                }
-                if let Some(t) = env("AZURE_STORAGE_SAS_TOKEN") {
-                    b = b.sas_token(&t);
+                let b = match env("AZURE_STORAGE_CONNECTION_STRING") {
+                    // The form Azure's own tools print (and `UseDevelopmentStorage=true`
+                    // for Azurite): account, key or SAS, and endpoint in one variable.
+                    Some(conn) => opendal::services::Azblob::from_connection_string(&conn)
+                        .map_err(|e| {
+                            Error::Invalid(format!(
+                                "{location}: AZURE_STORAGE_CONNECTION_STRING: {e}"
+                            ))
+                        })?,
+                    None => {
+                        // restic's variable names are accepted too, for users moving over.
+                        let account = env("AZURE_STORAGE_ACCOUNT")
+                            .or_else(|| env("AZURE_ACCOUNT_NAME"))
+                            .ok_or_else(|| {
+                                Error::Invalid(format!(
+                                    "{location}: set AZURE_STORAGE_ACCOUNT (and \
+                                     AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN), or \
+                                     AZURE_STORAGE_CONNECTION_STRING"
+                                ))
+                            })?;
+                        let endpoint = env("AZURE_STORAGE_ENDPOINT")
+                            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+                        let mut b = opendal::services::Azblob::default()
+                            .endpoint(&endpoint)
+                            .account_name(&account);
+                        if let Some(k) =
+                            env("AZURE_STORAGE_KEY").or_else(|| env("AZURE_ACCOUNT_KEY"))
+                        {
+                            b = b.account_key(&k);
+                        }
+                        if let Some(t) =
+                            env("AZURE_STORAGE_SAS_TOKEN").or_else(|| env("AZURE_ACCOUNT_SAS"))
+                        {
+                            b = b.sas_token(&t);
+                        }
+                        b
+                    }
+                };
+                let mut b = b.container(container).root(&root_of(prefix));
+                if let Some(e) = &o.endpoint {
+                    b = b.endpoint(e);
                 }
                 Operator::new(b).map_err(cfg)?
             }

@@ -129,6 +129,44 @@ fn wrong_credentials_fail_clearly() {
     );
 }
 
+#[test]
+fn azure_connection_string_alone_is_enough() {
+    let Some(ep) = endpoint("REPO_TEST_AZURE_ENDPOINT") else {
+        return;
+    };
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.bin"), random_bytes(300_000, 3)).unwrap();
+    let repo = format!("azure:repo-test/{}", unique("connstr"));
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint={ep};"
+    );
+    // No AZURE_STORAGE_ACCOUNT/KEY and no --endpoint: the connection string says it all.
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("REPO_REPOSITORY", &repo)
+            .env("AZURE_STORAGE_CONNECTION_STRING", &conn)
+            .env_remove("AZURE_STORAGE_ACCOUNT")
+            .env_remove("AZURE_STORAGE_KEY")
+            .env_remove("REPO_ENDPOINT");
+        ok(c)
+    };
+    run(&["init"]);
+    run(&["snapshot", src.to_str().unwrap()]);
+    let target = env.path("restored");
+    run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    // A malformed connection string is named in the error.
+    let mut c = env.cmd(&["snapshots"]);
+    c.env("REPO_REPOSITORY", &repo)
+        .env("AZURE_STORAGE_CONNECTION_STRING", "not a connection string");
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AZURE_STORAGE_CONNECTION_STRING"), "{err}");
+}
+
 /// Runs `repo` against an S3 repository.
 fn s3_cmd(env: &Env, repo: &str, cache: &str, args: &[&str]) -> Command {
     let mut c = env.cmd(args);
