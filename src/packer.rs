@@ -6,10 +6,15 @@
 //! unreferenced garbage that `prune` removes, never a dangling reference.
 //!
 //! The two halves can run on different threads ([`Packer::queued`]), so building the next
-//! pack overlaps with writing (and fsyncing, or uploading) the previous one.
+//! pack overlaps with writing (and fsyncing, or uploading) the previous ones; object stores
+//! take several pack uploads at once.
+
+use std::collections::VecDeque;
+use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
+use crate::backend::Backend;
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
@@ -140,9 +145,17 @@ impl<'r> Packer<'r> {
 /// Called with the packs of each segment once the local index lists them.
 type IndexedHook<'r> = Box<dyn FnMut(&[PackRecord]) + Send + 'r>;
 
+/// One pack upload running on its own thread; yields the pack's record once durable.
+type Upload = JoinHandle<Result<PackRecord>>;
+
 /// Stores finished packs durably and lists them in index segments.
+///
+/// Up to [`Backend::parallel_puts`](crate::backend::Backend::parallel_puts) packs are
+/// uploaded at once; a segment only ever lists packs whose upload has returned.
 pub struct PackStore<'r> {
     repo: &'r Repository,
+    uploads: VecDeque<Upload>,
+    parallel: usize,
     pending: Vec<PackRecord>,
     segments: u64,
     indexed: Option<IndexedHook<'r>>,
@@ -153,6 +166,8 @@ impl<'r> PackStore<'r> {
     pub fn new(repo: &'r Repository) -> Self {
         Self {
             repo,
+            uploads: VecDeque::new(),
+            parallel: repo.backend().parallel_puts().max(1),
             pending: Vec::new(),
             segments: 0,
             indexed: None,
@@ -165,14 +180,34 @@ impl<'r> PackStore<'r> {
         self
     }
 
-    /// Makes one pack durable; every few packs, writes their segment.
+    /// Starts making one pack durable (waiting for an earlier one when enough are in
+    /// flight); every few durable packs, writes their segment.
     pub fn store(&mut self, p: FinishedPack) -> Result<()> {
-        self.repo.backend().put(&pack_path(&p.id), &p.bytes)?;
-        self.pending.push(PackRecord {
-            id: p.id,
-            size: p.bytes.len() as u64,
-            entries: p.entries,
-        });
+        if self.parallel == 1 {
+            let record = upload(self.repo.backend(), p)?;
+            return self.stored(record);
+        }
+        while self.uploads.len() >= self.parallel {
+            self.wait_oldest()?;
+        }
+        let backend = self.repo.shared_backend();
+        self.uploads
+            .push_back(std::thread::spawn(move || upload(backend.as_ref(), p)));
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> Result<()> {
+        let Some(h) = self.uploads.pop_front() else {
+            return Ok(());
+        };
+        let record = h
+            .join()
+            .unwrap_or_else(|_| Err(Error::Invalid("pack upload thread panicked".into())))?;
+        self.stored(record)
+    }
+
+    fn stored(&mut self, record: PackRecord) -> Result<()> {
+        self.pending.push(record);
         if self.pending.len() >= PACKS_PER_SEGMENT {
             self.write_segment()?;
         }
@@ -196,10 +231,33 @@ impl<'r> PackStore<'r> {
         Ok(())
     }
 
-    /// Writes the last segment and makes the local index durable; returns segments written.
+    /// Waits for every upload, writes the last segment and makes the local index durable;
+    /// returns segments written.
     pub fn finish(mut self) -> Result<u64> {
+        while !self.uploads.is_empty() {
+            self.wait_oldest()?;
+        }
         self.write_segment()?;
         self.repo.index()?.flush()?;
         Ok(self.segments)
     }
+}
+
+impl Drop for PackStore<'_> {
+    /// On an error path, lets running uploads end before the caller reports and exits, so
+    /// none is cut off half-way (harmless for the repository, but untidy on SFTP).
+    fn drop(&mut self) {
+        for h in self.uploads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn upload(backend: &dyn Backend, p: FinishedPack) -> Result<PackRecord> {
+    backend.put(&pack_path(&p.id), &p.bytes)?;
+    Ok(PackRecord {
+        id: p.id,
+        size: p.bytes.len() as u64,
+        entries: p.entries,
+    })
 }

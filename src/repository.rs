@@ -111,6 +111,11 @@ impl Repository {
         self.backend.as_ref()
     }
 
+    /// The backend, for work that outlives a borrow of the repository (upload threads).
+    pub fn shared_backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.backend)
+    }
+
     /// The master key.
     pub fn key(&self) -> &MasterKey {
         &self.key

@@ -44,6 +44,10 @@ pub trait Backend: Send + Sync {
     fn is_remote(&self) -> bool {
         false
     }
+    /// How many pack uploads are worth running at once (latency-bound stores want several).
+    fn parallel_puts(&self) -> usize {
+        1
+    }
 }
 
 /// Refuses object paths that could escape a repository root (`..`, empty or absolute

@@ -120,16 +120,28 @@ impl ObjectBackend {
                 let mut b = opendal::services::Gcs::default()
                     .bucket(bucket)
                     .root(&root_of(prefix));
-                if let Some(e) = o.endpoint.clone().or_else(|| env("STORAGE_EMULATOR_HOST")) {
-                    b = b.endpoint(&e);
+                // Google's tools accept the emulator's address with or without a scheme.
+                let emulator = env("STORAGE_EMULATOR_HOST").map(|h| {
+                    if h.contains("://") {
+                        h
+                    } else {
+                        format!("http://{h}")
+                    }
+                });
+                if let Some(e) = o.endpoint.as_ref().or(emulator.as_ref()) {
+                    b = b.endpoint(e);
                 }
                 if let Some(c) = &o.storage_class {
                     b = b.default_storage_class(c);
                 }
-                if let Some(p) = env("GOOGLE_APPLICATION_CREDENTIALS") {
-                    b = b.credential_path(&p);
+                let credentials = env("GOOGLE_APPLICATION_CREDENTIALS");
+                if let Some(p) = &credentials {
+                    b = b.credential_path(p);
                 }
-                if o.no_ambient_credentials {
+                // Like Google's client libraries, talk to an emulator anonymously unless
+                // credentials are given (rather than asking a VM metadata server for a token).
+                let anonymous_emulator = emulator.is_some() && credentials.is_none();
+                if o.no_ambient_credentials || anonymous_emulator {
                     b = b
                         .disable_vm_metadata()
                         .disable_config_load()
@@ -318,6 +330,12 @@ impl Backend for ObjectBackend {
 
     fn is_remote(&self) -> bool {
         true
+    }
+
+    fn parallel_puts(&self) -> usize {
+        // Each pack already sends up to four parts at once; a few packs in flight keep the
+        // connections busy between one pack's last part and the next pack's first.
+        (self.connections / 2).clamp(1, 4)
     }
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {

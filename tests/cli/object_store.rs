@@ -129,27 +129,16 @@ fn wrong_credentials_fail_clearly() {
     );
 }
 
-#[test]
-fn azure_connection_string_alone_is_enough() {
-    let Some(ep) = endpoint("REPO_TEST_AZURE_ENDPOINT") else {
-        return;
-    };
+/// Init, snapshot and restore of a small tree with only the environment `vars` (none of
+/// the test defaults), as a user of that store would configure `repo`.
+fn round_trip_with_only(repo: &str, vars: &[(&str, &str)]) -> Env {
     let env = Env::new();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a.bin"), random_bytes(300_000, 3)).unwrap();
-    let repo = format!("azure:repo-test/{}", unique("connstr"));
-    let conn = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint={ep};"
-    );
-    // No AZURE_STORAGE_ACCOUNT/KEY and no --endpoint: the connection string says it all.
     let run = |args: &[&str]| {
         let mut c = env.cmd(args);
-        c.env("REPO_REPOSITORY", &repo)
-            .env("AZURE_STORAGE_CONNECTION_STRING", &conn)
-            .env_remove("AZURE_STORAGE_ACCOUNT")
-            .env_remove("AZURE_STORAGE_KEY")
-            .env_remove("REPO_ENDPOINT");
+        c.env("REPO_REPOSITORY", repo).envs(vars.iter().copied());
         ok(c)
     };
     run(&["init"]);
@@ -157,6 +146,19 @@ fn azure_connection_string_alone_is_enough() {
     let target = env.path("restored");
     run(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    env
+}
+
+#[test]
+fn azure_connection_string_alone_is_enough() {
+    let Some(ep) = endpoint("REPO_TEST_AZURE_ENDPOINT") else {
+        return;
+    };
+    let repo = format!("azure:repo-test/{}", unique("connstr"));
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint={ep};"
+    );
+    let env = round_trip_with_only(&repo, &[("AZURE_STORAGE_CONNECTION_STRING", &conn)]);
     // A malformed connection string is named in the error.
     let mut c = env.cmd(&["snapshots"]);
     c.env("REPO_REPOSITORY", &repo)
@@ -165,6 +167,17 @@ fn azure_connection_string_alone_is_enough() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("AZURE_STORAGE_CONNECTION_STRING"), "{err}");
+}
+
+#[test]
+fn gcs_emulator_host_alone_is_enough() {
+    let Some(ep) = endpoint("REPO_TEST_GCS_ENDPOINT") else {
+        return;
+    };
+    // The host:port form Google's tools take; no credentials, no REPO_* storage settings.
+    let host = ep.trim_start_matches("http://");
+    let repo = format!("gs:repo-test/{}", unique("emulator"));
+    round_trip_with_only(&repo, &[("STORAGE_EMULATOR_HOST", host)]);
 }
 
 /// Runs `repo` against an S3 repository.

@@ -197,7 +197,8 @@ pub fn run_with(
             s.spawn(move || seal_blobs(repo, &seal_rx, &sealed_tx));
         }
         drop((seal_rx, sealed_tx));
-        // A rendezvous channel: one pack is written while the next fills, no more (RSS).
+        // A rendezvous channel: the next pack fills while the store uploads (at most the
+        // backend's `parallel_puts`); no more packs wait in memory (RSS).
         let (pack_tx, pack_rx) = bounded(0);
         let packer = s.spawn(move || -> Result<PackerStats> {
             let mut packer = Packer::queued(repo, pack_tx).with_budget(budget);
