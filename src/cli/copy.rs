@@ -72,9 +72,10 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             println!("skipped {} (already in the destination)", &s[..8]);
         }
         println!(
-            "{} snapshot(s) copied, {} skipped; {} blobs, {} bytes added",
+            "{} snapshot(s) copied, {} skipped, {} oplog slice(s) copied; {} blobs, {} bytes added",
             report.copied.len(),
             report.skipped.len(),
+            report.oplog_slices_copied,
             report.blobs_added,
             report.bytes_added
         );

@@ -5,13 +5,17 @@
 //! every chunk is read and verified in the source, re-hashed with the destination's key,
 //! and sealed with the destination's key only when the destination does not have it;
 //! trees are rewritten with the new ids. Shared subtrees and chunks are translated once.
-//! Order as in a snapshot: packs and segments first, the snapshot object last.
+//! MongoDB oplog slices that can roll the copied snapshots forward come along (their
+//! chunks translated the same way), so point-in-time coverage survives the copy.
+//! Order as in a snapshot: packs and segments first, snapshot and slice objects last.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::blob::{self, BlobKind};
 use crate::error::Result;
-use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
+use crate::id::{BlobId, ChunkId, SliceId, SnapshotId, TreeId};
+use crate::oplog::coverage::snapshot_point;
+use crate::oplog::slice::{slice_path, Slice};
 use crate::packer::Packer;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
@@ -28,6 +32,8 @@ pub struct CopyReport {
     pub blobs_added: u64,
     /// Bytes of packs written to the destination.
     pub bytes_added: u64,
+    /// MongoDB oplog slices written to the destination.
+    pub oplog_slices_copied: usize,
 }
 
 /// Translates source ids into destination ids, storing what the destination lacks.
@@ -107,10 +113,22 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[Snapshot]) -> Result
         let root = copier.tree(s.tree)?;
         pending.push((s, root));
     }
+    let mut slices = slices_to_copy(src, dst, snapshots)?;
+    for slice in &mut slices {
+        for c in &mut slice.chunks {
+            *c = copier.chunk(*c)?;
+        }
+    }
     // Every pack and segment is durable before the first snapshot object names them.
     let stats = copier.packer.finish()?;
     report.blobs_added = stats.blobs;
     report.bytes_added = stats.pack_bytes;
+    for slice in &slices {
+        // The id is kept: it is random, and it makes a repeated copy skip the slice.
+        dst.backend()
+            .put(&slice_path(&slice.id), &slice.seal(dst.key()))?;
+    }
+    report.oplog_slices_copied = slices.len();
     for (s, root) in pending {
         let mut copy = s.clone();
         copy.id = SnapshotId::random();
@@ -120,4 +138,32 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[Snapshot]) -> Result
         report.copied.push((s.id.to_hex(), copy.id.to_hex()));
     }
     Ok(report)
+}
+
+/// The source's oplog slices that extend `snapshots` (same MongoDB server, ending after the
+/// oldest of those snapshots' cluster time) and that `dst` does not hold yet.
+fn slices_to_copy(
+    src: &Repository,
+    dst: &Repository,
+    snapshots: &[Snapshot],
+) -> Result<Vec<Slice>> {
+    let mut oldest: HashMap<&str, crate::snapshot::ClusterTime> = HashMap::new();
+    for (source, t) in snapshots.iter().filter_map(snapshot_point) {
+        let o = oldest.entry(source).or_insert(t);
+        *o = (*o).min(t);
+    }
+    if oldest.is_empty() {
+        return Ok(Vec::new());
+    }
+    let have: HashSet<SliceId> = dst
+        .backend()
+        .list("oplog/")?
+        .iter()
+        .filter_map(|o| o.path.rsplit('/').next()?.parse().ok())
+        .collect();
+    Ok(crate::oplog::load_slices(src)?
+        .into_iter()
+        .filter(|s| oldest.get(s.source.as_str()).is_some_and(|t| s.until > *t))
+        .filter(|s| !have.contains(&s.id))
+        .collect())
 }

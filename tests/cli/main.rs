@@ -13,6 +13,8 @@ mod maintenance;
 mod mongodb;
 #[cfg(feature = "mongo")]
 mod mongodb_pitr;
+#[cfg(feature = "mongo")]
+mod mongodb_pitr_copy;
 #[cfg(feature = "object-store")]
 mod object_store;
 mod restore_policy;

@@ -12,9 +12,9 @@ use crate::common::{mongo_server as server, unique_db, Env};
 
 /// A database's state: per collection (sorted), its documents' raw bytes in `_id` order
 /// and its index names.
-type State = Vec<(String, Vec<Vec<u8>>, Vec<String>)>;
+pub(crate) type State = Vec<(String, Vec<Vec<u8>>, Vec<String>)>;
 
-fn state(db: &Database) -> State {
+pub(crate) fn state(db: &Database) -> State {
     let mut names = db.list_collection_names().run().unwrap();
     names.sort();
     names
@@ -39,7 +39,7 @@ fn state(db: &Database) -> State {
         .collect()
 }
 
-fn follow(env: &Env, uri: &str, db: &str) -> Child {
+pub(crate) fn follow(env: &Env, uri: &str, db: &str) -> Child {
     env.cmd(&[
         "mongodb",
         "follow",
@@ -60,7 +60,7 @@ fn follow(env: &Env, uri: &str, db: &str) -> Child {
 }
 
 /// Stops `follow` with SIGTERM (it seals what it read) and returns the sealed slices.
-fn stop(child: Child) -> Vec<serde_json::Value> {
+pub(crate) fn stop(child: Child) -> Vec<serde_json::Value> {
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -83,7 +83,7 @@ fn slices(stdout: &[u8]) -> Vec<serde_json::Value> {
 }
 
 /// Waits past the current second so the next step happens at a later oplog second.
-fn tick() {
+pub(crate) fn tick() {
     std::thread::sleep(Duration::from_millis(1100));
 }
 
