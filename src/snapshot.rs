@@ -108,6 +108,28 @@ pub struct MongoRecord {
     pub consistency: String,
     /// Collections and views saved.
     pub collections: u64,
+    /// What was asked for (absent in snapshots written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<MongoScope>,
+}
+
+/// The selection a MongoDB snapshot was taken with: whole databases and single collections;
+/// both empty means the whole server (every database but admin, local and config).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MongoScope {
+    /// Databases saved whole (`--db`).
+    #[serde(default)]
+    pub dbs: Vec<String>,
+    /// Single collections as `db.coll` (`--collection`).
+    #[serde(default)]
+    pub collections: Vec<String>,
+}
+
+impl MongoScope {
+    /// Whether the snapshot asked for the whole server.
+    pub fn whole_server(&self) -> bool {
+        self.dbs.is_empty() && self.collections.is_empty()
+    }
 }
 
 /// A MongoDB cluster time (BSON timestamp).

@@ -80,11 +80,17 @@ pub struct ReplayStats {
     pub last: Option<ClusterTime>,
 }
 
-/// Which namespaces are replayed, and under which names.
+/// Which namespaces are replayed, and under which names: those the snapshot holds, and
+/// those created later where the snapshot held everything (its databases, or the server).
 pub struct Selection {
-    /// Databases the restored snapshot holds.
-    pub dbs: HashSet<String>,
-    /// `--ns` globs (empty: everything in `dbs`).
+    /// Namespaces the restored snapshot holds.
+    pub saved: HashSet<String>,
+    /// Databases it holds whole: collections created in them later are replayed too.
+    pub whole_dbs: HashSet<String>,
+    /// It holds the whole server and the slices every database: databases created later
+    /// are replayed too.
+    pub all_dbs: bool,
+    /// `--ns` globs (empty: all of the above).
     pub globs: Vec<globset::GlobMatcher>,
     /// `--ns-rename` rules.
     pub renames: Vec<String>,
@@ -93,8 +99,10 @@ pub struct Selection {
 impl Selection {
     fn wants(&self, ns: &str) -> bool {
         let db = ns.split('.').next().unwrap_or("");
-        self.dbs.contains(db)
-            && (self.globs.is_empty() || self.globs.iter().any(|g| g.is_match(ns)))
+        let held = self.saved.contains(ns)
+            || self.whole_dbs.contains(db)
+            || (self.all_dbs && !["", "admin", "local", "config"].contains(&db));
+        held && (self.globs.is_empty() || self.globs.iter().any(|g| g.is_match(ns)))
     }
 
     fn target(&self, ns: &str) -> Result<(String, String)> {

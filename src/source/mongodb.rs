@@ -279,6 +279,7 @@ impl MongoSource {
 pub struct MongoBackup {
     source: std::sync::Arc<MongoSource>,
     plan: Vec<CollectionPlan>,
+    scope: crate::snapshot::MongoScope,
 }
 
 impl MongoBackup {
@@ -290,6 +291,10 @@ impl MongoBackup {
         Ok(Self {
             source: std::sync::Arc::new(source),
             plan,
+            scope: crate::snapshot::MongoScope {
+                dbs: sel.dbs.clone(),
+                collections: sel.collections.clone(),
+            },
         })
     }
 
@@ -310,6 +315,7 @@ impl MongoBackup {
                 "per-collection".into()
             },
             collections: self.plan.len() as u64,
+            scope: Some(self.scope.clone()),
         }
     }
 

@@ -15,6 +15,8 @@ mod mongodb;
 mod mongodb_pitr;
 #[cfg(feature = "mongo")]
 mod mongodb_pitr_copy;
+#[cfg(feature = "mongo")]
+mod mongodb_pitr_scope;
 #[cfg(feature = "object-store")]
 mod object_store;
 mod restore_policy;

@@ -334,9 +334,9 @@ fn restore_at_any_second_between_steps_with_follow_restarted() {
 
 /// A private server whose oplog keeps only `entries` entries; restartable on its port
 /// and data.
-struct Private {
+pub(crate) struct Private {
     child: Child,
-    uri: String,
+    pub(crate) uri: String,
     bin: String,
     port: u16,
     entries: u32,
@@ -384,7 +384,7 @@ impl Private {
     }
 }
 
-fn private_server(entries: u32) -> Option<Private> {
+pub(crate) fn private_server(entries: u32) -> Option<Private> {
     let Ok(bin) = std::env::var("REPO_TEST_SECANTUSD") else {
         eprintln!("SKIPPED: REPO_TEST_SECANTUSD is not set (scripts/test sets it)");
         return None;
@@ -601,7 +601,9 @@ fn entries_replay_cannot_reproduce_stop_with_a_clear_message() {
         .run()
         .unwrap();
     let sel = Selection {
-        dbs: [name.clone()].into_iter().collect(),
+        saved: Default::default(),
+        whole_dbs: [name.clone()].into_iter().collect(),
+        all_dbs: false,
         globs: Vec::new(),
         renames: Vec::new(),
     };

@@ -51,7 +51,7 @@ pub fn plan_at(
         return Ok(None);
     }
     let cut = exact.map_or_else(|| Cut::at(at), Cut::exact);
-    let dbs: HashSet<String> = snap_dbs(repo, snap)?;
+    let dbs = held(repo, snap)?.dbs();
     // Slices that captured every database this snapshot holds.
     let usable: Vec<&Slice> = slices
         .iter()
@@ -109,12 +109,58 @@ pub fn plan_at(
     )))
 }
 
-/// Databases a snapshot holds collections of.
-fn snap_dbs(repo: &Repository, snap: &Snapshot) -> Result<HashSet<String>> {
-    Ok(super::mongo::saved(repo, snap)?
-        .into_iter()
-        .map(|s| s.db)
-        .collect())
+/// What a snapshot holds, as far as a roll-forward is concerned.
+struct Held {
+    /// Namespaces saved.
+    saved: HashSet<String>,
+    /// Databases saved whole (the `--db` scope; for the whole server, those it had).
+    whole_dbs: HashSet<String>,
+    /// Taken of the whole server.
+    whole_server: bool,
+}
+
+impl Held {
+    /// Databases whose oplog entries a roll-forward needs.
+    fn dbs(&self) -> HashSet<String> {
+        let mut dbs = self.whole_dbs.clone();
+        dbs.extend(
+            self.saved
+                .iter()
+                .filter_map(|ns| Some(ns.split_once('.')?.0.to_string())),
+        );
+        dbs
+    }
+}
+
+fn held(repo: &Repository, snap: &Snapshot) -> Result<Held> {
+    let saved: HashSet<String> = super::mongo::saved(repo, snap)?
+        .iter()
+        .map(|s| {
+            format!(
+                "{}.{}",
+                s.db,
+                s.meta.get_str("collectionName").unwrap_or_default()
+            )
+        })
+        .collect();
+    let saved_dbs = || {
+        saved
+            .iter()
+            .filter_map(|ns| Some(ns.split_once('.')?.0.to_string()))
+            .collect()
+    };
+    let scope = snap.mongodb.as_ref().and_then(|m| m.scope.as_ref());
+    let (whole_dbs, whole_server) = match scope {
+        // Snapshots from before the scope was recorded: their databases, as then.
+        None => (saved_dbs(), false),
+        Some(s) if s.whole_server() => (saved_dbs(), true),
+        Some(s) => (s.dbs.iter().cloned().collect(), false),
+    };
+    Ok(Held {
+        saved,
+        whole_dbs,
+        whole_server,
+    })
 }
 
 /// Replays the planned slices into `uri`, for the namespaces `globs` select, renamed.
@@ -126,22 +172,16 @@ pub fn roll_forward(
     namespaces: &[String],
     renames: &[String],
 ) -> Result<ReplayStats> {
-    let saved = super::mongo::saved(repo, snap)?;
+    let held = held(repo, snap)?;
     let sel = Selection {
-        dbs: saved.iter().map(|s| s.db.clone()).collect(),
+        saved: held.saved.clone(),
+        whole_dbs: held.whole_dbs,
+        // New databases are in the oplog only where `follow` captured every database.
+        all_dbs: held.whole_server && rf.parts.iter().all(|(s, _, _)| s.dbs.is_empty()),
         globs: ns_matchers(namespaces)?,
         renames: renames.to_vec(),
     };
-    let known: HashSet<String> = saved
-        .iter()
-        .map(|s| {
-            format!(
-                "{}.{}",
-                s.db,
-                s.meta.get_str("collectionName").unwrap_or_default()
-            )
-        })
-        .collect();
+    let known = held.saved;
     let client = connect(uri)?;
     let mut replayer = Replayer::new(&client, &sel, known);
     for (slice, from, to) in &rf.parts {

@@ -1,0 +1,115 @@
+//! What a roll-forward restores follows what the snapshot was taken of: the whole server
+//! (databases created later too), whole databases (collections created later too), or
+//! single collections (only those).
+
+use std::process::{Child, Stdio};
+
+use mongodb::bson::{doc, Document};
+use mongodb::sync::Client;
+use mongodb::IndexModel;
+
+use crate::common::Env;
+use crate::mongodb_pitr::{private_server, state, stop, tick};
+
+/// `follow` of every database.
+fn follow_all(env: &Env, uri: &str) -> Child {
+    env.cmd(&[
+        "mongodb",
+        "follow",
+        "--mongodb-uri",
+        uri,
+        "--seal-interval",
+        "1s",
+        "--poll",
+        "200ms",
+        "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start follow")
+}
+
+#[test]
+fn new_databases_and_collections_are_replayed_within_the_snapshots_scope() {
+    // A server of its own: a whole-server snapshot must not see other tests' databases.
+    let Some(p) = private_server(100_000) else {
+        return;
+    };
+    let client = Client::with_uri_str(&p.uri).unwrap();
+    let app = client.database("app");
+    let c = app.collection::<Document>("c");
+    let d = app.collection::<Document>("d");
+    c.insert_many((0..5).map(|i| doc! {"_id": i, "v": 0}))
+        .run()
+        .unwrap();
+    d.insert_one(doc! {"_id": 1, "v": 0}).run().unwrap();
+    let env = Env::new();
+    env.init();
+
+    // Whole server: a database created after the snapshot is part of the moment.
+    env.json(&["snapshot", &p.uri]);
+    let f = follow_all(&env, &p.uri);
+    let fresh = client.database("fresh");
+    let x = fresh.collection::<Document>("x");
+    x.insert_many((0..3).map(|i| doc! {"_id": i, "v": i}))
+        .run()
+        .unwrap();
+    x.create_index(IndexModel::builder().keys(doc! {"v": 1}).build())
+        .run()
+        .unwrap();
+    c.delete_one(doc! {"_id": 0}).run().unwrap();
+    tick();
+    let (want_app, want_fresh) = (state(&app), state(&fresh));
+    let at = chrono::Utc::now().to_rfc3339();
+    tick();
+    fresh.drop().run().unwrap();
+    c.insert_one(doc! {"_id": 50}).run().unwrap();
+    tick();
+    assert!(!stop(f).is_empty());
+    env.json(&[
+        "restore",
+        "--at",
+        &at,
+        "--mongodb-uri",
+        &p.uri,
+        "--ns-rename",
+        "app.*:r_app.*",
+        "--ns-rename",
+        "fresh.*:r_fresh.*",
+    ]);
+    assert!(state(&client.database("r_app")) == want_app);
+    let got_fresh = state(&client.database("r_fresh"));
+    assert_eq!(got_fresh.len(), 1, "{got_fresh:?}");
+    assert!(got_fresh == want_fresh);
+
+    // One collection: the others of its database, old or new, are not replayed (an update
+    // of `d`, which the snapshot lacks, must not stop the restore).
+    env.json(&["snapshot", &p.uri, "--collection=app.c"]);
+    d.update_one(doc! {"_id": 1}, doc! {"$set": {"v": 1}})
+        .run()
+        .unwrap();
+    c.insert_one(doc! {"_id": 60}).run().unwrap();
+    app.collection::<Document>("e")
+        .insert_one(doc! {"_id": 1})
+        .run()
+        .unwrap();
+    tick();
+    let want_c = state(&app)
+        .into_iter()
+        .filter(|(name, _, _)| name == "c")
+        .collect::<Vec<_>>();
+    let at = chrono::Utc::now().to_rfc3339();
+    tick();
+    env.ok(&["mongodb", "follow", "--mongodb-uri", &p.uri, "--once"]);
+    env.json(&[
+        "restore",
+        "--at",
+        &at,
+        "--mongodb-uri",
+        &p.uri,
+        "--ns-rename",
+        "app.*:r2.*",
+    ]);
+    assert!(state(&client.database("r2")) == want_c);
+}
