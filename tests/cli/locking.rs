@@ -8,8 +8,14 @@ use std::time::{Duration, Instant};
 
 use crate::common::{assert_same_tree, random_bytes, Env};
 
+/// Lock objects in a local repository; a lock still being written (a `.tmp-` file, not
+/// yet renamed into place) is not one yet.
 fn lock_count(repo: &Path) -> usize {
-    fs::read_dir(repo.join("locks")).map_or(0, |d| d.count())
+    fs::read_dir(repo.join("locks")).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count()
+    })
 }
 
 /// Starts a snapshot that pauses (holding its lock) just before it commits.
