@@ -48,6 +48,24 @@ pub trait Backend: Send + Sync {
     fn parallel_puts(&self) -> usize {
         1
     }
+    /// How many reads are worth running at once; 0: one per CPU is enough (local disks).
+    fn parallel_gets(&self) -> usize {
+        0
+    }
+}
+
+/// Runs `work` (which reads through `backend` on rayon threads) with at least as many
+/// threads as the backend takes reads at once: waiting on a network is not CPU work.
+pub fn with_read_threads<R: Send>(backend: &dyn Backend, work: impl FnOnce() -> R + Send) -> R {
+    let want = backend.parallel_gets();
+    if want <= rayon::current_num_threads() {
+        return work();
+    }
+    match rayon::ThreadPoolBuilder::new().num_threads(want).build() {
+        Ok(pool) => pool.install(work),
+        // Not enough threads is slower, never wrong.
+        Err(_) => work(),
+    }
 }
 
 /// Refuses object paths that could escape a repository root (`..`, empty or absolute

@@ -332,6 +332,10 @@ impl Backend for ObjectBackend {
         true
     }
 
+    fn parallel_gets(&self) -> usize {
+        self.connections
+    }
+
     fn parallel_puts(&self) -> usize {
         // Each pack already sends up to four parts at once; a few packs in flight keep the
         // connections busy between one pack's last part and the next pack's first.

@@ -98,29 +98,31 @@ pub(super) fn check_packs(
 
     let mut packs: Vec<(&PackId, &u64)> = index.packs.iter().collect();
     packs.sort();
-    let results: Vec<PackResult> = packs
-        .par_iter()
-        .map(|(id, size)| {
-            let blobs = by_pack.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let r = check_one(repo, id, **size, present.get(id).copied(), blobs, read_data);
-            progress.done(1, **size);
-            let read = if read_data { **size } else { 0 };
-            match r {
-                Ok(bad) => PackResult {
-                    pack: **id,
-                    bad,
-                    whole: None,
-                    read,
-                },
-                Err(whole) => PackResult {
-                    pack: **id,
-                    bad: blobs.iter().map(|b| (b.1, whole.clone())).collect(),
-                    whole: Some(whole),
-                    read,
-                },
-            }
-        })
-        .collect();
+    let results: Vec<PackResult> = crate::backend::with_read_threads(repo.backend(), || {
+        packs
+            .par_iter()
+            .map(|(id, size)| {
+                let blobs = by_pack.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                let r = check_one(repo, id, **size, present.get(id).copied(), blobs, read_data);
+                progress.done(1, **size);
+                let read = if read_data { **size } else { 0 };
+                match r {
+                    Ok(bad) => PackResult {
+                        pack: **id,
+                        bad,
+                        whole: None,
+                        read,
+                    },
+                    Err(whole) => PackResult {
+                        pack: **id,
+                        bad: blobs.iter().map(|b| (b.1, whole.clone())).collect(),
+                        whole: Some(whole),
+                        read,
+                    },
+                }
+            })
+            .collect()
+    });
     let mut damaged = Damaged::new();
     for PackResult {
         pack,

@@ -122,8 +122,10 @@ pub(super) fn restore_files(
     }
     uses.sort_by_key(|u| (u.loc.pack, u.loc.offset, u.file, u.at));
     let packs: Vec<&[Use]> = uses.chunk_by(|a, b| a.loc.pack == b.loc.pack).collect();
-    packs.par_iter().for_each(|uses| {
-        restore_pack(repo, target, uses, jobs, &state, progress, fail);
+    crate::backend::with_read_threads(repo.backend(), || {
+        packs.par_iter().for_each(|uses| {
+            restore_pack(repo, target, uses, jobs, &state, progress, fail);
+        });
     });
     state.iter().map(|s| !s.failed.load(Relaxed)).collect()
 }
