@@ -17,6 +17,7 @@ pub mod blob;
 pub mod chunk;
 pub mod compress;
 pub mod config;
+pub mod copy_map;
 pub mod crypto;
 pub mod error;
 pub mod failpoint;

@@ -62,6 +62,9 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             .collect::<repo::Result<Vec<_>>>()?
     };
     let report = repo::ops::copy::run(&src, &dst, &snaps)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if g.json {
         print_json(&report)?;
     } else {

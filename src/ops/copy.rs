@@ -4,7 +4,9 @@
 //! Blob ids are keyed per repository, so the same bytes have different ids in the two:
 //! every chunk is read and verified in the source, re-hashed with the destination's key,
 //! and sealed with the destination's key only when the destination does not have it;
-//! trees are rewritten with the new ids. Shared subtrees and chunks are translated once.
+//! trees are rewritten with the new ids. Shared subtrees and chunks are translated once,
+//! and chunk translations are remembered across runs ([`ChunkMap`]), so a repeated copy
+//! reads only chunks the destination does not hold yet.
 //! MongoDB oplog slices that can roll the copied snapshots forward come along (their
 //! chunks translated the same way), so point-in-time coverage survives the copy.
 //! Order as in a snapshot: packs and segments first, snapshot and slice objects last.
@@ -12,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::blob::{self, BlobKind};
+use crate::copy_map::ChunkMap;
 use crate::error::Result;
 use crate::id::{BlobId, ChunkId, SliceId, SnapshotId, TreeId};
 use crate::oplog::coverage::snapshot_point;
@@ -34,6 +37,10 @@ pub struct CopyReport {
     pub bytes_added: u64,
     /// MongoDB oplog slices written to the destination.
     pub oplog_slices_copied: usize,
+    /// Chunks read from the source (those the destination was known to hold are not).
+    pub chunks_read: u64,
+    /// Problems that did not stop the copy (e.g. the translation cache not saved).
+    pub warnings: Vec<String>,
 }
 
 /// Translates source ids into destination ids, storing what the destination lacks.
@@ -43,6 +50,9 @@ struct Copier<'a> {
     packer: Packer<'a>,
     chunks: HashMap<ChunkId, ChunkId>,
     trees: HashMap<TreeId, TreeId>,
+    /// Translations of earlier copies, so chunks the destination holds are not read.
+    earlier: ChunkMap,
+    chunks_read: u64,
 }
 
 impl Copier<'_> {
@@ -58,10 +68,23 @@ impl Copier<'_> {
         if let Some(done) = self.chunks.get(&id) {
             return Ok(*done);
         }
+        if let Some(new) = self.earlier.get(&id) {
+            // Trusted only while the destination's index says the chunk is there.
+            if self
+                .dst
+                .index()?
+                .contains(BlobKind::Data, &BlobId::from(new))?
+            {
+                self.chunks.insert(id, new);
+                return Ok(new);
+            }
+        }
         let data = self.src.read_blob(BlobKind::Data, &BlobId::from(id))?;
+        self.chunks_read += 1;
         let new = self.dst.hasher().chunk_id(&data);
         self.store(BlobKind::Data, BlobId::from(new), &data)?;
         self.chunks.insert(id, new);
+        self.earlier.note(id, new);
         Ok(new)
     }
 
@@ -103,6 +126,8 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[Snapshot]) -> Result
         packer: Packer::new(dst),
         chunks: HashMap::new(),
         trees: HashMap::new(),
+        earlier: ChunkMap::load(dst.cache_dir(), &src.config().id),
+        chunks_read: 0,
     };
     let mut pending = Vec::new();
     for s in snapshots {
@@ -123,6 +148,12 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[Snapshot]) -> Result
     let stats = copier.packer.finish()?;
     report.blobs_added = stats.blobs;
     report.bytes_added = stats.pack_bytes;
+    report.chunks_read = copier.chunks_read;
+    // Only now are the new chunks durable in the destination. A cache that cannot be
+    // written costs the next copy reads, not correctness.
+    if let Err(e) = copier.earlier.save() {
+        report.warnings.push(e.to_string());
+    }
     for slice in &slices {
         // The id is kept: it is random, and it makes a repeated copy skip the slice.
         dst.backend()

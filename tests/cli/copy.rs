@@ -54,6 +54,17 @@ fn copy_moves_only_missing_data_and_skips_copied_snapshots() {
     assert_eq!(again["skipped"].as_array().unwrap().len(), 2, "{again}");
     assert_eq!(again["blobs_added"], 0);
 
+    // A new snapshot with one small change: only its new chunks are read from the source
+    // (the destination's cache remembers where the others went).
+    assert!(first["chunks_read"].as_u64().unwrap() > 20, "{first}");
+    std::fs::write(data.join("d/f7"), b"edited").unwrap();
+    ok(src(&["snapshot", d]));
+    let mut c = env.cmd(&["copy", "--from", src_repo, "--json"]);
+    c.env("REPO_FROM_PASSWORD", "source password");
+    let third: serde_json::Value = serde_json::from_str(&ok(c)).unwrap();
+    assert_eq!(third["copied"].as_array().unwrap().len(), 1, "{third}");
+    assert!(third["chunks_read"].as_u64().unwrap() <= 2, "{third}");
+
     env.ok(&["check", "--read-data"]);
     let target = env.path("restored");
     env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
