@@ -40,23 +40,32 @@ pub(crate) fn state(db: &Database) -> State {
 }
 
 pub(crate) fn follow(env: &Env, uri: &str, db: &str) -> Child {
-    env.cmd(&[
+    spawn_follow(env, uri, &["--db", db])
+}
+
+/// `follow` of every database.
+pub(crate) fn follow_all(env: &Env, uri: &str) -> Child {
+    spawn_follow(env, uri, &[])
+}
+
+fn spawn_follow(env: &Env, uri: &str, extra: &[&str]) -> Child {
+    let mut args = vec![
         "mongodb",
         "follow",
         "--mongodb-uri",
         uri,
-        "--db",
-        db,
         "--seal-interval",
         "1s",
         "--poll",
         "200ms",
         "--json",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start follow")
+    ];
+    args.extend_from_slice(extra);
+    env.cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start follow")
 }
 
 /// Stops `follow` with SIGTERM (it seals what it read) and returns the sealed slices.

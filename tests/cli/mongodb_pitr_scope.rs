@@ -2,33 +2,12 @@
 //! (databases created later too), whole databases (collections created later too), or
 //! single collections (only those).
 
-use std::process::{Child, Stdio};
-
 use mongodb::bson::{doc, Document};
 use mongodb::sync::Client;
 use mongodb::IndexModel;
 
 use crate::common::Env;
-use crate::mongodb_pitr::{private_server, state, stop, tick};
-
-/// `follow` of every database.
-fn follow_all(env: &Env, uri: &str) -> Child {
-    env.cmd(&[
-        "mongodb",
-        "follow",
-        "--mongodb-uri",
-        uri,
-        "--seal-interval",
-        "1s",
-        "--poll",
-        "200ms",
-        "--json",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start follow")
-}
+use crate::mongodb_pitr::{follow_all, private_server, state, stop, tick};
 
 #[test]
 fn new_databases_and_collections_are_replayed_within_the_snapshots_scope() {
