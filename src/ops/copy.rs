@@ -15,10 +15,13 @@ use std::collections::{HashMap, HashSet};
 
 use crate::blob::{self, BlobKind};
 use crate::copy_map::ChunkMap;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{BlobId, ChunkId, SliceId, SnapshotId, TreeId};
+use crate::index::BlobLocation;
 use crate::oplog::coverage::snapshot_point;
 use crate::oplog::slice::{slice_path, Slice};
+use crate::pack::pack_path;
+use crate::pack::runs::{read_runs, span};
 use crate::packer::Packer;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
@@ -39,6 +42,8 @@ pub struct CopyReport {
     pub oplog_slices_copied: usize,
     /// Chunks read from the source (those the destination was known to hold are not).
     pub chunks_read: u64,
+    /// Range requests those reads took (nearby chunks of a pack share one).
+    pub source_requests: u64,
     /// Problems that did not stop the copy (e.g. the translation cache not saved).
     pub warnings: Vec<String>,
 }
@@ -53,6 +58,7 @@ struct Copier<'a> {
     /// Translations of earlier copies, so chunks the destination holds are not read.
     earlier: ChunkMap,
     chunks_read: u64,
+    source_requests: u64,
 }
 
 impl Copier<'_> {
@@ -64,28 +70,103 @@ impl Copier<'_> {
         self.packer.add(kind, id, &sealed, data.len() as u32)
     }
 
+    /// The destination id of a chunk; [`Copier::prefetch`] has normally translated it.
     fn chunk(&mut self, id: ChunkId) -> Result<ChunkId> {
-        if let Some(done) = self.chunks.get(&id) {
-            return Ok(*done);
+        if self.needs_read(id)? {
+            self.source_requests += 1;
+            let data = self.src.read_blob(BlobKind::Data, &BlobId::from(id))?;
+            return self.translate(id, &data);
+        }
+        self.chunks
+            .get(&id)
+            .copied()
+            .ok_or_else(|| Error::Invalid(format!("chunk {} was not translated", id.short())))
+    }
+
+    /// Stores a chunk read from the source under its destination id.
+    fn translate(&mut self, id: ChunkId, data: &[u8]) -> Result<ChunkId> {
+        self.chunks_read += 1;
+        let new = self.dst.hasher().chunk_id(data);
+        self.store(BlobKind::Data, BlobId::from(new), data)?;
+        self.chunks.insert(id, new);
+        self.earlier.note(id, new);
+        Ok(new)
+    }
+
+    /// Whether `id` needs reading: not translated in this run, nor known to be held by
+    /// the destination from an earlier one.
+    fn needs_read(&mut self, id: ChunkId) -> Result<bool> {
+        if self.chunks.contains_key(&id) {
+            return Ok(false);
         }
         if let Some(new) = self.earlier.get(&id) {
-            // Trusted only while the destination's index says the chunk is there.
             if self
                 .dst
                 .index()?
                 .contains(BlobKind::Data, &BlobId::from(new))?
             {
                 self.chunks.insert(id, new);
-                return Ok(new);
+                return Ok(false);
             }
         }
-        let data = self.src.read_blob(BlobKind::Data, &BlobId::from(id))?;
-        self.chunks_read += 1;
-        let new = self.dst.hasher().chunk_id(&data);
-        self.store(BlobKind::Data, BlobId::from(new), &data)?;
-        self.chunks.insert(id, new);
-        self.earlier.note(id, new);
-        Ok(new)
+        Ok(true)
+    }
+
+    /// Reads every chunk under `roots` and in `extra` that needs reading, pack by pack
+    /// with coalesced range reads (one request per run of nearby blobs, as restore does),
+    /// and translates it; the tree pass then finds them all translated.
+    fn prefetch(&mut self, roots: &[TreeId], extra: &[ChunkId]) -> Result<()> {
+        let mut wanted: Vec<ChunkId> = extra.to_vec();
+        let mut trees: Vec<TreeId> = roots.to_vec();
+        let mut seen_trees: HashSet<TreeId> = HashSet::new();
+        while let Some(t) = trees.pop() {
+            if !seen_trees.insert(t) || self.trees.contains_key(&t) {
+                continue;
+            }
+            for node in self.src.load_tree(&t)?.nodes {
+                wanted.extend(node.content);
+                trees.extend(node.subtree);
+            }
+        }
+        let index = self.src.index()?;
+        let mut need: Vec<(ChunkId, BlobLocation)> = Vec::new();
+        let mut queued: HashSet<ChunkId> = HashSet::new();
+        for id in wanted {
+            if !queued.insert(id) || !self.needs_read(id)? {
+                continue;
+            }
+            let loc = index
+                .lookup(BlobKind::Data, &BlobId::from(id))?
+                .ok_or_else(|| {
+                    Error::Missing(format!("data blob {} (not in the index)", id.short()))
+                })?;
+            need.push((id, loc));
+        }
+        need.sort_by_key(|(_, l)| (l.pack, l.offset));
+        for pack in need.chunk_by(|a, b| a.1.pack == b.1.pack) {
+            for run in read_runs(pack, |(_, l)| l) {
+                let (start, len) = span(run, |(_, l)| l);
+                self.source_requests += 1;
+                let bytes = self
+                    .src
+                    .backend()
+                    .get_range(&pack_path(&run[0].1.pack), start, len)?;
+                for (id, loc) in run {
+                    let from = (loc.offset - start) as usize;
+                    let sealed = bytes.get(from..from + loc.length as usize).ok_or_else(|| {
+                        Error::corrupt(
+                            format!("pack {}", loc.pack.short()),
+                            "range read came back short",
+                        )
+                    })?;
+                    let data =
+                        self.src
+                            .open_blob(BlobKind::Data, &BlobId::from(*id), sealed, loc)?;
+                    self.translate(*id, &data)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn tree(&mut self, id: TreeId) -> Result<TreeId> {
@@ -128,17 +209,20 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[Snapshot]) -> Result
         trees: HashMap::new(),
         earlier: ChunkMap::load(dst.cache_dir(), &src.config().id),
         chunks_read: 0,
+        source_requests: 0,
     };
+    let (skipped, to_copy): (Vec<&Snapshot>, Vec<&Snapshot>) =
+        snapshots.iter().partition(|s| has_copy(&existing, s));
+    report.skipped = skipped.iter().map(|s| s.id.to_hex()).collect();
+    let mut slices = slices_to_copy(src, dst, snapshots)?;
+    let roots: Vec<TreeId> = to_copy.iter().map(|s| s.tree).collect();
+    let slice_chunks: Vec<ChunkId> = slices.iter().flat_map(|s| s.chunks.clone()).collect();
+    copier.prefetch(&roots, &slice_chunks)?;
     let mut pending = Vec::new();
-    for s in snapshots {
-        if has_copy(&existing, s) {
-            report.skipped.push(s.id.to_hex());
-            continue;
-        }
+    for s in to_copy {
         let root = copier.tree(s.tree)?;
         pending.push((s, root));
     }
-    let mut slices = slices_to_copy(src, dst, snapshots)?;
     for slice in &mut slices {
         for c in &mut slice.chunks {
             *c = copier.chunk(*c)?;
@@ -149,6 +233,7 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[Snapshot]) -> Result
     report.blobs_added = stats.blobs;
     report.bytes_added = stats.pack_bytes;
     report.chunks_read = copier.chunks_read;
+    report.source_requests = copier.source_requests;
     // Only now are the new chunks durable in the destination. A cache that cannot be
     // written costs the next copy reads, not correctness.
     if let Err(e) = copier.earlier.save() {

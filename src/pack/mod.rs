@@ -4,6 +4,7 @@
 //! The trailer lists every blob, so the index can always be rebuilt from packs alone.
 
 pub mod reader;
+pub mod runs;
 pub mod writer;
 
 use crate::blob::BlobKind;

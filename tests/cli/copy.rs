@@ -57,6 +57,11 @@ fn copy_moves_only_missing_data_and_skips_copied_snapshots() {
     // A new snapshot with one small change: only its new chunks are read from the source
     // (the destination's cache remembers where the others went).
     assert!(first["chunks_read"].as_u64().unwrap() > 20, "{first}");
+    // Read pack by pack: the small files' chunks, side by side in packs, share requests.
+    assert!(
+        first["source_requests"].as_u64().unwrap() * 4 < first["chunks_read"].as_u64().unwrap(),
+        "{first}"
+    );
     std::fs::write(data.join("d/f7"), b"edited").unwrap();
     ok(src(&["snapshot", d]));
     let mut c = env.cmd(&["copy", "--from", src_repo, "--json"]);

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::index::BlobLocation;
 use crate::pack::pack_path;
+use crate::pack::runs::{read_runs, span};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::tree::Node;
@@ -28,12 +29,6 @@ use super::PlanItem;
 
 /// Granularity of hole detection when writing: zero blocks this size stay unwritten.
 const SPARSE_BLOCK: usize = 64 << 10;
-
-/// Blobs closer than this in a pack are fetched in one read (the gap is read and dropped).
-const MAX_READ_GAP: u64 = 1 << 20;
-
-/// Upper bound of one read, so memory stays bounded whatever the pack size.
-const MAX_READ: u64 = 16 << 20;
 
 /// One file to write. Kept small (paths are derived when needed): a restore of millions
 /// of files holds one of these per file.
@@ -170,16 +165,9 @@ fn restore_pack(
     fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
 ) {
     let pack: PackId = uses[0].loc.pack;
-    for run in read_runs(uses) {
-        let start = run[0].loc.offset;
-        let end = run
-            .iter()
-            .map(|u| u.loc.offset + u64::from(u.loc.length))
-            .max()
-            .unwrap_or(start);
-        let bytes = repo
-            .backend()
-            .get_range(&pack_path(&pack), start, end - start);
+    for run in read_runs(uses, |u| &u.loc) {
+        let (start, len) = span(run, |u| &u.loc);
+        let bytes = repo.backend().get_range(&pack_path(&pack), start, len);
         for same in run.chunk_by(|a, b| a.loc.offset == b.loc.offset) {
             let u0 = &same[0];
             let data = bytes.as_ref().map_err(Error::to_string).and_then(|b| {
@@ -213,27 +201,6 @@ fn restore_pack(
             }
         }
     }
-}
-
-/// Splits a pack's sorted uses into runs that are read with one request each.
-fn read_runs(uses: &[Use]) -> Vec<&[Use]> {
-    let mut runs = Vec::new();
-    let mut first = 0;
-    let mut end = 0u64;
-    for (i, u) in uses.iter().enumerate() {
-        let u_end = u.loc.offset + u64::from(u.loc.length);
-        if i > first
-            && (u.loc.offset > end + MAX_READ_GAP || u_end - uses[first].loc.offset > MAX_READ)
-        {
-            runs.push(&uses[first..i]);
-            first = i;
-        }
-        end = if i == first { u_end } else { end.max(u_end) };
-    }
-    if first < uses.len() {
-        runs.push(&uses[first..]);
-    }
-    runs
 }
 
 impl Open {
