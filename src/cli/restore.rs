@@ -300,6 +300,9 @@ fn restore_mongo(
             repo::source::mongodb::redact(&uri)
         );
     }
+    if let Some(rf) = &roll {
+        repo::ops::restore::mongo_at::prepare_target(repo, snap, rf, &opts)?;
+    }
     let outcomes = repo::ops::restore::mongo::run(repo, snap, &opts)?;
     let mut replay = None;
     if let Some(rf) = &roll {

@@ -97,7 +97,8 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn wants(&self, ns: &str) -> bool {
+    /// Whether entries of `ns` are replayed.
+    pub fn wants(&self, ns: &str) -> bool {
         let db = ns.split('.').next().unwrap_or("");
         let held = self.saved.contains(ns)
             || self.whole_dbs.contains(db)
@@ -105,10 +106,45 @@ impl Selection {
         held && (self.globs.is_empty() || self.globs.iter().any(|g| g.is_match(ns)))
     }
 
-    fn target(&self, ns: &str) -> Result<(String, String)> {
+    /// Where `ns` is restored to: (database, collection).
+    pub fn target(&self, ns: &str) -> Result<(String, String)> {
         let t = rename(ns, &self.renames)?;
         let (db, coll) = crate::source::mongodb::split_ns(&t)?;
         Ok((db.to_string(), coll.to_string()))
+    }
+}
+
+/// Namespaces an entry writes documents into or creates (inside transactions too).
+pub fn written_namespaces(raw: &RawDocument) -> Result<Vec<String>> {
+    let entry =
+        Document::try_from(raw).map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
+    let mut out = Vec::new();
+    collect_written(&entry, &mut out);
+    Ok(out)
+}
+
+fn collect_written(entry: &Document, out: &mut Vec<String>) {
+    let ns = entry.get_str("ns").unwrap_or("");
+    match entry.get_str("op").unwrap_or("") {
+        "i" | "u" => out.push(ns.to_string()),
+        "c" => {
+            let Ok(o) = entry.get_document("o") else {
+                return;
+            };
+            let db = ns.split('.').next().unwrap_or("");
+            if let Ok(c) = o.get_str("create") {
+                out.push(format!("{db}.{c}"));
+            }
+            if let Ok(to) = o.get_str("to") {
+                out.push(to.to_string());
+            }
+            for op in o.get_array("applyOps").into_iter().flatten() {
+                if let Some(d) = op.as_document() {
+                    collect_written(d, out);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

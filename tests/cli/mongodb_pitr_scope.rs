@@ -6,8 +6,8 @@ use mongodb::bson::{doc, Document};
 use mongodb::sync::Client;
 use mongodb::IndexModel;
 
-use crate::common::Env;
-use crate::mongodb_pitr::{follow_all, private_server, state, stop, tick};
+use crate::common::{mongo_server as server, unique_db, Env};
+use crate::mongodb_pitr::{follow, follow_all, private_server, state, stop, tick};
 
 #[test]
 fn new_databases_and_collections_are_replayed_within_the_snapshots_scope() {
@@ -91,4 +91,94 @@ fn new_databases_and_collections_are_replayed_within_the_snapshots_scope() {
         "app.*:r2.*",
     ]);
     assert!(state(&client.database("r2")) == want_c);
+}
+
+#[test]
+fn restore_at_in_place_replaces_what_the_oplog_creates_and_never_merges() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let name = unique_db("inplace");
+    let db = client.database(&name);
+    let c = db.collection::<Document>("c");
+    c.insert_many((0..5).map(|i| doc! {"_id": i}))
+        .run()
+        .unwrap();
+    let env = Env::new();
+    env.init();
+    env.json(&["snapshot", &uri, &format!("--db={name}")]);
+    let f = follow(&env, &uri, &name);
+    let late = db.collection::<Document>("late");
+    late.insert_many((0..3).map(|i| doc! {"_id": i, "v": 1}))
+        .run()
+        .unwrap();
+    c.delete_one(doc! {"_id": 0}).run().unwrap();
+    tick();
+    let want = state(&db);
+    let at = chrono::Utc::now().to_rfc3339();
+    tick();
+    // The bad writes, after `at`.
+    late.insert_one(doc! {"_id": 99}).run().unwrap();
+    c.insert_one(doc! {"_id": 100}).run().unwrap();
+    tick();
+    assert!(!stop(f).is_empty());
+
+    // Merging the snapshot into existing collections would not give the state at `at`.
+    let out = env.run(&[
+        "restore",
+        "--at",
+        &at,
+        "--mongodb-uri",
+        &uri,
+        "--conflict",
+        "skip",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot merge"), "{err}");
+    // A collection the oplog creates already exists at the target: refused by default.
+    let elsewhere = format!("{name}_x");
+    client
+        .database(&elsewhere)
+        .collection::<Document>("late")
+        .insert_one(doc! {"_id": 7})
+        .run()
+        .unwrap();
+    let rename = format!("{name}.*:{elsewhere}.*");
+    let out = env.run(&[
+        "restore",
+        "--at",
+        &at,
+        "--mongodb-uri",
+        &uri,
+        "--ns-rename",
+        &rename,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("oplog creates") && err.contains("late"),
+        "{err}"
+    );
+    let names = client
+        .database(&elsewhere)
+        .list_collection_names()
+        .run()
+        .unwrap();
+    assert_eq!(names, vec!["late".to_string()], "nothing written");
+    assert_eq!(late.count_documents(doc! {}).run().unwrap(), 4);
+
+    // In place with --conflict drop: exactly the state at `at`, `late` included.
+    env.json(&[
+        "restore",
+        "--at",
+        &at,
+        "--mongodb-uri",
+        &uri,
+        "--conflict",
+        "drop",
+    ]);
+    assert!(state(&db) == want);
+    db.drop().run().unwrap();
+    client.database(&elsewhere).drop().run().unwrap();
 }

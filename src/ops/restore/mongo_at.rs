@@ -9,9 +9,12 @@ use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::oplog::coverage::{self, plan};
-use crate::oplog::replay::{Cut, ReplayStats, Replayer, Selection};
+use crate::oplog::replay::{written_namespaces, Cut, ReplayStats, Replayer, Selection};
 use crate::oplog::slice::{split_entries, Slice};
 use crate::repository::Repository;
+use mongodb::bson::RawDocument;
+
+use super::mongo::{MongoConflict, MongoRestoreOptions};
 use crate::snapshot::{ClusterTime, Snapshot};
 use crate::source::mongodb::{connect, ns_matchers};
 
@@ -172,6 +175,22 @@ pub fn roll_forward(
     namespaces: &[String],
     renames: &[String],
 ) -> Result<ReplayStats> {
+    let (sel, known) = selection(repo, snap, rf, namespaces, renames)?;
+    let client = connect(uri)?;
+    let mut replayer = Replayer::new(&client, &sel, known);
+    for_each_entry(repo, rf, |doc| replayer.apply(doc))?;
+    replayer.finish()
+}
+
+/// What the roll-forward replays (and under which names), and the namespaces the
+/// snapshot holds.
+fn selection(
+    repo: &Repository,
+    snap: &Snapshot,
+    rf: &RollForward,
+    namespaces: &[String],
+    renames: &[String],
+) -> Result<(Selection, HashSet<String>)> {
     let held = held(repo, snap)?;
     let sel = Selection {
         saved: held.saved.clone(),
@@ -181,9 +200,15 @@ pub fn roll_forward(
         globs: ns_matchers(namespaces)?,
         renames: renames.to_vec(),
     };
-    let known = held.saved;
-    let client = connect(uri)?;
-    let mut replayer = Replayer::new(&client, &sel, known);
+    Ok((sel, held.saved))
+}
+
+/// Calls `f` with each planned entry, in oplog order, up to the cut.
+fn for_each_entry(
+    repo: &Repository,
+    rf: &RollForward,
+    mut f: impl FnMut(&RawDocument) -> Result<()>,
+) -> Result<()> {
     for (slice, from, to) in &rf.parts {
         let mut bytes = Vec::with_capacity(slice.bytes as usize);
         for c in &slice.chunks {
@@ -196,7 +221,7 @@ pub fn roll_forward(
             ));
         }
         for raw in split_entries(&bytes)? {
-            let doc = mongodb::bson::RawDocument::from_bytes(raw)
+            let doc = RawDocument::from_bytes(raw)
                 .map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
             let ts = doc
                 .get_timestamp("ts")
@@ -212,11 +237,101 @@ pub fn roll_forward(
                 .get_datetime("wall")
                 .ok()
                 .and_then(|w| Utc.timestamp_millis_opt(w.timestamp_millis()).single());
-            if !rf.cut.includes(ts, wall) {
-                continue;
+            if rf.cut.includes(ts, wall) {
+                f(doc)?;
             }
-            replayer.apply(doc)?;
         }
     }
-    replayer.finish()
+    Ok(())
+}
+
+/// Checks the target before anything is written — and with `--conflict drop` clears it —
+/// so that the oplog is replayed onto exactly the snapshot's documents: a collection
+/// merged with existing data (`skip`, `overwrite`), or one the replay creates that already
+/// exists, would give a wrong database.
+pub fn prepare_target(
+    repo: &Repository,
+    snap: &Snapshot,
+    rf: &RollForward,
+    opts: &MongoRestoreOptions,
+) -> Result<()> {
+    let planned = super::mongo::run(
+        repo,
+        snap,
+        &MongoRestoreOptions {
+            dry_run: true,
+            ..opts.clone()
+        },
+    )?;
+    let merging: Vec<&str> = planned
+        .iter()
+        .filter(|o| o.existed)
+        .filter(|_| {
+            matches!(
+                opts.conflict,
+                MongoConflict::Skip | MongoConflict::Overwrite
+            )
+        })
+        .map(|o| o.target.as_str())
+        .collect();
+    if !merging.is_empty() {
+        return Err(Error::Refused(format!(
+            "target collection(s) already exist: {}; a restore --at replays the oplog onto \
+             exactly the snapshot's documents, so it cannot merge: use --conflict drop, or \
+             restore elsewhere with --ns-rename; nothing was written",
+            merging.join(", ")
+        )));
+    }
+    let (sel, saved) = selection(repo, snap, rf, &opts.namespaces, &opts.renames)?;
+    let mut created: Vec<(String, String)> = Vec::new();
+    for_each_entry(repo, rf, |doc| {
+        for ns in written_namespaces(doc)? {
+            if sel.wants(&ns) && !saved.contains(&ns) {
+                let t = sel.target(&ns)?;
+                if !created.contains(&t) {
+                    created.push(t);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if created.is_empty() {
+        return Ok(());
+    }
+    let client = connect(&opts.uri)?;
+    let mut clashes = Vec::new();
+    for (db, coll) in &created {
+        let names = client
+            .database(db)
+            .list_collection_names()
+            .run()
+            .map_err(|e| Error::Source(format!("MongoDB: listing collections of {db}: {e}")))?;
+        if names.contains(coll) {
+            clashes.push((db, coll));
+        }
+    }
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = clashes.iter().map(|(d, c)| format!("{d}.{c}")).collect();
+    match opts.conflict {
+        MongoConflict::Drop if opts.dry_run => Ok(()),
+        MongoConflict::Drop => {
+            for (db, coll) in clashes {
+                client
+                    .database(db)
+                    .collection::<mongodb::bson::Document>(coll)
+                    .drop()
+                    .run()
+                    .map_err(|e| Error::Source(format!("MongoDB: dropping {db}.{coll}: {e}")))?;
+            }
+            Ok(())
+        }
+        _ => Err(Error::Refused(format!(
+            "collection(s) the oplog creates after the snapshot already exist in the target: \
+             {}; nothing was written (use --conflict drop to replace them, or restore \
+             elsewhere with --ns-rename)",
+            list.join(", ")
+        ))),
+    }
 }
