@@ -13,6 +13,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rayon::prelude::*;
+
+use crate::backend::with_read_threads;
 use crate::blob::{self, BlobKind};
 use crate::copy_map::ChunkMap;
 use crate::error::{Error, Result};
@@ -143,26 +146,26 @@ impl Copier<'_> {
             need.push((id, loc));
         }
         need.sort_by_key(|(_, l)| (l.pack, l.offset));
-        for pack in need.chunk_by(|a, b| a.1.pack == b.1.pack) {
-            for run in read_runs(pack, |(_, l)| l) {
-                let (start, len) = span(run, |(_, l)| l);
+        let runs: Vec<&[(ChunkId, BlobLocation)]> = need
+            .chunk_by(|a, b| a.1.pack == b.1.pack)
+            .flat_map(|pack| read_runs(pack, |(_, l)| l))
+            .collect();
+        // Runs are fetched and opened a batch at a time, in parallel (a remote source takes
+        // several requests at once); each batch bounds memory to a few runs.
+        let src = self.src;
+        let batch = src
+            .backend()
+            .parallel_gets()
+            .max(rayon::current_num_threads())
+            * 2;
+        for group in runs.chunks(batch) {
+            let opened: Vec<Result<Opened>> = with_read_threads(src.backend(), || {
+                group.par_iter().map(|run| read_run(src, run)).collect()
+            });
+            for run in opened {
                 self.source_requests += 1;
-                let bytes = self
-                    .src
-                    .backend()
-                    .get_range(&pack_path(&run[0].1.pack), start, len)?;
-                for (id, loc) in run {
-                    let from = (loc.offset - start) as usize;
-                    let sealed = bytes.get(from..from + loc.length as usize).ok_or_else(|| {
-                        Error::corrupt(
-                            format!("pack {}", loc.pack.short()),
-                            "range read came back short",
-                        )
-                    })?;
-                    let data =
-                        self.src
-                            .open_blob(BlobKind::Data, &BlobId::from(*id), sealed, loc)?;
-                    self.translate(*id, &data)?;
+                for (id, data) in run? {
+                    self.translate(id, &data)?;
                 }
             }
         }
@@ -282,4 +285,31 @@ fn slices_to_copy(
         .filter(|s| oldest.get(s.source.as_str()).is_some_and(|t| s.until > *t))
         .filter(|s| !have.contains(&s.id))
         .collect())
+}
+
+/// Chunks of one run, opened: (source id, plaintext).
+type Opened = Vec<(ChunkId, Vec<u8>)>;
+
+/// Fetches one run of nearby chunks with a single range request and opens each chunk.
+fn read_run(src: &Repository, run: &[(ChunkId, BlobLocation)]) -> Result<Opened> {
+    let Some((_, first)) = run.first() else {
+        return Ok(Vec::new());
+    };
+    let (start, len) = span(run, |(_, l)| l);
+    let bytes = src
+        .backend()
+        .get_range(&pack_path(&first.pack), start, len)?;
+    run.iter()
+        .map(|(id, loc)| {
+            let from = (loc.offset - start) as usize;
+            let sealed = bytes.get(from..from + loc.length as usize).ok_or_else(|| {
+                Error::corrupt(
+                    format!("pack {}", loc.pack.short()),
+                    "range read came back short",
+                )
+            })?;
+            let data = src.open_blob(BlobKind::Data, &BlobId::from(*id), sealed, loc)?;
+            Ok((*id, data))
+        })
+        .collect()
 }
