@@ -16,6 +16,8 @@ pub mod diff;
 #[cfg(feature = "mongo")]
 pub mod follow;
 #[cfg(feature = "mongo")]
+pub mod namespaces;
+#[cfg(feature = "mongo")]
 pub mod replay;
 pub mod slice;
 

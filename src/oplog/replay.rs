@@ -114,40 +114,6 @@ impl Selection {
     }
 }
 
-/// Namespaces an entry writes documents into or creates (inside transactions too).
-pub fn written_namespaces(raw: &RawDocument) -> Result<Vec<String>> {
-    let entry =
-        Document::try_from(raw).map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
-    let mut out = Vec::new();
-    collect_written(&entry, &mut out);
-    Ok(out)
-}
-
-fn collect_written(entry: &Document, out: &mut Vec<String>) {
-    let ns = entry.get_str("ns").unwrap_or("");
-    match entry.get_str("op").unwrap_or("") {
-        "i" | "u" => out.push(ns.to_string()),
-        "c" => {
-            let Ok(o) = entry.get_document("o") else {
-                return;
-            };
-            let db = ns.split('.').next().unwrap_or("");
-            if let Ok(c) = o.get_str("create") {
-                out.push(format!("{db}.{c}"));
-            }
-            if let Ok(to) = o.get_str("to") {
-                out.push(to.to_string());
-            }
-            for op in o.get_array("applyOps").into_iter().flatten() {
-                if let Some(d) = op.as_document() {
-                    collect_written(d, out);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 enum DocOp {
     Insert(Document),
     Update(Bson, Document),
