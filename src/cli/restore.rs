@@ -316,7 +316,6 @@ fn restore_mongo(
         if !dry_run {
             replay = Some(repo::ops::restore::mongo_at::roll_forward(
                 repo,
-                snap,
                 rf,
                 &uri,
                 &namespaces,

@@ -23,7 +23,7 @@ use crate::oplog::slice::{slice_path, Gap, Slice, SLICE_VERSION};
 use crate::packer::Packer;
 use crate::repository::Repository;
 use crate::snapshot::ClusterTime;
-use crate::source::mongodb::{connect, redact};
+use crate::source::mongodb::{connect, hello, redact};
 
 /// Entries read per query; a query is repeated while it returns a full batch.
 const BATCH: i64 = 10_000;
@@ -151,12 +151,7 @@ impl Tail {
 
     /// The server's last committed write, current cluster time and clock.
     fn clock(&self) -> Result<Clock> {
-        let hello = self
-            .client
-            .database("admin")
-            .run_command(doc! {"hello": 1})
-            .run()
-            .map_err(|e| db_err("hello", e))?;
+        let hello = hello(&self.client)?;
         if !hello.contains_key("setName") {
             return Err(Error::Refused(
                 "MongoDB: the server is not a replica set member, so it keeps no oplog \

@@ -97,6 +97,15 @@ fn db_err(what: &str, e: mongodb::error::Error) -> Error {
     Error::Source(format!("MongoDB: {what}: {e}"))
 }
 
+/// The server's `hello` reply (replica set name, cluster time, last write, ...).
+pub fn hello(client: &Client) -> Result<Document> {
+    client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .run()
+        .map_err(|e| db_err("hello", e))
+}
+
 /// Connects and checks the server answers (and the credentials work).
 pub fn connect(uri: &str) -> Result<Client> {
     let mut opts = ClientOptions::parse(uri)
@@ -130,12 +139,7 @@ impl MongoSource {
 
     /// Lists what `sel` selects, fixing the read time first on a replica set.
     pub fn plan(&mut self, sel: &MongoSelection) -> Result<Vec<CollectionPlan>> {
-        let hello = self
-            .client
-            .database("admin")
-            .run_command(doc! {"hello": 1})
-            .run()
-            .map_err(|e| db_err("hello", e))?;
+        let hello = hello(&self.client)?;
         let mut session = if hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid")
         {
             Some(

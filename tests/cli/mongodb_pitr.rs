@@ -2,7 +2,7 @@
 //! `coverage`, `restore --at`), against a real server with an oplog (SecantusDB; see
 //! tests/cli/mongodb.rs). Without a server these tests print why and pass.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use mongodb::bson::{doc, Document, RawDocumentBuf, Timestamp};
@@ -66,6 +66,20 @@ fn spawn_follow(env: &Env, uri: &str, extra: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start follow")
+}
+
+/// `restore --at AT --mongodb-uri URI EXTRA...`, which must succeed.
+pub(crate) fn restore_at(env: &Env, at: &str, uri: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["restore", "--at", at, "--mongodb-uri", uri];
+    args.extend_from_slice(extra);
+    env.json(&args)
+}
+
+/// The same, for restores that may be refused.
+pub(crate) fn try_restore_at(env: &Env, at: &str, uri: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["restore", "--at", at, "--mongodb-uri", uri];
+    args.extend_from_slice(extra);
+    env.run(&args)
 }
 
 /// Stops `follow` with SIGTERM (it seals what it read) and returns the sealed slices.
@@ -261,15 +275,7 @@ fn restore_at_any_second_between_steps_with_follow_restarted() {
     for (k, (at, want)) in points.iter().enumerate() {
         let target = format!("{name}_r{k}");
         let rename = format!("{name}.*:{target}.*");
-        env.json(&[
-            "restore",
-            "--at",
-            at,
-            "--mongodb-uri",
-            &uri,
-            "--ns-rename",
-            &rename,
-        ]);
+        restore_at(&env, at, &uri, &["--ns-rename", &rename]);
         let got = state(&client.database(&target));
         assert_eq!(got.len(), want.len(), "collections at point {k} ({at})");
         for (g, w) in got.iter().zip(want) {
@@ -314,27 +320,16 @@ fn restore_at_any_second_between_steps_with_follow_restarted() {
     );
     env.ok(&["check", "--read-data"]);
     let target = format!("{name}_final");
-    env.json(&[
-        "restore",
-        "--at",
+    restore_at(
+        &env,
         &last_at,
-        "--mongodb-uri",
         &uri,
-        "--ns-rename",
-        &format!("{name}.*:{target}.*"),
-    ]);
+        &["--ns-rename", &format!("{name}.*:{target}.*")],
+    );
     assert!(state(&client.database(&target)) == last);
     // Before the kept snapshot nothing is restorable any more: refused, nothing written.
     let gone = format!("{name}.*:{name}_gone.*");
-    let out = env.run(&[
-        "restore",
-        "--at",
-        &points[0].0,
-        "--mongodb-uri",
-        &uri,
-        "--ns-rename",
-        &gone,
-    ]);
+    let out = try_restore_at(&env, &points[0].0, &uri, &["--ns-rename", &gone]);
     assert!(!out.status.success());
     assert!(state(&client.database(&format!("{name}_gone"))).is_empty());
     client.database(&target).drop().run().unwrap();
@@ -458,15 +453,7 @@ fn follow_rides_out_a_server_restart_without_losing_entries() {
         .sum();
     let client = Client::with_uri_str(&p.uri).unwrap();
     assert_eq!(total, oplog_entries(&client, "app", base));
-    env.json(&[
-        "restore",
-        "--at",
-        &at,
-        "--mongodb-uri",
-        &p.uri,
-        "--ns-rename",
-        "app.*:back.*",
-    ]);
+    restore_at(&env, &at, &p.uri, &["--ns-rename", "app.*:back.*"]);
     let n = client
         .database("back")
         .collection::<Document>("c")
@@ -545,15 +532,7 @@ fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
     assert!(text.contains("GAP"), "{text}");
 
     // Inside the gap: refused, naming the nearest restorable moments; nothing written.
-    let out = env.run(&[
-        "restore",
-        "--at",
-        &lost,
-        "--mongodb-uri",
-        &p.uri,
-        "--ns-rename",
-        "app.*:gap.*",
-    ]);
+    let out = try_restore_at(&env, &lost, &p.uri, &["--ns-rename", "app.*:gap.*"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -566,15 +545,7 @@ fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
         .unwrap()
         .contains(&"gap".to_string()));
     // Before the gap: restorable exactly.
-    env.json(&[
-        "restore",
-        "--at",
-        &covered,
-        "--mongodb-uri",
-        &p.uri,
-        "--ns-rename",
-        "app.*:before.*",
-    ]);
+    restore_at(&env, &covered, &p.uri, &["--ns-rename", "app.*:before.*"]);
     let count = |db: &str| {
         client
             .database(db)
@@ -585,15 +556,7 @@ fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
     };
     assert_eq!(count("before"), 3);
     // At an exact oplog timestamp: the entry itself included, the next one not.
-    env.json(&[
-        "restore",
-        "--at",
-        &exact,
-        "--mongodb-uri",
-        &p.uri,
-        "--ns-rename",
-        "app.*:exact.*",
-    ]);
+    restore_at(&env, &exact, &p.uri, &["--ns-rename", "app.*:exact.*"]);
     assert_eq!(count("exact"), 2, "{exact}");
 }
 

@@ -7,7 +7,9 @@ use mongodb::sync::Client;
 use mongodb::IndexModel;
 
 use crate::common::{mongo_server as server, unique_db, Env};
-use crate::mongodb_pitr::{follow, follow_all, private_server, state, stop, tick};
+use crate::mongodb_pitr::{
+    follow, follow_all, private_server, restore_at, state, stop, tick, try_restore_at,
+};
 
 #[test]
 fn new_databases_and_collections_are_replayed_within_the_snapshots_scope() {
@@ -46,17 +48,17 @@ fn new_databases_and_collections_are_replayed_within_the_snapshots_scope() {
     c.insert_one(doc! {"_id": 50}).run().unwrap();
     tick();
     assert!(!stop(f).is_empty());
-    env.json(&[
-        "restore",
-        "--at",
+    restore_at(
+        &env,
         &at,
-        "--mongodb-uri",
         &p.uri,
-        "--ns-rename",
-        "app.*:r_app.*",
-        "--ns-rename",
-        "fresh.*:r_fresh.*",
-    ]);
+        &[
+            "--ns-rename",
+            "app.*:r_app.*",
+            "--ns-rename",
+            "fresh.*:r_fresh.*",
+        ],
+    );
     assert!(state(&client.database("r_app")) == want_app);
     let got_fresh = state(&client.database("r_fresh"));
     assert_eq!(got_fresh.len(), 1, "{got_fresh:?}");
@@ -81,15 +83,7 @@ fn new_databases_and_collections_are_replayed_within_the_snapshots_scope() {
     let at = chrono::Utc::now().to_rfc3339();
     tick();
     env.ok(&["mongodb", "follow", "--mongodb-uri", &p.uri, "--once"]);
-    env.json(&[
-        "restore",
-        "--at",
-        &at,
-        "--mongodb-uri",
-        &p.uri,
-        "--ns-rename",
-        "app.*:r2.*",
-    ]);
+    restore_at(&env, &at, &p.uri, &["--ns-rename", "app.*:r2.*"]);
     assert!(state(&client.database("r2")) == want_c);
 }
 
@@ -124,15 +118,7 @@ fn restore_at_in_place_replaces_what_the_oplog_creates_and_never_merges() {
     assert!(!stop(f).is_empty());
 
     // Merging the snapshot into existing collections would not give the state at `at`.
-    let out = env.run(&[
-        "restore",
-        "--at",
-        &at,
-        "--mongodb-uri",
-        &uri,
-        "--conflict",
-        "skip",
-    ]);
+    let out = try_restore_at(&env, &at, &uri, &["--conflict", "skip"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot merge"), "{err}");
@@ -145,15 +131,7 @@ fn restore_at_in_place_replaces_what_the_oplog_creates_and_never_merges() {
         .run()
         .unwrap();
     let rename = format!("{name}.*:{elsewhere}.*");
-    let out = env.run(&[
-        "restore",
-        "--at",
-        &at,
-        "--mongodb-uri",
-        &uri,
-        "--ns-rename",
-        &rename,
-    ]);
+    let out = try_restore_at(&env, &at, &uri, &["--ns-rename", &rename]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -169,15 +147,7 @@ fn restore_at_in_place_replaces_what_the_oplog_creates_and_never_merges() {
     assert_eq!(late.count_documents(doc! {}).run().unwrap(), 4);
 
     // In place with --conflict drop: exactly the state at `at`, `late` included.
-    env.json(&[
-        "restore",
-        "--at",
-        &at,
-        "--mongodb-uri",
-        &uri,
-        "--conflict",
-        "drop",
-    ]);
+    restore_at(&env, &at, &uri, &["--conflict", "drop"]);
     assert!(state(&db) == want);
     db.drop().run().unwrap();
     client.database(&elsewhere).drop().run().unwrap();

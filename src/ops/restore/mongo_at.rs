@@ -27,6 +27,8 @@ pub struct RollForward {
     pub base: ClusterTime,
     /// Slices with the part of each to replay.
     pub parts: Vec<(Slice, ClusterTime, ClusterTime)>,
+    /// What the snapshot holds (read once, when planning).
+    held: Held,
 }
 
 fn when(t: ClusterTime) -> String {
@@ -55,7 +57,8 @@ pub fn plan_at(
         return Ok(None);
     }
     let cut = exact.map_or_else(|| Cut::at(at), Cut::exact);
-    let dbs = held(repo, snap)?.dbs();
+    let held = held(repo, snap)?;
+    let dbs = held.dbs();
     // Slices that captured every database this snapshot holds.
     let usable: Vec<&Slice> = slices
         .iter()
@@ -80,6 +83,7 @@ pub fn plan_at(
                 .into_iter()
                 .map(|(s, a, b)| (s.clone(), a, b))
                 .collect(),
+            held,
         }));
     };
     let spans = coverage::spans(&usable);
@@ -170,13 +174,12 @@ fn held(repo: &Repository, snap: &Snapshot) -> Result<Held> {
 /// Replays the planned slices into `uri`, for the namespaces `globs` select, renamed.
 pub fn roll_forward(
     repo: &Repository,
-    snap: &Snapshot,
     rf: &RollForward,
     uri: &str,
     namespaces: &[String],
     renames: &[String],
 ) -> Result<ReplayStats> {
-    let (sel, known) = selection(repo, snap, rf, namespaces, renames)?;
+    let (sel, known) = selection(rf, namespaces, renames)?;
     let client = connect(uri)?;
     let mut replayer = Replayer::new(&client, &sel, known);
     for_each_entry(repo, rf, |doc| replayer.apply(doc))?;
@@ -186,22 +189,20 @@ pub fn roll_forward(
 /// What the roll-forward replays (and under which names), and the namespaces the
 /// snapshot holds.
 fn selection(
-    repo: &Repository,
-    snap: &Snapshot,
     rf: &RollForward,
     namespaces: &[String],
     renames: &[String],
 ) -> Result<(Selection, HashSet<String>)> {
-    let held = held(repo, snap)?;
+    let held = &rf.held;
     let sel = Selection {
         saved: held.saved.clone(),
-        whole_dbs: held.whole_dbs,
+        whole_dbs: held.whole_dbs.clone(),
         // New databases are in the oplog only where `follow` captured every database.
         all_dbs: held.whole_server && rf.parts.iter().all(|(s, _, _)| s.dbs.is_empty()),
         globs: ns_matchers(namespaces)?,
         renames: renames.to_vec(),
     };
-    Ok((sel, held.saved))
+    Ok((sel, held.saved.clone()))
 }
 
 /// Calls `f` with each planned entry, in oplog order, up to the cut.
@@ -283,7 +284,7 @@ pub fn prepare_target(
             merging.join(", ")
         )));
     }
-    let (sel, saved) = selection(repo, snap, rf, &opts.namespaces, &opts.renames)?;
+    let (sel, saved) = selection(rf, &opts.namespaces, &opts.renames)?;
     let mut created: Vec<(String, String)> = Vec::new();
     for_each_entry(repo, rf, |doc| {
         for ns in written_namespaces(doc)? {
