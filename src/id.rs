@@ -118,6 +118,10 @@ typed_id!(
     /// Random identifier of a repository, chosen at `init`.
     RepoId
 );
+typed_id!(
+    /// Random identifier of a record of packs marked for deletion.
+    PendingId
+);
 
 impl From<ChunkId> for BlobId {
     fn from(c: ChunkId) -> Self {

@@ -9,6 +9,15 @@ use zeroize::Zeroize;
 use crate::crypto::{open_with, seal_with, MasterKey};
 use crate::error::{Error, Result};
 
+/// Largest Argon2 memory a key file may ask for (256 MiB; new keys use 46 MiB).
+pub const MAX_MEMORY_KIB: u32 = 256 * 1024;
+/// Most passes a key file may ask for.
+pub const MAX_ITERATIONS: u32 = 16;
+/// Most lanes a key file may ask for.
+pub const MAX_PARALLELISM: u32 = 16;
+/// Largest memory × passes (about a second of work on one core).
+pub const MAX_WORK_KIB: u64 = 512 * 1024;
+
 /// Argon2id parameters recorded in each key file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KdfParams {
@@ -44,6 +53,38 @@ impl KdfParams {
         }
     }
 
+    /// Refuses costs no key of ours has before any memory is allocated for them: a
+    /// hostile or damaged key file must not make every open of the repository slow.
+    pub fn check_bounds(&self) -> Result<()> {
+        let work = u64::from(self.memory_kib) * u64::from(self.iterations);
+        if self.memory_kib > MAX_MEMORY_KIB
+            || self.iterations == 0
+            || self.iterations > MAX_ITERATIONS
+            || self.parallelism == 0
+            || self.parallelism > MAX_PARALLELISM
+            || work > MAX_WORK_KIB
+        {
+            return Err(Error::corrupt(
+                "key file",
+                format!(
+                    "KDF parameters out of range ({} KiB, {} passes, {} lanes; at most {} KiB, {} passes, {} lanes)",
+                    self.memory_kib,
+                    self.iterations,
+                    self.parallelism,
+                    MAX_MEMORY_KIB,
+                    MAX_ITERATIONS,
+                    MAX_PARALLELISM
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Memory × passes: how long unwrapping takes, roughly.
+    pub fn cost(&self) -> u64 {
+        u64::from(self.memory_kib) * u64::from(self.iterations)
+    }
+
     fn derive(&self, password: &[u8]) -> Result<[u8; 32]> {
         if self.algorithm != "argon2id" {
             return Err(Error::corrupt(
@@ -51,10 +92,7 @@ impl KdfParams {
                 format!("unknown KDF {:?}", self.algorithm),
             ));
         }
-        // Refuse absurd costs from a hostile key file before allocating memory for them.
-        if self.memory_kib > 4 * 1024 * 1024 || self.iterations > 100 || self.parallelism > 64 {
-            return Err(Error::corrupt("key file", "KDF parameters out of range"));
-        }
+        self.check_bounds()?;
         let salt =
             hex::decode(&self.salt).map_err(|_| Error::corrupt("key file", "salt is not hex"))?;
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
@@ -158,11 +196,26 @@ mod tests {
     }
 
     #[test]
-    fn hostile_params_rejected() {
+    fn hostile_params_rejected_before_any_work() {
         let m = MasterKey::generate();
         let mut kf = KeyFile::wrap(&m, b"pw", cheap()).unwrap();
-        kf.kdf.memory_kib = u32::MAX;
-        assert!(kf.unwrap_master(b"pw").is_err());
+        // 4 GiB (would take many seconds and that much memory), and other extremes.
+        for (mem, it, par) in [
+            (4 << 20, 1, 1),
+            (256, 0, 1),
+            (256, 1000, 1),
+            (256, 1, 0),
+            (MAX_MEMORY_KIB, 16, 1),
+        ] {
+            kf.kdf.memory_kib = mem;
+            kf.kdf.iterations = it;
+            kf.kdf.parallelism = par;
+            let started = std::time::Instant::now();
+            let e = kf.unwrap_master(b"pw").err().expect("refused");
+            assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+            assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        }
+        assert!(KdfParams::new_default().check_bounds().is_ok());
     }
 
     proptest::proptest! {

@@ -19,6 +19,7 @@ pub mod compress;
 pub mod config;
 pub mod copy_map;
 pub mod crypto;
+pub mod dirfd;
 pub mod error;
 pub mod failpoint;
 pub mod hash;

@@ -8,7 +8,9 @@
 //!
 //! A holder refreshes its lock every [`REFRESH_EVERY`]. A lock not refreshed for
 //! [`STALE_AFTER`], or whose process is gone on this host, is stale: it is ignored and
-//! `repo unlock` removes it.
+//! `repo unlock` removes it. So a holder that could not refresh in time (a failing store, a
+//! suspended machine) or whose lock object was removed must assume others no longer see
+//! it, and commits nothing more ([`LockWatch::verify`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -132,14 +134,7 @@ pub fn lock_path(id: &LockId) -> String {
 /// Every lock in the repository.
 pub fn list(backend: &dyn Backend, key: &MasterKey) -> Result<Vec<FoundLock>> {
     let mut out = Vec::new();
-    for obj in backend.list("locks/")? {
-        let Some(id) = obj
-            .path
-            .strip_prefix("locks/")
-            .and_then(|n| n.parse::<LockId>().ok())
-        else {
-            continue;
-        };
+    for (id, obj) in crate::backend::list_ids::<LockId>(backend, "locks/")? {
         let info = match backend.get(&obj.path) {
             Ok(bytes) => key
                 .open(&bytes, &format!("lock {}", id.short()))
@@ -171,7 +166,16 @@ struct Held {
     backend: Arc<dyn Backend>,
     key: MasterKey,
     info: Mutex<(LockId, LockInfo)>,
+    /// When the lock object was last written successfully.
+    written: Mutex<Instant>,
+    /// Set when the holder released the lock.
+    released: AtomicBool,
 }
+
+/// How long after its last successful write a holder still trusts its lock: well before
+/// others may call it stale, leaving room for clocks that disagree a little.
+pub const TRUST_FOR: Duration =
+    Duration::from_secs(STALE_AFTER.as_secs() - 2 * REFRESH_EVERY.as_secs());
 
 impl Held {
     fn write(&self, id: &LockId, info: &LockInfo) -> Result<()> {
@@ -182,14 +186,86 @@ impl Held {
 
     /// Writes a fresh lock object, then removes the old one, so there is never a moment
     /// without a lock (which an object store's non-atomic overwrite could not promise).
+    /// Fails when the old object is gone: someone took it for stale and removed it.
     fn refresh(&self) -> Result<()> {
         let mut guard = self.info.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.backend.exists(&lock_path(&guard.0))? {
+            return Err(Error::Refused(
+                "the lock object was removed by another process".into(),
+            ));
+        }
         let mut info = guard.1.clone();
         info.refreshed = Utc::now();
         let id = LockId::random();
         self.write(&id, &info)?;
+        *self.written.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         let old = std::mem::replace(&mut *guard, (id, info)).0;
         self.backend.delete(&lock_path(&old))
+    }
+}
+
+/// What a repository handle keeps of each lock taken through it, to check before
+/// committing that the lock still holds.
+#[derive(Clone)]
+pub struct LockWatch {
+    held: Arc<Held>,
+    lost: Arc<AtomicBool>,
+    kind: LockKind,
+}
+
+impl LockWatch {
+    /// Whether the holder released the lock (there is nothing left to check).
+    pub fn released(&self) -> bool {
+        self.held.released.load(Ordering::Relaxed)
+    }
+
+    /// The current lock object's id (it changes at every refresh).
+    pub fn id(&self) -> LockId {
+        self.held.info.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// Fails unless the lock certainly still holds: its last refresh worked, was recent
+    /// enough that no one may call it stale, and its object is still there.
+    pub fn verify(&self) -> Result<()> {
+        let lost = |why: &str| {
+            Err(Error::Refused(format!(
+                "the repository lock is no longer certain ({why}); stopping before committing anything more"
+            )))
+        };
+        if self.lost.load(Ordering::Relaxed) {
+            return lost("a refresh failed");
+        }
+        let age = self
+            .held
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if age > TRUST_FOR {
+            return lost(&format!("not refreshed for {}s", age.as_secs()));
+        }
+        if !self.held.backend.exists(&lock_path(&self.id()))? {
+            return lost("its object was removed by another process");
+        }
+        Ok(())
+    }
+
+    /// For an exclusive lock, just before deleting anything: fails when another live lock
+    /// appeared after all (one written by a host whose listing lagged, or that ignored ours).
+    pub fn verify_alone(&self) -> Result<()> {
+        self.verify()?;
+        if self.kind != LockKind::Exclusive {
+            return Ok(());
+        }
+        let others = conflicts(&self.held, LockKind::Exclusive)?;
+        if others.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Locked(format!(
+                "another process took a lock while this one held the repository alone; stopping before deleting anything:\n{}",
+                others.iter().map(|l| format!("  {}", l.describe())).collect::<Vec<_>>().join("\n")
+            )))
+        }
     }
 }
 
@@ -199,6 +275,7 @@ pub struct Lock {
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
     refresher: Option<JoinHandle<()>>,
     lost: Arc<AtomicBool>,
+    kind: LockKind,
 }
 
 impl Lock {
@@ -224,6 +301,8 @@ impl Lock {
             backend,
             key: key.clone(),
             info: Mutex::new((LockId::random(), info)),
+            written: Mutex::new(Instant::now()),
+            released: AtomicBool::new(false),
         });
         let deadline = Instant::now() + wait;
         loop {
@@ -231,10 +310,11 @@ impl Lock {
             if blocking.is_empty() {
                 let (id, info) = held.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 held.write(&id, &info)?;
+                *held.written.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 // Someone may have written theirs at the same time: look again.
                 let blocking = conflicts(&held, kind)?;
                 if blocking.is_empty() {
-                    return Ok(Self::start(held));
+                    return Ok(Self::start(held, kind));
                 }
                 held.backend.delete(&lock_path(&id))?;
                 if Instant::now() >= deadline {
@@ -251,7 +331,7 @@ impl Lock {
         }
     }
 
-    fn start(held: Arc<Held>) -> Lock {
+    fn start(held: Arc<Held>, kind: LockKind) -> Lock {
         let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let lost = Arc::new(AtomicBool::new(false));
         let (h, s, l) = (held.clone(), stop.clone(), lost.clone());
@@ -274,12 +354,17 @@ impl Lock {
             stop,
             refresher: Some(refresher),
             lost,
+            kind,
         }
     }
 
-    /// Set once a heartbeat could not be written (others may then see the lock as stale).
-    pub fn lost_flag(&self) -> Arc<AtomicBool> {
-        self.lost.clone()
+    /// A handle to check, later, that this lock still holds.
+    pub fn watch(&self) -> LockWatch {
+        LockWatch {
+            held: self.held.clone(),
+            lost: self.lost.clone(),
+            kind: self.kind,
+        }
     }
 }
 
@@ -294,6 +379,7 @@ impl Drop for Lock {
             let _ = t.join();
         }
         let id = self.held.info.lock().unwrap_or_else(|p| p.into_inner()).0;
+        self.held.released.store(true, Ordering::Relaxed);
         let _ = self.held.backend.delete(&lock_path(&id));
     }
 }
@@ -387,5 +473,49 @@ mod tests {
         let after = list(b.as_ref(), &k).unwrap();
         assert_eq!((before.len(), after.len()), (1, 1));
         assert_ne!(before[0].id, after[0].id);
+        l.watch().verify().unwrap();
+    }
+
+    #[test]
+    fn a_lock_removed_by_others_or_not_refreshed_in_time_is_lost() {
+        let (_d, b, k) = setup();
+        let l = Lock::acquire(b.clone(), &k, LockKind::Shared, "s", Duration::ZERO).unwrap();
+        let w = l.watch();
+        w.verify().unwrap();
+        // Someone (say `repo unlock --all` elsewhere) removed it.
+        remove(b.as_ref(), &k, true).unwrap();
+        assert!(w.verify().unwrap_err().to_string().contains("removed"));
+        assert!(l.held.refresh().is_err());
+        drop(l);
+        // A holder whose last write is older than it may trust (a suspended machine).
+        let l = Lock::acquire(b.clone(), &k, LockKind::Shared, "s", Duration::ZERO).unwrap();
+        *l.held.written.lock().unwrap() = Instant::now() - TRUST_FOR - Duration::from_secs(1);
+        let err = l.watch().verify().unwrap_err().to_string();
+        assert!(err.contains("not refreshed"), "{err}");
+    }
+
+    #[test]
+    fn exclusive_holder_notices_a_lock_that_appeared_anyway() {
+        let (_d, b, k) = setup();
+        let e = Lock::acquire(b.clone(), &k, LockKind::Exclusive, "prune", Duration::ZERO).unwrap();
+        e.watch().verify_alone().unwrap();
+        // A writer whose listing did not show the exclusive lock wrote its own.
+        let now = Utc::now();
+        let info = LockInfo {
+            kind: LockKind::Shared,
+            host: "other-host".into(),
+            pid: 1,
+            user: "u".into(),
+            command: "snapshot".into(),
+            created: now,
+            refreshed: now,
+        };
+        b.put(
+            &lock_path(&LockId::random()),
+            &k.seal(&serde_json::to_vec(&info).unwrap()),
+        )
+        .unwrap();
+        let err = e.watch().verify_alone().unwrap_err().to_string();
+        assert!(err.contains("snapshot"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    cli::log::init();
     match cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -311,6 +311,7 @@ mod tests {
             summary: Default::default(),
             excludes: Default::default(),
             mongodb: None,
+            repaired: None,
         }
     }
 

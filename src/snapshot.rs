@@ -59,6 +59,10 @@ pub struct Summary {
     pub packs_written: u64,
     /// Entries that could not be read.
     pub skipped: Vec<Skipped>,
+    /// Files whose size, modification or change time differed after reading from what
+    /// they were when listed: stored as read, which may mix old and new content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_during_read: Vec<String>,
     /// Wall-clock duration of the run in seconds.
     pub duration_secs: f64,
 }
@@ -94,6 +98,20 @@ pub struct Snapshot {
     /// For snapshots holding MongoDB collections: which server and at what time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mongodb: Option<MongoRecord>,
+    /// Set on a snapshot `repo repair` rewrote without data that was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repaired: Option<Repaired>,
+}
+
+/// How a repaired snapshot came to be.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Repaired {
+    /// The snapshot it replaces (removed).
+    pub from: SnapshotId,
+    /// When the repair ran.
+    pub time: DateTime<Utc>,
+    /// Files and directories left out because their data was lost.
+    pub lost_paths: u64,
 }
 
 /// How the MongoDB part of a snapshot was taken.
@@ -205,6 +223,7 @@ mod tests {
             summary: Summary::default(),
             excludes: Default::default(),
             mongodb: None,
+            repaired: None,
         };
         let sealed = s.seal(&k);
         assert_eq!(Snapshot::open(&k, &sealed, &s.id).unwrap(), s);

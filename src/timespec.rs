@@ -35,6 +35,22 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         .ok_or_else(bad)
 }
 
+/// A duration as people write it: `1h`, `90s`, `2h30m`, `0s`.
+pub fn format_duration(d: std::time::Duration) -> String {
+    let mut left = d.as_secs();
+    if left == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, secs) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if left >= secs {
+            out.push_str(&format!("{}{unit}", left / secs));
+            left %= secs;
+        }
+    }
+    out
+}
+
 /// Parses a point in time relative to `now`.
 pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     let t = s.trim();

@@ -1,8 +1,12 @@
 //! A repository in a local directory. Writes go to a temporary file, are fsynced and then
-//! renamed into place, so a crash never leaves a half-written object under its real name.
+//! renamed into place, so a crash never leaves a half-written object under its real name;
+//! the directory is fsynced after every create, rename and delete, so what returned is
+//! durable. Objects are created 0600 and directories 0700: a repository holds key files
+//! and nobody else on the machine needs to list it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Backend, ObjectInfo};
@@ -10,6 +14,11 @@ use crate::error::{Error, IoContext, Result};
 
 /// Prefix of in-flight temporary files; `list` skips them.
 const TMP_PREFIX: &str = ".tmp-";
+/// Space set aside so that prune can take its lock and write its segments on a disk that
+/// filled up (format-spec/layout.md, `reserve`).
+pub const RESERVE_NAME: &str = "reserve";
+/// How much: enough for a lock, a record of marks and the segments of a large repository.
+const RESERVE_BYTES: usize = 8 << 20;
 
 /// Local-filesystem backend rooted at a directory.
 pub struct LocalBackend {
@@ -48,6 +57,42 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Creates `dir` and any missing parents with mode 0700, fsyncing each parent that gained
+/// an entry (a new directory is only durable once its parent's entry is).
+fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        ensure_dir(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent);
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every `.tmp-` file below `dir`, with its size and modification time.
+fn temp_files(dir: &Path, out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for ent in rd.flatten() {
+        let Ok(md) = ent.metadata() else { continue };
+        if md.is_dir() {
+            temp_files(&ent.path(), out);
+        } else if ent.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            if let Ok(m) = md.modified() {
+                out.push((ent.path(), md.len(), m));
+            }
+        }
+    }
+}
+
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -76,13 +121,17 @@ impl Backend for LocalBackend {
         let dir = full
             .parent()
             .ok_or_else(|| Error::Invalid(format!("invalid object path {path:?}")))?;
-        fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        ensure_dir(dir).ctx(|| format!("creating {}", dir.display()))?;
         let tmp = dir.join(format!(
             "{TMP_PREFIX}{}",
             hex::encode(rand::random::<[u8; 8]>())
         ));
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, &full)?;
@@ -122,6 +171,7 @@ impl Backend for LocalBackend {
                     out.push(ObjectInfo {
                         path: rel.to_string_lossy().replace('\\', "/"),
                         size: md.len(),
+                        modified: md.modified().ok(),
                     });
                 }
             }
@@ -131,11 +181,88 @@ impl Backend for LocalBackend {
     }
 
     fn delete(&self, path: &str) -> Result<()> {
-        match fs::remove_file(self.full(path)?) {
-            Ok(()) => Ok(()),
+        let full = self.full(path)?;
+        match fs::remove_file(&full) {
+            Ok(()) => {
+                // Without this a crash can bring a deleted object back.
+                if let Some(dir) = full.parent() {
+                    sync_dir(dir);
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(format!("deleting {path}"), e)),
         }
+    }
+
+    fn keep_reserve(&self) -> Result<()> {
+        let path = self.root.join(RESERVE_NAME);
+        if path.exists() {
+            return Ok(());
+        }
+        // Best effort: on a disk that is still full, try again next time.
+        if self.put(RESERVE_NAME, &vec![0u8; RESERVE_BYTES]).is_err() {
+            let _ = fs::remove_file(&path);
+        }
+        Ok(())
+    }
+
+    fn release_reserve(&self) -> Result<bool> {
+        match fs::remove_file(self.root.join(RESERVE_NAME)) {
+            Ok(()) => {
+                sync_dir(&self.root);
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("releasing the reserved space", e)),
+        }
+    }
+
+    fn restrict_access(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |p: &Path, mode: u32| {
+            fs::set_permissions(p, fs::Permissions::from_mode(mode))
+                .ctx(|| format!("restricting access to {}", p.display()))
+        };
+        set(&self.root, 0o700)?;
+        let keys = self.root.join("keys");
+        if keys.is_dir() {
+            set(&keys, 0o700)?;
+        }
+        Ok(())
+    }
+
+    fn top_level(&self) -> Result<Vec<String>> {
+        match fs::read_dir(&self.root) {
+            Ok(rd) => rd
+                .map(|e| {
+                    e.map(|e| e.file_name().to_string_lossy().into_owned())
+                        .ctx(|| format!("listing {}", self.root.display()))
+                })
+                .collect(),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(format!("listing {}", self.root.display()), e)),
+        }
+    }
+
+    fn remove_leftovers(&self, age: std::time::Duration) -> Result<(u64, u64)> {
+        let mut found = Vec::new();
+        temp_files(&self.root, &mut found);
+        let now = std::time::SystemTime::now();
+        let (mut n, mut bytes) = (0, 0);
+        for (p, size, modified) in found {
+            if now.duration_since(modified).is_ok_and(|a| a >= age) {
+                match fs::remove_file(&p) {
+                    Ok(()) => {
+                        n += 1;
+                        bytes += size;
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(format!("deleting {}", p.display()), e)),
+                }
+            }
+        }
+        Ok((n, bytes))
     }
 
     fn exists(&self, path: &str) -> Result<bool> {

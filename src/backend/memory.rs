@@ -65,6 +65,7 @@ impl Backend for MemoryBackend {
             .map(|(k, v)| ObjectInfo {
                 path: k.clone(),
                 size: v.len() as u64,
+                modified: None,
             })
             .collect())
     }

@@ -17,6 +17,18 @@ pub struct ObjectInfo {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+    /// When it was last written, if the service says (prune uses it to leave young,
+    /// possibly in-flight objects alone).
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl ObjectInfo {
+    /// Whether the object was written at least `age` ago (unknown times count as young).
+    pub fn older_than(&self, age: std::time::Duration) -> bool {
+        self.modified
+            .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
+            .is_some_and(|a| a >= age)
+    }
 }
 
 /// Storage for repository objects, addressed by relative `/`-separated paths.
@@ -52,6 +64,55 @@ pub trait Backend: Send + Sync {
     fn parallel_gets(&self) -> usize {
         0
     }
+    /// Names of whatever is at the repository's location (top level only where the
+    /// service has directories), so `init` can refuse a place that holds other data.
+    fn top_level(&self) -> Result<Vec<String>> {
+        Ok(self.list("")?.into_iter().map(|o| o.path).collect())
+    }
+    /// Makes the repository's location and its key material accessible to its owner only
+    /// (after `init` and after adding a key); services without permissions do nothing.
+    fn restrict_access(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Makes sure the space reserved for maintenance on a full disk is set aside (local
+    /// disks: a `reserve` file at the root); best effort.
+    fn keep_reserve(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Frees the reserved space, so prune can lock and write its small objects on a full
+    /// disk; returns whether there was any.
+    fn release_reserve(&self) -> Result<bool> {
+        Ok(false)
+    }
+    /// Removes leftovers of interrupted writes (temporary `.tmp-` objects of services that
+    /// write then rename) last touched at least `age` ago; returns (objects, bytes) removed.
+    /// Younger ones may belong to a write still running elsewhere and are left alone.
+    fn remove_leftovers(&self, _age: std::time::Duration) -> Result<(u64, u64)> {
+        Ok((0, 0))
+    }
+}
+
+/// The objects under `prefix` whose name (last path component) is an id of type `T`,
+/// with their listing; other names (leftovers, foreign files) are skipped.
+pub fn list_ids<T: std::str::FromStr>(
+    backend: &dyn Backend,
+    prefix: &str,
+) -> Result<Vec<(T, ObjectInfo)>> {
+    Ok(backend
+        .list(prefix)?
+        .into_iter()
+        .filter_map(|o| Some((o.path.rsplit('/').next()?.parse::<T>().ok()?, o)))
+        .collect())
+}
+
+/// Every pack in the repository with its size.
+pub fn pack_sizes(
+    backend: &dyn Backend,
+) -> Result<std::collections::HashMap<crate::id::PackId, u64>> {
+    Ok(list_ids(backend, "packs/")?
+        .into_iter()
+        .map(|(id, o)| (id, o.size))
+        .collect())
 }
 
 /// Runs `work` (which reads through `backend` on rayon threads) with at least as many

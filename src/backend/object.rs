@@ -36,6 +36,59 @@ pub struct ObjectBackend {
     /// Objects are written as `.tmp-<random>` and renamed into place, for services (SFTP) where
     /// a half-written file would otherwise be visible under its final name.
     write_then_rename: bool,
+    /// How to reach an SFTP server with the `sftp` client, for what OpenDAL cannot do
+    /// (permissions).
+    sftp: Option<SftpLogin>,
+}
+
+/// An SFTP location as the `sftp` command-line client takes it.
+struct SftpLogin {
+    destination: String,
+    port: Option<u16>,
+    key: Option<String>,
+    accept_new: bool,
+    path: String,
+}
+
+impl SftpLogin {
+    /// Runs `commands` in one batch session (`sftp -b -`), through the same `ssh` OpenDAL
+    /// uses (the first on PATH, with the user's configuration).
+    fn batch(&self, commands: &str) -> Result<()> {
+        use std::io::Write;
+        let mut c = std::process::Command::new("sftp");
+        c.args(["-q", "-b", "-", "-S", "ssh"]);
+        if let Some(p) = self.port {
+            c.args(["-P", &p.to_string()]);
+        }
+        if let Some(k) = &self.key {
+            c.args(["-i", k]);
+        }
+        let strict = if self.accept_new { "accept-new" } else { "yes" };
+        c.args(["-o", &format!("StrictHostKeyChecking={strict}")]);
+        c.arg(&self.destination)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c
+            .spawn()
+            .map_err(|e| Error::io("running the sftp client (install openssh-client)", e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(commands.as_bytes())
+                .map_err(|e| Error::io("talking to the sftp client", e))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io("running the sftp client", e))?;
+        if !out.status.success() {
+            return Err(Error::Storage(format!(
+                "restricting access on {}: {}",
+                self.destination,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Keeps transfers to a byte rate: each transfer books its bytes on a shared timeline and
@@ -243,6 +296,24 @@ impl ObjectBackend {
             up: o.limit_upload.map(Pace::new),
             down: o.limit_download.map(Pace::new),
             write_then_rename: matches!(target, Target::Sftp { .. }),
+            sftp: match target {
+                Target::Sftp {
+                    user,
+                    host,
+                    port,
+                    path,
+                } => Some(SftpLogin {
+                    destination: match user {
+                        Some(u) => format!("{u}@{host}"),
+                        None => host.clone(),
+                    },
+                    port: *port,
+                    key: o.ssh_key.clone(),
+                    accept_new: o.ssh_accept_new_host,
+                    path: path.trim_end_matches('/').to_string(),
+                }),
+                _ => None,
+            },
         })
     }
 
@@ -420,10 +491,67 @@ impl Backend for ObjectBackend {
             out.push(ObjectInfo {
                 path: e.path().trim_start_matches('/').to_string(),
                 size,
+                modified: e
+                    .metadata()
+                    .last_modified()
+                    .map(std::time::SystemTime::from),
             });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    fn restrict_access(&self) -> Result<()> {
+        let Some(s) = &self.sftp else {
+            return Ok(());
+        };
+        // Quoted for sftp's command parser; the root 0700 keeps everything below private
+        // whatever mode the server gives new files.
+        let q = |p: &str| format!("\"{}\"", p.replace('\\', "\\\\").replace('"', "\\\""));
+        let root = if s.path.is_empty() { "/" } else { &s.path };
+        let mut cmds = format!(
+            "chmod 700 {}\n-chmod 700 {}\n",
+            q(root),
+            q(&format!("{}/keys", s.path))
+        );
+        let private = self
+            .list("keys/")?
+            .into_iter()
+            .map(|o| o.path)
+            .chain(self.exists("config")?.then(|| "config".to_string()));
+        for p in private {
+            cmds.push_str(&format!("chmod 600 {}\n", q(&format!("{}/{p}", s.path))));
+        }
+        s.batch(&cmds)
+    }
+
+    fn remove_leftovers(&self, age: Duration) -> Result<(u64, u64)> {
+        // Only SFTP writes `.tmp-` objects (at the root); the others never make partial
+        // objects visible.
+        if !self.write_then_rename {
+            return Ok((0, 0));
+        }
+        let entries = match self.retry(|| self.op.list("/")) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(self.err("listing", "/", e)),
+        };
+        let now = std::time::SystemTime::now();
+        let (mut n, mut bytes) = (0, 0);
+        for e in entries {
+            let name = e.path().trim_start_matches('/');
+            let old = e
+                .metadata()
+                .last_modified()
+                .and_then(|m| now.duration_since(m.into()).ok())
+                .is_some_and(|a| a >= age);
+            if name.starts_with(".tmp-") && !e.metadata().is_dir() && old {
+                self.delete(name)?;
+                n += 1;
+                bytes += e.metadata().content_length();
+            }
+        }
+        Ok((n, bytes))
     }
 
     fn delete(&self, path: &str) -> Result<()> {

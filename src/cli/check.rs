@@ -56,6 +56,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             for p in &f.paths {
                 println!("    {p}");
             }
+            println!("    fix: {}", f.fix);
         }
     }
     let errors = report.errors();

@@ -127,6 +127,27 @@ impl GlobalOpts {
         Ok((repo, lock))
     }
 
+    /// Like [`GlobalOpts::open_locked`], for commands that free space (forget, prune,
+    /// repair): on a disk too full to write even the lock, the space the repository
+    /// reserves for this is released first.
+    pub fn open_locked_maintenance(
+        &self,
+        kind: repo::lock::LockKind,
+        command: &str,
+    ) -> Result<(Repository, repo::lock::Lock)> {
+        match self.open_locked(false, kind, command) {
+            Err(e) if is_disk_full(&e) => {
+                let repo = self.open(false)?;
+                if !repo.backend().release_reserve()? {
+                    return Err(e);
+                }
+                drop(repo);
+                self.open_locked(false, kind, command)
+            }
+            other => other,
+        }
+    }
+
     /// Whether to draw progress on stderr.
     pub fn show_progress(&self) -> bool {
         !self.quiet && !self.json && std::io::stderr().is_terminal()
@@ -265,4 +286,16 @@ fn generate_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     eprintln!("be decrypted by anyone, including you.");
     eprintln!("================================================================");
     Ok(Zeroizing::new(secret.as_bytes().to_vec()))
+}
+
+/// Whether an error is a full disk (ENOSPC) somewhere in its chain.
+fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| match c.downcast_ref::<repo::Error>() {
+        Some(repo::Error::Io { source, .. }) => {
+            source.raw_os_error() == Some(28) || source.kind() == std::io::ErrorKind::StorageFull
+        }
+        _ => c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(28)),
+    })
 }

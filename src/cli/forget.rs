@@ -83,7 +83,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         .then(|| a.prune_args.options(a.dry_run))
         .transpose()?;
     let filter = a.filter.filter()?;
-    let (repo, lock) = g.open_locked(false, LockKind::Shared, "forget")?;
+    let (repo, lock) = g.open_locked_maintenance(LockKind::Shared, "forget")?;
     let mut settings = Settings::load(repo.backend(), repo.key())?;
     if a.save_policy {
         given.validate()?;
@@ -103,28 +103,31 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         if !given.is_empty() {
             bail!("give snapshot ids or --keep-* options, not both");
         }
+        // By id, damaged snapshot objects included: forgetting is how they go away.
         let mut chosen = Vec::new();
         for sel in &a.ids {
-            chosen.push(repo.find_snapshot(sel)?);
+            chosen.push(repo.resolve_snapshot_id(sel)?);
         }
         if !g.json {
-            for s in &chosen {
+            for id in &chosen {
+                let when = match repo.load_snapshot(id) {
+                    Ok(s) => s.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    Err(_) => "(damaged)".into(),
+                };
                 println!(
-                    "{} {} {}",
+                    "{} {} {when}",
                     if a.dry_run { "would remove" } else { "remove" },
-                    s.id.short(),
-                    s.time.format("%Y-%m-%d %H:%M:%S")
+                    id.short(),
                 );
             }
         } else {
-            let ids: Vec<String> = chosen.iter().map(|s| s.id.to_hex()).collect();
+            let ids: Vec<String> = chosen.iter().map(|id| id.to_hex()).collect();
             json = serde_json::json!({ "removed": ids, "dry_run": a.dry_run });
         }
         if !a.dry_run {
-            forget::remove(&repo, &chosen.iter().collect::<Vec<_>>())?;
+            forget::remove_ids(&repo, &chosen)?;
         }
-        let gone: Vec<_> = chosen.iter().map(|s| s.id).collect();
-        (chosen.len(), None, gone)
+        (chosen.len(), None, chosen)
     } else {
         let policy = if given.is_empty() {
             match &settings.retention {
@@ -216,7 +219,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         // Prune needs the repository alone: trade the shared lock for an exclusive one.
         drop(lock);
         drop(repo);
-        let (repo, _lock) = g.open_locked(false, LockKind::Exclusive, "prune")?;
+        let (repo, _lock) = super::prune::lock_for_prune(g)?;
         let report = repo::ops::prune::run(&repo, &opts)?;
         if g.json {
             json["prune"] = serde_json::to_value(&report)?;

@@ -16,19 +16,26 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum IndexCommand {
-    /// Recreate the local index from the repository's index segments (and pack trailers
-    /// for packs no segment lists)
+    /// Recreate the local index from the repository's index segments (nothing is written
+    /// to the repository)
     Rebuild {
-        /// Ignore index segments and read every pack trailer
+        /// Also read the trailers of packs no segment lists and list them in a new segment
+        /// (writes to the repository; takes the exclusive lock)
         #[arg(long)]
         from_packs: bool,
     },
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let (mut repo, _lock) = g.open_locked(false, LockKind::Shared, "index rebuild")?;
     match a.command {
         IndexCommand::Rebuild { from_packs } => {
+            // Only adopting packs writes; a plain rebuild is a reader and takes no lock.
+            let (mut repo, _lock) = if from_packs {
+                let (r, l) = g.open_locked(false, LockKind::Exclusive, "index rebuild")?;
+                (r, Some(l))
+            } else {
+                (g.open(false)?, None)
+            };
             let report = repo.rebuild_index(from_packs)?;
             if g.json {
                 print_json(&report)?;

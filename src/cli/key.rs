@@ -73,11 +73,15 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
                     .map(|k| {
                         vec![
                             format!("{}{}", if k.current { "*" } else { " " }, k.id.short()),
-                            k.created
-                                .chars()
-                                .take(19)
-                                .collect::<String>()
-                                .replace('T', " "),
+                            match &k.damaged {
+                                Some(why) => format!("DAMAGED: {why}"),
+                                None => k
+                                    .created
+                                    .chars()
+                                    .take(19)
+                                    .collect::<String>()
+                                    .replace('T', " "),
+                            },
                             k.host.clone(),
                             k.user.clone(),
                         ]

@@ -11,10 +11,12 @@ mod forget;
 mod index;
 mod init;
 mod key;
+pub mod log;
 mod ls;
 #[cfg(feature = "mongo")]
 mod mongodb;
 mod prune;
+mod repair;
 mod restore;
 mod scan;
 mod snapshot;
@@ -68,6 +70,8 @@ enum Command {
     Prune(prune::Args),
     /// Manage the local index
     Index(index::Args),
+    /// Make a damaged repository consistent: drop what is lost, salvage what is intact
+    Repair(repair::Args),
     /// Manage the passwords (keys) that open the repository
     Key(key::Args),
     /// Storage usage: dedup and compression ratios, reclaimable space, per-snapshot sizes
@@ -101,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Forget(a) => forget::run(g, a),
         Command::Prune(a) => prune::run(g, a),
         Command::Index(a) => index::run(g, a),
+        Command::Repair(a) => repair::run(g, a),
         Command::Key(a) => key::run(g, a),
         Command::Stats(a) => stats::run(g, a),
         Command::Settings(a) => stats::run_settings(g, a),

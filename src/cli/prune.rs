@@ -14,6 +14,11 @@ pub struct PruneArgs {
     /// only delete packs that are entirely unused)
     #[arg(long, default_value = "5%", value_name = "PERCENT")]
     max_unused: String,
+    /// Delete packs marked unneeded only after this long (marked by an earlier prune), so a
+    /// writer on another host that still uses one can keep it; "0" deletes at once (only
+    /// when no other host uses the repository)
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    grace: String,
 }
 
 /// Arguments of `repo prune`.
@@ -38,16 +43,30 @@ impl PruneArgs {
         if !(0.0..=1.0).contains(&v) {
             bail!("--max-unused {s:?}: must be between 0% and 100%");
         }
+        let grace = if self.grace.trim() == "0" {
+            std::time::Duration::ZERO
+        } else {
+            repo::timespec::parse_duration(&self.grace)
+                .ok()
+                .and_then(|d| d.to_std().ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--grace {:?}: expected a duration like 1h, 30m or 0",
+                        self.grace
+                    )
+                })?
+        };
         Ok(PruneOptions {
             max_unused: v,
             dry_run,
+            grace,
         })
     }
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let opts = a.prune.options(a.dry_run)?;
-    let (repo, _lock) = g.open_locked(false, LockKind::Exclusive, "prune")?;
+    let (repo, _lock) = lock_for_prune(g)?;
     let report = prune::run(&repo, &opts)?;
     if g.json {
         print_json(&report)?;
@@ -55,6 +74,12 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         print_report(&report, &opts);
     }
     Ok(0)
+}
+
+/// Opens the repository with the exclusive lock for prune (see
+/// [`GlobalOpts::open_locked_maintenance`]).
+pub fn lock_for_prune(g: &GlobalOpts) -> Result<(repo::repository::Repository, repo::lock::Lock)> {
+    g.open_locked_maintenance(LockKind::Exclusive, "prune")
 }
 
 /// Prints a prune report as text.
@@ -67,8 +92,23 @@ pub fn print_report(r: &PruneReport, opts: &PruneOptions) {
         bytes(r.bytes_before)
     );
     println!(
-        "  delete {} unused pack(s), {} unindexed pack(s); rewrite {} pack(s) ({} live blob(s) copied into {} new pack(s))",
+        "  mark {} unused pack(s), {} unindexed pack(s); rewrite {} pack(s) ({} live blob(s) copied into {} new pack(s))",
         r.packs_deleted, r.packs_unindexed, r.packs_rewritten, r.blobs_copied, r.packs_written
+    );
+    if r.packs_adopted > 0 {
+        println!(
+            "  {} unlisted pack(s) held live blobs and were listed again",
+            r.packs_adopted
+        );
+    }
+    println!(
+        "  {} {}deleted ({} pack(s)); {} in {} marked pack(s) left for a prune after the {} grace period",
+        bytes(r.bytes_removed),
+        if opts.dry_run { "would be " } else { "" },
+        r.packs_removed,
+        bytes(r.bytes_pending),
+        r.packs_pending,
+        repo::timespec::format_duration(std::time::Duration::from_secs(r.grace_secs)),
     );
     println!(
         "  {} blob(s) dropped; index segments {} -> {}; {} left unused in kept packs",

@@ -155,12 +155,28 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             bytes(s.bytes_added_raw)
         );
     }
-    if !s.skipped.is_empty() {
+    if !s.changed_during_read.is_empty() {
+        eprintln!(
+            "warning: {} file(s) changed while being read; saved as read, which may mix old and new content:",
+            s.changed_during_read.len()
+        );
+        for p in &s.changed_during_read {
+            eprintln!("  {p}");
+        }
+    }
+    let (sockets, unread): (Vec<_>, Vec<_>) = s
+        .skipped
+        .iter()
+        .partition(|k| k.error == snapshot::SOCKET_SKIPPED);
+    for k in &sockets {
+        eprintln!("note: {}: {}", k.path, k.error);
+    }
+    if !unread.is_empty() {
         eprintln!(
             "warning: {} item(s) could not be read and are not in the snapshot:",
-            s.skipped.len()
+            unread.len()
         );
-        for k in &s.skipped {
+        for k in &unread {
             eprintln!("  {}: {}", k.path, k.error);
         }
         return Ok(super::EXIT_INCOMPLETE);

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "local-index")]
 pub mod keyset;
+pub mod pending;
 #[cfg(feature = "local-index")]
 pub mod rocks;
 pub mod segment;
@@ -22,7 +23,7 @@ use crate::id::{PackId, SegmentId};
 pub use rocks::RocksIndex;
 use segment::PackRecord;
 #[cfg(feature = "local-index")]
-pub use sync::{rebuild, sync};
+pub use sync::{adopt_unlisted, rebuild, sync, DEGRADED};
 
 /// Where one blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! The local RocksDB materialisation of the index segments.
 //!
-//! Keys: `b` kind id → location; `p` pack → size; `s` segment → (empty). Everything here is
-//! rebuildable from the repository, so the WAL is off and writes are flushed explicitly.
+//! Keys: `b` kind id → location; `p` pack → size; `s` segment → (empty); `m` name → flag.
+//! Everything here is rebuildable from the repository, so the WAL is off and writes are
+//! flushed explicitly.
 
 use std::path::Path;
 
@@ -143,6 +144,25 @@ impl RocksIndex {
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
         self.db.write_opt(batch, &wo).map_err(db_err)
+    }
+
+    /// Sets or clears a named flag kept with the index (e.g. "degraded").
+    pub fn set_flag(&self, name: &str, on: bool) -> Result<()> {
+        let key = [b"m".as_slice(), name.as_bytes()].concat();
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        if on {
+            self.db.put_opt(key, [], &wo).map_err(db_err)?;
+        } else {
+            self.db.delete_opt(key, &wo).map_err(db_err)?;
+        }
+        self.flush()
+    }
+
+    /// Whether a named flag is set.
+    pub fn flag(&self, name: &str) -> Result<bool> {
+        let key = [b"m".as_slice(), name.as_bytes()].concat();
+        Ok(self.db.get_pinned(key).map_err(db_err)?.is_some())
     }
 
     /// Makes everything written so far durable (the WAL is off).

@@ -26,18 +26,36 @@ pub mod slice;
 pub fn load_slices(
     repo: &crate::repository::Repository,
 ) -> crate::error::Result<Vec<slice::Slice>> {
+    let (out, damaged) = load_slices_and_damaged(repo)?;
+    for (id, why) in damaged {
+        // Left out: coverage shows the hole it leaves, and `repair snapshots` removes it.
+        tracing::warn!(
+            "oplog slice {} is damaged and left out ({why}); `repo repair snapshots` removes it",
+            id.short()
+        );
+    }
+    Ok(out)
+}
+
+/// Slice objects that could not be read, with why.
+pub type DamagedSlices = Vec<(crate::id::SliceId, String)>;
+
+/// Every readable slice (ordered by oplog time), and the slice objects that cannot be
+/// read, with why.
+#[cfg(feature = "local-index")]
+pub fn load_slices_and_damaged(
+    repo: &crate::repository::Repository,
+) -> crate::error::Result<(Vec<slice::Slice>, DamagedSlices)> {
     let mut out = Vec::new();
-    for o in repo.backend().list("oplog/")? {
-        let Some(id) = o
-            .path
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse::<crate::id::SliceId>().ok())
-        else {
-            continue;
-        };
-        out.push(repo.load_slice(&id)?);
+    let mut damaged = Vec::new();
+    for (id, _) in crate::backend::list_ids::<crate::id::SliceId>(repo.backend(), "oplog/")? {
+        match repo.load_slice(&id) {
+            Ok(s) => out.push(s),
+            Err(e @ crate::error::Error::Corrupt { .. }) => damaged.push((id, e.to_string())),
+            Err(crate::error::Error::Missing(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     out.sort_by_key(|s| (s.after, s.until));
-    Ok(out)
+    Ok((out, damaged))
 }

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::id::SnapshotId;
 use crate::repository::Repository;
 use crate::retention::{group, Decision, GroupBy, GroupKey, RetentionPolicy};
 use crate::snapshot::{snapshot_path, Snapshot};
@@ -38,10 +39,16 @@ pub fn plan(
 
 /// Deletes the snapshot objects of `snaps`; returns how many were removed.
 pub fn remove(repo: &Repository, snaps: &[&Snapshot]) -> Result<usize> {
-    for s in snaps {
-        repo.backend().delete(&snapshot_path(&s.id))?;
+    let ids: Vec<SnapshotId> = snaps.iter().map(|s| s.id).collect();
+    remove_ids(repo, &ids)
+}
+
+/// Deletes snapshot objects by id (damaged ones included); returns how many.
+pub fn remove_ids(repo: &Repository, ids: &[SnapshotId]) -> Result<usize> {
+    for id in ids {
+        repo.backend().delete(&snapshot_path(id))?;
     }
-    Ok(snaps.len())
+    Ok(ids.len())
 }
 
 /// Oplog slices no remaining snapshot can use: per source, those that end before the

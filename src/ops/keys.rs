@@ -24,27 +24,36 @@ pub struct KeyEntry {
     pub user: String,
     /// Argon2id memory cost in KiB.
     pub memory_kib: u32,
+    /// Why the key file cannot be used (it can still be removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 /// Every key file in the repository.
 pub fn list(repo: &Repository) -> Result<Vec<KeyEntry>> {
     let mut out = Vec::new();
-    for obj in repo.backend().list("keys/")? {
-        let Some(id) = obj
-            .path
-            .strip_prefix("keys/")
-            .and_then(|n| n.parse::<KeyId>().ok())
-        else {
-            continue;
-        };
-        let kf = KeyFile::decode(&repo.backend().get(&obj.path)?)?;
-        out.push(KeyEntry {
-            id,
-            current: id == repo.key_id(),
-            created: kf.created,
-            host: kf.host,
-            user: kf.user,
-            memory_kib: kf.kdf.memory_kib,
+    for (id, obj) in crate::backend::list_ids::<KeyId>(repo.backend(), "keys/")? {
+        let decoded = KeyFile::decode(&repo.backend().get(&obj.path)?)
+            .and_then(|kf| kf.kdf.check_bounds().map(|()| kf));
+        out.push(match decoded {
+            Ok(kf) => KeyEntry {
+                id,
+                current: id == repo.key_id(),
+                created: kf.created,
+                host: kf.host,
+                user: kf.user,
+                memory_kib: kf.kdf.memory_kib,
+                damaged: None,
+            },
+            Err(e) => KeyEntry {
+                id,
+                current: false,
+                created: String::new(),
+                host: String::new(),
+                user: String::new(),
+                memory_kib: 0,
+                damaged: Some(e.to_string()),
+            },
         });
     }
     out.sort_by(|a, b| a.created.cmp(&b.created));
@@ -59,6 +68,7 @@ pub fn add(repo: &Repository, password: &[u8], kdf: KdfParams) -> Result<KeyId> 
     let kf = KeyFile::wrap(repo.key(), password, kdf)?;
     let id = KeyId::random();
     repo.backend().put(&key_path(&id), &kf.encode())?;
+    repo.backend().restrict_access()?;
     Ok(id)
 }
 

@@ -8,6 +8,7 @@ pub mod forget;
 pub mod keys;
 pub mod ls;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod scan;
 #[cfg(feature = "mongo")]

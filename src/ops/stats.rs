@@ -123,6 +123,8 @@ pub fn run(repo: &Repository, only: Option<&Snapshot>) -> Result<RepoStats> {
         &crate::ops::prune::PruneOptions {
             max_unused: 0.0,
             dry_run: true,
+            // Everything prune could free eventually, marked packs included.
+            grace: std::time::Duration::ZERO,
         },
     )?;
     let snapshots_raw_bytes: u64 = snaps.iter().map(|s| s.summary.total_bytes).sum();

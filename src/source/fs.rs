@@ -67,6 +67,69 @@ pub fn kind_of(md: &Metadata) -> Option<NodeKind> {
     }
 }
 
+/// The kind of entry a stat describes, or `None` for sockets.
+pub fn kind_of_meta(st: &crate::dirfd::Meta) -> Option<NodeKind> {
+    use rustix::fs::FileType;
+    Some(match st.kind {
+        FileType::RegularFile => NodeKind::File,
+        FileType::Directory => NodeKind::Dir,
+        FileType::Symlink => NodeKind::Symlink,
+        FileType::Fifo => NodeKind::Fifo,
+        FileType::CharacterDevice => NodeKind::CharDevice,
+        FileType::BlockDevice => NodeKind::BlockDevice,
+        _ => return None,
+    })
+}
+
+/// Builds a node from a stat of `name` inside the open directory `dir`: the symlink
+/// target and the xattrs are read relative to `dir` too, never through a path someone
+/// could swap.
+pub fn node_from_meta(
+    name: &[u8],
+    dir: std::os::fd::BorrowedFd<'_>,
+    st: &crate::dirfd::Meta,
+    kind: NodeKind,
+    owners: &OwnerNames,
+) -> Result<Node> {
+    let os_name = std::ffi::OsStr::from_bytes(name);
+    let target = if kind == NodeKind::Symlink {
+        crate::dirfd::readlink_at(dir, os_name)
+            .map_err(|e| Error::io(format!("reading link {}", String::from_utf8_lossy(name)), e))?
+    } else {
+        Vec::new()
+    };
+    Ok(Node {
+        name: name.to_vec(),
+        kind: Some(kind),
+        mode: st.perm,
+        uid: st.uid,
+        gid: st.gid,
+        user: owners.user(st.uid),
+        group: owners.group(st.gid),
+        mtime: Timestamp {
+            sec: st.mtime.0,
+            nsec: st.mtime.1,
+        },
+        ctime: Timestamp {
+            sec: st.ctime.0,
+            nsec: st.ctime.1,
+        },
+        size: if kind == NodeKind::File { st.size } else { 0 },
+        inode: st.ino,
+        device: st.dev,
+        links: st.nlink,
+        rdev: if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+            st.rdev
+        } else {
+            0
+        },
+        target,
+        subtree: None,
+        content: Vec::new(),
+        xattrs: read_xattrs(&crate::dirfd::proc_path_at(dir, os_name)),
+    })
+}
+
 /// Builds a node from `lstat` data (content and subtree are filled in later).
 pub fn node_from_metadata(
     name: &[u8],

@@ -218,6 +218,22 @@ fn same_content(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Asserts a run was stopped by `REPO_FAILPOINT` at `point` (SIGABRT there, nothing else):
+/// a crash test whose crash did not happen proves nothing.
+pub fn assert_aborted_at(o: &Output, point: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(6),
+        "{point}: not aborted at the failpoint ({:?}): {err}",
+        o.status
+    );
+    assert!(
+        err.contains(&format!("failpoint {point}: aborting")),
+        "{point}: failpoint not reached: {err}"
+    );
+}
+
 /// Whether we run as root (some tests need or change behaviour with it).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -235,12 +251,25 @@ pub fn ok_output(mut c: Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A test server's setting (scripts/test starts the servers and exports them). Missing:
+/// a failure when `REPO_TEST_REQUIRE_SERVICES` is set (CI, the README's test command),
+/// else `None` with a printed SKIPPED line (one test run by hand without servers).
+pub fn service(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var_os("REPO_TEST_REQUIRE_SERVICES").is_some() => panic!(
+            "{var} is not set, but REPO_TEST_REQUIRE_SERVICES is: the test server did not start"
+        ),
+        _ => {
+            eprintln!("SKIPPED: {var} is not set (scripts/test starts the test servers)");
+            None
+        }
+    }
+}
+
 /// The shared test MongoDB server (scripts/test starts it), or None with the reason printed.
 pub fn mongo_server() -> Option<(String, mongodb::sync::Client)> {
-    let Ok(uri) = std::env::var("REPO_TEST_MONGODB_URI") else {
-        eprintln!("SKIPPED: REPO_TEST_MONGODB_URI is not set (scripts/test starts a server)");
-        return None;
-    };
+    let uri = service("REPO_TEST_MONGODB_URI")?;
     let client = mongodb::sync::Client::with_uri_str(&uri).expect("client");
     Some((uri, client))
 }
@@ -251,4 +280,102 @@ pub fn unique_db(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{prefix}_{}", std::process::id() ^ t)
+}
+
+/// A `repo` process held at a failpoint (`REPO_FAILPOINT=<point>:sleep=<secs>`).
+pub struct Paused {
+    child: std::process::Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Paused {
+    /// Starts `c` and returns once it reached `point` (and sleeps there for `secs`).
+    pub fn start(mut c: Command, point: &str, secs: u32) -> Paused {
+        use std::io::Read;
+        use std::process::Stdio;
+        c.env("REPO_FAILPOINT", format!("{point}:sleep={secs}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn repo");
+        let mut out = child.stdout.take().expect("stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        });
+        let mut err = child.stderr.take().expect("stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let want = format!("failpoint {point}: pausing");
+        let started = std::time::Instant::now();
+        loop {
+            if String::from_utf8_lossy(&stderr.lock().unwrap()).contains(&want) {
+                break;
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!(
+                    "{point}: the process ended ({st:?}) before reaching the failpoint: {}",
+                    String::from_utf8_lossy(&stderr.lock().unwrap())
+                );
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(180),
+                "{point}: never reached"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Paused {
+            child,
+            stdout,
+            stderr,
+            reader,
+        }
+    }
+
+    /// Waits for the process to end.
+    pub fn finish(mut self) -> Output {
+        let status = self.child.wait().expect("wait");
+        let _ = self.reader.join();
+        let stdout = self.stdout.join().unwrap_or_default();
+        let stderr = self.stderr.lock().unwrap().clone();
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Every object of a local repository (path → size), without locks and temporaries:
+/// what a reader must never change.
+pub fn objects(repo: &Path) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![repo.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(repo).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with("locks") || e.file_name().to_string_lossy().starts_with(".tmp-") {
+                continue;
+            }
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, md.len());
+            }
+        }
+    }
+    out
 }

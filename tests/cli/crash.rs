@@ -33,11 +33,25 @@ fn kill_9_mid_snapshot_then_check_and_snapshot_again() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The kill must land mid-work, or this test proves nothing.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the snapshot ended before it could be killed"
+    );
     child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "{status:?}"
+    );
     assert!(
         count_packs(&env.repo()) >= 1,
         "the run should have written packs before the kill"
+    );
+    assert!(
+        env.json(&["snapshots"]).as_array().unwrap().is_empty(),
+        "a killed run must not have committed a snapshot"
     );
 
     // Whatever was left, the repository is consistent.

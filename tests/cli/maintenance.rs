@@ -89,39 +89,64 @@ fn forget_then_prune_reclaims_space_and_keeps_what_is_needed() {
     assert_eq!(left[0]["id"], h.ids[2].as_str());
 
     let before = repo_bytes(&env.repo());
-    let dry = env.json(&["prune", "--dry-run"]);
+    let dry = env.json(&["prune", "--dry-run", "--grace", "0"]);
     assert_eq!(
         repo_bytes(&env.repo()),
         before,
         "dry run changed the repository"
     );
+    // By default the first run only marks what is unneeded: a writer on another host that
+    // read the index before may still use those packs.
     let r = env.json(&["prune"]);
     assert!(r["packs_deleted"].as_u64().unwrap() >= 1, "{r}");
     assert!(r["packs_rewritten"].as_u64().unwrap() >= 1, "{r}");
-    // The dry run's estimate only lacks the new packs' trailers.
-    let (est, got) = (
-        dry["bytes_freed"].as_u64().unwrap(),
-        r["bytes_freed"].as_u64().unwrap(),
+    assert_eq!(r["packs_removed"], 0, "{r}");
+    let marked = r["packs_pending"].as_u64().unwrap();
+    assert_eq!(
+        marked,
+        r["packs_deleted"].as_u64().unwrap() + r["packs_rewritten"].as_u64().unwrap(),
+        "{r}"
     );
+    assert!(fs::read_dir(env.repo().join("pending")).unwrap().count() == 1);
+    let out = env.ok(&["check", "--read-data"]);
+    assert!(out.contains("no errors found"), "{out}");
+    restore_latest_matches(&h, "out-marked");
+    // A run within the grace period deletes nothing either.
+    let again = env.json(&["prune"]);
+    assert_eq!(
+        (
+            again["packs_removed"].as_u64(),
+            again["packs_pending"].as_u64()
+        ),
+        (Some(0), Some(marked)),
+        "{again}"
+    );
+    // Past it (here: no grace at all), the marked packs go.
+    let r = env.json(&["prune", "--grace", "0"]);
+    assert_eq!(r["packs_removed"].as_u64(), Some(marked), "{r}");
+    assert_eq!(r["packs_pending"], 0, "{r}");
+    assert!(
+        !env.repo().join("pending").exists()
+            || fs::read_dir(env.repo().join("pending")).unwrap().count() == 0
+    );
+    let after = repo_bytes(&env.repo());
+    // a1, a2, a3 (3 x 600 kB of random data) are gone; the dry run's estimate only lacks
+    // the new packs' trailers and the index segments.
+    let (est, got) = (dry["bytes_freed"].as_u64().unwrap(), before - after);
+    assert!(got > 1_700_000, "freed only {got} bytes");
     assert!(
         est.abs_diff(got) < est / 100,
         "estimated {est}, freed {got}"
-    );
-    let after = repo_bytes(&env.repo());
-    // a1, a2, a3 (3 x 600 kB of random data) are gone.
-    assert!(
-        before - after > 1_700_000,
-        "freed only {} bytes",
-        before - after
     );
     let out = env.ok(&["check", "--read-data"]);
     assert!(out.contains("no errors found"), "{out}");
     restore_latest_matches(&h, "out");
 
     // A second prune has nothing left to do.
-    let again = env.json(&["prune"]);
+    let again = env.json(&["prune", "--grace", "0"]);
     assert_eq!(again["packs_deleted"], 0);
     assert_eq!(again["packs_rewritten"], 0);
+    assert_eq!(again["packs_removed"], 0);
     assert_eq!(again["blobs_removed"], 0);
 }
 
@@ -152,31 +177,28 @@ fn prune_killed_at_any_step_leaves_kept_snapshots_restorable() {
         let h = history();
         let env = &h.env;
         env.ok(&["forget", "--keep-last", "1"]);
+        // No grace period: every step, pack deletion included, happens in this run.
         let o = env
-            .cmd(&["prune"])
+            .cmd(&["prune", "--grace", "0"])
             .env("REPO_FAILPOINT", point)
             .output()
             .unwrap();
-        assert!(!o.status.success(), "{point}: prune did not stop");
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains(point),
-            "{point}: failpoint not reached: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        crate::common::assert_aborted_at(&o, point);
         // The dead prune's lock is stale (its process is gone): nothing else is needed.
         let out = env.ok(&["check", "--read-data"]);
         assert!(out.contains("no errors found"), "{point}: {out}");
         restore_latest_matches(&h, &format!("out-{point}"));
         // A rerun finishes the job.
-        env.ok(&["prune"]);
+        env.ok(&["prune", "--grace", "0"]);
         let out = env.ok(&["check", "--read-data"]);
         assert!(
-            out.contains("no errors found"),
+            out.contains("no errors found") && !out.contains("warning"),
             "{point} after rerun: {out}"
         );
-        let again = env.json(&["prune"]);
+        let again = env.json(&["prune", "--grace", "0"]);
         assert_eq!(again["packs_deleted"], 0, "{point}: {again}");
         assert_eq!(again["packs_unindexed"], 0, "{point}: {again}");
+        assert_eq!(again["packs_removed"], 0, "{point}: {again}");
         restore_latest_matches(&h, &format!("out2-{point}"));
     }
 }
@@ -295,7 +317,7 @@ fn stats_report_dedup_unique_bytes_and_reclaimable_space() {
     assert_eq!(st["per_snapshot"].as_array().unwrap().len(), 1);
     let reclaim = st["reclaimable_bytes"].as_u64().unwrap();
     assert!((1_200_000..1_300_000).contains(&reclaim), "{st}");
-    let r = env.json(&["prune", "--max-unused", "0%"]);
+    let r = env.json(&["prune", "--max-unused", "0%", "--grace", "0"]);
     assert_eq!(
         r["bytes_freed"].as_u64().unwrap() / 10_000,
         reclaim / 10_000,

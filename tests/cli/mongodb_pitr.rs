@@ -389,10 +389,7 @@ impl Private {
 }
 
 pub(crate) fn private_server(entries: u32) -> Option<Private> {
-    let Ok(bin) = std::env::var("REPO_TEST_SECANTUSD") else {
-        eprintln!("SKIPPED: REPO_TEST_SECANTUSD is not set (scripts/test sets it)");
-        return None;
-    };
+    let bin = crate::common::service("REPO_TEST_SECANTUSD")?;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -16,13 +16,7 @@ const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 fn endpoint(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            eprintln!("SKIPPED: {var} is not set (scripts/test starts the object-store servers)");
-            None
-        }
-    }
+    crate::common::service(var)
 }
 
 fn unique(prefix: &str) -> String {
@@ -102,6 +96,9 @@ fn conformance_on_s3_azure_and_gcs() {
         ran += 1;
     }
     eprintln!("conformance ran on {ran} object store(s)");
+    if std::env::var_os("REPO_TEST_REQUIRE_SERVICES").is_some() {
+        assert_eq!(ran, 3, "conformance must run on S3, Azure Blob and GCS");
+    }
 }
 
 #[test]
@@ -398,11 +395,10 @@ fn start_azurite(bin: &str, py: &str, dir: &Path, port: u16) -> std::process::Ch
 
 #[test]
 fn server_stopping_mid_snapshot_fails_cleanly_and_the_next_run_succeeds() {
-    let (Ok(bin), Ok(py)) = (
-        std::env::var("REPO_TEST_AZURITE_BIN"),
-        std::env::var("REPO_TEST_OBJSTORE_PYTHON"),
+    let (Some(bin), Some(py)) = (
+        endpoint("REPO_TEST_AZURITE_BIN"),
+        endpoint("REPO_TEST_OBJSTORE_PYTHON"),
     ) else {
-        eprintln!("SKIPPED: REPO_TEST_AZURITE_BIN is not set (scripts/test starts the servers)");
         return;
     };
     let env = Env::new();
@@ -467,9 +463,9 @@ fn stop(server: &mut std::process::Child) {
 
 #[test]
 fn storage_class_and_download_limit_apply_on_s3() {
-    let (Some(ep), Ok(py)) = (
+    let (Some(ep), Some(py)) = (
         endpoint("REPO_TEST_S3_ENDPOINT"),
-        std::env::var("REPO_TEST_OBJSTORE_PYTHON"),
+        endpoint("REPO_TEST_OBJSTORE_PYTHON"),
     ) else {
         return;
     };
@@ -520,4 +516,107 @@ fn storage_class_and_download_limit_apply_on_s3() {
     let took = started.elapsed();
     assert!(took.as_secs_f64() >= 3.0, "restore took {took:?}");
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+}
+
+#[test]
+fn readers_and_writers_inside_prune_windows_on_s3() {
+    let Some(ep) = endpoint("REPO_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    for point in [
+        "prune-after-repack",
+        "prune-after-segments",
+        "prune-mid-segment-delete",
+        "prune-mid-pack-delete",
+    ] {
+        let env = Env::new();
+        let repo = format!("s3:{ep}/repo-test/{}", unique("windows"));
+        let src = env.path("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let forgotten = random_bytes(900_000, 7);
+        std::fs::write(src.join("old.bin"), &forgotten).unwrap();
+        std::fs::write(src.join("kept.bin"), random_bytes(900_000, 9)).unwrap();
+        let s = src.to_str().unwrap();
+        ok(s3_cmd(
+            &env,
+            &repo,
+            "cache-a",
+            &["init", "--pack-size-mib", "1"],
+        ));
+        let first = ok(s3_cmd(&env, &repo, "cache-a", &["snapshot", "--json", s]));
+        let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+        std::fs::remove_file(src.join("old.bin")).unwrap();
+        ok(s3_cmd(&env, &repo, "cache-a", &["snapshot", s]));
+        ok(s3_cmd(
+            &env,
+            &repo,
+            "cache-a",
+            &["forget", first["id"].as_str().unwrap()],
+        ));
+        let store = backend(&repo, &test_opts(None));
+        let objects = || -> Vec<(String, u64)> {
+            let mut v: Vec<(String, u64)> = repo::backend::Backend::list(&store, "")
+                .unwrap()
+                .into_iter()
+                .filter(|o| !o.path.starts_with("locks/"))
+                .map(|o| (o.path, o.size))
+                .collect();
+            v.sort();
+            v
+        };
+        let prune = crate::common::Paused::start(
+            s3_cmd(&env, &repo, "cache-a", &["prune", "--grace", "0"]),
+            point,
+            4,
+        );
+        // Readers, as this host and as others: they may fail while packs vanish, but
+        // never write.
+        let before = objects();
+        for (cache, args) in [
+            ("cache-b", &["snapshots"][..]),
+            ("cache-b", &["ls", "latest"]),
+            ("cache-c", &["find", "*.bin"]),
+            ("cache-c", &["stats"]),
+            ("cache-d", &["index", "rebuild"]),
+        ] {
+            let _ = s3_cmd(&env, &repo, cache, args).output().unwrap();
+        }
+        assert_eq!(
+            objects(),
+            before,
+            "{point}: a reader wrote to the repository"
+        );
+        // A writer started in the window waits for prune, then stores the forgotten
+        // content again without deduplicating against what prune removes.
+        std::fs::write(src.join("again.bin"), &forgotten).unwrap();
+        let w = s3_cmd(
+            &env,
+            &repo,
+            "cache-b",
+            &["snapshot", "--lock-wait", "2m", s],
+        )
+        .output()
+        .unwrap();
+        let p = prune.finish();
+        assert!(
+            p.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&p.stderr)
+        );
+        assert!(
+            w.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&w.stderr)
+        );
+        ok(s3_cmd(&env, &repo, "cache-e", &["check", "--read-data"]));
+        let target = env.path(&format!("restored-{point}"));
+        ok(s3_cmd(
+            &env,
+            &repo,
+            "cache-e",
+            &["restore", "latest", "--target", target.to_str().unwrap()],
+        ));
+        assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+        std::fs::remove_file(src.join("again.bin")).unwrap();
+    }
 }

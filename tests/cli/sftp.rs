@@ -20,13 +20,12 @@ struct Sftp {
 }
 
 fn server() -> Option<Sftp> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let var = crate::common::service;
     let (Some(bin), Some(host), Some(dir)) = (
         var("REPO_TEST_SFTP_BIN"),
         var("REPO_TEST_SFTP_HOST"),
         var("REPO_TEST_SFTP_DIR"),
     ) else {
-        eprintln!("SKIPPED: REPO_TEST_SFTP_* not set (scripts/test starts the SFTP server)");
         return None;
     };
     let mut path = OsString::from(bin);
@@ -76,7 +75,8 @@ fn sftp_cmd(env: &Env, s: &Sftp, repo: &str, args: &[&str]) -> Command {
 fn every_command_works_on_sftp() {
     let Some(s) = server() else { return };
     let env = Env::new();
-    let repo = format!("sftp:{}:{}", s.host, s.dir.join(unique("e2e")).display());
+    let root = s.dir.join(unique("e2e"));
+    let repo = format!("sftp:{}:{}", s.host, root.display());
     let src = env.path("src");
     std::fs::create_dir_all(src.join("docs")).unwrap();
     for i in 0..30u64 {
@@ -89,6 +89,16 @@ fn every_command_works_on_sftp() {
     write_big_file(&src.join("big.bin"), 20 << 20, 41);
     let p = src.to_str().unwrap();
     ok(sftp_cmd(&env, &s, &repo, &["init"]));
+    // Only its owner can enter the repository, and the key file is private.
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&root), 0o700);
+    for k in std::fs::read_dir(root.join("keys")).unwrap().flatten() {
+        assert_eq!(mode(&k.path()), 0o600, "{}", k.path().display());
+    }
+    assert_eq!(mode(&root.join("config")), 0o600);
     ok(sftp_cmd(&env, &s, &repo, &["snapshot", p]));
     std::fs::write(src.join("docs/f2.txt"), b"edited").unwrap();
     let second = ok(sftp_cmd(&env, &s, &repo, &["snapshot", p, "--json"]));
@@ -124,7 +134,7 @@ fn unknown_host_key_is_refused_clearly() {
     // The same server by address: the private configuration vouches only for the alias's
     // host key (other hosts get an empty known_hosts), so strict checking, the default,
     // refuses before logging in.
-    let Ok(port) = std::env::var("REPO_TEST_SFTP_PORT") else {
+    let Some(port) = crate::common::service("REPO_TEST_SFTP_PORT") else {
         return;
     };
     let env = Env::new();

@@ -218,6 +218,7 @@ fn write_vectors() {
         summary: Default::default(),
         excludes: Default::default(),
         mongodb: None,
+        repaired: None,
     };
     std::fs::write(d.join("snapshot.id"), format!("{}\n", snap.id.to_hex())).unwrap();
     std::fs::write(d.join("snapshot.bin"), snap.seal(&master)).unwrap();

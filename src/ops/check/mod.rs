@@ -29,13 +29,64 @@ pub enum Severity {
     Warning,
 }
 
+/// What kind of problem a finding is (scripts and tests match on this, not on text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// An index segment cannot be read.
+    SegmentUnreadable,
+    /// A record of packs marked for deletion cannot be read.
+    PendingUnreadable,
+    /// A pack the index lists is gone.
+    PackMissing,
+    /// A pack's size differs from what the index says.
+    PackSize,
+    /// A pack's trailer cannot be read or disagrees with the index; its blobs may be fine.
+    PackTrailer,
+    /// Bytes of a pack outside any blob were altered.
+    PackContent,
+    /// A blob does not decrypt or does not hash to its id.
+    BlobDamaged,
+    /// A pack no segment lists (left by an interrupted run).
+    PackUnindexed,
+    /// A snapshot object cannot be read.
+    SnapshotUnreadable,
+    /// A snapshot references data that is damaged or gone.
+    SnapshotDamaged,
+    /// An oplog slice cannot be read or names lost chunks.
+    SliceDamaged,
+}
+
+impl FindingKind {
+    /// The command that repairs findings of this kind.
+    pub fn fix(self) -> &'static str {
+        match self {
+            FindingKind::SegmentUnreadable
+            | FindingKind::PendingUnreadable
+            | FindingKind::PackTrailer => "repo repair index",
+            FindingKind::PackMissing | FindingKind::PackSize | FindingKind::SnapshotDamaged => {
+                "repo repair"
+            }
+            // Only a full read finds these again, to salvage what is intact.
+            FindingKind::PackContent | FindingKind::BlobDamaged => "repo repair --read-data",
+            FindingKind::PackUnindexed => "repo prune",
+            FindingKind::SnapshotUnreadable => "repo forget ID",
+            FindingKind::SliceDamaged => "repo repair snapshots",
+        }
+    }
+}
+
 /// One problem found.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
     /// Error or warning.
     pub severity: Severity,
+    /// What kind of problem.
+    pub kind: FindingKind,
     /// A sentence saying what is wrong.
     pub message: String,
+    /// The command that repairs it.
+    pub fix: String,
     /// The pack concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pack: Option<PackId>,
@@ -75,10 +126,18 @@ impl CheckReport {
             .count()
     }
 
-    fn push(&mut self, severity: Severity, message: String, pack: Option<PackId>) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        kind: FindingKind,
+        message: String,
+        pack: Option<PackId>,
+    ) {
         self.findings.push(Finding {
             severity,
+            kind,
             message,
+            fix: kind.fix().to_string(),
             pack,
             snapshots: Vec::new(),
             paths: Vec::new(),

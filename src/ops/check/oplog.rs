@@ -6,7 +6,7 @@ use crate::id::{BlobId, SliceId};
 use crate::repository::Repository;
 
 use super::packs::Damaged;
-use super::{CheckReport, SegmentIndex, Severity};
+use super::{CheckReport, FindingKind, SegmentIndex, Severity};
 
 pub(super) fn check_slices(
     repo: &Repository,
@@ -14,21 +14,14 @@ pub(super) fn check_slices(
     damaged: &Damaged,
     report: &mut CheckReport,
 ) -> Result<()> {
-    for o in repo.backend().list("oplog/")? {
-        let Some(id) = o
-            .path
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse::<SliceId>().ok())
-        else {
-            continue;
-        };
+    for (id, _) in crate::backend::list_ids::<SliceId>(repo.backend(), "oplog/")? {
         report.slices += 1;
         let slice = match repo.load_slice(&id) {
             Ok(s) => s,
             Err(e) => {
                 report.push(
                     Severity::Error,
+                    FindingKind::SliceDamaged,
                     format!("oplog slice {}: {e}", id.short()),
                     None,
                 );
@@ -51,6 +44,7 @@ pub(super) fn check_slices(
         if !bad.is_empty() {
             report.push(
                 Severity::Error,
+                FindingKind::SliceDamaged,
                 format!(
                     "oplog slice {} ({} entries up to {}:{}) cannot be replayed: {}",
                     id.short(),

@@ -1,12 +1,12 @@
 //! Check, part 1: index segments and packs (existence, size, trailer, and with
 //! `--read-data` every blob's authentication and hash).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 use rayon::prelude::*;
 
-use super::{CheckReport, SegmentIndex, Severity};
+use super::{CheckReport, FindingKind, SegmentIndex, Severity};
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
@@ -20,41 +20,65 @@ use crate::repository::Repository;
 /// Blob → (pack, why it is unreadable).
 pub(super) type Damaged = HashMap<BlobId, (PackId, String)>;
 
-/// Reads every index segment; unreadable ones become findings.
+/// Reads every index segment; unreadable ones become findings. When some are, the packs
+/// no readable segment lists (and no prune marked) are found by their trailers, as the
+/// local index does: the damage is the segment's, and nothing is reported lost for it.
 pub(super) fn load_segments(repo: &Repository, report: &mut CheckReport) -> Result<SegmentIndex> {
     let mut idx = SegmentIndex {
         blobs: HashMap::new(),
         packs: HashMap::new(),
     };
+    let mut damaged = Vec::new();
     for seg in list_segments(repo.backend())? {
         match read_segment(repo.backend(), repo.key(), &seg) {
-            Ok(packs) => {
-                for p in packs {
-                    idx.packs.insert(p.id, p.size);
-                    for e in p.entries {
-                        idx.blobs.insert(
-                            (e.kind, e.id),
-                            BlobLocation {
-                                pack: p.id,
-                                offset: e.offset,
-                                length: e.length,
-                                raw_length: e.raw_length,
-                            },
-                        );
-                    }
-                }
-            }
-            Err(e) => report.push(
-                Severity::Error,
-                format!(
-                    "index segment {} is unreadable: {e} (run `repo index rebuild`)",
-                    seg.short()
-                ),
-                None,
-            ),
+            Ok(packs) => add_packs(&mut idx, packs),
+            Err(e) => damaged.push((seg, e)),
         }
     }
+    if damaged.is_empty() {
+        return Ok(idx);
+    }
+    let marks = crate::index::pending::load(repo.backend(), repo.key())?;
+    let mut found = Vec::new();
+    for (id, size) in crate::backend::pack_sizes(repo.backend())? {
+        if idx.packs.contains_key(&id) || marks.packs.contains_key(&id) {
+            continue;
+        }
+        if let Ok(entries) = read_trailer(repo.backend(), repo.key(), &id, size) {
+            found.push(crate::index::segment::PackRecord { id, size, entries });
+        }
+    }
+    let n = found.len();
+    add_packs(&mut idx, found);
+    for (seg, e) in damaged {
+        report.push(
+            Severity::Error,
+            FindingKind::SegmentUnreadable,
+            format!(
+                "index segment {} is unreadable: {e}; {n} pack(s) no readable segment lists were found by their trailers",
+                seg.short()
+            ),
+            None,
+        );
+    }
     Ok(idx)
+}
+
+fn add_packs(idx: &mut SegmentIndex, packs: Vec<crate::index::segment::PackRecord>) {
+    for p in packs {
+        idx.packs.insert(p.id, p.size);
+        for e in p.entries {
+            idx.blobs.insert(
+                (e.kind, e.id),
+                BlobLocation {
+                    pack: p.id,
+                    offset: e.offset,
+                    length: e.length,
+                    raw_length: e.raw_length,
+                },
+            );
+        }
+    }
 }
 
 /// Checks every pack the segments list (and notes packs they don't). Returns damaged blobs.
@@ -65,12 +89,7 @@ pub(super) fn check_packs(
     progress: &Progress,
     report: &mut CheckReport,
 ) -> Result<Damaged> {
-    let present: HashMap<PackId, u64> = repo
-        .backend()
-        .list("packs/")?
-        .into_iter()
-        .filter_map(|o| Some((o.path.rsplit('/').next()?.parse().ok()?, o.size)))
-        .collect();
+    let present = crate::backend::pack_sizes(repo.backend())?;
     let mut by_pack: HashMap<PackId, Vec<(BlobKind, BlobId, BlobLocation)>> = HashMap::new();
     for ((kind, id), loc) in &index.blobs {
         by_pack
@@ -78,11 +97,25 @@ pub(super) fn check_packs(
             .or_default()
             .push((*kind, *id, *loc));
     }
+    // Packs a prune marked for deletion are expected to be unlisted until it deletes them.
+    let marks = crate::index::pending::load(repo.backend(), repo.key())?;
+    for d in &marks.damaged {
+        report.push(
+            Severity::Error,
+            FindingKind::PendingUnreadable,
+            d.clone(),
+            None,
+        );
+    }
     for (p, size) in &present {
-        if !index.packs.contains_key(p) {
+        if !index.packs.contains_key(p) && !marks.packs.contains_key(p) {
             report.push(
                 Severity::Warning,
-                format!("pack {} ({size} bytes) is not in the index: left by an interrupted run; `repo prune` removes it", p.short()),
+                FindingKind::PackUnindexed,
+                format!(
+                    "pack {} ({size} bytes) is not in the index: left by an interrupted run",
+                    p.short()
+                ),
                 Some(*p),
             );
         }
@@ -103,51 +136,55 @@ pub(super) fn check_packs(
             .par_iter()
             .map(|(id, size)| {
                 let blobs = by_pack.get(id).map(Vec::as_slice).unwrap_or(&[]);
-                let r = check_one(repo, id, **size, present.get(id).copied(), blobs, read_data);
+                let mut r = check_one(repo, id, **size, present.get(id).copied(), blobs, read_data);
                 progress.done(1, **size);
-                let read = if read_data { **size } else { 0 };
-                match r {
-                    Ok(bad) => PackResult {
-                        pack: **id,
-                        bad,
-                        whole: None,
-                        read,
-                    },
-                    Err(whole) => PackResult {
-                        pack: **id,
-                        bad: blobs.iter().map(|b| (b.1, whole.clone())).collect(),
-                        whole: Some(whole),
-                        read,
-                    },
+                r.read = if read_data { **size } else { 0 };
+                if let Some((_, why)) = &r.whole {
+                    r.bad = blobs.iter().map(|b| (b.1, why.clone())).collect();
                 }
+                r
             })
             .collect()
     });
     let mut damaged = Damaged::new();
-    for PackResult {
-        pack,
-        bad,
-        whole,
-        read,
-    } in results
-    {
-        report.bytes_read += read;
-        if let Some(why) = whole {
+    for r in results {
+        report.bytes_read += r.read;
+        let pack = r.pack;
+        if let Some(t) = &r.trailer {
+            // The blobs are reached through the index, not the trailer: only a rebuild
+            // of the index from trailers would miss this pack.
+            let blobs = if r.bad.is_empty() && read_data {
+                "every blob in it verified; every snapshot still restores"
+            } else if read_data {
+                "some blobs in it are damaged too (listed separately)"
+            } else {
+                "its blobs were not read (check --read-data verifies them)"
+            };
             report.push(
                 Severity::Error,
+                FindingKind::PackTrailer,
+                format!("pack {}: trailer damaged ({t}); {blobs}", pack.short()),
+                Some(pack),
+            );
+        }
+        if let Some((kind, why)) = &r.whole {
+            report.push(
+                Severity::Error,
+                *kind,
                 format!("pack {}: {why}", pack.short()),
                 Some(pack),
             );
         } else {
-            for (blob, why) in &bad {
+            for (blob, why) in &r.bad {
                 report.push(
                     Severity::Error,
+                    FindingKind::BlobDamaged,
                     format!("pack {}: blob {}: {why}", pack.short(), blob.short()),
                     Some(pack),
                 );
             }
         }
-        for (blob, why) in bad {
+        for (blob, why) in r.bad {
             damaged.insert(blob, (pack, why));
         }
     }
@@ -159,13 +196,16 @@ struct PackResult {
     pack: PackId,
     /// Blobs that failed, with the reason.
     bad: Vec<(BlobId, String)>,
-    /// Set when the whole pack is unusable.
-    whole: Option<String>,
+    /// Set when the whole pack is unusable (missing, wrong size, altered).
+    whole: Option<(FindingKind, String)>,
+    /// Set when the trailer cannot be read or disagrees with the index.
+    trailer: Option<String>,
     /// Bytes read from the backend.
     read: u64,
 }
 
-/// Checks one pack. `Err` means the whole pack is unusable; `Ok` lists bad blobs.
+/// Checks one pack: its presence and size, its trailer, and with `read_data` every blob
+/// (through the index's locations, so a damaged trailer alone loses nothing).
 fn check_one(
     repo: &Repository,
     id: &PackId,
@@ -173,51 +213,66 @@ fn check_one(
     actual: Option<u64>,
     blobs: &[(BlobKind, BlobId, BlobLocation)],
     read_data: bool,
-) -> std::result::Result<Vec<(BlobId, String)>, String> {
+) -> PackResult {
+    let mut r = PackResult {
+        pack: *id,
+        bad: Vec::new(),
+        whole: None,
+        trailer: None,
+        read: 0,
+    };
     let Some(actual) = actual else {
-        return Err("missing from the repository".into());
+        r.whole = Some((
+            FindingKind::PackMissing,
+            "missing from the repository".into(),
+        ));
+        return r;
     };
     if actual != size {
-        return Err(format!(
-            "size is {actual} bytes but the index says {size} (truncated or altered)"
+        r.whole = Some((
+            FindingKind::PackSize,
+            format!("size is {actual} bytes but the index says {size} (truncated or altered)"),
         ));
+        return r;
     }
     if !read_data {
-        let trailer =
-            read_trailer(repo.backend(), repo.key(), id, size).map_err(|e| e.to_string())?;
-        return Ok(compare_trailer(&trailer, blobs));
-    }
-    let bytes = repo
-        .backend()
-        .get(&pack_path(id))
-        .map_err(|e| e.to_string())?;
-    let what = format!("pack {}", id.short());
-    let hash_ok = crate::hash::content_hash(&bytes) == id.0;
-    let mut bad = match parse_pack(repo.key(), &bytes, &what) {
-        Ok(trailer) => compare_trailer(&trailer, blobs),
-        Err(e) => blobs
-            .iter()
-            .map(|b| (b.1, format!("trailer unreadable: {e}")))
-            .collect(),
-    };
-    let already: HashSet<BlobId> = bad.iter().map(|b| b.0).collect();
-    for (kind, bid, loc) in blobs {
-        if already.contains(bid) {
-            continue;
+        match read_trailer(repo.backend(), repo.key(), id, size) {
+            Ok(t) => r.trailer = trailer_disagrees(&t, blobs),
+            Err(e) => r.trailer = Some(short_reason(&e)),
         }
+        return r;
+    }
+    let bytes = match repo.backend().get(&pack_path(id)) {
+        Ok(b) => b,
+        Err(e) => {
+            r.whole = Some((FindingKind::PackMissing, e.to_string()));
+            return r;
+        }
+    };
+    let what = format!("pack {}", id.short());
+    match parse_pack(repo.key(), &bytes, &what) {
+        Ok(t) => r.trailer = trailer_disagrees(&t, blobs),
+        Err(e) => r.trailer = Some(short_reason(&e)),
+    }
+    for (kind, bid, loc) in blobs {
         let start = loc.offset as usize;
         let Some(sealed) = bytes.get(start..start + loc.length as usize) else {
-            bad.push((*bid, "extends past the end of the pack".into()));
+            r.bad
+                .push((*bid, "extends past the end of the pack".into()));
             continue;
         };
         if let Err(e) = repo.open_blob(*kind, bid, sealed, loc) {
-            bad.push((*bid, short_reason(&e)));
+            r.bad.push((*bid, short_reason(&e)));
         }
     }
-    if !hash_ok && bad.is_empty() {
-        return Err("content does not match its name (bytes outside any blob were altered)".into());
+    let hash_ok = crate::hash::content_hash(&bytes) == id.0;
+    if !hash_ok && r.bad.is_empty() && r.trailer.is_none() {
+        r.whole = Some((
+            FindingKind::PackContent,
+            "content does not match its name (bytes outside any blob were altered)".into(),
+        ));
     }
-    Ok(bad)
+    r
 }
 
 fn short_reason(e: &Error) -> String {
@@ -227,31 +282,20 @@ fn short_reason(e: &Error) -> String {
     }
 }
 
-/// Blobs the index places differently from the pack's own trailer.
-fn compare_trailer(
+/// Whether the pack's own trailer places the blobs differently from the index.
+fn trailer_disagrees(
     trailer: &[PackEntry],
     blobs: &[(BlobKind, BlobId, BlobLocation)],
-) -> Vec<(BlobId, String)> {
+) -> Option<String> {
     let t: HashMap<(BlobKind, BlobId), &PackEntry> =
         trailer.iter().map(|e| ((e.kind, e.id), e)).collect();
-    blobs
+    let wrong = blobs
         .iter()
-        .filter_map(|(kind, id, loc)| match t.get(&(*kind, *id)) {
-            Some(e)
-                if e.offset == loc.offset
-                    && e.length == loc.length
-                    && e.raw_length == loc.raw_length =>
-            {
-                None
-            }
-            Some(_) => Some((
-                *id,
-                "index and pack trailer disagree on its position".into(),
-            )),
-            None => Some((
-                *id,
-                "listed by the index but not by the pack trailer".into(),
-            )),
+        .filter(|(kind, id, loc)| {
+            !t.get(&(*kind, *id)).is_some_and(|e| {
+                e.offset == loc.offset && e.length == loc.length && e.raw_length == loc.raw_length
+            })
         })
-        .collect()
+        .count();
+    (wrong > 0).then(|| format!("it places {wrong} blob(s) differently from the index"))
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::packs::Damaged;
-use super::{CheckReport, SegmentIndex, Severity};
+use super::{CheckReport, FindingKind, SegmentIndex, Severity};
 use crate::blob::BlobKind;
 use crate::error::Result;
 use crate::id::{BlobId, PackId, TreeId};
@@ -129,9 +129,13 @@ pub(super) fn check_snapshots(
             Err(e) => {
                 report.push(
                     Severity::Error,
+                    FindingKind::SnapshotUnreadable,
                     format!("snapshot {}: {e}", id.short()),
                     None,
                 );
+                if let Some(f) = report.findings.last_mut() {
+                    f.fix = format!("repo forget {}", id.short());
+                }
                 continue;
             }
         };
@@ -156,6 +160,8 @@ pub(super) fn check_snapshots(
         }
         report.findings.push(super::Finding {
             severity: Severity::Error,
+            kind: FindingKind::SnapshotDamaged,
+            fix: FindingKind::SnapshotDamaged.fix().to_string(),
             message: format!(
                 "snapshot {short} ({}) cannot be fully restored: {} path(s) damaged",
                 snap.time.format("%Y-%m-%d %H:%M:%S"),

@@ -56,14 +56,28 @@ pub fn mark(repo: &Repository, snaps: &[Snapshot]) -> Result<BlobSet> {
     Ok(live)
 }
 
+/// Per-pack usage, plus the live blobs the index does not know (at most
+/// [`MISSING_KEPT`] of them are kept, with the total count).
+pub struct Usage {
+    /// Listed packs and how much of each is live.
+    pub packs: HashMap<PackId, PackUsage>,
+    /// Live blobs not in the index (they may be in packs no segment lists).
+    pub missing: Vec<(BlobKind, BlobId)>,
+    /// How many live blobs are not in the index in all.
+    pub missing_count: u64,
+}
+
+/// Live blobs missing from the index that are remembered by id; beyond that the
+/// repository is damaged beyond what adopting unlisted packs could fix in one run.
+pub const MISSING_KEPT: usize = 1_000_000;
+
 /// Streams the index against the marks. Calls `on_live` for every live blob with its
-/// location, and returns per-pack usage. Fails when a live blob is not indexed at all:
-/// the repository is already damaged and pruning it could only make that worse.
+/// location, and returns per-pack usage and the live blobs the index lacks.
 pub fn usage(
     repo: &Repository,
     live: &BlobSet,
     mut on_live: impl FnMut(BlobKind, &BlobId, &BlobLocation),
-) -> Result<HashMap<PackId, PackUsage>> {
+) -> Result<Usage> {
     let index = repo.index()?;
     let mut packs: HashMap<PackId, PackUsage> = index
         .packs()?
@@ -79,17 +93,14 @@ pub fn usage(
         })
         .collect();
     let mut marks = live.iter()?.peekable();
-    let mut missing: Vec<String> = Vec::new();
+    let mut missing: Vec<(BlobKind, BlobId)> = Vec::new();
+    let mut missing_count = 0u64;
     let mut note_missing = |kind: BlobKind, id: &BlobId| {
-        if missing.len() < 10 {
-            missing.push(format!(
-                "{} {}",
-                crate::repository::kind_name(kind),
-                id.short()
-            ));
+        missing_count += 1;
+        if missing.len() < MISSING_KEPT {
+            missing.push((kind, *id));
         }
     };
-    let mut missing_count = 0u64;
     index.for_each_blob(|kind, id, loc| {
         let mut is_live = false;
         while let Some(next) = marks.peek() {
@@ -100,7 +111,6 @@ pub fn usage(
             match order((mk, &mid), (kind, &id)) {
                 std::cmp::Ordering::Less => {
                     note_missing(mk, &mid);
-                    missing_count += 1;
                     marks.next();
                 }
                 std::cmp::Ordering::Equal => {
@@ -123,14 +133,10 @@ pub fn usage(
     for m in marks {
         let (k, id) = m?;
         note_missing(k, &id);
-        missing_count += 1;
     }
-    if missing_count > 0 {
-        return Err(Error::Refused(format!(
-            "{missing_count} blob(s) that kept snapshots need are not in the index (e.g. {}); \
-             not pruning a damaged repository — run `repo index rebuild --from-packs` and `repo check`",
-            missing.join(", ")
-        )));
-    }
-    Ok(packs)
+    Ok(Usage {
+        packs,
+        missing,
+        missing_count,
+    })
 }

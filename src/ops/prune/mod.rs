@@ -1,36 +1,58 @@
-//! `repo prune`: reclaim the space of blobs no snapshot needs.
+//! `repo prune`: reclaim the space of blobs no snapshot needs, in two phases.
 //!
-//! 1. Mark blobs reachable from the remaining snapshots ([`mark`]).
-//! 2. Decide per pack: keep, delete (nothing live), or rewrite (more than `max_unused` of
-//!    it is garbage). Packs no segment lists (left by interrupted runs) are deleted.
-//! 3. Copy the live blobs of rewritten packs into new packs (verifying each one), and write
-//!    segments for them.
-//! 4. Rewrite the old segments that list deleted packs, merging small segments on the way.
-//! 5. Delete the old segments, then the packs.
+//! A pack is never deleted by the run that finds it unneeded: that run takes it out of the
+//! index segments and *marks* it (`pending/`, [`crate::index::pending`]); a later run
+//! deletes it once the mark is older than the grace period. A writer that read the index
+//! before the mark — on a host whose lock this prune could not see — has by then either
+//! committed, and then the pack's blobs are live and the pack is listed again ("adopted"),
+//! or it has lost its lock and committed nothing.
 //!
-//! Crash safety: until step 5 nothing is deleted, and by then no remaining segment lists a
-//! pack that is about to go, while every live blob is in a pack a remaining segment lists.
-//! So a crash at any point leaves every kept snapshot restorable; a rerun finishes the job.
-//! The caller holds the exclusive lock: no other writer adds packs or segments meanwhile.
+//! One run, in this order (nothing needs writing before step 4, so a full disk gets space):
+//! 1. Remove `.tmp-` leftovers of interrupted writes older than the grace period.
+//! 2. Mark every blob reachable from the snapshots and oplog slices ([`mark`]).
+//! 3. Live blobs the index lacks: find them in unlisted packs to adopt ([`adopt`]); a live
+//!    blob in no pack at all means a damaged repository, and prune stops.
+//! 4. Delete marked packs whose grace is over and that no segment lists or adoption needs.
+//! 5. List adopted packs in a new segment.
+//! 6. Decide per listed pack: keep, mark (nothing live) or rewrite (too much garbage: copy
+//!    its live blobs into new packs, verified, then mark it). Unlisted packs are marked too.
+//! 7. Write replacement segments without the marked packs ([`segments`]), then the marks,
+//!    then delete the replaced segments.
+//! 8. With a zero grace period, delete the new marks at once.
+//! 9. Record the marks left.
+//!
+//! Crash safety: a pack is deleted only when marked and listed by no segment, and a
+//! segment stops listing a pack only after its live blobs are listed elsewhere; so a crash
+//! at any point leaves every kept snapshot restorable, and a rerun finishes the job.
+//! The caller holds the exclusive lock, re-checked right before anything is deleted.
 
+mod adopt;
 mod mark;
-mod segments;
+pub(crate) mod segments;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use serde::Serialize;
 
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::id::{BlobId, PackId};
+use crate::index::pending::{self, PendingPack, Reason};
+use crate::index::segment;
 use crate::index::BlobLocation;
 use crate::pack::pack_path;
 use crate::packer::Packer;
 use crate::repository::Repository;
 
+pub use adopt::Adoption;
 pub use mark::PackUsage;
+
+/// Default time between marking a pack and deleting it: longer than a lock may go
+/// without a refresh before others call it stale ([`crate::lock::STALE_AFTER`]).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(60 * 60);
 
 /// How prune decides.
 #[derive(Clone, Debug)]
@@ -39,6 +61,9 @@ pub struct PruneOptions {
     pub max_unused: f64,
     /// Only report what would be done.
     pub dry_run: bool,
+    /// How long a pack stays marked before it is deleted (zero: in the same run, safe only
+    /// when no other host uses the repository).
+    pub grace: Duration,
 }
 
 impl Default for PruneOptions {
@@ -46,6 +71,7 @@ impl Default for PruneOptions {
         Self {
             max_unused: 0.05,
             dry_run: false,
+            grace: DEFAULT_GRACE,
         }
     }
 }
@@ -55,32 +81,52 @@ impl Default for PruneOptions {
 pub struct PruneReport {
     /// Snapshots whose blobs were kept.
     pub snapshots: usize,
-    /// Packs before pruning.
+    /// Packs listed by the index before pruning.
     pub packs_before: u64,
-    /// Bytes of packs before pruning.
+    /// Bytes of those packs.
     pub bytes_before: u64,
-    /// Packs deleted because nothing in them is live.
+    /// Packs marked for deletion because nothing in them is live.
     pub packs_deleted: u64,
-    /// Packs whose live blobs were copied into new packs, then deleted.
+    /// Packs whose live blobs were copied into new packs, then marked.
     pub packs_rewritten: u64,
-    /// Packs no segment listed (interrupted runs), deleted.
+    /// Packs no segment listed (interrupted runs), marked.
     pub packs_unindexed: u64,
     /// New packs written.
     pub packs_written: u64,
     /// Live blobs copied.
     pub blobs_copied: u64,
-    /// Blobs that are no longer referenced and were dropped.
+    /// Blobs that are no longer referenced and were dropped from the index.
     pub blobs_removed: u64,
-    /// Index segments before and after.
+    /// Index segments before.
     pub segments_before: u64,
     /// Index segments after.
     pub segments_after: u64,
-    /// Bytes freed (deleted packs minus new packs).
+    /// Unlisted packs holding live blobs, listed again.
+    pub packs_adopted: u64,
+    /// Pack objects deleted by this run (marks whose grace was over).
+    pub packs_removed: u64,
+    /// Bytes of those packs.
+    pub bytes_removed: u64,
+    /// Packs still marked after this run (a later prune deletes them).
+    pub packs_pending: u64,
+    /// Bytes of those packs.
+    pub bytes_pending: u64,
+    /// Leftovers of interrupted writes removed (`.tmp-` objects).
+    pub leftovers_removed: u64,
+    /// The grace period, in seconds.
+    pub grace_secs: u64,
+    /// Bytes freed by this run (deleted packs and leftovers minus new packs).
     pub bytes_freed: u64,
     /// Unused bytes left in kept packs (under the threshold).
     pub bytes_unused_kept: u64,
     /// Wall time in seconds.
     pub duration_secs: f64,
+}
+
+/// What step 6 decided for the listed packs.
+struct Decision {
+    mark: HashSet<PackId>,
+    rewrite: HashSet<PackId>,
 }
 
 /// Prunes `repo`. The caller must hold the exclusive lock.
@@ -91,37 +137,276 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
             "--max-unused must be between 0% and 100%".into(),
         ));
     }
-    // Opening the index merges segments other hosts added before we took the lock.
-    repo.index()?;
-    let snaps = repo.snapshots()?;
     let mut report = PruneReport {
-        snapshots: snaps.len(),
+        grace_secs: opts.grace.as_secs(),
         ..Default::default()
     };
+    // Opening the index merges segments other hosts added before we took the lock.
+    let index = repo.index()?;
+    if index.flag(crate::index::DEGRADED)? {
+        return Err(damaged("an index segment cannot be read"));
+    }
+    let marks = pending::load(repo.backend(), repo.key())?;
+    if let Some(d) = marks.damaged.first() {
+        return Err(damaged(d));
+    }
+    let now = Utc::now();
+    // 1. Leftovers of interrupted writes.
+    if !opts.dry_run {
+        repo.check_alone()?;
+        let (n, bytes) = repo.backend().remove_leftovers(opts.grace)?;
+        report.leftovers_removed = n;
+        report.bytes_freed += bytes;
+    }
+    // 2. What is live.
+    let snaps = repo.snapshots()?;
+    report.snapshots = snaps.len();
     let live = mark::mark(repo, &snaps)?;
-
-    // Live blobs of packs that may be rewritten are only known after the usage pass, so
-    // collect every live location of packs that are partly dead in a second pass.
     let usage = mark::usage(repo, &live, |_, _, _| {})?;
-    let on_disk: HashMap<PackId, u64> = repo
-        .backend()
-        .list("packs/")?
-        .into_iter()
-        .filter_map(|o| {
-            let id = o.path.rsplit('/').next()?.parse::<PackId>().ok()?;
-            Some((id, o.size))
-        })
+    let on_disk = crate::backend::pack_sizes(repo.backend())?;
+    let unlisted: Vec<(PackId, u64)> = on_disk
+        .iter()
+        .filter(|(id, _)| !usage.packs.contains_key(*id))
+        .map(|(id, size)| (*id, *size))
         .collect();
-    let envelope_overhead = repo.key().seal(&[]).len() as u64;
-    let mut delete: HashSet<PackId> = HashSet::new();
-    let mut rewrite: HashSet<PackId> = HashSet::new();
-    for (id, u) in &usage {
+    // 3. Live blobs only unlisted packs have.
+    let adoption = adopt::find(repo, &usage.missing, &unlisted)?;
+    if !adoption.still_missing.is_empty() || usage.missing_count > usage.missing.len() as u64 {
+        let examples: Vec<String> = adoption
+            .still_missing
+            .iter()
+            .take(10)
+            .map(|(k, id)| format!("{} {}", crate::repository::kind_name(*k), id.short()))
+            .collect();
+        return Err(Error::Refused(format!(
+            "{} blob(s) that kept snapshots need are in no pack (e.g. {}); not pruning a \
+             damaged repository — run `repo check`, then `repo repair`",
+            adoption.still_missing.len().max(1),
+            examples.join(", ")
+        )));
+    }
+    let adopted: HashSet<PackId> = adoption.packs.iter().map(|p| p.id).collect();
+    report.packs_adopted = adopted.len() as u64;
+    let decision = decide(&usage.packs, &on_disk, opts, &mut report)?;
+    let segs = segments::plan(repo, &decision.mark, &decision.rewrite)?;
+    if segs.damaged > 0 {
+        return Err(damaged("an index segment cannot be read"));
+    }
+    report.segments_before = segs.before;
+    // Marks: earlier ones still standing, then this run's.
+    let mut keep: HashMap<PackId, PendingPack> = marks
+        .packs
+        .values()
+        .filter(|m| {
+            on_disk.contains_key(&m.id)
+                && !usage.packs.contains_key(&m.id)
+                && !adopted.contains(&m.id)
+        })
+        .map(|m| (m.id, m.clone()))
+        .collect();
+    let new_unindexed: Vec<(PackId, u64)> = unlisted
+        .iter()
+        .filter(|(id, _)| !keep.contains_key(id) && !adopted.contains(id))
+        .copied()
+        .collect();
+    report.packs_unindexed = new_unindexed.len() as u64;
+    if opts.dry_run {
+        return Ok(dry_run_report(
+            report,
+            &usage.packs,
+            &decision,
+            &keep,
+            &on_disk,
+            &new_unindexed,
+            &segs,
+            opts,
+            started,
+        ));
+    }
+
+    // 4. Deletions that need no write first.
+    let due: Vec<PendingPack> = keep
+        .values()
+        .filter(|m| m.due(now, opts.grace))
+        .cloned()
+        .collect();
+    delete_packs(repo, &due, &mut keep, &mut report)?;
+
+    // 5–7. Writes. On a full disk with no grace period, first delete the packs that hold
+    //      nothing live (still listed for a moment: no snapshot needs them), then retry.
+    let gone: HashSet<PackId> = decision.mark.union(&decision.rewrite).copied().collect();
+    let mut freed_early: HashSet<PackId> = HashSet::new();
+    let write = |report: &mut PruneReport| {
+        write_phase(
+            repo, &index, &adoption, &live, &decision, &segs, &gone, report,
+        )
+    };
+    let mut attempt = write(&mut report);
+    if attempt.as_ref().is_err_and(is_disk_full) && repo.backend().release_reserve()? {
+        attempt = write(&mut report);
+    }
+    let written = match attempt {
+        Err(e) if is_disk_full(&e) && opts.grace.is_zero() => {
+            let unused: Vec<PendingPack> = decision
+                .mark
+                .iter()
+                .chain(new_unindexed.iter().map(|(p, _)| p))
+                .map(|p| PendingPack {
+                    id: *p,
+                    size: on_disk.get(p).copied().unwrap_or(0),
+                    marked: now,
+                    reason: Reason::Unused,
+                })
+                .collect();
+            delete_packs(repo, &unused, &mut keep, &mut report)?;
+            freed_early.extend(unused.iter().map(|m| m.id));
+            write(&mut report)?
+        }
+        Err(e) if is_disk_full(&e) => {
+            return Err(Error::Refused(format!(
+                "the repository's disk is full ({e}); {} pack(s) hold nothing any snapshot \
+                 needs: if no other host uses this repository, `repo prune --grace 0` deletes \
+                 them first to make room",
+                decision.mark.len()
+            )))
+        }
+        other => other?,
+    };
+    drop(live);
+    let new_segments = written.1;
+    let written = written.0;
+    let reasons = gone
+        .iter()
+        .filter(|p| !freed_early.contains(p))
+        .map(|p| {
+            let r = if decision.rewrite.contains(p) {
+                Reason::Rewritten
+            } else {
+                Reason::Unused
+            };
+            (
+                *p,
+                on_disk.get(p).copied().unwrap_or(usage.packs[p].size),
+                r,
+            )
+        })
+        .chain(
+            new_unindexed
+                .iter()
+                .filter(|(p, _)| !freed_early.contains(p))
+                .map(|(p, s)| (*p, *s, Reason::Unindexed)),
+        );
+    let mut changed = report.packs_removed > 0 || !adopted.is_empty();
+    for (id, size, reason) in reasons {
+        keep.insert(
+            id,
+            PendingPack {
+                id,
+                size,
+                marked: now,
+                reason,
+            },
+        );
+        changed = true;
+    }
+    if changed {
+        let all: Vec<PendingPack> = keep.values().cloned().collect();
+        pending::replace(repo.backend(), repo.key(), &all, &[])?;
+    }
+    failpoint::hit("prune-after-segments");
+    repo.check_alone()?;
+    for (n, seg) in segs.to_rewrite.iter().enumerate() {
+        repo.backend().delete(&segment::segment_path(seg))?;
+        if n == 0 {
+            failpoint::hit("prune-mid-segment-delete");
+        }
+    }
+    report.segments_after +=
+        segs.before - segs.to_rewrite.len() as u64 + new_segments + written.segments;
+
+    // 8. A zero grace period: this run's marks are due already.
+    if opts.grace.is_zero() {
+        let due: Vec<PendingPack> = keep.values().cloned().collect();
+        delete_packs(repo, &due, &mut keep, &mut report)?;
+    }
+
+    // 9. The marks left replace every earlier record.
+    let left: Vec<PendingPack> = keep.values().cloned().collect();
+    let fresh = pending::load(repo.backend(), repo.key())?;
+    if changed || fresh.objects.len() > 1 || fresh.packs.len() != left.len() {
+        pending::replace(repo.backend(), repo.key(), &left, &fresh.objects)?;
+    }
+    report.packs_pending = left.len() as u64;
+    report.bytes_pending = left.iter().map(|m| m.size).sum();
+    report.bytes_freed =
+        (report.bytes_freed + report.bytes_removed).saturating_sub(written.pack_bytes);
+    repo.backend().keep_reserve()?;
+    report.duration_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Steps 5–7's writes: the adoption segment, the repacked blobs, the replacement
+/// segments. Returns the packer's stats and how many replacement segments were written.
+#[allow(clippy::too_many_arguments)]
+fn write_phase(
+    repo: &Repository,
+    index: &crate::index::RocksIndex,
+    adoption: &Adoption,
+    live: &crate::index::keyset::BlobSet,
+    decision: &Decision,
+    segs: &segments::SegmentPlan,
+    gone: &HashSet<PackId>,
+    report: &mut PruneReport,
+) -> Result<(crate::packer::PackerStats, u64)> {
+    if !adoption.packs.is_empty() {
+        let (seg, bytes) = segment::seal(repo.key(), &adoption.packs);
+        repo.backend().put(&segment::segment_path(&seg), &bytes)?;
+        index.insert(Some(&seg), &adoption.packs)?;
+        report.segments_after += 1;
+    }
+    report.blobs_copied = 0;
+    let written = repack(repo, live, &decision.rewrite, report)?;
+    failpoint::hit("prune-after-repack");
+    let new_segments = segments::rewrite(repo, segs, gone)?;
+    Ok((written, new_segments))
+}
+
+/// Whether a write failed because the disk (or the store's quota) is full.
+fn is_disk_full(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => {
+            source.raw_os_error() == Some(28) || source.kind() == std::io::ErrorKind::StorageFull
+        }
+        Error::Storage(m) => m.contains("No space left") || m.contains("InsufficientStorage"),
+        _ => false,
+    }
+}
+
+fn damaged(what: &str) -> Error {
+    Error::Refused(format!(
+        "{what}; not pruning a damaged repository — run `repo repair index` first"
+    ))
+}
+
+/// Step 6's decision for every listed pack.
+fn decide(
+    usage: &HashMap<PackId, PackUsage>,
+    on_disk: &HashMap<PackId, u64>,
+    opts: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<Decision> {
+    let envelope_overhead = crate::crypto::ENVELOPE_OVERHEAD as u64;
+    let mut d = Decision {
+        mark: HashSet::new(),
+        rewrite: HashSet::new(),
+    };
+    for (id, u) in usage {
         report.packs_before += 1;
         report.bytes_before += u.size;
         if u.live_blobs > 0 && !on_disk.contains_key(id) {
             return Err(Error::Refused(format!(
                 "pack {} holds live blobs but is missing from the repository; not pruning a \
-                 damaged repository — run `repo check`",
+                 damaged repository — run `repo check`, then `repo repair`",
                 id.short()
             )));
         }
@@ -130,57 +415,57 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         let trailer = 4 + envelope_overhead + 9 + crate::pack::ENTRY_LEN as u64 * u.blobs;
         let unused = u.size.saturating_sub(u.live_bytes + trailer);
         if u.live_blobs == 0 {
-            delete.insert(*id);
+            d.mark.insert(*id);
         } else if u.size > 0 && unused as f64 / u.size as f64 > opts.max_unused {
-            rewrite.insert(*id);
+            d.rewrite.insert(*id);
         } else {
             report.bytes_unused_kept += unused;
         }
     }
-    let segs = segments::plan(repo, &delete, &rewrite)?;
-    report.segments_before = segs.before;
-    // Packs no segment lists are leftovers of interrupted runs — unless a segment could
-    // not be read, in which case they may be its packs: leave them for `index rebuild`.
-    let unindexed: Vec<(PackId, u64)> = if segs.damaged == 0 {
-        on_disk
-            .iter()
-            .filter(|(id, _)| !usage.contains_key(*id))
-            .map(|(id, size)| (*id, *size))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    report.packs_unindexed = unindexed.len() as u64;
-    report.packs_deleted = delete.len() as u64;
-    report.packs_rewritten = rewrite.len() as u64;
-    let freed_old: u64 = delete
-        .iter()
-        .chain(rewrite.iter())
-        .filter_map(|p| on_disk.get(p))
-        .sum::<u64>()
-        + unindexed.iter().map(|(_, s)| s).sum::<u64>();
+    report.packs_deleted = d.mark.len() as u64;
+    report.packs_rewritten = d.rewrite.len() as u64;
+    Ok(d)
+}
 
-    if opts.dry_run {
-        let rewrite_live: u64 = rewrite.iter().map(|p| usage[p].live_bytes).sum();
-        report.blobs_copied = rewrite.iter().map(|p| usage[p].live_blobs).sum();
-        report.bytes_freed = freed_old.saturating_sub(rewrite_live);
-        report.segments_after = segs.before - segs.to_rewrite.len() as u64
-            + u64::from(!segs.to_rewrite.is_empty())
-            + u64::from(!rewrite.is_empty());
-        report.duration_secs = started.elapsed().as_secs_f64();
-        return Ok(report);
+/// Deletes the given marked packs (after checking the lock still holds us alone), and
+/// forgets their marks.
+fn delete_packs(
+    repo: &Repository,
+    due: &[PendingPack],
+    keep: &mut HashMap<PackId, PendingPack>,
+    report: &mut PruneReport,
+) -> Result<()> {
+    if due.is_empty() {
+        return Ok(());
     }
+    repo.check_alone()?;
+    for (n, m) in due.iter().enumerate() {
+        repo.backend().delete(&pack_path(&m.id))?;
+        keep.remove(&m.id);
+        report.packs_removed += 1;
+        report.bytes_removed += m.size;
+        if n == 0 {
+            failpoint::hit("prune-mid-pack-delete");
+        }
+    }
+    Ok(())
+}
 
-    // 3. Copy live blobs out of the packs being rewritten.
+/// Copies the live blobs of `rewrite` packs into new packs (each verified on the way).
+fn repack(
+    repo: &Repository,
+    live: &crate::index::keyset::BlobSet,
+    rewrite: &HashSet<PackId>,
+    report: &mut PruneReport,
+) -> Result<crate::packer::PackerStats> {
     let mut moves: Vec<(BlobKind, BlobId, BlobLocation)> = Vec::new();
     if !rewrite.is_empty() {
-        mark::usage(repo, &live, |kind, id, loc| {
+        mark::usage(repo, live, |kind, id, loc| {
             if rewrite.contains(&loc.pack) {
                 moves.push((kind, *id, *loc));
             }
         })?;
     }
-    drop(live);
     moves.sort_by_key(|(_, _, l)| (l.pack, l.offset));
     let mut packer = Packer::new(repo);
     for group in moves.chunk_by(|a, b| a.2.pack == b.2.pack) {
@@ -202,32 +487,51 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     }
     let written = packer.finish()?;
     report.packs_written = written.packs;
-    failpoint::hit("prune-after-repack");
+    Ok(written)
+}
 
-    // 4. Segments: write the replacements, then delete the old ones.
-    let gone: HashSet<PackId> = delete.union(&rewrite).copied().collect();
-    let new_segments = segments::rewrite(repo, &segs, &gone)?;
-    failpoint::hit("prune-after-segments");
-    for (n, seg) in segs.to_rewrite.iter().enumerate() {
-        repo.backend()
-            .delete(&crate::index::segment::segment_path(seg))?;
-        if n == 0 {
-            failpoint::hit("prune-mid-segment-delete");
-        }
+/// What a run would do, from the decisions alone.
+#[allow(clippy::too_many_arguments)]
+fn dry_run_report(
+    mut report: PruneReport,
+    usage: &HashMap<PackId, PackUsage>,
+    d: &Decision,
+    keep: &HashMap<PackId, PendingPack>,
+    on_disk: &HashMap<PackId, u64>,
+    new_unindexed: &[(PackId, u64)],
+    segs: &segments::SegmentPlan,
+    opts: &PruneOptions,
+    started: Instant,
+) -> PruneReport {
+    let now = Utc::now();
+    let rewrite_live: u64 = d.rewrite.iter().map(|p| usage[p].live_bytes).sum();
+    report.blobs_copied = d.rewrite.iter().map(|p| usage[p].live_blobs).sum();
+    let newly: u64 = d
+        .mark
+        .iter()
+        .chain(d.rewrite.iter())
+        .filter_map(|p| on_disk.get(p))
+        .sum::<u64>()
+        + new_unindexed.iter().map(|(_, s)| s).sum::<u64>();
+    let due: Vec<&PendingPack> = keep.values().filter(|m| m.due(now, opts.grace)).collect();
+    report.packs_removed = due.len() as u64;
+    report.bytes_removed = due.iter().map(|m| m.size).sum();
+    let waiting: u64 = keep.values().map(|m| m.size).sum::<u64>() - report.bytes_removed;
+    if opts.grace.is_zero() {
+        report.bytes_removed += newly;
+        report.packs_removed +=
+            report.packs_deleted + report.packs_rewritten + report.packs_unindexed;
+    } else {
+        report.packs_pending = keep.len() as u64 - due.len() as u64
+            + report.packs_deleted
+            + report.packs_rewritten
+            + report.packs_unindexed;
+        report.bytes_pending = waiting + newly;
     }
-    report.segments_after =
-        segs.before - segs.to_rewrite.len() as u64 + new_segments + written.segments;
-
-    // 5. Packs.
-    let mut n = 0;
-    for p in gone.iter().chain(unindexed.iter().map(|(p, _)| p)) {
-        repo.backend().delete(&pack_path(p))?;
-        n += 1;
-        if n == 1 {
-            failpoint::hit("prune-mid-pack-delete");
-        }
-    }
-    report.bytes_freed = freed_old.saturating_sub(written.pack_bytes);
+    report.bytes_freed = report.bytes_removed.saturating_sub(rewrite_live);
+    report.segments_after = segs.before - segs.to_rewrite.len() as u64
+        + u64::from(!segs.to_rewrite.is_empty())
+        + u64::from(!d.rewrite.is_empty());
     report.duration_secs = started.elapsed().as_secs_f64();
-    Ok(report)
+    report
 }

@@ -1,12 +1,12 @@
 //! What restore does with a path that already exists in the target: the conflict policy,
 //! and the "already up to date" check that lets an interrupted restore resume cheaply.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::FileType;
 use serde::Serialize;
 
+use super::target::TargetDir;
 use crate::chunk::Chunker;
 use crate::repository::Repository;
 use crate::tree::{Node, Timestamp};
@@ -40,15 +40,16 @@ pub enum Action {
     UpToDate,
     /// Kept as is because of the policy.
     Skip,
-    /// Written under another name.
+    /// Written under another name (target-relative).
     Rename(PathBuf),
     /// Not in the snapshot: removed from the target (`--delete`).
     Delete,
 }
 
-/// Whether the file at `dest` holds exactly `node`'s content, by re-chunking and hashing.
-fn same_content(repo: &Repository, dest: &Path, node: &Node) -> bool {
-    let Ok(f) = fs::File::open(dest) else {
+/// Whether the regular file at `rel` holds exactly `node`'s content, by re-chunking and
+/// hashing it.
+pub(super) fn same_content(repo: &Repository, t: &TargetDir, rel: &Path, node: &Node) -> bool {
+    let Ok(f) = t.open_file(rel) else {
         return false;
     };
     let chunker = Chunker::new(repo.config().chunker_files, repo.key().chunker_seed());
@@ -63,9 +64,9 @@ fn same_content(repo: &Repository, dest: &Path, node: &Node) -> bool {
     ids == node.content
 }
 
-/// A free sibling name for a renamed restore.
-fn renamed(dest: &Path) -> PathBuf {
-    let base = dest.as_os_str().to_os_string();
+/// A free sibling name for a renamed restore (target-relative).
+fn renamed(t: &TargetDir, rel: &Path) -> PathBuf {
+    let base = rel.as_os_str().to_os_string();
     let mut n = 0;
     loop {
         let mut cand = base.clone();
@@ -75,35 +76,40 @@ fn renamed(dest: &Path) -> PathBuf {
             format!(".restored.{n}")
         });
         let cand = PathBuf::from(cand);
-        if fs::symlink_metadata(&cand).is_err() {
+        if t.lstat(&cand).is_none() {
             return cand;
         }
         n += 1;
     }
 }
 
-/// Decides what to do with a regular file of the snapshot restored to `dest`.
-pub fn decide(
+/// Decides what to do with a regular file of the snapshot restored to `rel`. What is
+/// there is looked at without following any link, the directories on the way included:
+/// behind a symlink where the snapshot has a directory, nothing counts as restored.
+pub(super) fn decide(
     repo: &Repository,
     node: &Node,
-    dest: &Path,
+    t: &TargetDir,
+    rel: &Path,
     policy: Conflict,
     verify_existing: bool,
 ) -> Action {
-    let Ok(md) = fs::symlink_metadata(dest) else {
+    let Some(st) = t.lstat(rel) else {
         return Action::Create;
     };
-    if md.is_file() {
+    if st.kind == FileType::RegularFile {
         let mtime = Timestamp {
-            sec: md.mtime(),
-            nsec: md.mtime_nsec() as u32,
+            sec: st.mtime.0,
+            nsec: st.mtime.1,
         };
-        let same_size = md.size() == node.size;
-        if same_size && mtime == node.mtime && (!verify_existing || same_content(repo, dest, node))
+        let same_size = st.size == node.size;
+        if same_size
+            && mtime == node.mtime
+            && (!verify_existing || same_content(repo, t, rel, node))
         {
             return Action::UpToDate;
         }
-        if policy == Conflict::IfChanged && same_size && same_content(repo, dest, node) {
+        if policy == Conflict::IfChanged && same_size && same_content(repo, t, rel, node) {
             return Action::UpToDate;
         }
         return match policy {
@@ -111,13 +117,13 @@ pub fn decide(
             Conflict::Overwrite | Conflict::IfChanged => Action::Overwrite,
             Conflict::IfNewer if node.mtime > mtime => Action::Overwrite,
             Conflict::IfNewer => Action::Skip,
-            Conflict::Rename => Action::Rename(renamed(dest)),
+            Conflict::Rename => Action::Rename(renamed(t, rel)),
         };
     }
     // Something else (symlink, fifo, directory) is in the way.
     match policy {
         Conflict::Skip | Conflict::IfNewer => Action::Skip,
-        Conflict::Rename => Action::Rename(renamed(dest)),
+        Conflict::Rename => Action::Rename(renamed(t, rel)),
         Conflict::Overwrite | Conflict::IfChanged => Action::Overwrite,
     }
 }

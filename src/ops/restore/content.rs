@@ -6,8 +6,9 @@
 //! are processed in parallel; a file is renamed into place (and gets its metadata) as soon
 //! as its last chunk is written, so open files stay few.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -25,6 +26,7 @@ use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::tree::Node;
 
+use super::target::TargetDir;
 use super::PlanItem;
 
 /// Granularity of hole detection when writing: zero blocks this size stay unwritten.
@@ -35,17 +37,18 @@ const SPARSE_BLOCK: usize = 64 << 10;
 pub(super) struct FileJob<'a> {
     /// Its plan entry (snapshot path and node).
     pub item: &'a PlanItem,
-    /// Where it goes instead of its own path (the `rename` conflict policy).
+    /// Where it goes instead of its own path (the `rename` conflict policy; target-relative).
     pub renamed_to: Option<PathBuf>,
     /// Nothing was at the destination when the restore was planned (no need to clear it).
     pub fresh: bool,
 }
 
 impl FileJob<'_> {
-    fn dest(&self, target: &Path) -> PathBuf {
+    /// The target-relative destination.
+    fn dest(&self) -> &Path {
         match &self.renamed_to {
-            Some(p) => p.clone(),
-            None => self.item.path_in(target),
+            Some(p) => p,
+            None => &self.item.rel,
         }
     }
 
@@ -79,7 +82,7 @@ struct Open {
 /// reported through `fail` and leave nothing behind under the destination name.
 pub(super) fn restore_files(
     repo: &Repository,
-    target: &Path,
+    target: &TargetDir,
     jobs: &[FileJob],
     progress: &Progress,
     fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
@@ -105,7 +108,7 @@ pub(super) fn restore_files(
     for (i, job) in jobs.iter().enumerate() {
         if job.node().content.is_empty() && !state[i].failed.load(Relaxed) {
             let s = &state[i];
-            match create(&s.tmp(&job.dest(target))) {
+            match target.create_beside(job.dest(), &s.tmp()) {
                 Ok(f) => *s.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(f),
                 Err(e) => {
                     s.failed.store(true, Relaxed);
@@ -127,13 +130,10 @@ pub(super) fn restore_files(
 
 /// Looks up a file's chunks and queues their uses; checks they add up to its size.
 fn plan_file(repo: &Repository, file: usize, job: &FileJob, uses: &mut Vec<Use>) -> Result<()> {
-    let index = repo.index()?;
     let mut at = 0u64;
     for id in &job.node().content {
         let bid = BlobId::from(*id);
-        let loc = index.lookup(BlobKind::Data, &bid)?.ok_or_else(|| {
-            Error::Missing(format!("data blob {} (not in the index)", id.short()))
-        })?;
+        let loc = repo.locate(BlobKind::Data, &bid)?;
         uses.push(Use {
             loc,
             id: bid,
@@ -157,7 +157,7 @@ fn plan_file(repo: &Repository, file: usize, job: &FileJob, uses: &mut Vec<Use>)
 /// Reads the needed ranges of one pack and writes each blob wherever it is used.
 fn restore_pack(
     repo: &Repository,
-    target: &Path,
+    target: &TargetDir,
     uses: &[Use],
     jobs: &[FileJob],
     state: &[Open],
@@ -182,7 +182,7 @@ fn restore_pack(
                 let s = &state[u.file];
                 let written = match &data {
                     Ok(d) if !s.failed.load(Relaxed) => {
-                        write_at(s, &jobs[u.file].dest(target), d, u.at).map_err(|e| e.to_string())
+                        write_at(target, s, jobs[u.file].dest(), d, u.at).map_err(|e| e.to_string())
                     }
                     Ok(_) => Ok(()),
                     Err(e) => Err(e.clone()),
@@ -204,34 +204,23 @@ fn restore_pack(
 }
 
 impl Open {
-    /// The temporary name next to `dest` the content is written under.
-    fn tmp(&self, dest: &Path) -> PathBuf {
-        dest.with_file_name(format!(".repo-restore-{:016x}", self.tag))
+    /// The temporary name, beside the destination, the content is written under.
+    fn tmp(&self) -> OsString {
+        OsString::from(format!(".repo-restore-{:016x}", self.tag))
     }
 }
 
-/// Creates a temporary file (never through a symlink, never over an existing file).
-fn create(tmp: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .mode(0o600)
-        .open(tmp)
-        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))
-}
-
 /// Writes one chunk at `at`; runs of zero blocks are left as holes.
-fn write_at(s: &Open, dest: &Path, data: &[u8], at: u64) -> Result<()> {
+fn write_at(target: &TargetDir, s: &Open, dest: &Path, data: &[u8], at: u64) -> Result<()> {
     // Held while creating, so two packs' threads never both create the file.
     let mut guard = s.handle.lock().unwrap_or_else(|p| p.into_inner());
     if guard.is_none() {
-        *guard = Some(create(&s.tmp(dest))?);
+        *guard = Some(target.create_beside(dest, &s.tmp())?);
     }
     let f = guard
         .as_ref()
         .ok_or_else(|| Error::Invalid("restore file handle vanished".into()))?;
-    let err = |e| Error::io(format!("writing {}", dest.display()), e);
+    let err = |e| Error::io(format!("writing {}", target.shown(dest).display()), e);
     let mut run_start: Option<usize> = None;
     for (n, block) in data.chunks(SPARSE_BLOCK).enumerate() {
         let pos = n * SPARSE_BLOCK;
@@ -253,14 +242,14 @@ fn write_at(s: &Open, dest: &Path, data: &[u8], at: u64) -> Result<()> {
 /// After the last chunk: sizes (for trailing holes), closes and renames the file into
 /// place and applies its metadata; a failed file's temporary is removed.
 fn finish_file(
-    target: &Path,
+    target: &TargetDir,
     job: &FileJob,
     s: &Open,
     progress: &Progress,
     fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
 ) {
-    let dest = job.dest(target);
-    let tmp = s.tmp(&dest);
+    let dest = job.dest();
+    let shown = target.shown(dest);
     let handle = s.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
     let result = (|| -> Result<()> {
         if s.failed.load(Relaxed) {
@@ -269,25 +258,21 @@ fn finish_file(
         let f = handle.ok_or_else(|| Error::Invalid("restore file was never created".into()))?;
         if s.holes.load(Relaxed) {
             f.set_len(job.node().size)
-                .map_err(|e| Error::io(format!("sizing {}", dest.display()), e))?;
+                .map_err(|e| Error::io(format!("sizing {}", shown.display()), e))?;
         }
         // Metadata through the handle, before the rename (which keeps it): a failure
         // there is reported, but the content is still restored.
-        if let Err(e) = super::meta::apply_to_file(job.node(), &f, &dest) {
+        if let Err(e) = super::meta::apply_to_file(job.node(), &f, &shown) {
             fail(&job.display(), &e);
         }
         drop(f);
-        if !job.fresh {
-            super::clear_path(&dest)?;
-        }
-        fs::rename(&tmp, &dest)
-            .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e))
+        target.rename_over(&s.tmp(), dest, !job.fresh)
     })();
     if let Err(e) = result {
         if !s.failed.swap(true, Relaxed) {
             fail(&job.display(), &e);
         }
-        let _ = fs::remove_file(&tmp);
+        target.remove_beside(dest, &s.tmp());
     }
     progress.done(1, 0);
 }

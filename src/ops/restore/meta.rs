@@ -1,39 +1,16 @@
-//! Restoring what is not content: special files, ownership, modes, xattrs and times.
+//! Restoring what is not content: ownership, modes, xattrs and times, through handles or
+//! directory descriptors only (see [`super::target`]).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use filetime::FileTime;
-use nix::sys::stat::{Mode, SFlag};
+use rustix::fs::FileType;
 
+use crate::dirfd;
 use crate::error::{Error, Result};
 use crate::tree::{Node, NodeKind};
-
-fn os_err(what: String, e: nix::Error) -> Error {
-    Error::io(what, std::io::Error::from(e))
-}
-
-/// Creates a symlink, fifo or device node at `p` (replacing a non-directory there).
-pub(super) fn create_special(node: &Node, p: &Path) -> Result<()> {
-    super::clear_path(p)?;
-    match node.kind() {
-        NodeKind::Symlink => std::os::unix::fs::symlink(OsStr::from_bytes(&node.target), p)
-            .map_err(|e| Error::io(format!("creating symlink {}", p.display()), e)),
-        NodeKind::Fifo => nix::unistd::mkfifo(p, Mode::from_bits_truncate(node.mode))
-            .map_err(|e| os_err(format!("creating fifo {}", p.display()), e)),
-        NodeKind::CharDevice | NodeKind::BlockDevice => {
-            let kind = if node.kind() == NodeKind::CharDevice {
-                SFlag::S_IFCHR
-            } else {
-                SFlag::S_IFBLK
-            };
-            nix::sys::stat::mknod(p, kind, Mode::from_bits_truncate(node.mode), node.rdev)
-                .map_err(|e| os_err(format!("creating device {}", p.display()), e))
-        }
-        NodeKind::File | NodeKind::Dir => Ok(()),
-    }
-}
 
 /// Applies ownership (as root), mode, xattrs and times to a regular file through its open
 /// handle: no path lookups, and nothing can be swapped in under the name meanwhile.
@@ -64,26 +41,47 @@ pub(super) fn apply_to_file(node: &Node, f: &std::fs::File, p: &Path) -> Result<
         .map_err(|e| Error::io(format!("setting times of {}", p.display()), e))
 }
 
-/// Applies ownership (as root), mode, xattrs and times, never following a symlink.
-pub(super) fn apply(node: &Node, p: &Path) -> Result<()> {
+/// Applies ownership (as root), mode, xattrs and times to a symlink, FIFO or device node
+/// `name` inside `dir`, never following a symlink: owner and times through the directory
+/// with `AT_SYMLINK_NOFOLLOW`, the mode through an `O_PATH` handle checked to still be of
+/// the node's kind, xattrs with the `l*` calls.
+pub(super) fn apply_special(
+    node: &Node,
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &OsStr,
+    p: &Path,
+) -> Result<()> {
+    use std::os::fd::AsFd;
     let is_link = node.kind() == NodeKind::Symlink;
     if nix::unistd::geteuid().is_root() {
-        std::os::unix::fs::lchown(p, Some(node.uid), Some(node.gid))
+        dirfd::lchown_at(dir, name, node.uid, node.gid)
             .map_err(|e| Error::io(format!("changing owner of {}", p.display()), e))?;
     }
     if !is_link {
         // chmod after chown: chown clears setuid/setgid bits.
-        nix::sys::stat::fchmodat(
-            None,
-            p,
-            Mode::from_bits_truncate(node.mode),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )
-        .map_err(|e| os_err(format!("setting mode of {}", p.display()), e))?;
+        let h = dirfd::open_path_at(dir, name)
+            .map_err(|e| Error::io(format!("opening {}", p.display()), e))?;
+        let st = dirfd::fstat(h.as_fd())
+            .map_err(|e| Error::io(format!("inspecting {}", p.display()), e))?;
+        let want = match node.kind() {
+            NodeKind::Fifo => FileType::Fifo,
+            NodeKind::CharDevice => FileType::CharacterDevice,
+            _ => FileType::BlockDevice,
+        };
+        if st.kind != want {
+            return Err(Error::Refused(format!(
+                "{} changed while being restored; its metadata was not applied",
+                p.display()
+            )));
+        }
+        dirfd::chmod_fd(h.as_fd(), node.mode)
+            .map_err(|e| Error::io(format!("setting mode of {}", p.display()), e))?;
     }
+    let at = dirfd::proc_path_at(dir, name);
     for (k, v) in &node.xattrs {
-        // Symlink xattrs in the user namespace are refused by Linux; others may need root.
-        if let Err(e) = xattr::set(p, OsStr::from_bytes(k), v) {
+        // lsetxattr: the final component is never followed. Symlink xattrs in the user
+        // namespace are refused by Linux; others may need root.
+        if let Err(e) = xattr::set(&at, OsStr::from_bytes(k), v) {
             if !is_link {
                 return Err(Error::io(
                     format!(
@@ -96,7 +94,6 @@ pub(super) fn apply(node: &Node, p: &Path) -> Result<()> {
             }
         }
     }
-    let mtime = FileTime::from_unix_time(node.mtime.sec, node.mtime.nsec);
-    filetime::set_symlink_file_times(p, mtime, mtime)
+    dirfd::set_times_at(dir, name, node.mtime.sec, node.mtime.nsec)
         .map_err(|e| Error::io(format!("setting times of {}", p.display()), e))
 }

@@ -1,9 +1,12 @@
 //! `repo restore`: snapshot tree → files under a target directory.
 //!
-//! Safety: every name is checked ([`crate::tree::is_safe_name`]) before it is joined to the
-//! target, nothing is ever opened through a symlink, and file content is written to a
-//! temporary name and renamed into place only after every chunk was verified against its
-//! id — a damaged chunk fails that file loudly and never leaves wrong bytes behind.
+//! Safety: every name is checked ([`crate::tree::is_safe_name`]) before it is used, the
+//! target is only reached through directory descriptors ([`target`]) so nothing is ever
+//! created, changed or removed through a symlink (not even one swapped in while we run),
+//! and file content is written to a temporary name and renamed into place only after
+//! every chunk was verified against its id — a damaged chunk fails that file loudly and
+//! never leaves wrong bytes behind. A directory whose tree cannot be read is reported and
+//! the rest of the snapshot is restored.
 
 mod conflict;
 mod content;
@@ -13,10 +16,11 @@ pub mod mongo;
 #[cfg(feature = "mongo")]
 pub mod mongo_at;
 mod plan;
+mod target;
 
 pub use conflict::{Action, Conflict};
 
-use std::fs;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,6 +33,7 @@ use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
 
 pub use plan::{Plan, PlanItem};
+use target::TargetDir;
 
 /// What to restore and where.
 #[derive(Clone, Debug, Default)]
@@ -115,23 +120,31 @@ pub fn run(
         .total_bytes
         .store(plan.files().map(|i| i.node.size).sum(), Relaxed);
     progress.totals_final.store(true, Relaxed);
-    let target = &opts.target;
+    // A dry run looks at the target as it is and creates nothing, not even the target.
+    let target = if opts.dry_run {
+        TargetDir::open_existing(&opts.target)?
+    } else {
+        Some(TargetDir::open(&opts.target)?)
+    };
     // Decide per file (indexed like plan.items) before anything is written.
     let actions: Vec<Option<Action>> = plan
         .items
         .iter()
         .map(|i| {
-            (i.node.kind() == NodeKind::File).then(|| {
-                conflict::decide(
+            (i.node.kind() == NodeKind::File).then(|| match &target {
+                Some(t) => conflict::decide(
                     repo,
                     &i.node,
-                    &i.path_in(target),
+                    t,
+                    &i.rel,
                     opts.conflict,
                     opts.verify_existing,
-                )
+                ),
+                None => Action::Create,
             })
         })
         .collect();
+    let sources = link_sources(repo, target.as_ref(), &plan, &actions);
     let mut report = RestoreReport::default();
     for a in actions.iter().flatten() {
         match a {
@@ -142,52 +155,13 @@ pub fn run(
             Action::Create | Action::Delete => {}
         }
     }
-    let deletions = if opts.delete {
-        extraneous(&plan, target, &excludes)
-    } else {
-        Vec::new()
+    let deletions = match (&target, opts.delete) {
+        (Some(t), true) => extraneous(&plan, t, &excludes),
+        _ => Vec::new(),
     };
-    if opts.dry_run {
-        for (item, a) in plan.items.iter().zip(&actions) {
-            if let Some(a) = a {
-                let writes = matches!(a, Action::Create | Action::Overwrite | Action::Rename(_));
-                let bytes = if writes { item.node.size } else { 0 };
-                report.bytes += bytes;
-                report.files += u64::from(writes);
-                report.plan.push(FileAction {
-                    path: item.display(),
-                    action: a.clone(),
-                    bytes,
-                });
-            }
-        }
-        for (rel, _) in &deletions {
-            report.deleted += 1;
-            report.plan.push(FileAction {
-                path: format!("/{}", rel.display()),
-                action: Action::Delete,
-                bytes: 0,
-            });
-        }
-        report.errors = plan
-            .rejected
-            .iter()
-            .map(|r| format!("refused: {r}"))
-            .collect();
-        return Ok(report);
-    }
-    // Where each file's content goes, or None when it is left alone.
-    let dest_of = |idx: usize| -> Option<PathBuf> {
-        match actions[idx].as_ref()? {
-            Action::Create | Action::Overwrite | Action::UpToDate => {
-                Some(plan.items[idx].path_in(target))
-            }
-            Action::Rename(p) => Some(p.clone()),
-            Action::Skip | Action::Delete => None,
-        }
+    let Some(target) = target.filter(|_| !opts.dry_run) else {
+        return Ok(dry_run(&plan, &actions, &deletions, &opts.target, report));
     };
-    fs::create_dir_all(&opts.target)
-        .map_err(|e| Error::io(format!("creating {}", opts.target.display()), e))?;
     let errors = Mutex::new(Vec::new());
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         errors
@@ -198,18 +172,21 @@ pub fn run(
     for r in &plan.rejected {
         fail("refused", r);
     }
+    for r in &plan.unreadable {
+        fail("not restored", r);
+    }
 
     // 1. Directories, parents first.
     for item in plan.items.iter().filter(|i| i.node.kind() == NodeKind::Dir) {
-        match ensure_dir(&item.path_in(target)) {
+        match target.ensure_dir(&item.rel) {
             Ok(()) => report.dirs += 1,
             Err(e) => fail(&item.display(), &e),
         }
     }
-    // 2. File contents, pack by pack; the first copy of each hard-link group only. Each
-    //    file gets its metadata as soon as it is complete.
+    // 2. File contents, pack by pack; a hard-link group's content is written once, to its
+    //    first member that is written. Each file gets its metadata as soon as it is complete.
     let writes = |i: usize| {
-        plan.items[i].link_to.is_none()
+        sources[i].is_none()
             && matches!(
                 actions[i],
                 Some(Action::Create | Action::Overwrite | Action::Rename(_))
@@ -227,30 +204,38 @@ pub fn run(
             fresh: matches!(actions[i], Some(Action::Create)),
         })
         .collect();
-    let written = content::restore_files(repo, target, &jobs, progress, &fail);
-    for (ok, job) in written.iter().zip(&jobs) {
+    let written = content::restore_files(repo, &target, &jobs, progress, &fail);
+    let mut done: HashSet<usize> = HashSet::new();
+    for ((ok, job), i) in written.iter().zip(&jobs).zip(&chosen) {
         if *ok {
             report.files += 1;
             report.bytes += job.item.node.size;
+            done.insert(*i);
         }
     }
-    // 3. Hard links, symlinks, fifos, devices.
+    // 3. Hard links (to a member this restore wrote or verified), symlinks, fifos, devices.
     for (idx, item) in plan.items.iter().enumerate() {
         if item.node.kind() == NodeKind::Dir {
             continue;
         }
-        let result = if let Some(first) = &item.link_to {
-            match &actions[idx] {
-                Some(Action::Create | Action::Overwrite) => {
-                    hard_link(&target.join(first), &item.path_in(target))
-                }
-                Some(Action::Rename(p)) => hard_link(&target.join(first), p),
+        let result = if let Some(src) = &sources[idx] {
+            let dest = match &actions[idx] {
+                Some(Action::Create | Action::Overwrite) => &item.rel,
+                Some(Action::Rename(p)) => p,
                 _ => continue,
+            };
+            if !src.verified && !done.contains(&src.item) {
+                fail(
+                    &item.display(),
+                    &"not restored: the file it is a hard link of could not be written",
+                );
+                continue;
             }
+            target.hard_link(&src.rel, dest)
         } else if item.node.kind() == NodeKind::File {
             continue;
         } else {
-            meta::create_special(&item.node, &item.path_in(target))
+            target.create_special(&item.node, &item.rel)
         };
         match result {
             Ok(()) => report.others += 1,
@@ -258,8 +243,8 @@ pub fn run(
         }
     }
     // 4. Entries the snapshot does not have (--delete), before directory times are set.
-    for (rel, path) in &deletions {
-        match remove_entry(path) {
+    for rel in &deletions {
+        match target.remove_all(rel) {
             Ok(()) => report.deleted += 1,
             Err(e) => fail(&format!("/{}", rel.display()), &e),
         }
@@ -270,15 +255,13 @@ pub fn run(
         if item.node.kind() == NodeKind::Dir || writes(idx) {
             continue; // written files got theirs in step 2
         }
-        let p = match item.node.kind() {
-            NodeKind::File => match dest_of(idx) {
-                Some(p) => p,
-                None => continue,
-            },
-            _ => item.path_in(target),
+        let rel = match (item.node.kind(), &actions[idx]) {
+            (NodeKind::File, Some(Action::Skip) | None) => continue,
+            (NodeKind::File, Some(Action::Rename(p))) => p.as_path(),
+            _ => item.rel.as_path(),
         };
-        if fs::symlink_metadata(&p).is_ok() {
-            if let Err(e) = meta::apply(&item.node, &p) {
+        if target.lstat(rel).is_some() {
+            if let Err(e) = target.apply_meta(&item.node, rel) {
                 fail(&item.display(), &e);
             }
         }
@@ -289,7 +272,7 @@ pub fn run(
         .rev()
         .filter(|i| i.node.kind() == NodeKind::Dir)
     {
-        if let Err(e) = meta::apply(&item.node, &item.path_in(target)) {
+        if let Err(e) = target.apply_meta(&item.node, &item.rel) {
             fail(&item.display(), &e);
         }
     }
@@ -297,28 +280,119 @@ pub fn run(
     Ok(report)
 }
 
-/// Entries of fully restored directories in the target that the snapshot does not have:
-/// (snapshot-relative path, path in the target). Excluded entries and our own temporary
-/// files are left alone.
+/// The report of a dry run: every file's action and the bytes it would write.
+fn dry_run(
+    plan: &Plan,
+    actions: &[Option<Action>],
+    deletions: &[PathBuf],
+    target: &Path,
+    mut report: RestoreReport,
+) -> RestoreReport {
+    for (item, a) in plan.items.iter().zip(actions) {
+        if let Some(a) = a {
+            let writes = matches!(a, Action::Create | Action::Overwrite | Action::Rename(_));
+            let bytes = if writes { item.node.size } else { 0 };
+            report.bytes += bytes;
+            report.files += u64::from(writes);
+            let action = match a {
+                Action::Rename(p) => Action::Rename(target.join(p)),
+                other => other.clone(),
+            };
+            report.plan.push(FileAction {
+                path: item.display(),
+                action,
+                bytes,
+            });
+        }
+    }
+    for rel in deletions {
+        report.deleted += 1;
+        report.plan.push(FileAction {
+            path: format!("/{}", rel.display()),
+            action: Action::Delete,
+            bytes: 0,
+        });
+    }
+    report.errors = plan
+        .rejected
+        .iter()
+        .map(|r| format!("refused: {r}"))
+        .chain(plan.unreadable.iter().map(|r| format!("not restored: {r}")))
+        .collect();
+    report
+}
+
+/// The member of a hard-link group later members are linked to.
+struct LinkSource {
+    /// Its plan index.
+    item: usize,
+    /// Where its content is (target-relative).
+    rel: PathBuf,
+    /// Already there and identical (checked), rather than written by this restore.
+    verified: bool,
+}
+
+/// For each later member of a hard-link group, the member it becomes a link of: the first
+/// one whose content this restore writes, or whose existing content it verified. A member
+/// kept as it is (`skip`, an `if-newer` loss) is never linked to: that would give its
+/// foreign content to the others; the next member is written instead.
+fn link_sources(
+    repo: &Repository,
+    target: Option<&TargetDir>,
+    plan: &Plan,
+    actions: &[Option<Action>],
+) -> Vec<Option<LinkSource>> {
+    let mut heads: HashMap<PathBuf, (usize, PathBuf, bool)> = HashMap::new();
+    let mut out = Vec::with_capacity(plan.items.len());
+    for (idx, item) in plan.items.iter().enumerate() {
+        let group = match (&item.link_to, item.node.links > 1) {
+            (Some(first), _) => first.clone(),
+            (None, true) => item.rel.clone(),
+            (None, false) => {
+                out.push(None);
+                continue;
+            }
+        };
+        if let Some((src, rel, verified)) = heads.get(&group) {
+            out.push(Some(LinkSource {
+                item: *src,
+                rel: rel.clone(),
+                verified: *verified,
+            }));
+            continue;
+        }
+        // No source yet: this member becomes one if its content will be right.
+        let source = match &actions[idx] {
+            Some(Action::Create | Action::Overwrite) => Some((item.rel.clone(), false)),
+            Some(Action::Rename(p)) => Some((p.clone(), false)),
+            Some(Action::UpToDate) => target
+                .filter(|t| conflict::same_content(repo, t, &item.rel, &item.node))
+                .map(|_| (item.rel.clone(), true)),
+            _ => None,
+        };
+        if let Some((rel, verified)) = source {
+            heads.insert(group, (idx, rel, verified));
+        }
+        out.push(None);
+    }
+    out
+}
+
+/// Entries of fully restored directories in the target that the snapshot does not have
+/// (target-relative). Excluded entries and our own temporary files are left alone, and
+/// nothing behind a symlink is looked at.
 fn extraneous(
     plan: &Plan,
-    target: &Path,
+    target: &TargetDir,
     excludes: &[crate::ops::find::Pattern],
-) -> Vec<(PathBuf, PathBuf)> {
+) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for (rel, names) in &plan.full_dirs {
-        let dir = target.join(rel);
-        // Never follow a symlink out of the target.
-        match fs::symlink_metadata(&dir) {
-            Ok(md) if md.is_dir() => {}
-            _ => continue,
-        }
-        let Ok(entries) = fs::read_dir(&dir) else {
+        let Some(entries) = target.list(rel) else {
             continue;
         };
         let mut extra: Vec<_> = entries
-            .flatten()
-            .map(|e| e.file_name())
+            .into_iter()
             .filter(|n| {
                 let b = n.as_bytes();
                 if names.contains(b) || b.starts_with(b".repo-restore-") {
@@ -330,49 +404,7 @@ fn extraneous(
             })
             .collect();
         extra.sort();
-        out.extend(extra.into_iter().map(|n| (rel.join(&n), dir.join(&n))));
+        out.extend(extra.into_iter().map(|n| rel.join(&n)));
     }
     out
-}
-
-/// Removes a file, symlink or whole directory (never following symlinks).
-fn remove_entry(p: &Path) -> Result<()> {
-    let md =
-        fs::symlink_metadata(p).map_err(|e| Error::io(format!("inspecting {}", p.display()), e))?;
-    let r = if md.is_dir() {
-        fs::remove_dir_all(p)
-    } else {
-        fs::remove_file(p)
-    };
-    r.map_err(|e| Error::io(format!("deleting {}", p.display()), e))
-}
-
-/// Creates a directory, replacing any non-directory (including a symlink) in its place.
-fn ensure_dir(p: &Path) -> Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(md) if md.is_dir() => return Ok(()),
-        Ok(_) => {
-            fs::remove_file(p).map_err(|e| Error::io(format!("replacing {}", p.display()), e))?
-        }
-        Err(_) => {}
-    }
-    fs::create_dir(p).map_err(|e| Error::io(format!("creating directory {}", p.display()), e))
-}
-
-/// Removes whatever is at `p` unless it is a directory (which is refused).
-fn clear_path(p: &Path) -> Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(md) if md.is_dir() => Err(Error::Refused(format!(
-            "{} is a directory in the target; not replacing it with a file",
-            p.display()
-        ))),
-        Ok(_) => fs::remove_file(p).map_err(|e| Error::io(format!("replacing {}", p.display()), e)),
-        Err(_) => Ok(()),
-    }
-}
-
-fn hard_link(first: &Path, p: &Path) -> Result<()> {
-    clear_path(p)?;
-    fs::hard_link(first, p)
-        .map_err(|e| Error::io(format!("linking {} to {}", p.display(), first.display()), e))
 }

@@ -9,9 +9,9 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::TreeId;
 use crate::ops::find::Pattern;
 use crate::repository::Repository;
@@ -29,11 +29,6 @@ pub struct PlanItem {
 }
 
 impl PlanItem {
-    /// Full destination path.
-    pub fn path_in(&self, target: &Path) -> PathBuf {
-        target.join(&self.rel)
-    }
-
     /// The snapshot path, for messages.
     pub fn display(&self) -> String {
         format!("/{}", self.rel.display())
@@ -47,6 +42,9 @@ pub struct Plan {
     pub items: Vec<PlanItem>,
     /// Entries refused because their names are unsafe.
     pub rejected: Vec<String>,
+    /// Directories whose contents could not be read (a damaged or missing tree): the rest
+    /// of the snapshot is still restored.
+    pub unreadable: Vec<String>,
     /// Whether anything matched the includes (always true without includes).
     pub matched: bool,
     /// Directories restored in full, with every name the snapshot has in them (excluded
@@ -134,7 +132,17 @@ impl Builder<'_> {
     }
 
     fn walk(&mut self, tree: &TreeId, comps: &mut Vec<Vec<u8>>, all: bool) -> Result<()> {
-        let t = self.repo.load_tree(tree)?;
+        let t = match self.repo.load_tree(tree) {
+            Ok(t) => t,
+            Err(e @ (Error::Corrupt { .. } | Error::Missing(_))) if !comps.is_empty() => {
+                self.plan.unreadable.push(format!(
+                    "{}: the directory's contents cannot be read ({e})",
+                    shown_path(comps)
+                ));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if all {
             let rel: PathBuf = comps.iter().map(|c| OsStr::from_bytes(c)).collect();
             let names = t.nodes.iter().map(|n| n.name.clone()).collect();

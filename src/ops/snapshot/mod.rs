@@ -17,6 +17,7 @@ mod parent;
 mod walk;
 
 pub use parent::ParentChoice;
+pub use walk::SOCKET_SKIPPED;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -76,10 +77,11 @@ struct Sealed {
     raw_len: u32,
 }
 
-/// A chunker's answer for one file.
+/// A chunker's answer for one file: its chunks, the bytes read, and whether it changed
+/// while being read.
 struct FileDone {
     seq: u64,
-    result: std::result::Result<(Vec<ChunkId>, u64), String>,
+    result: std::result::Result<(Vec<ChunkId>, u64, bool), String>,
 }
 
 /// Blob ids this run is storing that the index does not list yet, so a chunk seen twice
@@ -168,7 +170,8 @@ pub fn run_with(
     let seen: Seen = Mutex::new(HashSet::new());
 
     let (ev_tx, ev_rx) = bounded::<Event>(4096);
-    let (job_tx, job_rx) = bounded::<FileJob>(256);
+    // Jobs carry open files: the bound also bounds open descriptors.
+    let (job_tx, job_rx) = bounded::<FileJob>(128);
     let (done_tx, done_rx) = unbounded::<FileDone>();
     let (seal_tx, seal_rx) = bounded::<SealJob>(2 * threads);
     let (sealed_tx, sealed_rx) = bounded::<Sealed>(2 * threads);
@@ -278,6 +281,7 @@ pub fn run_with(
         summary,
         excludes: opts.excludes.clone(),
         mongodb: opts.mongodb.clone(),
+        repaired: None,
     };
     crate::failpoint::hit("snapshot-before-commit");
     repo.save_snapshot(&snap)?;
@@ -336,23 +340,27 @@ fn chunk_one(
     job: FileJob,
     seal: &Sender<SealJob>,
     progress: &Progress,
-) -> std::result::Result<(Vec<ChunkId>, u64), ChunkError> {
-    let file: Box<dyn std::io::Read + Send> = match job.open {
-        Some(open) => open().map_err(|e| ChunkError::Failed(e.to_string()))?,
-        None => {
-            Box::new(std::fs::File::open(&job.path).map_err(|e| ChunkError::Failed(e.to_string()))?)
+) -> std::result::Result<(Vec<ChunkId>, u64, bool), ChunkError> {
+    let failed = |e: &dyn std::fmt::Display| ChunkError::Failed(e.to_string());
+    let mut expect = None;
+    let file: Box<dyn std::io::Read + Send> = match (job.file, job.open) {
+        (Some((f, e)), _) => {
+            let handle = f.try_clone().map_err(|e| failed(&e))?;
+            expect = Some((handle, e));
+            Box::new(f)
         }
+        (None, Some(open)) => open().map_err(|e| failed(&e))?,
+        (None, None) => return Err(ChunkError::Failed("nothing to read".into())),
     };
     let mut ids = Vec::new();
     let mut read = 0u64;
     for chunk in chunker.chunks_with_hint(file, job.size_hint) {
-        let data = chunk.map_err(|e| ChunkError::Failed(e.to_string()))?;
+        let data = chunk.map_err(|e| failed(&e))?;
         read += data.len() as u64;
         progress.bytes.fetch_add(data.len() as u64, Relaxed);
         let id = repo.hasher().chunk_id(&data);
         ids.push(id);
-        let is_new = claim(repo, seen, BlobKind::Data, id.into())
-            .map_err(|e| ChunkError::Failed(e.to_string()))?;
+        let is_new = claim(repo, seen, BlobKind::Data, id.into()).map_err(|e| failed(&e))?;
         if is_new {
             let job = SealJob {
                 kind: BlobKind::Data,
@@ -362,7 +370,11 @@ fn chunk_one(
             seal.send(job).map_err(|_| ChunkError::Stopped)?;
         }
     }
-    Ok((ids, read))
+    // Written to while we read: what we stored may mix old and new bytes. Say so.
+    let changed = expect.is_some_and(|(f, e)| {
+        read != e.size || crate::dirfd::fstat(&f).map_or(true, |now| walk::Expect::of(&now) != e)
+    });
+    Ok((ids, read, changed))
 }
 
 /// Sealer stage: compress and encrypt.
@@ -441,7 +453,10 @@ fn assemble(
                     waiting.insert(d.seq, d);
                 };
                 match result {
-                    Ok((chunks, size)) => {
+                    Ok((chunks, size, changed)) => {
+                        if changed {
+                            summary.changed_during_read.push(path.display().to_string());
+                        }
                         node.content = chunks;
                         node.size = size;
                         if existed {

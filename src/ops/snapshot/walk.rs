@@ -2,23 +2,28 @@
 //! file jobs for the chunkers. Source paths are stored under their full absolute path, so
 //! several sources merge into one root without name clashes. With a parent snapshot the
 //! walker compares each entry with the parent's and sends only changed files to be read.
+//!
+//! The walk holds each directory open and looks at its entries through that descriptor
+//! ([`crate::dirfd`]): an entry is stat'ed, then opened with `O_NOFOLLOW | O_NONBLOCK`,
+//! and the open file must be the one stat'ed. A file swapped for a symlink or a FIFO
+//! between the two is skipped with a warning, never read through the link or waited on.
 
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_channel::Sender;
 
 use super::parent::{count_files, unchanged, PrevDir};
+use crate::dirfd;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::Skipped;
 use crate::source::exclude::Excluder;
-use crate::source::fs::{
-    absolute, components, kind_of, node_from_metadata, read_dir_sorted, OwnerNames,
-};
+use crate::source::fs::{absolute, components, kind_of_meta, node_from_meta, OwnerNames};
 use crate::source::VirtualSource;
 use crate::tree::{Node, NodeKind};
 
@@ -40,10 +45,33 @@ pub(super) enum Event {
     Skipped(Skipped),
 }
 
+/// What a file looked like when the walker planned it: size, mtime and ctime, compared
+/// again after reading to report files that changed while being read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Expect {
+    pub size: u64,
+    pub mtime: (i64, u32),
+    pub ctime: (i64, u32),
+}
+
+impl Expect {
+    pub fn of(st: &dirfd::Meta) -> Self {
+        Self {
+            size: st.size,
+            mtime: st.mtime,
+            ctime: st.ctime,
+        }
+    }
+}
+
+/// The message of a socket left out of a snapshot.
+pub const SOCKET_SKIPPED: &str = "a socket: cannot be backed up or restored (left out)";
+
 /// A file for the chunkers.
 pub(super) struct FileJob {
     pub seq: u64,
-    pub path: PathBuf,
+    /// The file, opened and checked by the walker.
+    pub file: Option<(std::fs::File, Expect)>,
     /// Content that is not a file on disk (a database collection).
     pub open: Option<crate::source::Opener>,
     /// Cut with the small-chunk (BSON stream) parameters.
@@ -127,23 +155,25 @@ impl Walker<'_> {
 
     fn visit(
         &mut self,
+        dir: BorrowedFd<'_>,
         path: &Path,
         name: &[u8],
         prev: Option<&PrevDir>,
     ) -> std::result::Result<(), Stopped> {
-        let md = match std::fs::symlink_metadata(path) {
-            Ok(md) => md,
+        let os_name = OsStr::from_bytes(name);
+        let st = match dirfd::lstat_at(dir, os_name) {
+            Ok(st) => st,
             Err(e) => return self.skip(path, e),
         };
-        let Some(kind) = kind_of(&md) else {
-            return Ok(()); // sockets cannot be restored; like tar, we leave them out
+        let Some(kind) = kind_of_meta(&st) else {
+            return self.skip(path, SOCKET_SKIPPED);
         };
         let before = prev.and_then(|p| p.get(name));
         if self.ctx.excluder.excludes(path, kind == NodeKind::Dir) {
             self.note_removed(before);
             return Ok(());
         }
-        let mut node = match node_from_metadata(name, path, &md, kind, &self.owners) {
+        let mut node = match node_from_meta(name, dir, &st, kind, &self.owners) {
             Ok(n) => n,
             Err(e) => return self.skip(path, e),
         };
@@ -153,13 +183,20 @@ impl Walker<'_> {
                     self.note_removed(before);
                     return Ok(());
                 }
+                let fd = match dirfd::open_dir_at(dir, os_name) {
+                    Ok(fd) => fd,
+                    Err(e) => return self.skip(path, e),
+                };
+                if !dirfd::fstat(&fd).is_ok_and(|now| now.same_file(&st)) {
+                    return self.skip(path, REPLACED);
+                }
                 let sub = prev.and_then(|p| p.subdir(self.ctx.repo, name));
                 self.emit(Event::Enter(node, sub.clone()))?;
-                if self.ctx.excluder.crosses(md.dev(), self.root_dev) {
+                if self.ctx.excluder.crosses(st.dev, self.root_dev) {
                     // A mount point: kept as an empty directory, like tar does.
                     self.note_removed_children(sub.as_ref());
                 } else {
-                    self.visit_children(path, sub.as_ref())?;
+                    self.visit_children(fd.as_fd(), path, sub.as_ref())?;
                 }
                 self.emit(Event::Leave)
             }
@@ -170,11 +207,20 @@ impl Walker<'_> {
                     self.progress.done(1, 0);
                     return self.emit(Event::Unchanged(node));
                 }
+                // Opened here, through the directory we hold, and checked to be the file
+                // just stat'ed: not a symlink, FIFO or device swapped in since.
+                let file = match dirfd::open_read_at(dir, os_name) {
+                    Ok(f) => f,
+                    Err(e) => return self.skip(path, e),
+                };
+                if !dirfd::fstat(&file).is_ok_and(|now| now.same_file(&st)) {
+                    return self.skip(path, REPLACED);
+                }
                 self.seq += 1;
                 self.progress.total_bytes.fetch_add(node.size, Relaxed);
                 let job = FileJob {
                     seq: self.seq,
-                    path: path.to_path_buf(),
+                    file: Some((file, Expect::of(&st))),
                     open: None,
                     small_chunks: false,
                     size_hint: node.size,
@@ -203,12 +249,13 @@ impl Walker<'_> {
 
     fn visit_children(
         &mut self,
-        dir: &Path,
+        dir: BorrowedFd<'_>,
+        path: &Path,
         prev: Option<&PrevDir>,
     ) -> std::result::Result<(), Stopped> {
-        let names = match read_dir_sorted(dir) {
+        let names = match dirfd::list_dir(dir) {
             Ok(names) => names,
-            Err(e) => return self.skip(dir, e),
+            Err(e) => return self.skip(path, e),
         };
         if let Some(p) = prev {
             // Entries of the parent that are gone; `names` and the tree share one order.
@@ -221,7 +268,7 @@ impl Walker<'_> {
             }
         }
         for n in &names {
-            self.visit(&dir.join(n), n.as_bytes(), prev)?;
+            self.visit(dir, &path.join(n), n.as_bytes(), prev)?;
         }
         Ok(())
     }
@@ -276,7 +323,7 @@ impl Walker<'_> {
             };
             let job = FileJob {
                 seq: self.seq,
-                path: path.clone(),
+                file: None,
                 open: Some(e.open),
                 small_chunks: e.small_chunks,
                 size_hint: 0,
@@ -297,9 +344,13 @@ impl Walker<'_> {
         name: &[u8],
         prev: Option<PrevDir>,
     ) -> std::result::Result<(), Stopped> {
-        let node = std::fs::symlink_metadata(path)
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let node = dirfd::open_dir(parent)
             .ok()
-            .and_then(|md| node_from_metadata(name, path, &md, NodeKind::Dir, &self.owners).ok())
+            .and_then(|d| {
+                let st = dirfd::lstat_at(d.as_fd(), OsStr::from_bytes(name)).ok()?;
+                node_from_meta(name, d.as_fd(), &st, NodeKind::Dir, &self.owners).ok()
+            })
             .unwrap_or_else(|| Node {
                 name: name.to_vec(),
                 kind: Some(NodeKind::Dir),
@@ -308,7 +359,27 @@ impl Walker<'_> {
             });
         self.emit(Event::Enter(node, prev))
     }
+
+    /// Visits one source path given on the command line: its parent directory is opened
+    /// by path (the user named it), everything below through descriptors.
+    fn visit_source(
+        &mut self,
+        src: &Path,
+        name: &[u8],
+        prev: Option<&PrevDir>,
+    ) -> std::result::Result<(), Stopped> {
+        let parent = src.parent().unwrap_or(Path::new("/"));
+        let dir = match dirfd::open_dir(parent) {
+            Ok(d) => d,
+            Err(e) => return self.skip(src, e),
+        };
+        self.root_dev = dirfd::lstat_at(dir.as_fd(), OsStr::from_bytes(name)).map_or(0, |m| m.dev);
+        self.visit(dir.as_fd(), src, name, prev)
+    }
 }
+
+/// Why an entry that changed between being listed and being opened was left out.
+const REPLACED: &str = "replaced while being backed up (not the entry that was listed); left out";
 
 /// Walks every source; returns when done or when the pipeline stopped.
 pub(super) fn walk(
@@ -335,11 +406,16 @@ pub(super) fn walk(
                open: &mut Vec<(Vec<u8>, Option<PrevDir>)>|
      -> std::result::Result<(), Stopped> {
         for src in sources {
-            w.root_dev = std::fs::symlink_metadata(src).map_or(0, |m| m.dev());
             let comps = components(src);
             let Some((name, parents)) = comps.split_last() else {
                 // The source is "/": its children go straight into the root.
-                w.visit_children(Path::new("/"), root_prev.as_ref())?;
+                match dirfd::open_dir(Path::new("/")) {
+                    Ok(root) => {
+                        w.root_dev = dirfd::fstat(&root).map_or(0, |m| m.dev);
+                        w.visit_children(root.as_fd(), Path::new("/"), root_prev.as_ref())?;
+                    }
+                    Err(e) => w.skip(src, e)?,
+                }
                 continue;
             };
             let common = open
@@ -366,7 +442,7 @@ pub(super) fn walk(
             }
             let up = open.last().map_or(root_prev.as_ref(), |(_, p)| p.as_ref());
             let up = up.cloned();
-            w.visit(src, name, up.as_ref())?;
+            w.visit_source(src, name, up.as_ref())?;
         }
         while open.pop().is_some() {
             w.emit(Event::Leave)?;
