@@ -101,8 +101,19 @@ pub fn group(snaps: Vec<Snapshot>) -> BTreeMap<SeriesKey, Vec<Snapshot>> {
     out
 }
 
-/// The newest snapshot taken at or before `at` among `snaps` (already filtered). When
-/// several series have one, the choice would be a guess, so it is an error listing them.
+/// The moment a snapshot holds: a MongoDB snapshot's cluster time (the second its
+/// collections were read at, which `coverage` shows), else when its run started.
+pub fn moment(s: &Snapshot) -> DateTime<Utc> {
+    s.mongodb
+        .as_ref()
+        .and_then(|m| m.cluster_time)
+        .and_then(|t| DateTime::from_timestamp(i64::from(t.t), 0))
+        .unwrap_or(s.time)
+}
+
+/// The newest snapshot whose moment is at or before `at` among `snaps` (already filtered).
+/// When several series have one, the choice would be a guess, so it is an error listing
+/// them.
 pub fn at_or_before(snaps: Vec<Snapshot>, at: DateTime<Utc>) -> Result<Snapshot> {
     if snaps.is_empty() {
         return Err(Error::Selection(
@@ -112,7 +123,7 @@ pub fn at_or_before(snaps: Vec<Snapshot>, at: DateTime<Utc>) -> Result<Snapshot>
     let first = snaps.iter().map(|s| s.time).min().unwrap_or(at);
     let mut newest: Vec<Snapshot> = group(snaps)
         .into_values()
-        .filter_map(|series| series.into_iter().rev().find(|s| s.time <= at))
+        .filter_map(|series| series.into_iter().rev().find(|s| moment(s) <= at))
         .collect();
     match newest.len() {
         0 => Err(Error::Selection(format!(

@@ -129,6 +129,22 @@ pub struct MongoRecord {
     /// What was asked for (absent in snapshots written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<MongoScope>,
+    /// What the server says it is (replica set name and id, or cluster id): how slices
+    /// and snapshots of one server find each other whatever the connection string
+    /// (absent in snapshots written before it was recorded: `uri` is used then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Tree layout of the collections (absent: 1, flat files; 2: a directory each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<u32>,
+}
+
+impl MongoRecord {
+    /// The key slices of the same server carry: its identity, else (older snapshots)
+    /// the connection string.
+    pub fn source_key(&self) -> &str {
+        self.server.as_deref().unwrap_or(&self.uri)
+    }
 }
 
 /// The selection a MongoDB snapshot was taken with: whole databases and single collections;

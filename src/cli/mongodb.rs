@@ -59,7 +59,9 @@ struct FollowArgs {
 
 #[derive(clap::Args, Debug)]
 struct CoverageArgs {
-    /// Only this source (the connection string snapshots and `follow` used)
+    /// Only this source: a connection string (the server is asked what it is; a
+    /// connection string of data recorded before identities, matched as written), or an
+    /// identity as coverage prints it (`replset:…`)
     #[arg(long, value_name = "URI")]
     mongodb_uri_source: Option<String>,
 }
@@ -162,10 +164,23 @@ fn run_coverage(g: &GlobalOpts, a: CoverageArgs) -> Result<i32> {
     let snaps = repo.snapshots()?;
     let mut all: Vec<Coverage> = coverage::compute(&snaps, &slices);
     if let Some(src) = &a.mongodb_uri_source {
-        let want = repo::source::mongodb::redact(src);
-        all.retain(|c| c.source == want);
+        let mut want = vec![src.clone(), repo::source::mongodb::redact(src)];
+        if src.starts_with("mongodb") {
+            if let Ok(client) = repo::source::mongodb::connect(src) {
+                let hello = repo::source::mongodb::hello(&client)?;
+                want.push(repo::source::mongodb::server_identity(
+                    &client, &hello, src,
+                )?);
+            }
+        }
+        all.retain(|c| {
+            want.contains(&c.source) || c.uri.as_ref().is_some_and(|u| want.contains(u))
+        });
         if all.is_empty() {
-            anyhow::bail!("no snapshot or oplog slice of {want} in this repository");
+            anyhow::bail!(
+                "no snapshot or oplog slice of {} in this repository",
+                repo::source::mongodb::redact(src)
+            );
         }
     }
     if g.json {
@@ -182,8 +197,13 @@ fn run_coverage(g: &GlobalOpts, a: CoverageArgs) -> Result<i32> {
         } else {
             c.dbs.join(", ")
         };
+        let via = c
+            .uri
+            .as_ref()
+            .map(|u| format!(" via {u}"))
+            .unwrap_or_default();
         println!(
-            "{} ({dbs}): {} snapshot(s), {} slice(s)",
+            "{}{via} ({dbs}): {} snapshot(s), {} slice(s)",
             c.source, c.snapshots, c.slices
         );
         if c.ranges.is_empty() {

@@ -111,9 +111,21 @@ pub struct Args {
     #[arg(long = "ns", value_name = "GLOB")]
     namespaces: Vec<String>,
     /// MongoDB: restore under another name, "FROM:TO" with an optional '*' on both sides
-    /// ("app.*:app_restored.*"; repeatable, first match wins)
+    /// ("app.*:app_restored.*"; repeatable, first match wins); a ':' inside a name is
+    /// written '\:' (a '\' as '\\')
     #[arg(long = "ns-rename", value_name = "FROM:TO")]
     renames: Vec<String>,
+    /// MongoDB: restore FROM (a namespace, '*' allowed) under the name of the matching
+    /// --ns-to; no escaping needed (repeatable, in pairs)
+    #[arg(long = "ns-from", value_name = "NS")]
+    ns_from: Vec<String>,
+    /// MongoDB: the new name for the --ns-from at the same position
+    #[arg(long = "ns-to", value_name = "NS")]
+    ns_to: Vec<String>,
+    /// MongoDB: with rename rules, allow collections no rule covers to be written back
+    /// into the server the snapshot was taken from
+    #[arg(long)]
+    in_place: bool,
     /// Only restore this snapshot path, or entries matching this glob ("*.pdf",
     /// "/home/*/docs"), and what is below them (repeatable)
     #[arg(long = "include", short = 'i')]
@@ -185,19 +197,19 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             Some(at) => repo::ops::restore::mongo_at::plan_at(&repo, &snap, at, at_exact)?,
             None => None,
         };
-        return restore_mongo(
-            g,
-            &repo,
-            &snap,
-            roll,
+        let renames = repo::source::mongodb::ns::Renames::parse(&a.renames, &a.ns_from, &a.ns_to)?;
+        let opts = MongoRestoreOptions {
             uri,
-            a.namespaces,
-            a.renames,
-            a.conflict,
-            a.dry_run,
-        );
+            namespaces: a.namespaces,
+            renames,
+            conflict: a.conflict.unwrap_or(ConflictArg::Fail).for_mongo()?,
+            in_place: a.in_place,
+            dry_run: a.dry_run,
+            replayed: Vec::new(),
+        };
+        return restore_mongo(g, &repo, &snap, roll, opts);
     }
-    if !a.namespaces.is_empty() || !a.renames.is_empty() {
+    if !a.namespaces.is_empty() || !a.renames.is_empty() || !a.ns_from.is_empty() {
         anyhow::bail!("--ns and --ns-rename need --mongodb-uri");
     }
     let Some(target) = a.target else {
@@ -272,40 +284,32 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
 }
 
 /// `repo restore --mongodb-uri`: collections into a server.
-#[allow(clippy::too_many_arguments)]
 fn restore_mongo(
     g: &GlobalOpts,
     repo: &repo::repository::Repository,
     snap: &repo::snapshot::Snapshot,
     roll: Option<repo::ops::restore::mongo_at::RollForward>,
-    uri: String,
-    namespaces: Vec<String>,
-    renames: Vec<String>,
-    conflict: Option<ConflictArg>,
-    dry_run: bool,
+    mut opts: MongoRestoreOptions,
 ) -> Result<i32> {
-    let opts = MongoRestoreOptions {
-        uri: uri.clone(),
-        namespaces: namespaces.clone(),
-        renames: renames.clone(),
-        conflict: conflict.unwrap_or(ConflictArg::Fail).for_mongo()?,
-        dry_run,
-    };
     if !g.quiet {
         eprintln!(
             "restoring collections of snapshot {} ({} UTC, {}) into {}",
             snap.id.short(),
             snap.time.format("%Y-%m-%d %H:%M:%S"),
             snap.source.description,
-            repo::source::mongodb::redact(&uri)
+            repo::source::mongodb::redact(&opts.uri)
         );
     }
     if let Some(rf) = &roll {
-        repo::ops::restore::mongo_at::prepare_target(repo, snap, rf, &opts)?;
+        repo::ops::restore::mongo_at::prepare_target(repo, snap, rf, &mut opts)?;
     }
     let outcomes = repo::ops::restore::mongo::run(repo, snap, &opts)?;
+    let incomplete: Vec<&repo::ops::restore::mongo::CollectionOutcome> = outcomes
+        .iter()
+        .filter(|o| !o.complete && !opts.dry_run)
+        .collect();
     let mut replay = None;
-    if let Some(rf) = &roll {
+    if let Some(rf) = roll.as_ref().filter(|_| incomplete.is_empty()) {
         if !g.quiet {
             eprintln!(
                 "rolling forward from the snapshot's cluster time {} through {} oplog slice(s)",
@@ -313,13 +317,13 @@ fn restore_mongo(
                 rf.parts.len()
             );
         }
-        if !dry_run {
+        if !opts.dry_run {
             replay = Some(repo::ops::restore::mongo_at::roll_forward(
                 repo,
                 rf,
-                &uri,
-                &namespaces,
-                &renames,
+                &opts.uri,
+                &opts.namespaces,
+                &opts.renames,
             )?);
         }
     }
@@ -329,47 +333,89 @@ fn restore_mongo(
         } else {
             print_json(&outcomes)?;
         }
-        return Ok(0);
+    } else {
+        print_mongo_outcomes(&outcomes, opts.dry_run);
+        if let Some(r) = &replay {
+            print_replay(r);
+        } else if roll.is_none() && snap.mongodb.is_some() {
+            if let Some(at) = at_hint(snap) {
+                println!("{at}");
+            }
+        }
+        if opts.dry_run {
+            println!("dry run: nothing was written");
+        }
     }
-    for o in &outcomes {
+    if !incomplete.is_empty() {
+        for o in &incomplete {
+            for e in &o.errors {
+                eprintln!("  {e}");
+            }
+        }
+        let done: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.complete)
+            .map(|o| o.target.as_str())
+            .collect();
+        let failed: Vec<&str> = incomplete.iter().map(|o| o.source.as_str()).collect();
+        anyhow::bail!(
+            "{} collection(s) not completely restored: {}; completed: {}; to resume, restore \
+             again with {}{}",
+            incomplete.len(),
+            failed.join(", "),
+            if done.is_empty() {
+                "none".to_string()
+            } else {
+                done.join(", ")
+            },
+            failed
+                .iter()
+                .map(|ns| format!("--ns '{ns}' "))
+                .collect::<String>(),
+            "--conflict drop (after fixing the cause above)"
+        );
+    }
+    Ok(0)
+}
+
+fn print_mongo_outcomes(outcomes: &[repo::ops::restore::mongo::CollectionOutcome], dry_run: bool) {
+    for o in outcomes {
         if dry_run {
             println!(
                 "{} -> {} ({}): {}; {} document(s)",
                 o.source, o.target, o.kind, o.action, o.documents
             );
         } else {
+            let failed = if o.failed > 0 {
+                format!(", {} FAILED", o.failed)
+            } else {
+                String::new()
+            };
             println!(
-                "{} -> {}: {} inserted, {} replaced, {} kept, {} index(es)",
+                "{} -> {}: {} inserted, {} replaced, {} kept{failed}, {} index(es)",
                 o.source, o.target, o.inserted, o.replaced, o.skipped, o.indexes
             );
         }
     }
-    if let Some(r) = &replay {
-        let rate = if r.seconds > 0.0 {
-            r.applied as f64 / r.seconds
-        } else {
-            0.0
-        };
-        println!(
-            "replayed {} oplog entries ({} commands, {} documents written, {} other entries skipped) in {:.2} s ({rate:.0} entries/s){}",
-            r.applied,
-            r.commands,
-            r.documents_written,
-            r.skipped,
-            r.seconds,
-            r.last
-                .map(|t| format!("; last applied {}", super::mongodb::show(t)))
-                .unwrap_or_default()
-        );
-    } else if roll.is_none() && snap.mongodb.is_some() {
-        if let Some(at) = at_hint(snap) {
-            println!("{at}");
-        }
-    }
-    if dry_run {
-        println!("dry run: nothing was written");
-    }
-    Ok(0)
+}
+
+fn print_replay(r: &repo::oplog::replay::ReplayStats) {
+    let rate = if r.seconds > 0.0 {
+        r.applied as f64 / r.seconds
+    } else {
+        0.0
+    };
+    println!(
+        "replayed {} oplog entries ({} commands, {} documents written, {} other entries skipped) in {:.2} s ({rate:.0} entries/s){}",
+        r.applied,
+        r.commands,
+        r.documents_written,
+        r.skipped,
+        r.seconds,
+        r.last
+            .map(|t| format!("; last applied {}", super::mongodb::show(t)))
+            .unwrap_or_default()
+    );
 }
 
 /// Without captured oplog the restored state is the snapshot's own moment: say which.

@@ -114,6 +114,9 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
                 m.record().uri
             );
         }
+        for ns in m.left_out() {
+            eprintln!("note: {ns} is managed by the server and not backed up");
+        }
     }
     let opts = SnapshotOptions {
         mongodb: mongo.as_ref().map(|m| m.record()),

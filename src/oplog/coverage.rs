@@ -35,8 +35,12 @@ pub struct Range {
 /// What is restorable for one MongoDB source.
 #[derive(Clone, Debug, Serialize)]
 pub struct Coverage {
-    /// The server (connection string without credentials).
+    /// The server's identity (or, for data recorded before it was, the connection string
+    /// without credentials).
     pub source: String,
+    /// The connection string (without credentials) the newest snapshot of it used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
     /// Databases the oplog capture covers (empty: all).
     pub dbs: Vec<String>,
     /// Restorable ranges, oldest first.
@@ -105,7 +109,7 @@ pub fn ranges(snapshot_times: &[ClusterTime], spans: &[Span]) -> Vec<Range> {
 /// The source of a MongoDB snapshot and its cluster time, if it has both.
 pub fn snapshot_point(s: &Snapshot) -> Option<(&str, ClusterTime)> {
     let m = s.mongodb.as_ref()?;
-    Some((m.uri.as_str(), m.cluster_time?))
+    Some((m.source_key(), m.cluster_time?))
 }
 
 /// Coverage of every source that has snapshots with a cluster time or slices.
@@ -137,6 +141,12 @@ pub fn compute(snapshots: &[Snapshot], slices: &[Slice]) -> Vec<Coverage> {
                 .filter(|(src, _)| *src == source)
                 .map(|(_, t)| t)
                 .collect();
+            let uri = snapshots
+                .iter()
+                .filter(|s| snapshot_point(s).is_some_and(|(src, _)| src == source))
+                .max_by_key(|s| s.time)
+                .and_then(|s| s.mongodb.as_ref())
+                .map(|m| m.uri.clone());
             let sp = spans(&mine);
             let mut gaps: Vec<Gap> = mine.iter().filter_map(|s| s.gap).collect();
             gaps.sort_by_key(|g| g.from);
@@ -148,6 +158,7 @@ pub fn compute(snapshots: &[Snapshot], slices: &[Slice]) -> Vec<Coverage> {
                 snapshots: times.len(),
                 slices: mine.len(),
                 source,
+                uri,
                 dbs,
             }
         })

@@ -23,7 +23,7 @@ use crate::oplog::slice::{slice_path, Gap, Slice, SLICE_VERSION};
 use crate::packer::Packer;
 use crate::repository::Repository;
 use crate::snapshot::ClusterTime;
-use crate::source::mongodb::{connect, hello, redact};
+use crate::source::mongodb::{connect, hello};
 
 /// Entries read per query; a query is repeated while it returns a full batch.
 const BATCH: i64 = 10_000;
@@ -64,7 +64,7 @@ pub enum Event {
 }
 
 fn db_err(what: &str, e: mongodb::error::Error) -> Error {
-    Error::Source(format!("MongoDB: {what}: {e}"))
+    crate::source::mongodb::mongo_error(what, &e)
 }
 
 fn ct(t: Timestamp) -> ClusterTime {
@@ -325,7 +325,9 @@ pub fn run(
     mut on_event: impl FnMut(Event),
 ) -> Result<()> {
     let client = connect(&opts.uri)?;
-    let source = redact(&opts.uri);
+    // Slices are keyed by what the server says it is, as snapshots are: however the
+    // connection string is spelled, they find each other.
+    let source = crate::source::mongodb::server_identity(&client, &hello(&client)?, &opts.uri)?;
     let mut tail = Tail {
         client,
         source: source.clone(),

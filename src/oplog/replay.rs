@@ -1,7 +1,12 @@
-//! Replays oplog entries into a server, for the selected namespaces only: inserts,
-//! updates and deletes in batches per collection (pre-images fetched once per batch,
-//! updates applied client-side, final documents written whole), and DDL in order.
-//! An entry it cannot reproduce exactly stops the replay with a clear message.
+//! Replays oplog entries into a server, for the selected namespaces only, in oplog order:
+//! document changes are gathered per collection (collections are independent: nothing
+//! the server enforces spans two of them), each collection's in exactly their order —
+//! pre-images fetched once per batch, updates applied client-side, each change written
+//! as the document it produced — as ordered write commands, so a unique index sees the
+//! same sequence the original writes made. Consecutive changes to one document collapse
+//! into one write. DDL flushes everything first, then runs in order. Writes bypass
+//! document validation (the server accepted these documents once). An entry it cannot
+//! reproduce exactly stops the replay with a clear message.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -13,8 +18,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::oplog::diff::apply_update;
-use crate::ops::restore::mongo::rename;
 use crate::snapshot::ClusterTime;
+use crate::source::mongodb::ns::Renames;
 
 /// Entries per batch of document changes.
 const BATCH_OPS: usize = 1000;
@@ -93,7 +98,7 @@ pub struct Selection {
     /// `--ns` globs (empty: all of the above).
     pub globs: Vec<globset::GlobMatcher>,
     /// `--ns-rename` rules.
-    pub renames: Vec<String>,
+    pub renames: Renames,
 }
 
 impl Selection {
@@ -108,7 +113,7 @@ impl Selection {
 
     /// Where `ns` is restored to: (database, collection).
     pub fn target(&self, ns: &str) -> Result<(String, String)> {
-        let t = rename(ns, &self.renames)?;
+        let t = self.renames.target(ns);
         let (db, coll) = crate::source::mongodb::split_ns(&t)?;
         Ok((db.to_string(), coll.to_string()))
     }
@@ -120,13 +125,37 @@ enum DocOp {
     Delete(Bson),
 }
 
+/// One write of a flushed batch: a new document, a document as a change left it, or its
+/// deletion.
+enum Write {
+    Insert(Bson, Document),
+    Put(Bson, Document),
+    Delete(Bson),
+}
+
+impl Write {
+    fn id(&self) -> &Bson {
+        match self {
+            Write::Insert(id, _) | Write::Put(id, _) | Write::Delete(id) => id,
+        }
+    }
+
+    /// Which write command carries it.
+    fn command(&self) -> u8 {
+        match self {
+            Write::Insert(..) => 0,
+            Write::Put(..) => 1,
+            Write::Delete(_) => 2,
+        }
+    }
+}
+
 /// Applies entries in order.
 pub struct Replayer<'a> {
     client: &'a Client,
     sel: &'a Selection,
-    /// Source namespace of the pending batch, and its changes.
-    batch_ns: Option<String>,
-    batch: Vec<(ClusterTime, DocOp)>,
+    /// Pending document changes per source namespace, each in oplog order.
+    batches: HashMap<String, Vec<(ClusterTime, DocOp)>>,
     /// Source namespaces known to exist (for dropDatabase).
     known: HashSet<String>,
     stats: ReplayStats,
@@ -142,7 +171,7 @@ fn bad(ts: ClusterTime, what: impl std::fmt::Display) -> Error {
 }
 
 fn mongo_err(what: &str, e: mongodb::error::Error) -> Error {
-    Error::Source(format!("MongoDB: {what}: {e}"))
+    crate::source::mongodb::mongo_error(what, &e)
 }
 
 fn id_key(id: &Bson) -> Vec<u8> {
@@ -171,8 +200,7 @@ impl<'a> Replayer<'a> {
         Self {
             client,
             sel,
-            batch_ns: None,
-            batch: Vec::new(),
+            batches: HashMap::new(),
             known,
             stats: ReplayStats::default(),
             started: Instant::now(),
@@ -234,12 +262,12 @@ impl<'a> Replayer<'a> {
                     "u" => DocOp::Update(id()?, o.clone()),
                     _ => DocOp::Delete(id()?),
                 };
-                if self.batch_ns.as_deref() != Some(ns) || self.batch.len() >= BATCH_OPS {
-                    self.flush()?;
-                    self.batch_ns = Some(ns.to_string());
-                }
                 self.known.insert(ns.to_string());
-                self.batch.push((ts, dop));
+                let batch = self.batches.entry(ns.to_string()).or_default();
+                batch.push((ts, dop));
+                if batch.len() >= BATCH_OPS {
+                    self.flush_ns(ns)?;
+                }
                 self.stats.applied += 1;
                 self.stats.last = Some(ts);
                 Ok(())
@@ -248,54 +276,40 @@ impl<'a> Replayer<'a> {
         }
     }
 
-    /// Writes the pending document changes of one collection.
+    /// Writes every pending document change.
     fn flush(&mut self) -> Result<()> {
-        let Some(ns) = self.batch_ns.take() else {
+        let mut pending: Vec<String> = self.batches.keys().cloned().collect();
+        pending.sort();
+        for ns in pending {
+            self.flush_ns(&ns)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending document changes of one collection, in their order.
+    fn flush_ns(&mut self, ns: &str) -> Result<()> {
+        let Some(ops) = self.batches.remove(ns).filter(|o| !o.is_empty()) else {
             return Ok(());
         };
-        let ops = std::mem::take(&mut self.batch);
-        let (tdb, tcoll) = self.sel.target(&ns)?;
+        let (tdb, tcoll) = self.sel.target(ns)?;
         let db = self.client.database(&tdb);
-        // Pre-images of documents whose first change here is a delta update.
-        let mut first_seen: HashSet<Vec<u8>> = HashSet::new();
-        let mut need: Vec<Bson> = Vec::new();
-        for (_, op) in &ops {
-            let (id, is_delta) = match op {
-                DocOp::Insert(d) => (d.get("_id").cloned().unwrap_or(Bson::Null), false),
-                DocOp::Update(id, o) => (id.clone(), o.keys().any(|k| k.starts_with('$'))),
-                DocOp::Delete(id) => (id.clone(), false),
-            };
-            if first_seen.insert(id_key(&id)) && is_delta {
-                need.push(id);
-            }
-        }
-        let mut state: HashMap<Vec<u8>, (usize, Bson, Option<Document>)> = HashMap::new();
-        for ids in need.chunks(BATCH_OPS) {
-            let found = db
-                .collection::<Document>(&tcoll)
-                .find(doc! {"_id": {"$in": ids.to_vec()}})
-                .run()
-                .map_err(|e| mongo_err(&format!("reading {tdb}.{tcoll}"), e))?;
-            for d in found {
-                let d = d.map_err(|e| mongo_err(&format!("reading {tdb}.{tcoll}"), e))?;
-                let id = d.get("_id").cloned().unwrap_or(Bson::Null);
-                state.insert(id_key(&id), (0, id, Some(d)));
-            }
-        }
-        for (n, (ts, op)) in ops.into_iter().enumerate() {
-            match op {
+        let mut state = self.pre_images(&db, &tcoll, &ops)?;
+        let mut writes: Vec<Write> = Vec::with_capacity(ops.len());
+        for (ts, op) in ops {
+            let w = match op {
                 DocOp::Insert(d) => {
                     let id = d
                         .get("_id")
                         .cloned()
                         .ok_or_else(|| bad(ts, "insert without _id"))?;
-                    state.insert(id_key(&id), (n, id, Some(d)));
+                    state.insert(id_key(&id), Some(d.clone()));
+                    Write::Insert(id, d)
                 }
                 DocOp::Update(id, o) => {
-                    let key = id_key(&id);
-                    let mut cur = match state.get(&key) {
-                        Some((_, _, Some(d))) => d.clone(),
-                        _ if !o.keys().any(|k| k.starts_with('$')) => doc! {"_id": id.clone()},
+                    let is_delta = o.keys().any(|k| k.starts_with('$'));
+                    let mut cur = match state.get(&id_key(&id)) {
+                        Some(Some(d)) => d.clone(),
+                        _ if !is_delta => doc! {"_id": id.clone()},
                         _ => {
                             return Err(bad(
                                 ts,
@@ -307,63 +321,130 @@ impl<'a> Replayer<'a> {
                         }
                     };
                     apply_update(&mut cur, &o).map_err(|e| bad(ts, e))?;
-                    state.insert(key, (n, id, Some(cur)));
+                    state.insert(id_key(&id), Some(cur.clone()));
+                    Write::Put(id, cur)
                 }
                 DocOp::Delete(id) => {
-                    state.insert(id_key(&id), (n, id, None));
+                    state.insert(id_key(&id), None);
+                    Write::Delete(id)
                 }
-            }
+            };
+            // Back-to-back changes of one document: only its last state matters, and no
+            // other document's write comes between. (An insert then changed is put whole:
+            // it did not exist before, so the upsert creates it.)
+            let w = match (writes.last(), w) {
+                (Some(l), w) if l.id() == w.id() => {
+                    writes.pop();
+                    match w {
+                        // Re-inserted after a delete: the document may exist on the server
+                        // until that delete runs, so it is put whole instead.
+                        Write::Insert(id, d) => Write::Put(id, d),
+                        other => other,
+                    }
+                }
+                (_, w) => w,
+            };
+            writes.push(w);
         }
-        let mut finals: Vec<(usize, Bson, Option<Document>)> = state.into_values().collect();
-        finals.sort_by_key(|(n, _, _)| *n);
-        // Deletes first: a unique value a deleted document held may be taken by another.
-        let deletes: Vec<Document> = finals
-            .iter()
-            .filter(|(_, _, d)| d.is_none())
-            .map(|(_, id, _)| doc! {"q": {"_id": id.clone()}, "limit": 1})
-            .collect();
-        for part in deletes.chunks(BATCH_OPS) {
-            self.stats.documents_written += write(
-                &db,
-                doc! {"delete": &tcoll, "deletes": part.to_vec(), "ordered": true},
-                &format!("deleting from {tdb}.{tcoll}"),
-            )?;
-        }
-        let mut part: Vec<Document> = Vec::new();
-        let mut bytes = 0;
-        let upserts = finals
-            .into_iter()
-            .filter_map(|(_, id, d)| d.map(|d| (id, d)));
-        for (id, d) in upserts {
-            let mut raw = Vec::new();
-            let _ = d.to_writer(&mut raw);
-            bytes += raw.len();
-            part.push(doc! {"q": {"_id": id}, "u": d, "upsert": true});
-            if part.len() >= BATCH_OPS || bytes >= WRITE_BYTES {
-                self.write_upserts(&db, &tcoll, std::mem::take(&mut part))?;
-                bytes = 0;
-            }
-        }
-        if !part.is_empty() {
-            self.write_upserts(&db, &tcoll, part)?;
-        }
-        Ok(())
+        self.write_in_order(&db, &tcoll, writes)
     }
 
-    fn write_upserts(&mut self, db: &Database, coll: &str, part: Vec<Document>) -> Result<()> {
-        let n = part.len() as u64;
-        write(
-            db,
-            doc! {"update": coll, "updates": part, "ordered": true},
-            &format!("writing to {}.{coll}", db.name()),
-        )?;
-        self.stats.documents_written += n;
+    /// The current documents of those whose first change in `ops` is a delta update.
+    fn pre_images(
+        &self,
+        db: &Database,
+        coll: &str,
+        ops: &[(ClusterTime, DocOp)],
+    ) -> Result<HashMap<Vec<u8>, Option<Document>>> {
+        let mut first_seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut need: Vec<Bson> = Vec::new();
+        for (_, op) in ops {
+            let (id, is_delta) = match op {
+                DocOp::Insert(d) => (d.get("_id").cloned().unwrap_or(Bson::Null), false),
+                DocOp::Update(id, o) => (id.clone(), o.keys().any(|k| k.starts_with('$'))),
+                DocOp::Delete(id) => (id.clone(), false),
+            };
+            if first_seen.insert(id_key(&id)) && is_delta {
+                need.push(id);
+            }
+        }
+        let mut state = HashMap::new();
+        for ids in need.chunks(BATCH_OPS) {
+            let found = db
+                .collection::<Document>(coll)
+                .find(doc! {"_id": {"$in": ids.to_vec()}})
+                .run()
+                .map_err(|e| mongo_err(&format!("reading {}.{coll}", db.name()), e))?;
+            for d in found {
+                let d = d.map_err(|e| mongo_err(&format!("reading {}.{coll}", db.name()), e))?;
+                let id = d.get("_id").cloned().unwrap_or(Bson::Null);
+                state.insert(id_key(&id), Some(d));
+            }
+        }
+        Ok(state)
+    }
+
+    /// Sends the writes as ordered commands, one per run of inserts, puts or deletes.
+    fn write_in_order(&mut self, db: &Database, coll: &str, writes: Vec<Write>) -> Result<()> {
+        let mut it = writes.into_iter().peekable();
+        while let Some(first) = it.next() {
+            let kind = first.command();
+            let mut run = vec![first];
+            let mut bytes = 0;
+            while let Some(next) = it.peek() {
+                if next.command() != kind || run.len() >= BATCH_OPS || bytes >= WRITE_BYTES {
+                    break;
+                }
+                if let Write::Insert(_, d) | Write::Put(_, d) = next {
+                    let mut raw = Vec::new();
+                    let _ = d.to_writer(&mut raw);
+                    bytes += raw.len();
+                }
+                run.extend(it.next());
+            }
+            let n = run.len() as u64;
+            let what = format!("writing to {}.{coll}", db.name());
+            let cmd = match kind {
+                0 => {
+                    let docs: Vec<Document> = run
+                        .into_iter()
+                        .filter_map(|w| match w {
+                            Write::Insert(_, d) => Some(d),
+                            _ => None,
+                        })
+                        .collect();
+                    doc! {"insert": coll, "documents": docs, "ordered": true,
+                    "bypassDocumentValidation": true}
+                }
+                1 => {
+                    let updates: Vec<Document> = run
+                        .into_iter()
+                        .filter_map(|w| match w {
+                            Write::Put(id, d) => {
+                                Some(doc! {"q": {"_id": id}, "u": d, "upsert": true})
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    doc! {"update": coll, "updates": updates, "ordered": true,
+                    "bypassDocumentValidation": true}
+                }
+                _ => {
+                    let deletes: Vec<Document> = run
+                        .into_iter()
+                        .map(|w| doc! {"q": {"_id": w.id().clone()}, "limit": 1})
+                        .collect();
+                    doc! {"delete": coll, "deletes": deletes, "ordered": true}
+                }
+            };
+            write(db, cmd, &what)?;
+            self.stats.documents_written += n;
+        }
         Ok(())
     }
 
     /// DDL, and transactions logged as applyOps.
     fn command(&mut self, entry: &Document, ns: &str, ts: ClusterTime) -> Result<()> {
-        self.flush()?;
         let o = entry
             .get_document("o")
             .map_err(|_| bad(ts, "no o document"))?;
@@ -373,13 +454,17 @@ impl<'a> Replayer<'a> {
         };
         let name = name.as_str();
         if name == "applyOps" {
+            // A transaction's document changes join the batches in their order; its own
+            // DDL (if any) flushes like any other.
             let inner = o.get_array("applyOps").map_err(|_| bad(ts, "applyOps"))?;
             for op in inner {
                 let op = op.as_document().ok_or_else(|| bad(ts, "applyOps entry"))?;
                 self.apply_doc(op, ts)?;
             }
-            return self.flush();
+            return Ok(());
         }
+        // DDL acts on what came before it.
+        self.flush()?;
         // Every other command names a collection of `db` (or the database itself).
         let coll_ns = |field: &str| -> Result<String> {
             o.get_str(field)

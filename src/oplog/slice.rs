@@ -28,7 +28,9 @@ pub struct Slice {
     pub version: u32,
     /// Random id; also the object's name.
     pub id: SliceId,
-    /// The server, as a connection string without credentials (as in snapshots).
+    /// The server's identity (`replset:<name>:<id>`, `cluster:<id>`: what snapshots record
+    /// as `mongodb.server`); slices written before that was recorded hold the connection
+    /// string without credentials.
     pub source: String,
     /// Databases captured; empty: every database but admin, local and config.
     pub dbs: Vec<String>,

@@ -76,7 +76,7 @@ impl MongoScan {
 }
 
 fn mongo_err(what: &str, e: mongodb::error::Error) -> Error {
-    Error::Source(format!("MongoDB: {what}: {e}"))
+    crate::source::mongodb::mongo_error(what, &e)
 }
 
 /// `{_id: <value>}` as bytes: a type-exact key for a document's `_id`.

@@ -35,4 +35,14 @@ pub trait VirtualSource: Send + Sync {
     fn description(&self) -> String;
     /// Every entry, grouped by `dirs` (entries of one directory are consecutive).
     fn entries(&self) -> Vec<VirtualEntry>;
+    /// Checks the snapshot tree `root` about to be committed reads back as what this
+    /// source saved; an error stops the commit.
+    #[cfg(feature = "local-index")]
+    fn verify(
+        &self,
+        _repo: &crate::repository::Repository,
+        _root: crate::id::TreeId,
+    ) -> crate::error::Result<()> {
+        Ok(())
+    }
 }

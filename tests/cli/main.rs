@@ -20,6 +20,10 @@ mod mongodb_pitr;
 mod mongodb_pitr_copy;
 #[cfg(feature = "mongo")]
 mod mongodb_pitr_scope;
+#[cfg(feature = "mongo")]
+mod mongodb_replay;
+#[cfg(feature = "mongo")]
+mod mongodb_restore;
 #[cfg(feature = "object-store")]
 mod object_store;
 mod prune_windows;

@@ -1,6 +1,7 @@
 //! MongoDB collections as a backup source, against a real server (SecantusDB, started by
 //! `scripts/test` through `scripts/mongodb-server`; its URI is in REPO_TEST_MONGODB_URI).
-//! Without a server these tests print why and pass without checking anything.
+//! Without a server they fail (or, run by hand without REPO_TEST_REQUIRE_SERVICES, print
+//! SKIPPED).
 
 use std::fs;
 
@@ -153,8 +154,9 @@ fn collections_round_trip_byte_for_byte_with_options_indexes_and_views() {
     assert_eq!(snap["mongodb"]["collections"], 4);
     assert!(!snap["mongodb"]["uri"].as_str().unwrap().contains('@'));
     let listing = env.ok(&["ls", "latest", &format!("/mongodb/{name}")]);
+    // One directory per collection: no collection name can collide with another's files.
     assert!(
-        listing.contains("all_types.bson") && listing.contains("even.metadata.bson"),
+        listing.contains("all_types/data.bson") && listing.contains("even/metadata.bson"),
         "{listing}"
     );
 
@@ -429,7 +431,7 @@ fn bad_servers_and_namespaces_fail_without_writing() {
 }
 
 #[test]
-fn restore_at_picks_the_snapshot_of_that_moment() {
+fn restore_at_without_oplog_is_the_snapshots_moment_or_refused() {
     let Some((uri, client)) = server() else {
         return;
     };
@@ -442,7 +444,7 @@ fn restore_at_picks_the_snapshot_of_that_moment() {
     let env = Env::new();
     env.init();
     let dbarg = format!("--db={name}");
-    env.json(&["snapshot", &uri, &dbarg]);
+    let first = env.json(&["snapshot", &uri, &dbarg]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let between = chrono::Utc::now().to_rfc3339();
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -452,10 +454,37 @@ fn restore_at_picks_the_snapshot_of_that_moment() {
     env.json(&["snapshot", &uri, &dbarg]);
     let target = format!("{name}_at");
     let rename = format!("{name}.*:{target}.*");
-    env.json(&[
+    // Without captured oplog, a moment after the snapshot is not known: refused, naming
+    // the snapshot's own moment, nothing written.
+    let out = env.run(&[
         "restore",
         "--at",
         &between,
+        "--mongodb-uri",
+        &uri,
+        "--ns-rename",
+        &rename,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let t = first["mongodb"]["cluster_time"]["t"].as_i64().unwrap();
+    let moment = chrono::DateTime::from_timestamp(t, 0).unwrap();
+    assert!(
+        err.contains("not restorable")
+            && err.contains(&moment.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        "{err}"
+    );
+    assert!(!client
+        .list_database_names()
+        .run()
+        .unwrap()
+        .contains(&target));
+    // The snapshot's own moment restores it.
+    let at = moment.to_rfc3339();
+    env.json(&[
+        "restore",
+        "--at",
+        &at,
         "--mongodb-uri",
         &uri,
         "--ns-rename",

@@ -574,7 +574,7 @@ fn entries_replay_cannot_reproduce_stop_with_a_clear_message() {
         whole_dbs: [name.clone()].into_iter().collect(),
         all_dbs: false,
         globs: Vec::new(),
-        renames: Vec::new(),
+        renames: Default::default(),
     };
     let ts = Timestamp {
         time: 1_800_000_000,

@@ -17,6 +17,7 @@ use mongodb::bson::RawDocument;
 
 use super::mongo::{MongoConflict, MongoRestoreOptions};
 use crate::snapshot::{ClusterTime, Snapshot};
+use crate::source::mongodb::ns::Renames;
 use crate::source::mongodb::{connect, ns_matchers};
 
 /// The roll-forward from a snapshot to a moment.
@@ -38,23 +39,56 @@ fn when(t: ClusterTime) -> String {
         .unwrap_or_default()
 }
 
-/// Plans the roll-forward of `snap` to `at`. None when its source has no oplog slices at
-/// all (the snapshot alone is the answer, as before `follow` existed).
+/// The refusal of a moment after a snapshot that no captured oplog reaches.
+fn not_after_snapshot(snap: &Snapshot, at: DateTime<Utc>, why: &str) -> Error {
+    let moment = snap
+        .mongodb
+        .as_ref()
+        .and_then(|m| m.cluster_time)
+        .map_or_else(|| snap.time.format("%Y-%m-%dT%H:%M:%SZ").to_string(), when);
+    Error::Refused(format!(
+        "{} is not restorable: {why}; nearest restorable: {moment} (snapshot {}: restore it \
+         with `repo restore {} --mongodb-uri …`, or capture the oplog with `repo mongodb \
+         follow` to make later moments restorable)",
+        at.to_rfc3339(),
+        snap.id.short(),
+        snap.id.short()
+    ))
+}
+
+/// Plans the roll-forward of `snap` to `at`. None when `at` is the snapshot's own moment
+/// (same second) and its source has no oplog slices: the snapshot is the answer. A later
+/// moment the oplog does not reach is refused, never answered with the older state.
 pub fn plan_at(
     repo: &Repository,
     snap: &Snapshot,
     at: DateTime<Utc>,
     exact: Option<ClusterTime>,
 ) -> Result<Option<RollForward>> {
+    let own_second = |t: ClusterTime| at.timestamp() <= i64::from(t.t);
     let Some((source, base)) = coverage::snapshot_point(snap) else {
-        return Ok(None);
+        if at.timestamp() <= snap.time.timestamp() {
+            return Ok(None);
+        }
+        return Err(not_after_snapshot(
+            snap,
+            at,
+            "the snapshot before it has no cluster time (a standalone server keeps no oplog)",
+        ));
     };
     let slices: Vec<Slice> = crate::oplog::load_slices(repo)?
         .into_iter()
         .filter(|s| s.source == source)
         .collect();
     if slices.is_empty() {
-        return Ok(None);
+        if own_second(base) && exact.is_none_or(|e| e <= base) {
+            return Ok(None);
+        }
+        return Err(not_after_snapshot(
+            snap,
+            at,
+            &format!("no oplog of {source} was captured after the snapshot before it"),
+        ));
     }
     let cut = exact.map_or_else(|| Cut::at(at), Cut::exact);
     let held = held(repo, snap)?;
@@ -143,13 +177,7 @@ impl Held {
 fn held(repo: &Repository, snap: &Snapshot) -> Result<Held> {
     let saved: HashSet<String> = super::mongo::saved(repo, snap)?
         .iter()
-        .map(|s| {
-            format!(
-                "{}.{}",
-                s.db,
-                s.meta.get_str("collectionName").unwrap_or_default()
-            )
-        })
+        .map(|s| s.ns())
         .collect();
     let saved_dbs = || {
         saved
@@ -177,7 +205,7 @@ pub fn roll_forward(
     rf: &RollForward,
     uri: &str,
     namespaces: &[String],
-    renames: &[String],
+    renames: &Renames,
 ) -> Result<ReplayStats> {
     let (sel, known) = selection(rf, namespaces, renames)?;
     let client = connect(uri)?;
@@ -191,7 +219,7 @@ pub fn roll_forward(
 fn selection(
     rf: &RollForward,
     namespaces: &[String],
-    renames: &[String],
+    renames: &Renames,
 ) -> Result<(Selection, HashSet<String>)> {
     let held = &rf.held;
     let sel = Selection {
@@ -200,7 +228,7 @@ fn selection(
         // New databases are in the oplog only where `follow` captured every database.
         all_dbs: held.whole_server && rf.parts.iter().all(|(s, _, _)| s.dbs.is_empty()),
         globs: ns_matchers(namespaces)?,
-        renames: renames.to_vec(),
+        renames: renames.clone(),
     };
     Ok((sel, held.saved.clone()))
 }
@@ -255,8 +283,20 @@ pub fn prepare_target(
     repo: &Repository,
     snap: &Snapshot,
     rf: &RollForward,
-    opts: &MongoRestoreOptions,
+    opts: &mut MongoRestoreOptions,
 ) -> Result<()> {
+    // Namespaces the replay creates count for the rename rules too.
+    let (sel, saved) = selection(rf, &opts.namespaces, &opts.renames)?;
+    let mut replayed: Vec<String> = Vec::new();
+    for_each_entry(repo, rf, |doc| {
+        for ns in written_namespaces(doc)? {
+            if sel.wants(&ns) && !saved.contains(&ns) && !replayed.contains(&ns) {
+                replayed.push(ns);
+            }
+        }
+        Ok(())
+    })?;
+    opts.replayed = replayed.clone();
     let planned = super::mongo::run(
         repo,
         snap,
@@ -284,19 +324,13 @@ pub fn prepare_target(
             merging.join(", ")
         )));
     }
-    let (sel, saved) = selection(rf, &opts.namespaces, &opts.renames)?;
     let mut created: Vec<(String, String)> = Vec::new();
-    for_each_entry(repo, rf, |doc| {
-        for ns in written_namespaces(doc)? {
-            if sel.wants(&ns) && !saved.contains(&ns) {
-                let t = sel.target(&ns)?;
-                if !created.contains(&t) {
-                    created.push(t);
-                }
-            }
+    for ns in &replayed {
+        let t = sel.target(ns)?;
+        if !created.contains(&t) {
+            created.push(t);
         }
-        Ok(())
-    })?;
+    }
     if created.is_empty() {
         return Ok(());
     }
@@ -307,7 +341,9 @@ pub fn prepare_target(
             .database(db)
             .list_collection_names()
             .run()
-            .map_err(|e| Error::Source(format!("MongoDB: listing collections of {db}: {e}")))?;
+            .map_err(|e| {
+                crate::source::mongodb::mongo_error(&format!("listing collections of {db}"), &e)
+            })?;
         if names.contains(coll) {
             clashes.push((db, coll));
         }
@@ -325,7 +361,9 @@ pub fn prepare_target(
                     .collection::<mongodb::bson::Document>(coll)
                     .drop()
                     .run()
-                    .map_err(|e| Error::Source(format!("MongoDB: dropping {db}.{coll}: {e}")))?;
+                    .map_err(|e| {
+                        crate::source::mongodb::mongo_error(&format!("dropping {db}.{coll}"), &e)
+                    })?;
             }
             Ok(())
         }

@@ -263,6 +263,10 @@ pub fn run_with(
             )));
         }
     }
+    // Whatever a source cannot read back from this tree must not become a snapshot.
+    for v in virtual_sources {
+        v.verify(repo, root)?;
+    }
     summary.duration_secs = started.elapsed().as_secs_f64();
     let snap = Snapshot {
         version: SNAPSHOT_VERSION,

@@ -1,20 +1,37 @@
 //! MongoDB collections as a backup source.
 //!
-//! Each collection becomes two entries under `/mongodb/<db>/`: `<coll>.bson`, the
-//! collection's documents in `_id` order as concatenated raw BSON (exactly the bytes the
+//! Each collection becomes a directory `/mongodb/<db>/<coll>/` ([`layout`]) holding
+//! `data.bson`, the collection's documents as concatenated raw BSON (exactly the bytes the
 //! server sent; never re-encoded, so an unchanged collection gives the same byte stream
-//! and dedupes completely), and `<coll>.metadata.bson`, one BSON document with its type,
-//! options, indexes and document count. On a replica set every collection is read at one
-//! cluster time (a snapshot session), so the whole snapshot is one point in time.
+//! and dedupes completely) in `_id` order — in insertion order for capped collections —
+//! and `metadata.bson`, one BSON document with its type, options, index specs (as
+//! `listIndexes` returned them) and document count. On a replica set every collection is
+//! read at one cluster time (a snapshot session), so the whole snapshot is one point in
+//! time. Before the snapshot is committed its tree is read back ([`MongoBackup::verify`]).
+//!
+//! `system.*` collections are server-managed and left out (reported), except
+//! `system.js`, the database's stored functions, which are saved like any collection.
+
+mod identity;
+pub mod layout;
+pub mod ns;
+mod stream;
 
 use std::io::{self, Read};
 use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use mongodb::options::ClientOptions;
-use mongodb::sync::{Client, ClientSession, Cursor, SessionCursor};
+use mongodb::sync::Client;
 
 use crate::error::{Error, Result};
+pub use identity::server_identity;
+pub use layout::{entry_name, from_entry_name};
+pub use ns::{ns_matchers, split_ns};
+use stream::{CollectionStream, Docs, StreamEnd};
+
+/// The only `system.*` collection saved: stored JavaScript functions.
+pub const SYSTEM_JS: &str = "system.js";
 
 /// Documents per server batch while exporting.
 const BATCH_DOCS: u32 = 1000;
@@ -76,8 +93,12 @@ pub struct MongoSource {
     client: Client,
     /// The URI without credentials, for the snapshot record.
     pub redacted_uri: String,
+    /// What the server says it is ([`server_identity`]).
+    pub server: String,
     /// Cluster time every collection is read at (replica sets), else `None`.
     pub cluster_time: Option<Timestamp>,
+    /// Server-managed collections left out, as "db.coll".
+    pub left_out: Vec<String>,
 }
 
 /// Removes `user:password@` from a connection string.
@@ -93,8 +114,46 @@ pub fn redact(uri: &str) -> String {
     format!("{scheme}://{hosts}{path}")
 }
 
+/// A driver error as a sentence for people: the server's message and code, never the
+/// documents or raw replies some driver errors carry.
+pub fn describe_error(e: &mongodb::error::Error) -> String {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => format!("{} (code {})", c.message, c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => format!("{} (code {})", w.message, w.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
+            format!("{} (code {})", w.message, w.code)
+        }
+        ErrorKind::InsertMany(f) => {
+            let errs = f.write_errors.as_deref().unwrap_or_default();
+            match errs.first() {
+                Some(w) => format!(
+                    "{} of the batch's documents refused, e.g. {} (code {})",
+                    errs.len(),
+                    w.message,
+                    w.code
+                ),
+                None => f
+                    .write_concern_error
+                    .as_ref()
+                    .map_or_else(|| "write failed".to_string(), |w| w.message.clone()),
+            }
+        }
+        _ => {
+            let s = e.to_string();
+            let s = s.split(", server response:").next().unwrap_or_default();
+            s.chars().take(300).collect()
+        }
+    }
+}
+
+/// The library error for a failed MongoDB operation (`what` says which).
+pub fn mongo_error(what: &str, e: &mongodb::error::Error) -> Error {
+    Error::Source(format!("MongoDB: {what}: {}", describe_error(e)))
+}
+
 fn db_err(what: &str, e: mongodb::error::Error) -> Error {
-    Error::Source(format!("MongoDB: {what}: {e}"))
+    mongo_error(what, &e)
 }
 
 /// The server's `hello` reply (replica set name, cluster time, last write, ...).
@@ -130,10 +189,14 @@ pub fn connect(uri: &str) -> Result<Client> {
 impl MongoSource {
     /// Connects to `uri`.
     pub fn open(uri: &str) -> Result<Self> {
+        let client = connect(uri)?;
+        let server = server_identity(&client, &hello(&client)?, uri)?;
         Ok(Self {
-            client: connect(uri)?,
+            client,
             redacted_uri: redact(uri),
+            server,
             cluster_time: None,
+            left_out: Vec::new(),
         })
     }
 
@@ -185,10 +248,14 @@ impl MongoSource {
             for info in infos {
                 let name = info.get_str("name").unwrap_or_default().to_string();
                 let kind = info.get_str("type").unwrap_or("collection").to_string();
-                if name.is_empty() || name.starts_with("system.") {
+                let ns = format!("{db_name}.{name}");
+                if name.is_empty() {
                     continue;
                 }
-                let ns = format!("{db_name}.{name}");
+                if name.starts_with("system.") && name != SYSTEM_JS {
+                    self.left_out.push(ns);
+                    continue;
+                }
                 let wanted = sel.collections.is_empty()
                     || sel.collections.contains(&ns)
                     || sel.dbs.contains(db_name);
@@ -245,10 +312,17 @@ impl MongoSource {
         Ok(out)
     }
 
-    /// A reader of one collection's documents in `_id` order, at the planned read time.
-    pub fn open_stream(&self, db: &str, coll: &str) -> Result<CollectionStream> {
+    /// A reader of one collection's documents at the planned read time: in `_id` order,
+    /// or for a capped collection in natural (insertion) order, which tailable cursors and
+    /// eviction depend on.
+    pub fn open_stream(&self, db: &str, coll: &str, capped: bool) -> Result<CollectionStream> {
         let c = self.client.database(db).collection::<RawDocumentBuf>(coll);
-        let find = c.find(doc! {}).sort(doc! {"_id": 1}).batch_size(BATCH_DOCS);
+        let order = if capped {
+            doc! {"$natural": 1}
+        } else {
+            doc! {"_id": 1}
+        };
+        let find = c.find(doc! {}).sort(order).batch_size(BATCH_DOCS);
         let cursor = match self.cluster_time {
             Some(t) => {
                 let mut s = self
@@ -277,6 +351,12 @@ impl MongoSource {
             end: None,
         })
     }
+}
+
+/// Whether listCollections options say the collection is capped.
+pub fn is_capped(options: &Document) -> bool {
+    matches!(options.get("capped"), Some(Bson::Boolean(true)))
+        || options.get_i32("capped").is_ok_and(|v| v != 0)
 }
 
 /// A planned MongoDB backup, walked as a [`VirtualSource`].
@@ -320,7 +400,14 @@ impl MongoBackup {
             },
             collections: self.plan.len() as u64,
             scope: Some(self.scope.clone()),
+            server: Some(self.source.server.clone()),
+            layout: Some(layout::LAYOUT),
         }
+    }
+
+    /// Server-managed collections the backup leaves out ("db.coll").
+    pub fn left_out(&self) -> &[String] {
+        &self.source.left_out
     }
 
     /// The collections to be saved.
@@ -345,17 +432,17 @@ impl crate::source::VirtualSource for MongoBackup {
     fn entries(&self) -> Vec<crate::source::VirtualEntry> {
         let mut out = Vec::new();
         for c in &self.plan {
-            let dirs = vec![entry_name(&c.db)];
+            let dirs = vec![entry_name(&c.db), entry_name(&c.name)];
             let end = std::sync::Arc::new(StreamEnd::default());
             // Data before metadata: chunkers take jobs in order, so the stream whose
             // count the metadata waits for is always already being read.
             if c.kind != "view" {
                 let (src, db, name) = (self.source.clone(), c.db.clone(), c.name.clone());
-                let end = end.clone();
+                let (end, capped) = (end.clone(), is_capped(&c.options));
                 out.push(crate::source::VirtualEntry {
                     dirs: dirs.clone(),
-                    name: format!("{}.bson", entry_name(&c.name)),
-                    open: Box::new(move || match src.open_stream(&db, &name) {
+                    name: layout::DATA.into(),
+                    open: Box::new(move || match src.open_stream(&db, &name, capped) {
                         Ok(mut s) => {
                             s.end = Some(end);
                             Ok(Box::new(s) as Box<dyn Read + Send>)
@@ -374,7 +461,7 @@ impl crate::source::VirtualSource for MongoBackup {
             let cluster_time = self.source.cluster_time;
             out.push(crate::source::VirtualEntry {
                 dirs,
-                name: format!("{}.metadata.bson", entry_name(&c.name)),
+                name: layout::METADATA.into(),
                 open: Box::new(move || {
                     plan.count = end.wait().map_err(io::Error::other)?;
                     let mut bytes = Vec::new();
@@ -386,143 +473,88 @@ impl crate::source::VirtualSource for MongoBackup {
                 small_chunks: true,
             });
         }
-        // Tree order within each database directory.
+        // Tree order: by the escaped names, as the entries will be stored.
         out.sort_by(|a, b| (&a.dirs, &a.name).cmp(&(&b.dirs, &b.name)));
         out
     }
+
+    #[cfg(feature = "local-index")]
+    fn verify(&self, repo: &crate::repository::Repository, root: crate::id::TreeId) -> Result<()> {
+        self.verify_tree(repo, root)
+    }
 }
 
-/// Compiles `--ns` globs ("app.*"; `*` also matches dots).
-pub fn ns_matchers(globs: &[String]) -> Result<Vec<globset::GlobMatcher>> {
-    globs
-        .iter()
-        .map(|g| {
-            globset::GlobBuilder::new(g)
-                .literal_separator(false)
-                .build()
-                .map(|g| g.compile_matcher())
-                .map_err(|e| Error::Invalid(format!("--ns {g:?}: {e}")))
-        })
-        .collect()
+impl MongoBackup {
+    /// Reads the collections back from the snapshot tree about to be committed and checks
+    /// they are exactly the ones saved (names, kinds, document counts): a tree the
+    /// restore could not read must never become a snapshot.
+    #[cfg(feature = "local-index")]
+    pub fn verify_tree(
+        &self,
+        repo: &crate::repository::Repository,
+        root: crate::id::TreeId,
+    ) -> Result<()> {
+        let fail = |why: String| {
+            Err(Error::Source(format!(
+                "the snapshot of {} does not read back as the collections saved ({why}); no snapshot was written",
+                self.source.redacted_uri
+            )))
+        };
+        let top = repo
+            .load_tree(&root)?
+            .nodes
+            .into_iter()
+            .find(|n| n.name == ROOT.as_bytes())
+            .and_then(|n| n.subtree);
+        let Some(top) = top else {
+            return fail("no /mongodb directory".into());
+        };
+        let mut found: Vec<(String, String, bool, i64)> = layout::read(repo, top)?
+            .into_iter()
+            .map(|s| {
+                let count = s.meta.get_i64("count").unwrap_or(-1);
+                (s.db, s.name, s.data.is_some(), count)
+            })
+            .collect();
+        found.sort();
+        let mut want: Vec<(String, String, bool)> = self
+            .plan
+            .iter()
+            .map(|c| (c.db.clone(), c.name.clone(), c.kind != "view"))
+            .collect();
+        want.sort();
+        let got: Vec<(String, String, bool)> = found
+            .iter()
+            .map(|(d, n, h, _)| (d.clone(), n.clone(), *h))
+            .collect();
+        if got != want {
+            return fail(format!(
+                "{} collection(s) saved, {} read back",
+                want.len(),
+                got.len()
+            ));
+        }
+        if let Some((d, n, _, c)) = found.iter().find(|f| f.3 < 0) {
+            return fail(format!("{d}.{n} has no document count ({c})"));
+        }
+        Ok(())
+    }
 }
 
-/// Full index specs of a live collection (listIndexes).
+/// Full index specs of a live collection, exactly as `listIndexes` returns them: every
+/// option (`unique: 1`, `hidden`, `expireAfterSeconds: 3600.0`, collations, partial
+/// filters, wildcard projections, ...) survives, whatever its type.
 pub fn index_specs(db: &mongodb::sync::Database, name: &str) -> Result<Vec<Document>> {
     let ns = format!("{}.{name}", db.name());
     let mut out = Vec::new();
-    for i in db
-        .collection::<Document>(name)
-        .list_indexes()
+    let cursor = db
+        .run_cursor_command(doc! {"listIndexes": name})
         .run()
-        .map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?
-    {
-        let model = i.map_err(|e| db_err("listIndexes", e))?;
-        out.push(
-            mongodb::bson::to_document(&model)
-                .map_err(|e| Error::Source(format!("index of {ns}: {e}")))?,
-        );
+        .map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?;
+    for spec in cursor {
+        out.push(spec.map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?);
     }
     Ok(out)
-}
-
-/// Splits "db.coll" (collection names may contain dots; database names may not).
-pub fn split_ns(ns: &str) -> Result<(&str, &str)> {
-    ns.split_once('.')
-        .filter(|(d, c)| !d.is_empty() && !c.is_empty())
-        .ok_or_else(|| Error::Invalid(format!("{ns:?} is not a namespace: expected db.collection")))
-}
-
-enum Docs {
-    Plain(Cursor<RawDocumentBuf>),
-    Session(SessionCursor<RawDocumentBuf>, Box<ClientSession>),
-}
-
-/// How a collection's stream ended: the metadata entry waits for its document count.
-#[derive(Default)]
-pub struct StreamEnd {
-    state: std::sync::Mutex<Option<std::result::Result<i64, String>>>,
-    cv: std::sync::Condvar,
-}
-
-impl StreamEnd {
-    fn finish(&self, r: std::result::Result<i64, String>) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.is_none() {
-            *s = Some(r);
-        }
-        self.cv.notify_all();
-    }
-
-    /// Blocks until the stream has ended; its document count or why it failed.
-    fn wait(&self) -> std::result::Result<i64, String> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(r) = s.as_ref() {
-                return r.clone();
-            }
-            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-/// The raw BSON of a collection's documents, back to back, as a byte stream.
-pub struct CollectionStream {
-    docs: Docs,
-    buf: Vec<u8>,
-    pos: usize,
-    count: i64,
-    end: Option<std::sync::Arc<StreamEnd>>,
-}
-
-impl Drop for CollectionStream {
-    fn drop(&mut self) {
-        // Dropped before the end (an error, a stopped pipeline): release the waiter.
-        if let Some(end) = &self.end {
-            end.finish(Err("the collection could not be read to the end".into()));
-        }
-    }
-}
-
-impl Read for CollectionStream {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let next = match &mut self.docs {
-                Docs::Plain(c) => c.next(),
-                Docs::Session(c, s) => c.next(s),
-            };
-            match next {
-                None => {
-                    if let Some(end) = self.end.take() {
-                        end.finish(Ok(self.count));
-                    }
-                    return Ok(0);
-                }
-                Some(Err(e)) => return Err(io::Error::other(format!("MongoDB: {e}"))),
-                Some(Ok(d)) => {
-                    self.buf = d.into_bytes();
-                    self.pos = 0;
-                    self.count += 1;
-                    if self.count == 1 {
-                        crate::failpoint::hit("mongodb-stream-started");
-                    }
-                }
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Encodes a database or collection name as a tree entry name ('/' and '%' escaped).
-pub fn entry_name(name: &str) -> String {
-    name.replace('%', "%25").replace('/', "%2F")
-}
-
-/// Reverses [`entry_name`].
-pub fn from_entry_name(name: &str) -> String {
-    name.replace("%2F", "/").replace("%25", "%")
 }
 
 #[cfg(test)]
@@ -539,8 +571,7 @@ mod tests {
             redact("mongodb+srv://c.example.net/"),
             "mongodb+srv://c.example.net/"
         );
-        assert_eq!(from_entry_name(&entry_name("a/b%c")), "a/b%c");
-        assert!(!entry_name("a/b").contains('/'));
+
         assert!(split_ns("app.users.v2").unwrap() == ("app", "users.v2"));
         assert!(split_ns("app").is_err());
     }
