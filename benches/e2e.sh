@@ -3,6 +3,9 @@
 #
 #   benches/e2e.sh [--scale N] [--tools repo,restic,borg] [--work DIR] [--keep]
 #
+# Tool `base` is another `repo` binary, REPO_BASE_BIN (e.g. the parent commit's build): with
+# `--tools repo,base` a change is measured against what it changes, in one run.
+#
 # Generates ~2 GB x N (100,000 x N source-like files plus large binaries, benches/dataset.py),
 # then for every tool: init, initial snapshot, incremental after the "nightly" change
 # (1% of files edited, bytes inserted in the middle of large files, 0.5% added, 0.5%
@@ -42,6 +45,7 @@ command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/bin/time ] || need+=(time)
 case ",$tools," in *,restic,*) command -v restic >/dev/null || need+=(restic) ;; esac
 case ",$tools," in *,borg,*) command -v borg >/dev/null || need+=(borgbackup) ;; esac
+case ",$tools," in *,base,*) [ -x "${REPO_BASE_BIN:-}" ] || { echo "tool base needs REPO_BASE_BIN=<a repo binary>" >&2; exit 2; } ;; esac
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
@@ -86,13 +90,14 @@ measure() {
 }
 
 run_tool() {
-  local tool="$1" step="$2" r
+  local tool="$1" step="$2" r bin="$repo_bin"
   r=$(repo_of "$tool")
+  [ "$tool" = base ] && bin="$REPO_BASE_BIN"
   case "$tool:$step" in
-    repo:init) measure repo init "$repo_bin" --repo "$r" init --compression 3 ;;
-    repo:initial|repo:incremental) measure repo "$step" "$repo_bin" --repo "$r" -q snapshot --threads $threads "$data" ;;
-    repo:restore) measure repo restore "$repo_bin" --repo "$r" -q restore latest --target "$work/restore-repo" ;;
-    repo:check) measure repo check "$repo_bin" --repo "$r" -q check --read-data ;;
+    repo:init|base:init) measure "$tool" init "$bin" --repo "$r" init --compression 3 ;;
+    repo:initial|repo:incremental|base:initial|base:incremental) measure "$tool" "$step" "$bin" --repo "$r" -q snapshot --threads $threads "$data" ;;
+    repo:restore|base:restore) measure "$tool" restore "$bin" --repo "$r" -q restore latest --target "$work/restore-$tool" ;;
+    repo:check|base:check) measure "$tool" check "$bin" --repo "$r" -q check --read-data ;;
     restic:init) measure restic init restic -r "$r" --cache-dir "$work/restic-cache" init --repository-version 2 ;;
     restic:initial|restic:incremental) measure restic "$step" restic -r "$r" --cache-dir "$work/restic-cache" backup --compression auto -q "$data" ;;
     restic:restore) measure restic restore restic -r "$r" --cache-dir "$work/restic-cache" restore latest -q --target "$work/restore-restic" ;;

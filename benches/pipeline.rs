@@ -11,8 +11,8 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use repo::backend::memory::MemoryBackend;
 use repo::config::RepoConfig;
 use repo::key::KdfParams;
-use repo::ops::snapshot::{self, SnapshotOptions};
-use repo::progress::Progress;
+use repo::ops::context::Ctx;
+use repo::ops::snapshot::{self, SnapshotRequest};
 use repo::repository::Repository;
 
 use repo::blob::{self, BlobKind};
@@ -271,13 +271,12 @@ fn pipeline(c: &mut Criterion) {
                 (repo, cache)
             },
             |(repo, _cache)| {
-                let opts = SnapshotOptions {
+                let req = SnapshotRequest {
                     paths: vec![file.clone()],
                     threads: Some(2),
-                    ..SnapshotOptions::default()
+                    ..SnapshotRequest::default()
                 };
-                let snap =
-                    snapshot::run(&repo, &opts, Arc::new(Progress::default())).expect("snapshot");
+                let snap = snapshot::run(&repo, &req, &Ctx::default()).expect("snapshot");
                 black_box(snap.summary.bytes_added)
             },
             BatchSize::PerIteration,

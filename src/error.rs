@@ -68,15 +68,117 @@ pub enum Error {
     /// Invalid argument or configuration value.
     #[error("{0}")]
     Invalid(String),
-    /// The storage service refused or failed a request (after retries).
-    #[error("storage: {0}")]
-    Storage(String),
+    /// The storage service refused or failed a request (after retries). `transient`:
+    /// the service was unreachable or overloaded (trying later may work); otherwise it
+    /// refused (credentials, permissions, a missing bucket).
+    #[error("storage: {message}")]
+    Storage {
+        /// What failed, with the service's reason.
+        message: String,
+        /// Whether trying again later may succeed.
+        transient: bool,
+    },
+    /// The operation was cancelled (its cancellation token, e.g. Ctrl-C); nothing half
+    /// done was committed.
+    #[error("cancelled{0}")]
+    Cancelled(String),
+    /// The operation finished, but not everything could be done (some files unreadable,
+    /// some items not restored); the report says what.
+    #[error("{0}")]
+    Incomplete(String),
+    /// A bug or a broken environment (a worker thread panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What kind of failure an error is, for callers that act on it (exit codes, retries,
+/// HTTP statuses) rather than print it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No repository at the location.
+    NoRepository,
+    /// A repository exists where one was to be created.
+    AlreadyExists,
+    /// No key opens the repository with the password.
+    WrongPassword,
+    /// Another process holds a conflicting lock.
+    Locked,
+    /// The request itself is wrong (bad option, unknown snapshot, unusable path).
+    InvalidInput,
+    /// The storage service failed in a way that may pass.
+    StorageTransient,
+    /// The storage service refused (credentials, permissions, configuration).
+    StoragePermanent,
+    /// Data in the repository is damaged or missing.
+    Damaged,
+    /// Refused to act because acting would be unsafe or wrong.
+    Refused,
+    /// A backup source (a database server) failed.
+    Source,
+    /// A local I/O failure.
+    Io,
+    /// Cancelled by the caller.
+    Cancelled,
+    /// Done in part.
+    Partial,
+    /// A resource is in use by another process on this machine.
+    Busy,
+    /// A bug.
+    Internal,
 }
 
 /// Library result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } | Error::BadPath { .. } => ErrorKind::Io,
+            Error::Corrupt { .. } | Error::Missing(_) | Error::UnsupportedVersion { .. } => {
+                ErrorKind::Damaged
+            }
+            Error::NoRepository(_) => ErrorKind::NoRepository,
+            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Error::WrongPassword => ErrorKind::WrongPassword,
+            Error::Selection(_) | Error::Invalid(_) => ErrorKind::InvalidInput,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::Busy(_) => ErrorKind::Busy,
+            Error::Source(_) => ErrorKind::Source,
+            Error::Locked(_) => ErrorKind::Locked,
+            Error::Storage {
+                transient: true, ..
+            } => ErrorKind::StorageTransient,
+            Error::Storage { .. } => ErrorKind::StoragePermanent,
+            Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::Incomplete(_) => ErrorKind::Partial,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Whether a write failed because the disk (or the store's quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => {
+                source.raw_os_error() == Some(28)
+                    || source.kind() == std::io::ErrorKind::StorageFull
+            }
+            Error::Storage { message, .. } => {
+                message.contains("No space left") || message.contains("InsufficientStorage")
+            }
+            _ => false,
+        }
+    }
+
+    /// A storage failure that may pass.
+    pub fn storage(message: impl Into<String>, transient: bool) -> Self {
+        Error::Storage {
+            message: message.into(),
+            transient,
+        }
+    }
+
     /// Wraps an I/O error with a short description of what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

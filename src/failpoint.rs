@@ -2,9 +2,16 @@
 //! killed) when it reaches the point of that name; `REPO_FAILPOINT=<name>:sleep=<secs>`
 //! pauses it there instead (to hold a lock or a half-done state while a test looks).
 //! Used to prove that an operation interrupted at each dangerous step leaves the
-//! repository intact.
+//! repository intact. Only builds with the `testing` feature (the test suite's) act on it;
+//! in every other build a failpoint is nothing at all.
+
+/// Does nothing: failpoints act only in builds with the `testing` feature.
+#[cfg(not(feature = "testing"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
 
 /// Aborts (or pauses) the process if `REPO_FAILPOINT` names this point.
+#[cfg(feature = "testing")]
 pub fn hit(name: &str) {
     let Some(v) = std::env::var_os("REPO_FAILPOINT") else {
         return;

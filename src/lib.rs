@@ -27,8 +27,7 @@ pub mod id;
 pub mod index;
 pub mod key;
 pub mod lock;
-pub mod object_cache;
-pub mod oplog;
+pub mod mongo;
 #[cfg(feature = "local-index")]
 pub mod ops;
 pub mod pack;
@@ -38,6 +37,7 @@ pub mod progress;
 #[cfg(feature = "local-index")]
 pub mod repository;
 pub mod retention;
+pub mod secret;
 pub mod selection;
 pub mod settings;
 pub mod snapshot;
@@ -45,5 +45,7 @@ pub mod source;
 pub mod sysinfo;
 pub mod timespec;
 pub mod tree;
+#[cfg(feature = "local-index")]
+pub mod writer;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};

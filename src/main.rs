@@ -13,10 +13,7 @@ fn main() {
             // One line: the outermost context, then the causes.
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", msg.join(": "));
-            let locked = e
-                .chain()
-                .any(|c| matches!(c.downcast_ref(), Some(repo::Error::Locked(_))));
-            std::process::exit(if locked { cli::EXIT_LOCKED } else { 1 });
+            std::process::exit(cli::exit::code(&e));
         }
     }
 }

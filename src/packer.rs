@@ -125,7 +125,7 @@ impl<'r> Packer<'r> {
             Sink::Inline(store) => store.store(p),
             Sink::Queue(tx) => tx
                 .send(p)
-                .map_err(|_| Error::Invalid("pack store stopped early".into())),
+                .map_err(|_| Error::Internal("pack store stopped early".into())),
         }
     }
 
@@ -202,7 +202,7 @@ impl<'r> PackStore<'r> {
         };
         let record = h
             .join()
-            .unwrap_or_else(|_| Err(Error::Invalid("pack upload thread panicked".into())))?;
+            .unwrap_or_else(|_| Err(Error::Internal("pack upload thread panicked".into())))?;
         self.stored(record)
     }
 

@@ -1,14 +1,10 @@
-//! Progress counters shared by pipeline stages, and a terminal display for them.
-//!
-//! Stages only bump atomics; one display thread renders them, so progress costs the hot
-//! path nothing but a relaxed add.
+//! Progress counters shared by pipeline stages. Stages only bump atomics; whoever observes
+//! the run ([`crate::ops::context::Observer`]) reads them when it likes, so progress costs
+//! the hot path nothing but a relaxed add.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 
 /// Counters updated by a running operation.
 #[derive(Default)]
@@ -26,6 +22,13 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Sets the final totals (known before the work starts).
+    pub fn set_totals(&self, items: u64, bytes: u64) {
+        self.total_items.store(items, Relaxed);
+        self.total_bytes.store(bytes, Relaxed);
+        self.totals_final.store(true, Relaxed);
+    }
+
     /// Adds finished work.
     pub fn done(&self, items: u64, bytes: u64) {
         self.items.fetch_add(items, Relaxed);
@@ -33,56 +36,30 @@ impl Progress {
     }
 }
 
-/// A running terminal display; stops and clears itself on drop.
-pub struct Display {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// The counters at one moment.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Counts {
+    /// Items done.
+    pub items: u64,
+    /// Bytes done.
+    pub bytes: u64,
+    /// Items expected.
+    pub total_items: u64,
+    /// Bytes expected.
+    pub total_bytes: u64,
+    /// Whether the totals are final.
+    pub totals_final: bool,
 }
 
-impl Display {
-    /// Starts rendering `p` on stderr with `verb` (e.g. "backing up"), if `enabled`.
-    pub fn start(p: Arc<Progress>, verb: &'static str, enabled: bool) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        if !enabled {
-            return Self { stop, thread: None };
-        }
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let bar = ProgressBar::new(0);
-            let style = ProgressStyle::with_template(
-                "{spinner} {msg} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-            bar.set_style(style);
-            while !stop2.load(Relaxed) {
-                let total = p.total_bytes.load(Relaxed);
-                let done = p.bytes.load(Relaxed);
-                bar.set_length(total.max(done));
-                bar.set_position(done);
-                let items = p.items.load(Relaxed);
-                let titems = p.total_items.load(Relaxed);
-                let more = if p.totals_final.load(Relaxed) {
-                    ""
-                } else {
-                    "+"
-                };
-                bar.set_message(format!("{verb} {items}/{titems}{more} files"));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            bar.finish_and_clear();
-        });
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Display {
-    fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+impl Progress {
+    /// Reads every counter.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            items: self.items.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            total_items: self.total_items.load(Relaxed),
+            total_bytes: self.total_bytes.load(Relaxed),
+            totals_final: self.totals_final.load(Relaxed),
         }
     }
 }

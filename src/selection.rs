@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
 
 /// Which snapshots a command looks at. Empty lists mean "any".
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SnapshotFilter {
     /// Snapshot host must be one of these.
     pub hosts: Vec<String>,
@@ -19,10 +20,13 @@ pub struct SnapshotFilter {
     /// Snapshot must carry every one of these tags.
     pub tags: Vec<String>,
     /// Source kind ("files", "mongodb").
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Taken at or after this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
     /// Taken at or before this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -146,7 +150,7 @@ pub fn at_or_before(snaps: Vec<Snapshot>, at: DateTime<Utc>) -> Result<Snapshot>
                 .collect();
             Err(Error::Selection(format!(
                 "several sources have a snapshot at or before {}; narrow it with --host, \
-                 --path or a PATH argument:\n{}",
+                 --path or --tag:\n{}",
                 at.to_rfc3339(),
                 list.join("\n")
             )))

@@ -175,6 +175,14 @@ pub struct ClusterTime {
     pub i: u32,
 }
 
+impl std::fmt::Display for ClusterTime {
+    /// UTC seconds and the ordinal, as `--at` accepts it: "2026-11-28T10:16:59Z #3".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let when = chrono::DateTime::from_timestamp(i64::from(self.t), 0).unwrap_or_default();
+        write!(f, "{} #{}", when.format("%Y-%m-%dT%H:%M:%SZ"), self.i)
+    }
+}
+
 /// Object name of a snapshot.
 pub fn snapshot_path(id: &SnapshotId) -> String {
     format!("snapshots/{}", id.to_hex())

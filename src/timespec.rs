@@ -104,6 +104,21 @@ fn from_local(naive: NaiveDateTime, s: &str) -> Result<DateTime<Utc>> {
     }
 }
 
+/// Serde for a [`std::time::Duration`] as whole seconds (requests and reports).
+pub mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes whole seconds.
+    pub fn serialize<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    /// Reads whole seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        u64::deserialize(d).map(std::time::Duration::from_secs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

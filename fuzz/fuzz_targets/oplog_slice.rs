@@ -5,7 +5,7 @@ use repo::crypto::MasterKey;
 use repo::id::SliceId;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = repo::oplog::slice::Slice::decode(data, "fuzz");
-    let _ = repo::oplog::slice::Slice::open(&MasterKey::from_secret([1; 32]), data, &SliceId([0; 32]));
-    let _ = repo::oplog::slice::split_entries(data);
+    let _ = repo::mongo::oplog::slice::Slice::decode(data, "fuzz");
+    let _ = repo::mongo::oplog::slice::Slice::open(&MasterKey::from_secret([1; 32]), data, &SliceId([0; 32]));
+    let _ = repo::mongo::oplog::slice::split_entries(data);
 });

@@ -1,7 +1,10 @@
 //! Where repository objects live. The engine only sees [`Backend`]; it never knows whether
 //! it talks to a local disk or (later) an object store.
 
+/// The checks every backend passes (tests only).
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub mod layer;
 pub mod local;
 pub mod memory;
 #[cfg(feature = "object-store")]

@@ -3,18 +3,22 @@
 //! in this file. OpenDAL is async; this backend owns a small tokio runtime and blocks on
 //! it, because the engine's threads are plain threads.
 //!
-//! Every request has a timeout and is retried on transient errors with exponential
-//! backoff and jitter (whole requests: a resumed half-read is not worth the subtlety); packs above [`MULTIPART_CHUNK`] are uploaded in parts,
-//! several at once. A put either completes or leaves nothing under its name (S3, GCS and
+//! Every request has a timeout; a timed-out or otherwise temporary failure is reported as a
+//! transient [`Error::Storage`], which the [`Retry`] layer [`open`] puts around this
+//! backend retries (whole requests: a resumed half-read is not worth the subtlety). Packs
+//! above [`MULTIPART_CHUNK`] are uploaded in parts, several at once. A put either completes or leaves nothing under its name (S3, GCS and
 //! Azure make an object visible only when complete), so a failed upload never leaves a
 //! half pack that a segment could point at.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use opendal::layers::{ConcurrentLimitLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
 
+use super::layer::pace::Pace;
+use super::layer::retry::Retry;
+use super::layer::Layered;
 use super::target::{ObjectOptions, Target};
 use super::{Backend, ObjectInfo};
 use crate::error::{Error, Result};
@@ -28,11 +32,6 @@ pub struct ObjectBackend {
     rt: tokio::runtime::Runtime,
     location: String,
     connections: usize,
-    retries: usize,
-    /// Testing: the fraction of requests failed before they are sent.
-    fault_ratio: Option<f64>,
-    up: Option<Pace>,
-    down: Option<Pace>,
     /// Objects are written as `.tmp-<random>` and renamed into place, for services (SFTP) where
     /// a half-written file would otherwise be visible under its final name.
     write_then_rename: bool,
@@ -81,43 +80,35 @@ impl SftpLogin {
             .wait_with_output()
             .map_err(|e| Error::io("running the sftp client", e))?;
         if !out.status.success() {
-            return Err(Error::Storage(format!(
-                "restricting access on {}: {}",
-                self.destination,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(Error::storage(
+                format!(
+                    "restricting access on {}: {}",
+                    self.destination,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                false,
+            ));
         }
         Ok(())
     }
 }
 
-/// Keeps transfers to a byte rate: each transfer books its bytes on a shared timeline and
-/// waits until the timeline has caught up, so concurrent transfers share the cap.
-struct Pace {
-    bytes_per_sec: f64,
-    next: Mutex<Instant>,
-}
-
-impl Pace {
-    fn new(bytes_per_sec: u64) -> Self {
-        Self {
-            bytes_per_sec: bytes_per_sec as f64,
-            next: Mutex::new(Instant::now()),
-        }
+/// The backend for an object-store location with its behaviours around it: rate limits
+/// (when asked), injected faults (tests), and retries of transient failures outermost, so
+/// every attempt is paced and a fault is retried like a dropped connection.
+pub fn open(location: &str, target: &Target, o: &ObjectOptions) -> Result<Arc<dyn Backend>> {
+    let mut b: Arc<dyn Backend> = Arc::new(ObjectBackend::new(location, target, o)?);
+    if o.limit_upload.is_some() || o.limit_download.is_some() {
+        b = Arc::new(Layered::new(b, Pace::new(o.limit_upload, o.limit_download)));
     }
-
-    fn book(&self, bytes: usize) {
-        let due = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let start = (*next).max(Instant::now());
-            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec);
-            *next
-        };
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
+    #[cfg(feature = "testing")]
+    if let Some(r) = o.fault_ratio {
+        b = Arc::new(Layered::new(b, super::layer::faults::Faults::new(r)));
     }
+    Ok(Arc::new(Layered::new(
+        b,
+        Retry::new(o.retries.unwrap_or(8)),
+    )))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -291,10 +282,6 @@ impl ObjectBackend {
             rt,
             location: location.to_string(),
             connections,
-            retries: o.retries.unwrap_or(8),
-            fault_ratio: o.fault_ratio,
-            up: o.limit_upload.map(Pace::new),
-            down: o.limit_download.map(Pace::new),
             write_then_rename: matches!(target, Target::Sftp { .. }),
             sftp: match target {
                 Target::Sftp {
@@ -317,36 +304,13 @@ impl ObjectBackend {
         })
     }
 
-    /// Runs one request, again after a backoff (100 ms doubling to 10 s, with jitter)
-    /// while it fails with a temporary error, up to the configured number of retries.
-    fn retry<T, F, Fut>(&self, mut request: F) -> std::result::Result<T, opendal::Error>
+    /// Runs one request on the runtime.
+    fn run<T, F, Fut>(&self, mut request: F) -> std::result::Result<T, opendal::Error>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, opendal::Error>>,
     {
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 0;
-        loop {
-            let outcome = match self.fault_ratio {
-                // A whole request fails, as when a connection drops; whether the server
-                // saw it or not, the request must be safe to repeat (all of ours are).
-                Some(r) if rand::random::<f64>() < r => Err(opendal::Error::new(
-                    ErrorKind::Unexpected,
-                    "injected fault (REPO_TEST_FAULT_RATIO)",
-                )
-                .set_temporary()),
-                _ => self.rt.block_on(request()),
-            };
-            match outcome {
-                Err(e) if e.is_temporary() && attempt < self.retries => {
-                    attempt += 1;
-                    let jitter = Duration::from_millis(u64::from(rand::random::<u8>()));
-                    std::thread::sleep(delay + jitter);
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-                other => return other,
-            }
-        }
+        self.rt.block_on(request())
     }
 
     /// Writes to a fresh `.tmp-` name at the root, then renames over `path` (SFTP's
@@ -358,9 +322,9 @@ impl ObjectBackend {
             rand::random::<u64>()
         );
         let written = self
-            .retry(|| self.op.write(&tmp, data.clone()))
+            .run(|| self.op.write(&tmp, data.clone()))
             .map(|_| ())
-            .and_then(|()| self.retry(|| self.op.rename(&tmp, path)));
+            .and_then(|()| self.run(|| self.op.rename(&tmp, path)));
         if let Err(e) = written {
             // Best effort: a leftover `.tmp-` object is never read, only wasted space.
             let _ = self.rt.block_on(self.op.delete(&tmp));
@@ -382,14 +346,23 @@ impl ObjectBackend {
             source = s.source();
         }
         let kind = e.kind();
+        // A temporary failure (timeout, throttling, a dropped connection) may pass: the
+        // retry layer tries again.
+        let transient = e.is_temporary();
         let e = format!("{e}{detail}");
         match kind {
             ErrorKind::NotFound => Error::Missing(format!("{path} in {}", self.location)),
-            ErrorKind::PermissionDenied => Error::Storage(format!(
-                "{what} {path} in {}: access denied (check the credentials): {e}",
-                self.location
-            )),
-            _ => Error::Storage(format!("{what} {path} in {}: {e}", self.location)),
+            ErrorKind::PermissionDenied => Error::storage(
+                format!(
+                    "{what} {path} in {}: access denied (check the credentials): {e}",
+                    self.location
+                ),
+                false,
+            ),
+            _ => Error::storage(
+                format!("{what} {path} in {}: {e}", self.location),
+                transient,
+            ),
         }
     }
 }
@@ -415,11 +388,8 @@ impl Backend for ObjectBackend {
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {
         let buf = self
-            .retry(|| self.op.read(path))
+            .run(|| self.op.read(path))
             .map_err(|e| self.err("reading", path, e))?;
-        if let Some(p) = &self.down {
-            p.book(buf.len());
-        }
         Ok(buf.to_vec())
     }
 
@@ -428,11 +398,8 @@ impl Backend for ObjectBackend {
             return Ok(Vec::new());
         }
         let buf = self
-            .retry(|| async { self.op.read_with(path).range(offset..offset + len).await })
+            .run(|| async { self.op.read_with(path).range(offset..offset + len).await })
             .map_err(|e| self.err("reading", path, e))?;
-        if let Some(p) = &self.down {
-            p.book(buf.len());
-        }
         if buf.len() as u64 != len {
             return Err(super::short_read(path, offset, len, buf.len()));
         }
@@ -441,16 +408,13 @@ impl Backend for ObjectBackend {
 
     fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
         super::check_object_path(path)?;
-        if let Some(p) = &self.up {
-            p.book(bytes.len());
-        }
         let data = opendal::Buffer::from(bytes.to_vec());
         if self.write_then_rename {
             return self.put_then_rename(path, data);
         }
         let multipart = bytes.len() > MULTIPART_CHUNK;
         let parts = self.connections.min(4);
-        self.retry(|| {
+        self.run(|| {
             let write = self.op.write_with(path, data.clone());
             async move {
                 if multipart {
@@ -471,7 +435,7 @@ impl Backend for ObjectBackend {
             Some(i) => &prefix[..=i],
             None => "",
         };
-        let entries = match self.retry(|| async { self.op.list_with(dir).recursive(true).await }) {
+        let entries = match self.run(|| async { self.op.list_with(dir).recursive(true).await }) {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(self.err("listing", prefix, e)),
@@ -483,7 +447,7 @@ impl Backend for ObjectBackend {
             }
             let size = match e.metadata().content_length() {
                 0 => self
-                    .retry(|| self.op.stat(e.path()))
+                    .run(|| self.op.stat(e.path()))
                     .map(|m| m.content_length())
                     .unwrap_or(0),
                 n => n,
@@ -531,7 +495,7 @@ impl Backend for ObjectBackend {
         if !self.write_then_rename {
             return Ok((0, 0));
         }
-        let entries = match self.retry(|| self.op.list("/")) {
+        let entries = match self.run(|| self.op.list("/")) {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok((0, 0)),
             Err(e) => return Err(self.err("listing", "/", e)),
@@ -555,7 +519,7 @@ impl Backend for ObjectBackend {
     }
 
     fn delete(&self, path: &str) -> Result<()> {
-        match self.retry(|| self.op.delete(path)) {
+        match self.run(|| self.op.delete(path)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.err("deleting", path, e)),
@@ -563,7 +527,7 @@ impl Backend for ObjectBackend {
     }
 
     fn exists(&self, path: &str) -> Result<bool> {
-        self.retry(|| self.op.exists(path))
+        self.run(|| self.op.exists(path))
             .map_err(|e| self.err("checking", path, e))
     }
 }

@@ -1,14 +1,10 @@
 //! `repo check`.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
-use repo::lock::LockKind;
-use repo::ops::check::{self, Severity};
-use repo::progress::{Display, Progress};
+use repo::ops::check::{self, CheckRequest, Severity};
 
 /// Arguments of `repo check`.
 #[derive(clap::Args, Debug)]
@@ -19,11 +15,11 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let (repo, _lock) = g.open_locked(false, LockKind::Shared, "check")?;
-    let progress = Arc::new(Progress::default());
-    let display = Display::start(progress.clone(), "checking packs", g.show_progress());
-    let report = check::run(&repo, a.read_data, &progress)?;
-    drop(display);
+    let repo = g.open(false)?;
+    let req = CheckRequest {
+        read_data: a.read_data,
+    };
+    let report = check::run(&repo, &req, &g.ctx())?;
     if g.json {
         print_json(&report)?;
     } else {
@@ -61,7 +57,10 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     }
     let errors = report.errors();
     if errors > 0 {
-        anyhow::bail!("check found {errors} error(s)");
+        anyhow::bail!(repo::Error::Corrupt {
+            what: "repository".into(),
+            detail: format!("check found {errors} error(s)"),
+        });
     }
     if !g.json {
         println!("no errors found");

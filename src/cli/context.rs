@@ -108,46 +108,6 @@ impl GlobalOpts {
         }
     }
 
-    /// Opens the repository and takes a lock of `kind` for `command`.
-    pub fn open_locked(
-        &self,
-        create_default: bool,
-        kind: repo::lock::LockKind,
-        command: &str,
-    ) -> Result<(Repository, repo::lock::Lock)> {
-        let repo = self.open(create_default)?;
-        let wait = match &self.lock_wait {
-            Some(w) => repo::timespec::parse_duration(w)
-                .with_context(|| format!("--lock-wait {w:?}"))?
-                .to_std()
-                .context("--lock-wait must not be negative")?,
-            None => std::time::Duration::ZERO,
-        };
-        let lock = repo.lock(kind, command, wait)?;
-        Ok((repo, lock))
-    }
-
-    /// Like [`GlobalOpts::open_locked`], for commands that free space (forget, prune,
-    /// repair): on a disk too full to write even the lock, the space the repository
-    /// reserves for this is released first.
-    pub fn open_locked_maintenance(
-        &self,
-        kind: repo::lock::LockKind,
-        command: &str,
-    ) -> Result<(Repository, repo::lock::Lock)> {
-        match self.open_locked(false, kind, command) {
-            Err(e) if is_disk_full(&e) => {
-                let repo = self.open(false)?;
-                if !repo.backend().release_reserve()? {
-                    return Err(e);
-                }
-                drop(repo);
-                self.open_locked(false, kind, command)
-            }
-            other => other,
-        }
-    }
-
     /// Whether to draw progress on stderr.
     pub fn show_progress(&self) -> bool {
         !self.quiet && !self.json && std::io::stderr().is_terminal()
@@ -160,12 +120,11 @@ impl GlobalOpts {
             #[cfg(feature = "object-store")]
             Some(t) => {
                 let opts = self.store.resolve()?;
-                let b = repo::backend::object::ObjectBackend::new(
+                Ok(repo::backend::object::open(
                     &loc.path.display().to_string(),
                     t,
                     &opts,
-                )?;
-                Ok(Arc::new(b))
+                )?)
             }
             #[cfg(not(feature = "object-store"))]
             Some(_) => bail!("this build has no object-storage support (feature object-store)"),
@@ -237,8 +196,27 @@ impl GlobalOpts {
             bail!(repo::Error::NoRepository(loc.path.display().to_string()));
         }
         let pw = self.password(&loc, Purpose::Open)?;
-        Repository::open(backend, &pw, &self.cache_root()?)
-            .with_context(|| format!("opening repository at {}", loc.path.display()))
+        let mut repo = Repository::open(backend, &pw, &self.cache_root()?)
+            .with_context(|| format!("opening repository at {}", loc.path.display()))?;
+        repo.set_lock_wait(self.lock_wait()?);
+        Ok(repo)
+    }
+
+    /// How long a verb waits for a conflicting lock (`--lock-wait`).
+    pub fn lock_wait(&self) -> Result<std::time::Duration> {
+        match &self.lock_wait {
+            Some(w) => repo::timespec::parse_duration(w)
+                .with_context(|| format!("--lock-wait {w:?}"))?
+                .to_std()
+                .context("--lock-wait must not be negative"),
+            None => Ok(std::time::Duration::ZERO),
+        }
+    }
+
+    /// The observer and cancellation token a verb runs with: progress bars on a terminal,
+    /// messages on stderr (unless `--quiet`), and Ctrl-C/SIGTERM as cancellation.
+    pub fn ctx(&self) -> repo::ops::context::Ctx {
+        super::progress::context(self.show_progress(), self.quiet, self.json)
     }
 }
 
@@ -286,16 +264,4 @@ fn generate_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     eprintln!("be decrypted by anyone, including you.");
     eprintln!("================================================================");
     Ok(Zeroizing::new(secret.as_bytes().to_vec()))
-}
-
-/// Whether an error is a full disk (ENOSPC) somewhere in its chain.
-fn is_disk_full(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| match c.downcast_ref::<repo::Error>() {
-        Some(repo::Error::Io { source, .. }) => {
-            source.raw_os_error() == Some(28) || source.kind() == std::io::ErrorKind::StorageFull
-        }
-        _ => c
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.raw_os_error() == Some(28)),
-    })
 }

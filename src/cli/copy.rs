@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use repo::lock::LockKind;
+use repo::ops::copy::{self, CopyRequest};
+use repo::ops::select::SnapshotRef;
 use repo::repository::Repository;
 use zeroize::Zeroizing;
 
@@ -34,7 +35,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     if let Some(to) = &a.to {
         dst_opts.repo = Some(to.clone());
     }
-    let (dst, _dst_lock) = dst_opts.open_locked(false, LockKind::Shared, "copy")?;
+    let dst = dst_opts.open(false)?;
     let mut src_opts = g.clone();
     src_opts.repo = Some(a.from.clone());
     let loc = src_opts.location()?;
@@ -50,18 +51,14 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         }
         _ => dst_opts.password(&dst_opts.location()?, Purpose::Open)?,
     };
-    let src = Repository::open(backend, &pw, &src_opts.cache_root()?)
+    let mut src = Repository::open(backend, &pw, &src_opts.cache_root()?)
         .with_context(|| format!("opening source repository {}", a.from))?;
-    let _src_lock = src.lock(LockKind::Shared, "copy (source)", std::time::Duration::ZERO)?;
-    let snaps = if a.snapshots.is_empty() {
-        src.snapshots()?
-    } else {
-        a.snapshots
-            .iter()
-            .map(|s| src.find_snapshot(s))
-            .collect::<repo::Result<Vec<_>>>()?
+    src.set_lock_wait(g.lock_wait()?);
+    let req = CopyRequest {
+        snapshots: a.snapshots.into_iter().map(SnapshotRef::id).collect(),
+        filter: Default::default(),
     };
-    let report = repo::ops::copy::run(&src, &dst, &snaps)?;
+    let report = copy::run(&src, &dst, &req, &g.ctx())?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

@@ -4,7 +4,8 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
-use repo::ops::diff::{self, Change};
+use repo::ops::diff::{self, Change, DiffRequest};
+use repo::ops::select::SnapshotRef;
 
 /// Arguments of `repo diff`.
 #[derive(clap::Args, Debug)]
@@ -15,44 +16,20 @@ pub struct Args {
     b: String,
 }
 
-/// Totals of a diff.
-#[derive(serde::Serialize, Default)]
-struct Totals {
-    added: u64,
-    removed: u64,
-    modified: u64,
-    metadata: u64,
-    bytes_added: u64,
-    bytes_removed: u64,
-}
-
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = g.open(false)?;
-    let (sa, sb) = (repo.find_snapshot(&a.a)?, repo.find_snapshot(&a.b)?);
-    let changes = diff::diff(&repo, &sa.tree, &sb.tree)?;
-    let mut t = Totals::default();
-    for c in &changes {
-        match c.change {
-            Change::Added => {
-                t.added += 1;
-                t.bytes_added += c.size_after.unwrap_or(0);
-            }
-            Change::Removed => {
-                t.removed += 1;
-                t.bytes_removed += c.size_before.unwrap_or(0);
-            }
-            Change::Modified => t.modified += 1,
-            Change::Metadata => t.metadata += 1,
-        }
-    }
+    let req = DiffRequest {
+        from: SnapshotRef::id(a.a),
+        to: SnapshotRef::id(a.b),
+    };
+    let r = diff::run(&repo, &req, &g.ctx())?;
     if g.json {
-        print_json(&serde_json::json!({
-            "from": sa.id, "to": sb.id, "changes": changes, "totals": t,
-        }))?;
+        print_json(&r)?;
         return Ok(0);
     }
-    println!("comparing {} with {}", sa.id.short(), sb.id.short());
-    for c in &changes {
+    let (changes, t) = (&r.changes, &r.totals);
+    println!("comparing {} with {}", r.from.short(), r.to.short());
+    for c in changes {
         let (mark, size) = match c.change {
             Change::Added => ('+', bytes(c.size_after.unwrap_or(0))),
             Change::Removed => ('-', bytes(c.size_before.unwrap_or(0))),

@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json, table};
 use super::snapshots::FilterArgs;
-use repo::ops::find::{self, Pattern};
+use repo::ops::find::{self, FindRequest};
 
 /// Arguments of `repo find`.
 #[derive(clap::Args, Debug)]
@@ -18,16 +18,18 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let pat = Pattern::new(&a.pattern)?;
-    let f = a.filter.filter()?;
+    let req = FindRequest {
+        pattern: a.pattern,
+        filter: a.filter.filter()?,
+    };
     let repo = g.open(false)?;
-    let snaps = f.apply(repo.snapshots()?);
-    let found = find::find(&repo, &snaps, &pat)?;
+    let found = find::run(&repo, &req, &g.ctx())?;
     if g.json {
         print_json(&found)?;
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = found
+        .matches
         .iter()
         .map(|m| {
             vec![
@@ -45,8 +47,8 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     );
     println!(
         "{} match(es) in {} snapshot(s) searched",
-        found.len(),
-        snaps.len()
+        found.matches.len(),
+        found.snapshots_searched
     );
     Ok(0)
 }

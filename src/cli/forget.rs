@@ -1,15 +1,13 @@
 //! `repo forget`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{print_json, table};
 use super::prune::{print_report, PruneArgs};
 use super::snapshots::FilterArgs;
-use repo::lock::LockKind;
-use repo::ops::forget;
+use repo::ops::forget::{self, ForgetReport, ForgetRequest};
 use repo::retention::{GroupBy, RetentionPolicy};
-use repo::settings::Settings;
 
 /// Arguments of `repo forget`.
 #[derive(clap::Args, Debug)]
@@ -77,158 +75,86 @@ impl Args {
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let by: GroupBy = a.group_by.parse()?;
-    let given = a.policy();
-    let prune_opts = a
-        .prune
-        .then(|| a.prune_args.options(a.dry_run))
-        .transpose()?;
-    let filter = a.filter.filter()?;
-    let (repo, lock) = g.open_locked_maintenance(LockKind::Shared, "forget")?;
-    let mut settings = Settings::load(repo.backend(), repo.key())?;
-    if a.save_policy {
-        given.validate()?;
-        settings.retention = Some(given.clone());
-        settings.save(repo.backend(), repo.key())?;
-        if !g.quiet {
-            eprintln!(
-                "saved as the repository's retention policy: {}",
-                given.describe()
-            );
-        }
-    }
-    let snaps = filter.apply(repo.snapshots()?);
-    // With --json, one object: the forget outcome (and the prune report under "prune").
-    let mut json = serde_json::Value::Null;
-    let (removed, kept, gone) = if !a.ids.is_empty() {
-        if !given.is_empty() {
-            bail!("give snapshot ids or --keep-* options, not both");
-        }
-        // By id, damaged snapshot objects included: forgetting is how they go away.
-        let mut chosen = Vec::new();
-        for sel in &a.ids {
-            chosen.push(repo.resolve_snapshot_id(sel)?);
-        }
-        if !g.json {
-            for id in &chosen {
-                let when = match repo.load_snapshot(id) {
-                    Ok(s) => s.time.format("%Y-%m-%d %H:%M:%S").to_string(),
-                    Err(_) => "(damaged)".into(),
-                };
-                println!(
-                    "{} {} {when}",
-                    if a.dry_run { "would remove" } else { "remove" },
-                    id.short(),
-                );
-            }
-        } else {
-            let ids: Vec<String> = chosen.iter().map(|id| id.to_hex()).collect();
-            json = serde_json::json!({ "removed": ids, "dry_run": a.dry_run });
-        }
-        if !a.dry_run {
-            forget::remove_ids(&repo, &chosen)?;
-        }
-        (chosen.len(), None, chosen)
-    } else {
-        let policy = if given.is_empty() {
-            match &settings.retention {
-                Some(p) => p.clone(),
-                None => bail!(
-                    "no retention policy: give --keep-last/--keep-daily/... (add --save-policy to \
-                     store them in the repository) or snapshot ids"
-                ),
-            }
-        } else {
-            given
-        };
-        let outcome = forget::plan(snaps, &policy, by)?;
-        if g.json {
-            json = serde_json::json!({
-                "policy": policy,
-                "dry_run": a.dry_run,
-                "groups": outcome,
-            });
-        } else {
-            println!("policy: {}", policy.describe());
-            for o in &outcome {
-                println!("\n{}:", o.group);
-                let rows: Vec<Vec<String>> = o
-                    .decisions
-                    .iter()
-                    .map(|d| {
-                        vec![
-                            d.snapshot.id.short(),
-                            d.snapshot
-                                .time
-                                .with_timezone(&chrono::Local)
-                                .format("%Y-%m-%d %H:%M:%S")
-                                .to_string(),
-                            if d.keep {
-                                "keep".into()
-                            } else if a.dry_run {
-                                "would remove".into()
-                            } else {
-                                "remove".into()
-                            },
-                            d.reasons.join(", "),
-                        ]
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    table(&["ID", "TIME", "ACTION", "KEPT BY"], &rows).trim_end()
-                );
-            }
-        }
-        let doomed: Vec<&repo::snapshot::Snapshot> = outcome
-            .iter()
-            .flat_map(|o| o.decisions.iter().filter(|d| !d.keep).map(|d| &d.snapshot))
-            .collect();
-        let kept: usize = outcome
-            .iter()
-            .map(|o| o.decisions.iter().filter(|d| d.keep).count())
-            .sum();
-        if !a.dry_run {
-            forget::remove(&repo, &doomed)?;
-        }
-        let gone: Vec<_> = doomed.iter().map(|s| s.id).collect();
-        (doomed.len(), Some(kept), gone)
+    let req = ForgetRequest {
+        policy: a.policy(),
+        prune: a
+            .prune
+            .then(|| a.prune_args.request(a.dry_run))
+            .transpose()?,
+        ids: a.ids,
+        save_policy: a.save_policy,
+        group_by: by,
+        filter: a.filter.filter()?,
+        dry_run: a.dry_run,
     };
-    // Oplog slices only the removed snapshots could use go with them.
-    let slices = forget::unneeded_slices(&repo, &gone)?;
-    if !a.dry_run {
-        forget::remove_slices(&repo, &slices)?;
-    }
-    if let (false, Some(o)) = (slices.is_empty(), json.as_object_mut()) {
-        o.insert(
-            "oplog_slices_removed".into(),
-            serde_json::json!(slices.len()),
-        );
-    }
-    if !g.json {
-        let kept = kept.map(|k| format!(", kept {k}")).unwrap_or_default();
-        let verb = if a.dry_run { "would remove" } else { "removed" };
-        println!("{verb} {removed} snapshot(s){kept}");
-        if !slices.is_empty() {
-            println!(
-                "{verb} {} oplog slice(s) that only those snapshots could use",
-                slices.len()
-            );
-        }
-    }
-    if let Some(opts) = prune_opts {
-        // Prune needs the repository alone: trade the shared lock for an exclusive one.
-        drop(lock);
-        drop(repo);
-        let (repo, _lock) = super::prune::lock_for_prune(g)?;
-        let report = repo::ops::prune::run(&repo, &opts)?;
-        if g.json {
-            json["prune"] = serde_json::to_value(&report)?;
-        } else {
-            print_report(&report, &opts);
-        }
-    }
+    let repo = g.open(false)?;
+    let report = forget::run(&repo, &req, &g.ctx())?;
     if g.json {
-        print_json(&json)?;
+        print_json(&report)?;
+    } else {
+        print_text(&report);
     }
     Ok(0)
+}
+
+fn print_text(r: &ForgetReport) {
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    if let Some(policy) = &r.policy {
+        if r.policy_saved {
+            println!(
+                "saved as the repository's retention policy: {}",
+                policy.describe()
+            );
+        }
+        println!("policy: {}", policy.describe());
+    }
+    for o in &r.groups {
+        println!("\n{}:", o.group);
+        let rows: Vec<Vec<String>> = o
+            .decisions
+            .iter()
+            .map(|d| {
+                vec![
+                    d.snapshot.id.short(),
+                    d.snapshot
+                        .time
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string(),
+                    if d.keep {
+                        "keep".into()
+                    } else if r.dry_run {
+                        "would remove".into()
+                    } else {
+                        "remove".into()
+                    },
+                    d.reasons.join(", "),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(&["ID", "TIME", "ACTION", "KEPT BY"], &rows).trim_end()
+        );
+    }
+    if r.policy.is_none() {
+        for id in &r.removed {
+            println!(
+                "{} {}",
+                if r.dry_run { "would remove" } else { "remove" },
+                id.short()
+            );
+        }
+    }
+    let kept = r.kept.map(|k| format!(", kept {k}")).unwrap_or_default();
+    println!("{verb} {} snapshot(s){kept}", r.removed.len());
+    if r.oplog_slices_removed > 0 {
+        println!(
+            "{verb} {} oplog slice(s) that only those snapshots could use",
+            r.oplog_slices_removed
+        );
+    }
+    if let Some(p) = &r.prune {
+        print_report(p, r.dry_run);
+    }
 }

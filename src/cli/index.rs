@@ -5,7 +5,7 @@ use clap::Subcommand;
 
 use super::context::GlobalOpts;
 use super::fmt::print_json;
-use repo::lock::LockKind;
+use repo::ops::index::{self, IndexRebuildRequest};
 
 /// Arguments of `repo index`.
 #[derive(clap::Args, Debug)]
@@ -29,14 +29,8 @@ enum IndexCommand {
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     match a.command {
         IndexCommand::Rebuild { from_packs } => {
-            // Only adopting packs writes; a plain rebuild is a reader and takes no lock.
-            let (mut repo, _lock) = if from_packs {
-                let (r, l) = g.open_locked(false, LockKind::Exclusive, "index rebuild")?;
-                (r, Some(l))
-            } else {
-                (g.open(false)?, None)
-            };
-            let report = repo.rebuild_index(from_packs)?;
+            let mut repo = g.open(false)?;
+            let report = index::rebuild(&mut repo, &IndexRebuildRequest { from_packs }, &g.ctx())?;
             if g.json {
                 print_json(&report)?;
             } else {

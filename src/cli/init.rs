@@ -4,9 +4,8 @@ use anyhow::Result;
 
 use super::context::{GlobalOpts, Purpose};
 use super::fmt::print_json;
-use repo::config::RepoConfig;
-use repo::key::KdfParams;
-use repo::repository::Repository;
+use repo::ops::init::{self, InitRequest};
+use repo::secret::Password;
 
 /// Arguments of `repo init`.
 #[derive(clap::Args, Debug)]
@@ -22,26 +21,24 @@ pub struct Args {
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let loc = g.location()?;
     let backend = g.backend(&loc)?;
+    // Before asking for a password twice: there is nothing to create.
     if backend.exists(repo::config::CONFIG_PATH)? {
         anyhow::bail!(repo::Error::AlreadyExists(loc.path.display().to_string()));
     }
-    let mut cfg = RepoConfig::new_default();
-    cfg.compression_level = a.compression;
-    cfg.pack_size = a.pack_size_mib.saturating_mul(1 << 20);
-    cfg.validate()?;
-    let pw = g.password(&loc, Purpose::Create)?;
-    let cfg = Repository::init(backend.as_ref(), &pw, cfg, KdfParams::new_default())?;
+    let req = InitRequest {
+        compression: a.compression,
+        pack_size_mib: a.pack_size_mib,
+    };
+    let pw = Password::new(g.password(&loc, Purpose::Create)?.to_vec());
+    let mut report = init::run(backend.as_ref(), &pw, &req)?;
+    report.location = loc.path.display().to_string();
     if g.json {
-        print_json(&serde_json::json!({
-            "id": cfg.id,
-            "location": loc.path.display().to_string(),
-            "version": cfg.version,
-        }))?;
+        print_json(&report)?;
     } else {
         println!(
             "created repository {} at {}",
-            cfg.id.short(),
-            loc.path.display()
+            report.id.short(),
+            report.location
         );
     }
     Ok(0)

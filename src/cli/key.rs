@@ -6,8 +6,8 @@ use zeroize::Zeroizing;
 
 use super::context::GlobalOpts;
 use super::fmt::{print_json, table};
-use repo::key::KdfParams;
-use repo::ops::keys;
+use repo::ops::keys::{self, KeyReport, KeyRequest};
+use repo::secret::Password;
 
 /// Arguments of `repo key`.
 #[derive(clap::Args, Debug)]
@@ -35,7 +35,11 @@ enum KeyCommand {
     Passwd,
 }
 
-fn new_password(a: &Args) -> Result<Zeroizing<Vec<u8>>> {
+fn new_password(a: &Args) -> Result<Password> {
+    read_new_password(a).map(|p| Password::new(p.to_vec()))
+}
+
+fn read_new_password(a: &Args) -> Result<Zeroizing<Vec<u8>>> {
     if let Some(f) = &a.new_password_file {
         return super::context::read_password_file(f);
     }
@@ -61,58 +65,64 @@ fn new_password(a: &Args) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+    let req = match &a.command {
+        KeyCommand::List => KeyRequest::List,
+        KeyCommand::Add => KeyRequest::Add {
+            password: new_password(&a)?,
+        },
+        KeyCommand::Remove { id } => KeyRequest::Remove { id: id.clone() },
+        KeyCommand::Passwd => KeyRequest::Passwd {
+            password: new_password(&a)?,
+        },
+    };
     let repo = g.open(false)?;
-    match &a.command {
-        KeyCommand::List => {
-            let ks = keys::list(&repo)?;
-            if g.json {
-                print_json(&ks)?;
-            } else {
-                let rows: Vec<Vec<String>> = ks
-                    .iter()
-                    .map(|k| {
-                        vec![
-                            format!("{}{}", if k.current { "*" } else { " " }, k.id.short()),
-                            match &k.damaged {
-                                Some(why) => format!("DAMAGED: {why}"),
-                                None => k
-                                    .created
-                                    .chars()
-                                    .take(19)
-                                    .collect::<String>()
-                                    .replace('T', " "),
-                            },
-                            k.host.clone(),
-                            k.user.clone(),
-                        ]
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    table(&[" ID", "CREATED (UTC)", "HOST", "USER"], &rows).trim_end()
-                );
-                println!("* = the key that opened the repository");
-            }
-        }
-        KeyCommand::Add => {
-            let pw = new_password(&a)?;
-            let id = keys::add(&repo, &pw, KdfParams::new_default())?;
-            println!("added key {}", id.short());
-        }
-        KeyCommand::Remove { id } => {
-            let id = keys::find(&repo, id)?;
-            keys::remove(&repo, &id, false)?;
-            println!("removed key {}", id.short());
-        }
-        KeyCommand::Passwd => {
-            let pw = new_password(&a)?;
-            let id = keys::passwd(&repo, &pw, KdfParams::new_default())?;
+    let report = keys::run(&repo, &req, &g.ctx())?;
+    if g.json {
+        print_json(&report)?;
+        return Ok(0);
+    }
+    match report {
+        KeyReport::List(ks) => {
+            let rows: Vec<Vec<String>> = ks
+                .iter()
+                .map(|k| {
+                    vec![
+                        format!("{}{}", if k.current { "*" } else { " " }, k.id.short()),
+                        match &k.damaged {
+                            Some(why) => format!("DAMAGED: {why}"),
+                            None => k
+                                .created
+                                .chars()
+                                .take(19)
+                                .collect::<String>()
+                                .replace('T', " "),
+                        },
+                        k.host.clone(),
+                        k.user.clone(),
+                    ]
+                })
+                .collect();
             println!(
-                "password changed (key {} replaces {})",
-                id.short(),
-                repo.key_id().short()
+                "{}",
+                table(&[" ID", "CREATED (UTC)", "HOST", "USER"], &rows).trim_end()
             );
+            println!("* = the key that opened the repository");
         }
+        KeyReport::Changed {
+            added: Some(new),
+            removed: Some(old),
+        } => println!(
+            "password changed (key {} replaces {})",
+            new.short(),
+            old.short()
+        ),
+        KeyReport::Changed {
+            added: Some(id), ..
+        } => println!("added key {}", id.short()),
+        KeyReport::Changed {
+            removed: Some(id), ..
+        } => println!("removed key {}", id.short()),
+        KeyReport::Changed { .. } => {}
     }
     Ok(0)
 }

@@ -1,16 +1,17 @@
 //! `repo ls`.
 
 use anyhow::Result;
-use serde::Serialize;
 
 use super::context::GlobalOpts;
-use repo::ops::ls;
-use repo::tree::{Node, NodeKind};
+use repo::ops::ls::{self, LsEntry, LsRequest};
+use repo::ops::select::SnapshotRef;
+use repo::selection::SnapshotFilter;
+use repo::tree::NodeKind;
 
 /// Arguments of `repo ls`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Snapshot id (or unique prefix), or "latest"
+    /// Snapshot id (or unique prefix), or "latest" (the newest that holds PATH)
     snapshot: String,
     /// Only list this path and what is below it
     #[arg(default_value = "/")]
@@ -18,86 +19,33 @@ pub struct Args {
     /// Show type, mode, owner, size and modification time
     #[arg(long, short = 'l')]
     long: bool,
-}
-
-#[derive(Serialize)]
-struct Entry<'a> {
-    path: &'a str,
-    #[serde(rename = "type")]
-    kind: NodeKind,
-    mode: String,
-    uid: u32,
-    gid: u32,
-    user: &'a str,
-    group: &'a str,
-    size: u64,
-    mtime: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<String>,
-}
-
-fn mode_string(n: &Node) -> String {
-    let mut s = String::with_capacity(10);
-    s.push(n.kind().letter());
-    for shift in [6, 3, 0] {
-        let bits = (n.mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
-    }
-    s
-}
-
-fn mtime(n: &Node) -> String {
-    repo::tree::format_time(n.mtime)
+    /// With "latest": only snapshots of this host (repeatable)
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+    /// With "latest": only snapshots with this tag (repeatable: all must match)
+    #[arg(long = "tag")]
+    tags: Vec<String>,
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = g.open(false)?;
-    let snap = repo.find_snapshot(&a.snapshot)?;
+    let req = LsRequest {
+        snapshot: SnapshotRef::id(a.snapshot).with_filter(SnapshotFilter {
+            hosts: a.hosts,
+            tags: a.tags,
+            ..SnapshotFilter::default()
+        }),
+        path: a.path,
+    };
+    // JSON is one array: entries are gathered; text is printed as it is read.
     let mut json = Vec::new();
-    ls::walk(&repo, &snap, &a.path, &mut |path, n| {
+    let report = ls::run(&repo, &req, &g.ctx(), &mut |e| {
         if g.json {
-            json.push(
-                serde_json::to_value(Entry {
-                    path,
-                    kind: n.kind(),
-                    mode: format!("{:04o}", n.mode),
-                    uid: n.uid,
-                    gid: n.gid,
-                    user: &n.user,
-                    group: &n.group,
-                    size: n.size,
-                    mtime: mtime(n),
-                    target: (n.kind() == NodeKind::Symlink)
-                        .then(|| String::from_utf8_lossy(&n.target).into_owned()),
-                })
-                .unwrap_or_default(),
-            );
+            json.push(e);
         } else if a.long {
-            let link = if n.kind() == NodeKind::Symlink {
-                format!(" -> {}", String::from_utf8_lossy(&n.target))
-            } else {
-                String::new()
-            };
-            let owner = if n.user.is_empty() {
-                n.uid.to_string()
-            } else {
-                n.user.clone()
-            };
-            let group = if n.group.is_empty() {
-                n.gid.to_string()
-            } else {
-                n.group.clone()
-            };
-            println!(
-                "{} {owner:>8} {group:>8} {:>12} {} {path}{link}",
-                mode_string(n),
-                n.size,
-                mtime(n)
-            );
+            print_long(&e);
         } else {
-            println!("{path}");
+            println!("{}", e.path);
         }
         Ok(())
     })?;
@@ -105,36 +53,55 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         super::fmt::print_json(&json)?;
         return Ok(0);
     }
-    // Under /mongodb, also say what the files hold: collections with their counts.
-    let trimmed = a.path.trim_end_matches('/');
-    if trimmed == "/mongodb" || trimmed.starts_with("/mongodb/") {
-        let db = trimmed
-            .strip_prefix("/mongodb/")
-            .map(|d| d.split('/').next().unwrap_or(d));
-        let rows: Vec<Vec<String>> = repo::ops::restore::mongo::collections(&repo, &snap)?
-            .into_iter()
-            .filter(|c| db.is_none_or(|d| c.ns.starts_with(&format!("{d}."))))
+    #[cfg(feature = "mongo")]
+    if !report.collections.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .collections
+            .iter()
             .map(|c| {
                 vec![
-                    c.ns,
-                    c.kind,
+                    c.ns.clone(),
+                    c.kind.clone(),
                     c.documents.to_string(),
                     super::fmt::bytes(c.bytes),
                     c.indexes.to_string(),
                 ]
             })
             .collect();
-        if !rows.is_empty() {
-            println!();
-            println!(
-                "{}",
-                super::fmt::table(
-                    &["collection", "type", "documents", "size", "indexes"],
-                    &rows
-                )
-                .trim_end()
-            );
-        }
+        println!();
+        println!(
+            "{}",
+            super::fmt::table(
+                &["collection", "type", "documents", "size", "indexes"],
+                &rows
+            )
+            .trim_end()
+        );
     }
+    let _ = report;
     Ok(0)
+}
+
+fn print_long(e: &LsEntry) {
+    let link = match (&e.target, e.kind) {
+        (Some(t), NodeKind::Symlink) => format!(" -> {t}"),
+        _ => String::new(),
+    };
+    let owner = if e.user.is_empty() {
+        e.uid.to_string()
+    } else {
+        e.user.clone()
+    };
+    let group = if e.group.is_empty() {
+        e.gid.to_string()
+    } else {
+        e.group.clone()
+    };
+    println!(
+        "{} {owner:>8} {group:>8} {:>12} {} {}{link}",
+        e.mode_string(),
+        e.size,
+        e.mtime,
+        e.path
+    );
 }

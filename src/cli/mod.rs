@@ -5,6 +5,7 @@ mod check;
 pub mod context;
 mod copy;
 mod diff;
+pub mod exit;
 mod find;
 mod fmt;
 mod forget;
@@ -15,10 +16,12 @@ pub mod log;
 mod ls;
 #[cfg(feature = "mongo")]
 mod mongodb;
+mod progress;
 mod prune;
 mod repair;
 mod restore;
 mod scan;
+mod settings;
 mod snapshot;
 pub mod snapshots;
 mod stats;
@@ -28,11 +31,6 @@ mod unlock;
 use clap::{Parser, Subcommand};
 
 use context::GlobalOpts;
-
-/// Exit code when a snapshot was written but some files could not be read.
-pub const EXIT_INCOMPLETE: i32 = 3;
-/// Exit code when the repository is locked by another process.
-pub const EXIT_LOCKED: i32 = 11;
 
 /// Content-addressed, deduplicating, encrypted backups of files.
 #[derive(Parser, Debug)]
@@ -77,7 +75,7 @@ enum Command {
     /// Storage usage: dedup and compression ratios, reclaimable space, per-snapshot sizes
     Stats(stats::Args),
     /// Show or change repository settings (quota, stored retention policy)
-    Settings(stats::SettingsArgs),
+    Settings(settings::SettingsArgs),
     /// List the repository's locks (who is using it)
     Locks,
     /// Remove stale locks left by crashed processes
@@ -108,7 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Repair(a) => repair::run(g, a),
         Command::Key(a) => key::run(g, a),
         Command::Stats(a) => stats::run(g, a),
-        Command::Settings(a) => stats::run_settings(g, a),
+        Command::Settings(a) => settings::run(g, a),
         Command::Locks => unlock::run_list(g),
         Command::Unlock(a) => unlock::run_unlock(g, a),
         Command::Copy(a) => copy::run(g, a),

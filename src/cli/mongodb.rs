@@ -1,15 +1,9 @@
 //! `repo mongodb follow|coverage`: continuous oplog capture and what it makes restorable.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
-use chrono::{DateTime, TimeZone, Utc};
 
-use repo::lock::LockKind;
-use repo::oplog::coverage::{self, Coverage};
-use repo::oplog::follow::{self, Event, FollowOptions};
-use repo::snapshot::ClusterTime;
+use repo::mongo::uri::ConnectionString;
+use repo::ops::mongodb::{self, CoverageRequest, FollowRequest};
 
 use super::context::GlobalOpts;
 use super::fmt::print_json;
@@ -66,15 +60,6 @@ struct CoverageArgs {
     mongodb_uri_source: Option<String>,
 }
 
-/// Formats a cluster time as UTC seconds plus its ordinal ("2026-11-28T10:16:59Z #3").
-pub fn show(t: ClusterTime) -> String {
-    let when: DateTime<Utc> = Utc
-        .timestamp_opt(i64::from(t.t), 0)
-        .single()
-        .unwrap_or_default();
-    format!("{} #{}", when.format("%Y-%m-%dT%H:%M:%SZ"), t.i)
-}
-
 /// Runs `repo mongodb …`.
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     match a.cmd {
@@ -101,88 +86,29 @@ fn duration(text: &str, flag: &str) -> Result<std::time::Duration> {
 }
 
 fn run_follow(g: &GlobalOpts, a: FollowArgs) -> Result<i32> {
-    // One capture set, however the databases were listed: resuming matches on it.
-    let mut dbs = a.dbs;
-    dbs.sort();
-    dbs.dedup();
-    let opts = FollowOptions {
-        uri: a.mongodb_uri,
-        dbs,
-        seal_interval: duration(&a.seal_interval, "--seal-interval")?,
-        seal_bytes: super::stats::parse_size(&a.seal_size).context("--seal-size")? as usize,
-        poll: duration(&a.poll, "--poll")?,
+    let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let req = FollowRequest {
+        uri: ConnectionString::new(a.mongodb_uri),
+        dbs: a.dbs,
+        seal_interval_ms: millis(duration(&a.seal_interval, "--seal-interval")?),
+        seal_bytes: super::fmt::parse_size(&a.seal_size).context("--seal-size")?,
+        poll_ms: millis(duration(&a.poll, "--poll")?),
         once: a.once,
     };
     let repo = g.open(false)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
-    }
-    let json = g.json;
-    let quiet = g.quiet;
-    follow::run(&repo, &opts, stop, |e| match e {
-        Event::Resumed(at) if !quiet && !json => match at {
-            Some(t) => eprintln!("following the oplog after {}", show(t)),
-            None => eprintln!(
-                "following the oplog from now (no snapshot or slice of this source yet: take a \
-                 snapshot to have a base to restore from)"
-            ),
-        },
-        Event::Sealed(s) => {
-            if json {
-                if let Ok(v) = serde_json::to_string(&s) {
-                    println!("{v}");
-                }
-            } else if !quiet {
-                println!(
-                    "sealed slice {}: {} entries, {} bytes, covers up to {}",
-                    s.id.short(),
-                    s.entries,
-                    s.bytes,
-                    show(s.until)
-                );
-            }
-        }
-        Event::Gap(gap) => eprintln!(
-            "WARNING: oplog entries between {} and {} were lost (the oplog rolled over before \
-             they were read); moments in that range cannot be restored — raise the oplog size \
-             or keep `follow` running",
-            show(gap.from),
-            show(gap.to)
-        ),
-        Event::Retrying { error, in_secs } => {
-            eprintln!("WARNING: {error}; retrying in {in_secs} s (what was read is kept)")
-        }
-        _ => {}
-    })?;
+    // SIGINT/SIGTERM cancel the context: what was read is sealed, then it returns.
+    // With --json each sealed slice is printed as one JSON line as it happens (the
+    // terminal observer), so a supervisor can follow along.
+    mongodb::follow(&repo, &req, &g.ctx())?;
     Ok(0)
 }
 
 fn run_coverage(g: &GlobalOpts, a: CoverageArgs) -> Result<i32> {
-    let (repo, _lock) = g.open_locked(false, LockKind::Shared, "mongodb coverage")?;
-    let slices = repo::oplog::load_slices(&repo)?;
-    let snaps = repo.snapshots()?;
-    let mut all: Vec<Coverage> = coverage::compute(&snaps, &slices);
-    if let Some(src) = &a.mongodb_uri_source {
-        let mut want = vec![src.clone(), repo::source::mongodb::redact(src)];
-        if src.starts_with("mongodb") {
-            if let Ok(client) = repo::source::mongodb::connect(src) {
-                let hello = repo::source::mongodb::hello(&client)?;
-                want.push(repo::source::mongodb::server_identity(
-                    &client, &hello, src,
-                )?);
-            }
-        }
-        all.retain(|c| {
-            want.contains(&c.source) || c.uri.as_ref().is_some_and(|u| want.contains(u))
-        });
-        if all.is_empty() {
-            anyhow::bail!(
-                "no snapshot or oplog slice of {} in this repository",
-                repo::source::mongodb::redact(src)
-            );
-        }
-    }
+    let repo = g.open(false)?;
+    let req = CoverageRequest {
+        source: a.mongodb_uri_source,
+    };
+    let all = mongodb::coverage(&repo, &req, &g.ctx())?.sources;
     if g.json {
         print_json(&all)?;
         return Ok(0);
@@ -216,30 +142,22 @@ fn run_coverage(g: &GlobalOpts, a: CoverageArgs) -> Result<i32> {
                     format!(
                         "{} (idle after {})",
                         w.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                        show(r.to)
+                        r.to
                     )
                 }
-                _ => show(r.to),
+                _ => r.to.to_string(),
             };
             if r.from == r.to && r.to_wall.is_none() {
-                println!("  restorable at    {} (snapshot only)", show(r.from));
+                println!("  restorable at    {} (snapshot only)", r.from);
             } else {
-                println!("  restorable from  {}  to  {to}", show(r.from));
+                println!("  restorable from  {}  to  {to}", r.from);
             }
         }
         for w in c.spans.windows(2) {
-            println!(
-                "  GAP: no oplog from {} to {}",
-                show(w[0].until),
-                show(w[1].after)
-            );
+            println!("  GAP: no oplog from {} to {}", w[0].until, w[1].after);
         }
         for gap in &c.gaps {
-            println!(
-                "  GAP: oplog rolled over, lost {} .. {}",
-                show(gap.from),
-                show(gap.to)
-            );
+            println!("  GAP: oplog rolled over, lost {} .. {}", gap.from, gap.to);
         }
     }
     Ok(0)

@@ -1,11 +1,10 @@
 //! `repo prune`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
-use repo::lock::LockKind;
-use repo::ops::prune::{self, PruneOptions, PruneReport};
+use repo::ops::prune::{self, PruneReport, PruneRequest};
 
 /// Options of prune, shared with `forget --prune`.
 #[derive(clap::Args, Debug)]
@@ -32,17 +31,8 @@ pub struct Args {
 }
 
 impl PruneArgs {
-    /// The prune options these flags describe.
-    pub fn options(&self, dry_run: bool) -> Result<PruneOptions> {
-        let s = self.max_unused.trim();
-        let v: f64 = match s.strip_suffix('%') {
-            Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
-            None => s.parse::<f64>(),
-        }
-        .map_err(|_| anyhow::anyhow!("--max-unused {s:?}: expected a percentage like 5%"))?;
-        if !(0.0..=1.0).contains(&v) {
-            bail!("--max-unused {s:?}: must be between 0% and 100%");
-        }
+    /// The prune request these flags describe.
+    pub fn request(&self, dry_run: bool) -> Result<PruneRequest> {
         let grace = if self.grace.trim() == "0" {
             std::time::Duration::ZERO
         } else {
@@ -56,8 +46,8 @@ impl PruneArgs {
                     )
                 })?
         };
-        Ok(PruneOptions {
-            max_unused: v,
+        Ok(PruneRequest {
+            max_unused: PruneRequest::parse_max_unused(&self.max_unused)?,
             dry_run,
             grace,
         })
@@ -65,28 +55,22 @@ impl PruneArgs {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let opts = a.prune.options(a.dry_run)?;
-    let (repo, _lock) = lock_for_prune(g)?;
-    let report = prune::run(&repo, &opts)?;
+    let req = a.prune.request(a.dry_run)?;
+    let repo = g.open(false)?;
+    let report = prune::run(&repo, &req, &g.ctx())?;
     if g.json {
         print_json(&report)?;
     } else {
-        print_report(&report, &opts);
+        print_report(&report, req.dry_run);
     }
     Ok(0)
 }
 
-/// Opens the repository with the exclusive lock for prune (see
-/// [`GlobalOpts::open_locked_maintenance`]).
-pub fn lock_for_prune(g: &GlobalOpts) -> Result<(repo::repository::Repository, repo::lock::Lock)> {
-    g.open_locked_maintenance(LockKind::Exclusive, "prune")
-}
-
 /// Prints a prune report as text.
-pub fn print_report(r: &PruneReport, opts: &PruneOptions) {
+pub fn print_report(r: &PruneReport, dry_run: bool) {
     println!(
         "prune{}: {} snapshot(s) kept; {} pack(s) ({}) examined",
-        if opts.dry_run { " (dry run)" } else { "" },
+        if dry_run { " (dry run)" } else { "" },
         r.snapshots,
         r.packs_before,
         bytes(r.bytes_before)
@@ -104,7 +88,7 @@ pub fn print_report(r: &PruneReport, opts: &PruneOptions) {
     println!(
         "  {} {}deleted ({} pack(s)); {} in {} marked pack(s) left for a prune after the {} grace period",
         bytes(r.bytes_removed),
-        if opts.dry_run { "would be " } else { "" },
+        if dry_run { "would be " } else { "" },
         r.packs_removed,
         bytes(r.bytes_pending),
         r.packs_pending,
@@ -120,7 +104,7 @@ pub fn print_report(r: &PruneReport, opts: &PruneOptions) {
     println!(
         "  {} {}freed in {:.1}s",
         bytes(r.bytes_freed),
-        if opts.dry_run { "would be " } else { "" },
+        if dry_run { "would be " } else { "" },
         r.duration_secs
     );
 }

@@ -5,8 +5,7 @@ use clap::Subcommand;
 
 use super::context::GlobalOpts;
 use super::fmt::print_json;
-use repo::lock::LockKind;
-use repo::ops::repair::{self, RepairOptions, RepairReport};
+use repo::ops::repair::{self, RepairReport, RepairRequest};
 
 /// Arguments of `repo repair`.
 #[derive(clap::Args, Debug)]
@@ -35,14 +34,14 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         Some(What::Index) => (true, false),
         Some(What::Snapshots) => (false, true),
     };
-    let opts = RepairOptions {
+    let req = RepairRequest {
         index,
         snapshots,
         read_data: a.read_data,
         dry_run: a.dry_run,
     };
-    let (mut repo, _lock) = g.open_locked_maintenance(LockKind::Exclusive, "repair")?;
-    let report = repair::run(&mut repo, &opts)?;
+    let mut repo = g.open(false)?;
+    let report = repair::run(&mut repo, &req, &g.ctx())?;
     if g.json {
         print_json(&report)?;
     } else {

@@ -1,17 +1,18 @@
 //! `repo restore`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
-use repo::lock::LockKind;
-use repo::ops::restore::mongo::{MongoConflict, MongoRestoreOptions};
-use repo::ops::restore::{self, Action, Conflict, RestoreOptions};
-use repo::progress::{Display, Progress};
-use repo::selection::{at_or_before, SnapshotFilter};
+#[cfg(feature = "mongo")]
+use repo::mongo::restore::{MongoConflict, MongoRestoreReport, MongoTarget};
+use repo::ops::restore::{
+    self, Action, Conflict, FilesTarget, RestoreInto, RestoreOutcome, RestoreReport, RestoreRequest,
+};
+use repo::ops::select::SnapshotRef;
+use repo::selection::SnapshotFilter;
 use repo::timespec::parse_time;
 
 /// `--conflict` values.
@@ -47,6 +48,7 @@ impl ConflictArg {
         })
     }
 
+    #[cfg(feature = "mongo")]
     fn for_mongo(self) -> Result<MongoConflict> {
         Ok(match self {
             ConflictArg::Skip => MongoConflict::Skip,
@@ -77,10 +79,10 @@ pub struct Args {
     /// state at that moment, or at exactly oplog timestamp "2026-11-28T10:16:59Z #3"
     #[arg(long)]
     at: Option<String>,
-    /// With --at: only snapshots of this host (repeatable)
+    /// Choose among snapshots of this host only (repeatable)
     #[arg(long = "host")]
     hosts: Vec<String>,
-    /// With --at: only snapshots with this tag (repeatable)
+    /// Choose among snapshots with this tag only (repeatable: all must match)
     #[arg(long = "tag")]
     tags: Vec<String>,
     /// Leave out entries matching this glob and everything below them (repeatable;
@@ -133,11 +135,44 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let (repo, _lock) = g.open_locked(false, LockKind::Shared, "restore")?;
-    let mut includes = a.includes;
-    let mut at_time = None;
-    let mut at_exact = None;
-    let snap = match &a.at {
+    let req = request(a)?;
+    let repo = g.open(false)?;
+    let outcome = restore::run(&repo, &req, &g.ctx())?;
+    if g.json {
+        print_json(&outcome)?;
+    }
+    match &outcome {
+        RestoreOutcome::Files(r) if !g.json => print_files(r, req.dry_run),
+        #[cfg(feature = "mongo")]
+        RestoreOutcome::Mongodb(r) if !g.json => print_mongo(r),
+        _ => {}
+    }
+    if let RestoreOutcome::Files(r) = &outcome {
+        for e in &r.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    #[cfg(feature = "mongo")]
+    if let RestoreOutcome::Mongodb(r) = &outcome {
+        for e in r.incomplete().iter().flat_map(|o| &o.errors) {
+            eprintln!("  {e}");
+        }
+    }
+    match outcome.failure() {
+        Some(why) => Err(repo::Error::Incomplete(why).into()),
+        None => Ok(0),
+    }
+}
+
+/// The arguments as a request: which snapshot (or moment), which part, into what.
+fn request(a: Args) -> Result<RestoreRequest> {
+    let mut include = a.includes;
+    let filter = SnapshotFilter {
+        hosts: a.hosts,
+        tags: a.tags,
+        ..SnapshotFilter::default()
+    };
+    let (snapshot, ordinal) = match &a.at {
         Some(at) => {
             // "TIME #N" (as `repo mongodb coverage` prints): exactly oplog timestamp (TIME, N).
             let (text, ordinal) = match at.rsplit_once(" #") {
@@ -150,96 +185,61 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
                 }
                 None => (at.as_str(), None),
             };
-            let at = parse_time(text, chrono::Utc::now())?;
-            if let Some(i) = ordinal {
-                anyhow::ensure!(
-                    a.mongodb_uri.is_some() && at.timestamp_subsec_nanos() == 0,
-                    "--at TIME #ORDINAL names an oplog timestamp: a whole second, with --mongodb-uri"
-                );
-                at_exact = Some(repo::snapshot::ClusterTime {
-                    t: at.timestamp().clamp(0, i64::from(u32::MAX)) as u32,
-                    i,
-                });
+            // With a time, every argument is a path (it also chooses the snapshot).
+            for p in &a.args {
+                include.push(absolute_str(p)?);
             }
-            at_time = Some(at);
-            let paths: Vec<String> = a
-                .args
-                .iter()
-                .map(|p| absolute_str(p))
-                .collect::<Result<_>>()?;
-            let filter = SnapshotFilter {
-                hosts: a.hosts,
-                paths: paths.clone(),
-                tags: a.tags,
-                // Restoring collections: only snapshots that hold some.
-                source: a.mongodb_uri.as_ref().map(|_| "mongodb".to_string()),
-                ..Default::default()
-            };
-            includes.extend(paths);
-            at_or_before(filter.apply(repo.snapshots()?), at)?
+            (
+                SnapshotRef::at(parse_time(text, chrono::Utc::now())?),
+                ordinal,
+            )
         }
         None => {
             let Some((sel, paths)) = a.args.split_first() else {
                 anyhow::bail!("give a snapshot id, \"latest\", or --at TIME");
             };
-            if !a.hosts.is_empty() || !a.tags.is_empty() {
-                anyhow::bail!(
-                    "--host and --tag choose a snapshot with --at; here the snapshot is given"
-                );
-            }
-            includes.extend(paths.iter().cloned());
-            repo.find_snapshot(sel)?
+            include.extend(paths.iter().cloned());
+            (SnapshotRef::id(sel.clone()), None)
         }
     };
-    if let Some(uri) = a.mongodb_uri {
-        // Decided before anything is written: a moment the oplog does not cover is refused.
-        let roll = match at_time {
-            Some(at) => repo::ops::restore::mongo_at::plan_at(&repo, &snap, at, at_exact)?,
-            None => None,
-        };
-        let renames = repo::source::mongodb::ns::Renames::parse(&a.renames, &a.ns_from, &a.ns_to)?;
-        let opts = MongoRestoreOptions {
-            uri,
+    let into = match a.mongodb_uri {
+        #[cfg(feature = "mongo")]
+        Some(uri) => RestoreInto::Mongodb(MongoTarget {
+            uri: repo::mongo::uri::ConnectionString::new(uri),
             namespaces: a.namespaces,
-            renames,
+            renames: repo::mongo::ns::Renames::parse(&a.renames, &a.ns_from, &a.ns_to)?,
             conflict: a.conflict.unwrap_or(ConflictArg::Fail).for_mongo()?,
             in_place: a.in_place,
-            dry_run: a.dry_run,
-            replayed: Vec::new(),
-        };
-        return restore_mongo(g, &repo, &snap, roll, opts);
-    }
-    if !a.namespaces.is_empty() || !a.renames.is_empty() || !a.ns_from.is_empty() {
-        anyhow::bail!("--ns and --ns-rename need --mongodb-uri");
-    }
-    let Some(target) = a.target else {
-        anyhow::bail!("give --target DIR (or --mongodb-uri URI for collections)");
+        }),
+        #[cfg(not(feature = "mongo"))]
+        Some(_) => anyhow::bail!("this build has no MongoDB support (feature mongo)"),
+        None => {
+            if !a.namespaces.is_empty() || !a.renames.is_empty() || !a.ns_from.is_empty() {
+                anyhow::bail!("--ns and --ns-rename need --mongodb-uri");
+            }
+            let Some(target) = a.target else {
+                anyhow::bail!("give --target DIR (or --mongodb-uri URI for collections)");
+            };
+            RestoreInto::Files(FilesTarget {
+                target,
+                excludes: a.excludes,
+                conflict: a.conflict.unwrap_or(ConflictArg::Overwrite).for_files()?,
+                verify_existing: a.verify_existing,
+                delete: a.delete,
+            })
+        }
     };
-    if !g.quiet {
-        eprintln!(
-            "restoring snapshot {} ({} UTC, {}) into {}",
-            snap.id.short(),
-            snap.time.format("%Y-%m-%d %H:%M:%S"),
-            snap.source.description,
-            target.display()
-        );
-    }
-    let opts = RestoreOptions {
-        target,
-        includes,
-        excludes: a.excludes,
-        conflict: a.conflict.unwrap_or(ConflictArg::Overwrite).for_files()?,
-        verify_existing: a.verify_existing,
+    Ok(RestoreRequest {
+        snapshot: snapshot.with_filter(filter),
+        ordinal,
+        include,
         dry_run: a.dry_run,
-        delete: a.delete,
-    };
-    let progress = Arc::new(Progress::default());
-    let display = Display::start(progress.clone(), "restoring", g.show_progress());
-    let report = restore::run(&repo, &snap, &opts, &progress)?;
-    drop(display);
-    if g.json {
-        print_json(&report)?;
-    } else if opts.dry_run {
+        into,
+    })
+}
+
+fn print_files(report: &RestoreReport, dry_run: bool) {
+    if dry_run {
         for f in &report.plan {
             let what = match &f.action {
                 Action::Create => "create".to_string(),
@@ -274,113 +274,12 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             report.deleted
         );
     }
-    if !report.errors.is_empty() {
-        for e in &report.errors {
-            eprintln!("error: {e}");
-        }
-        anyhow::bail!("{} item(s) could not be restored", report.errors.len());
-    }
-    Ok(0)
 }
 
-/// `repo restore --mongodb-uri`: collections into a server.
-fn restore_mongo(
-    g: &GlobalOpts,
-    repo: &repo::repository::Repository,
-    snap: &repo::snapshot::Snapshot,
-    roll: Option<repo::ops::restore::mongo_at::RollForward>,
-    mut opts: MongoRestoreOptions,
-) -> Result<i32> {
-    if !g.quiet {
-        eprintln!(
-            "restoring collections of snapshot {} ({} UTC, {}) into {}",
-            snap.id.short(),
-            snap.time.format("%Y-%m-%d %H:%M:%S"),
-            snap.source.description,
-            repo::source::mongodb::redact(&opts.uri)
-        );
-    }
-    if let Some(rf) = &roll {
-        repo::ops::restore::mongo_at::prepare_target(repo, snap, rf, &mut opts)?;
-    }
-    let outcomes = repo::ops::restore::mongo::run(repo, snap, &opts)?;
-    let incomplete: Vec<&repo::ops::restore::mongo::CollectionOutcome> = outcomes
-        .iter()
-        .filter(|o| !o.complete && !opts.dry_run)
-        .collect();
-    let mut replay = None;
-    if let Some(rf) = roll.as_ref().filter(|_| incomplete.is_empty()) {
-        if !g.quiet {
-            eprintln!(
-                "rolling forward from the snapshot's cluster time {} through {} oplog slice(s)",
-                super::mongodb::show(rf.base),
-                rf.parts.len()
-            );
-        }
-        if !opts.dry_run {
-            replay = Some(repo::ops::restore::mongo_at::roll_forward(
-                repo,
-                rf,
-                &opts.uri,
-                &opts.namespaces,
-                &opts.renames,
-            )?);
-        }
-    }
-    if g.json {
-        if roll.is_some() {
-            print_json(&serde_json::json!({"collections": outcomes, "replay": replay}))?;
-        } else {
-            print_json(&outcomes)?;
-        }
-    } else {
-        print_mongo_outcomes(&outcomes, opts.dry_run);
-        if let Some(r) = &replay {
-            print_replay(r);
-        } else if roll.is_none() && snap.mongodb.is_some() {
-            if let Some(at) = at_hint(snap) {
-                println!("{at}");
-            }
-        }
-        if opts.dry_run {
-            println!("dry run: nothing was written");
-        }
-    }
-    if !incomplete.is_empty() {
-        for o in &incomplete {
-            for e in &o.errors {
-                eprintln!("  {e}");
-            }
-        }
-        let done: Vec<&str> = outcomes
-            .iter()
-            .filter(|o| o.complete)
-            .map(|o| o.target.as_str())
-            .collect();
-        let failed: Vec<&str> = incomplete.iter().map(|o| o.source.as_str()).collect();
-        anyhow::bail!(
-            "{} collection(s) not completely restored: {}; completed: {}; to resume, restore \
-             again with {}{}",
-            incomplete.len(),
-            failed.join(", "),
-            if done.is_empty() {
-                "none".to_string()
-            } else {
-                done.join(", ")
-            },
-            failed
-                .iter()
-                .map(|ns| format!("--ns '{ns}' "))
-                .collect::<String>(),
-            "--conflict drop (after fixing the cause above)"
-        );
-    }
-    Ok(0)
-}
-
-fn print_mongo_outcomes(outcomes: &[repo::ops::restore::mongo::CollectionOutcome], dry_run: bool) {
-    for o in outcomes {
-        if dry_run {
+#[cfg(feature = "mongo")]
+fn print_mongo(r: &MongoRestoreReport) {
+    for o in &r.collections {
+        if r.dry_run {
             println!(
                 "{} -> {} ({}): {}; {} document(s)",
                 o.source, o.target, o.kind, o.action, o.documents
@@ -397,33 +296,31 @@ fn print_mongo_outcomes(outcomes: &[repo::ops::restore::mongo::CollectionOutcome
             );
         }
     }
-}
-
-fn print_replay(r: &repo::oplog::replay::ReplayStats) {
-    let rate = if r.seconds > 0.0 {
-        r.applied as f64 / r.seconds
-    } else {
-        0.0
-    };
-    println!(
-        "replayed {} oplog entries ({} commands, {} documents written, {} other entries skipped) in {:.2} s ({rate:.0} entries/s){}",
-        r.applied,
-        r.commands,
-        r.documents_written,
-        r.skipped,
-        r.seconds,
-        r.last
-            .map(|t| format!("; last applied {}", super::mongodb::show(t)))
-            .unwrap_or_default()
-    );
-}
-
-/// Without captured oplog the restored state is the snapshot's own moment: say which.
-fn at_hint(snap: &repo::snapshot::Snapshot) -> Option<String> {
-    let t = snap.mongodb.as_ref()?.cluster_time?;
-    Some(format!(
-        "state as of the snapshot ({}); no oplog was captured for this source \
-         (`repo mongodb follow` makes every second restorable)",
-        super::mongodb::show(t)
-    ))
+    if let Some(rp) = &r.replay {
+        let rate = if rp.seconds > 0.0 {
+            rp.applied as f64 / rp.seconds
+        } else {
+            0.0
+        };
+        println!(
+            "replayed {} oplog entries ({} commands, {} documents written, {} other entries skipped) in {:.2} s ({rate:.0} entries/s){}",
+            rp.applied,
+            rp.commands,
+            rp.documents_written,
+            rp.skipped,
+            rp.seconds,
+            rp.last
+                .map(|t| format!("; last applied {t}"))
+                .unwrap_or_default()
+        );
+    } else if let Some(t) = r.state_as_of {
+        // Without captured oplog the restored state is the snapshot's own moment.
+        println!(
+            "state as of the snapshot ({t}); no oplog was captured for this source \
+             (`repo mongodb follow` makes every second restorable)"
+        );
+    }
+    if r.dry_run {
+        println!("dry run: nothing was written");
+    }
 }

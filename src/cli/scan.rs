@@ -4,11 +4,8 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::print_json;
-use repo::ops::scan;
-use repo::selection::SnapshotFilter;
-
-/// Exit code when files were found missing or corrupted.
-pub const EXIT_LOST: i32 = 4;
+use repo::ops::scan::{self, ScanOf, ScanOutcome, ScanReport, ScanRequest};
+use repo::ops::select::SnapshotRef;
 
 /// Arguments of `repo scan`.
 #[derive(clap::Args, Debug)]
@@ -30,37 +27,60 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    if let Some(uri) = &a.mongodb_uri {
-        if a.snapshot.is_some() {
-            anyhow::bail!("with --mongodb-uri give at most one argument: the snapshot");
+    let read = a.read;
+    let req = request(a)?;
+    let repo = g.open(false)?;
+    let outcome = scan::run(&repo, &req, &g.ctx())?;
+    let code = if outcome.lost() {
+        super::exit::LOST
+    } else {
+        super::exit::OK
+    };
+    if g.json {
+        print_json(&outcome)?;
+        return Ok(code);
+    }
+    match &outcome {
+        ScanOutcome::Files(r) => print_files(r, read),
+        #[cfg(feature = "mongo")]
+        ScanOutcome::Mongodb(r) => print_mongo(r),
+    }
+    Ok(code)
+}
+
+/// The arguments as a request: a live path (and maybe a snapshot), or a server.
+fn request(a: Args) -> Result<ScanRequest> {
+    if let Some(uri) = a.mongodb_uri {
+        #[cfg(not(feature = "mongo"))]
+        anyhow::bail!("this build has no MongoDB support (feature mongo); cannot scan {uri}");
+        #[cfg(feature = "mongo")]
+        {
+            if a.snapshot.is_some() {
+                anyhow::bail!("with --mongodb-uri give at most one argument: the snapshot");
+            }
+            return Ok(ScanRequest {
+                snapshot: a.path.map(SnapshotRef::id),
+                of: ScanOf::Mongodb {
+                    uri: repo::mongo::uri::ConnectionString::new(uri),
+                    namespaces: a.namespaces,
+                },
+            });
         }
-        return run_mongo(g, uri, a.path.as_deref(), &a.namespaces);
     }
     let Some(path) = a.path else {
         anyhow::bail!("give a PATH to scan (or --mongodb-uri URI)");
     };
-    let path = repo::source::fs::absolute(std::path::Path::new(&path))?
-        .display()
-        .to_string();
-    let repo = g.open(false)?;
-    let snap = match &a.snapshot {
-        Some(s) => repo.find_snapshot(s)?,
-        None => {
-            let f = SnapshotFilter {
-                paths: vec![path.clone()],
-                ..Default::default()
-            };
-            f.apply(repo.snapshots()?)
-                .pop()
-                .ok_or_else(|| anyhow::anyhow!("no snapshot contains {path}"))?
-        }
-    };
-    let r = scan::scan(&repo, &snap, &path, a.read)?;
-    let code = if r.lost() { EXIT_LOST } else { 0 };
-    if g.json {
-        print_json(&r)?;
-        return Ok(code);
-    }
+    Ok(ScanRequest {
+        snapshot: a.snapshot.map(SnapshotRef::id),
+        of: ScanOf::Files {
+            path: path.into(),
+            read: a.read,
+        },
+    })
+}
+
+fn print_files(r: &ScanReport, read: bool) {
+    let path = r.path.as_str();
     let id = &r.snapshot;
     let section = |title: &str, items: &[String], advice: String| {
         if items.is_empty() {
@@ -105,7 +125,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             "  -> stored once in the repository; remove live copies only if they are not needed"
         );
     }
-    if !a.read {
+    if !read {
         println!("(contents not read: add --read to detect corruption)");
     }
     if r.lost() {
@@ -117,50 +137,14 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     } else {
         println!("nothing lost");
     }
-    Ok(code)
 }
 
-/// `repo scan --mongodb-uri`.
-fn run_mongo(
-    g: &GlobalOpts,
-    uri: &str,
-    snapshot: Option<&str>,
-    namespaces: &[String],
-) -> Result<i32> {
-    let repo = g.open(false)?;
-    let snap = match snapshot {
-        Some(s) => repo.find_snapshot(s)?,
-        None => {
-            let live = repo::source::mongodb::redact(uri);
-            let f = SnapshotFilter {
-                source: Some("mongodb".into()),
-                ..Default::default()
-            };
-            let mut snaps = f.apply(repo.snapshots()?);
-            // Prefer snapshots of this very server; any MongoDB snapshot otherwise.
-            let same: Vec<_> = snaps
-                .iter()
-                .filter(|s| s.paths.contains(&live))
-                .cloned()
-                .collect();
-            if !same.is_empty() {
-                snaps = same;
-            }
-            snaps
-                .pop()
-                .ok_or_else(|| anyhow::anyhow!("no snapshot holds MongoDB collections"))?
-        }
-    };
-    let r = repo::ops::scan_mongo::run(&repo, &snap, uri, namespaces)?;
-    let code = if r.lost() { EXIT_LOST } else { 0 };
-    if g.json {
-        print_json(&r)?;
-        return Ok(code);
-    }
+#[cfg(feature = "mongo")]
+fn print_mongo(r: &repo::mongo::scan::MongoScan) {
     println!(
         "compared with snapshot {} ({})",
         r.snapshot,
-        snap.time.format("%Y-%m-%d %H:%M:%S UTC")
+        r.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC")
     );
     for c in &r.collections {
         if c.missing {
@@ -208,5 +192,4 @@ fn run_mongo(
             r.snapshot
         );
     }
-    Ok(code)
 }

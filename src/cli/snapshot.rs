@@ -1,15 +1,12 @@
 //! `repo snapshot`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
-use repo::lock::LockKind;
-use repo::ops::snapshot::{self, ParentChoice, SnapshotOptions};
-use repo::progress::{Display, Progress};
+use repo::ops::snapshot::{self, MongoSourceRequest, ParentChoice, SnapshotRequest};
 use repo::source::exclude::ExcludeSettings;
 
 /// Arguments of `repo snapshot`.
@@ -66,76 +63,9 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let mut excludes = ExcludeSettings {
-        patterns: a.excludes,
-        if_present: a.exclude_if_present,
-        one_file_system: a.one_file_system,
-    };
-    for f in &a.exclude_files {
-        excludes.add_file(f)?;
-    }
-    let parent = match (a.force_full, a.parent) {
-        (true, _) => ParentChoice::None,
-        (false, Some(p)) => ParentChoice::Given(p),
-        (false, None) => ParentChoice::Auto,
-    };
-    // A positional mongodb:// argument is the server, like --mongodb-uri.
-    let mut uri = a.mongodb_uri;
-    let mut paths = Vec::new();
-    for p in a.paths {
-        let text = p.to_string_lossy();
-        if text.starts_with("mongodb://") || text.starts_with("mongodb+srv://") {
-            if uri.replace(text.to_string()).is_some() {
-                anyhow::bail!("give one MongoDB connection string per snapshot");
-            }
-        } else {
-            paths.push(p);
-        }
-    }
-    if uri.is_none() && !(a.dbs.is_empty() && a.collections.is_empty()) {
-        anyhow::bail!("--db and --collection need a MongoDB connection string (--mongodb-uri)");
-    }
-    // Connect (and fail on a bad server or password) before touching the repository.
-    let mongo = uri
-        .map(|u| {
-            let sel = repo::source::mongodb::MongoSelection {
-                dbs: a.dbs,
-                collections: a.collections,
-            };
-            repo::source::mongodb::MongoBackup::new(&u, &sel)
-        })
-        .transpose()?;
-    let (repo, _lock) = g.open_locked(true, LockKind::Shared, "snapshot")?;
-    if let Some(m) = &mongo {
-        if !g.quiet && m.record().consistency != "snapshot" {
-            eprintln!(
-                "note: {} is not a replica set: each collection is consistent on its own, \
-                 not across collections",
-                m.record().uri
-            );
-        }
-        for ns in m.left_out() {
-            eprintln!("note: {ns} is managed by the server and not backed up");
-        }
-    }
-    let opts = SnapshotOptions {
-        mongodb: mongo.as_ref().map(|m| m.record()),
-        paths,
-        tags: a.tags,
-        host: a.host,
-        threads: a.threads,
-        parent,
-        excludes,
-    };
-    let progress = Arc::new(Progress::default());
-    let display = Display::start(progress.clone(), "backing up", g.show_progress());
-    let virtual_sources: Vec<&dyn repo::source::VirtualSource> = mongo
-        .as_ref()
-        .map(|m| m as &dyn repo::source::VirtualSource)
-        .into_iter()
-        .collect();
-    let snap = snapshot::run_with(&repo, &opts, &virtual_sources, progress)?;
-    drop(display);
+    let req = request(a)?;
+    let repo = g.open(true)?;
+    let snap = snapshot::run(&repo, &req, &g.ctx())?;
     let s = &snap.summary;
     if g.json {
         print_json(&snap)?;
@@ -182,7 +112,50 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         for k in &unread {
             eprintln!("  {}: {}", k.path, k.error);
         }
-        return Ok(super::EXIT_INCOMPLETE);
+        return Ok(super::exit::INCOMPLETE);
     }
     Ok(0)
+}
+
+/// The arguments as a request.
+fn request(a: Args) -> Result<SnapshotRequest> {
+    let parent = match (a.force_full, a.parent) {
+        (true, _) => ParentChoice::None,
+        (false, Some(p)) => ParentChoice::Given(p),
+        (false, None) => ParentChoice::Auto,
+    };
+    // A positional mongodb:// argument is the server, like --mongodb-uri.
+    let mut uri = a.mongodb_uri;
+    let mut paths = Vec::new();
+    for p in a.paths {
+        let text = p.to_string_lossy();
+        if text.starts_with("mongodb://") || text.starts_with("mongodb+srv://") {
+            if uri.replace(text.to_string()).is_some() {
+                anyhow::bail!("give one MongoDB connection string per snapshot");
+            }
+        } else {
+            paths.push(p);
+        }
+    }
+    if uri.is_none() && !(a.dbs.is_empty() && a.collections.is_empty()) {
+        anyhow::bail!("--db and --collection need a MongoDB connection string (--mongodb-uri)");
+    }
+    Ok(SnapshotRequest {
+        paths,
+        mongodb: uri.map(|u| MongoSourceRequest {
+            uri: repo::mongo::uri::ConnectionString::new(u),
+            dbs: a.dbs,
+            collections: a.collections,
+        }),
+        tags: a.tags,
+        host: a.host,
+        threads: a.threads,
+        parent,
+        excludes: ExcludeSettings {
+            patterns: a.excludes,
+            if_present: a.exclude_if_present,
+            one_file_system: a.one_file_system,
+        },
+        exclude_files: a.exclude_files,
+    })
 }

@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json, table};
+use repo::ops::snapshots::{self, SnapshotsRequest};
 use repo::selection::{group, SnapshotFilter};
 use repo::snapshot::Snapshot;
 use repo::timespec::parse_time;
@@ -13,13 +14,13 @@ use repo::timespec::parse_time;
 pub struct FilterArgs {
     /// Only snapshots of this host (repeatable)
     #[arg(long = "host")]
-    hosts: Vec<String>,
+    pub hosts: Vec<String>,
     /// Only snapshots that contain this path (repeatable)
     #[arg(long = "path")]
-    paths: Vec<String>,
+    pub paths: Vec<String>,
     /// Only snapshots with this tag (repeatable: all must match)
     #[arg(long = "tag")]
-    tags: Vec<String>,
+    pub tags: Vec<String>,
     /// Only snapshots of this source kind
     #[arg(long, value_parser = ["files", "mongodb"])]
     source: Option<String>,
@@ -63,21 +64,17 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let f = a.filter.filter()?;
+    let req = SnapshotsRequest {
+        filter: a.filter.filter()?,
+        latest: a.latest,
+    };
     let repo = g.open(false)?;
-    let mut groups = group(f.apply(repo.snapshots()?));
-    if let Some(n) = a.latest {
-        for series in groups.values_mut() {
-            let drop = series.len().saturating_sub(n);
-            series.drain(..drop);
-        }
-    }
+    let snaps = snapshots::run(&repo, &req, &g.ctx())?;
     if g.json {
-        let mut all: Vec<Snapshot> = groups.into_values().flatten().collect();
-        all.sort_by_key(|s| s.time);
-        print_json(&all)?;
+        print_json(&snaps)?;
         return Ok(0);
     }
+    let groups = group(snaps);
     let mut total = 0;
     for (key, series) in &groups {
         total += series.len();

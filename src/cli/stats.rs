@@ -1,10 +1,11 @@
-//! `repo stats` and `repo settings`.
+//! `repo stats`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json, table};
-use repo::settings::Settings;
+use repo::ops::select::SnapshotRef;
+use repo::ops::stats::{self, StatsRequest};
 
 /// Arguments of `repo stats`.
 #[derive(clap::Args, Debug)]
@@ -15,8 +16,10 @@ pub struct Args {
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = g.open(false)?;
-    let only = a.snapshot.map(|s| repo.find_snapshot(&s)).transpose()?;
-    let st = repo::ops::stats::run(&repo, only.as_ref())?;
+    let req = StatsRequest {
+        snapshot: a.snapshot.map(SnapshotRef::id),
+    };
+    let st = stats::run(&repo, &req, &g.ctx())?;
     if g.json {
         print_json(&st)?;
         return Ok(0);
@@ -80,77 +83,5 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         )
         .trim_end()
     );
-    Ok(0)
-}
-
-/// Arguments of `repo settings`.
-#[derive(clap::Args, Debug)]
-pub struct SettingsArgs {
-    /// Set the size quota ("500GiB", "2TB", "1000000") or remove it ("none")
-    #[arg(long, value_name = "SIZE|none")]
-    quota: Option<String>,
-    /// Remove the stored retention policy
-    #[arg(long)]
-    clear_policy: bool,
-}
-
-/// Parses "500GiB", "2 TB", "10m", "4096".
-pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("cannot read {s:?} as a size; use e.g. 500GiB or 2TB"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "kb" => 1e3,
-        "m" | "mib" => 1024f64.powi(2),
-        "mb" => 1e6,
-        "g" | "gib" => 1024f64.powi(3),
-        "gb" => 1e9,
-        "t" | "tib" => 1024f64.powi(4),
-        "tb" => 1e12,
-        _ => bail!("cannot read {s:?} as a size; use e.g. 500GiB or 2TB"),
-    };
-    Ok((n * mult) as u64)
-}
-
-pub fn run_settings(g: &GlobalOpts, a: SettingsArgs) -> Result<i32> {
-    let repo = g.open(false)?;
-    let mut s = Settings::load(repo.backend(), repo.key())?;
-    let mut changed = false;
-    if let Some(q) = &a.quota {
-        s.quota_bytes = if q == "none" {
-            None
-        } else {
-            Some(parse_size(q)?)
-        };
-        changed = true;
-    }
-    if a.clear_policy {
-        s.retention = None;
-        changed = true;
-    }
-    if changed {
-        s.save(repo.backend(), repo.key())?;
-    }
-    if g.json {
-        print_json(&s)?;
-        return Ok(0);
-    }
-    match &s.retention {
-        Some(p) => println!("retention policy: {}", p.describe()),
-        None => println!(
-            "retention policy: none (save one with `repo forget --keep-... --save-policy`)"
-        ),
-    }
-    match s.quota_bytes {
-        Some(q) => println!("quota: {} ({} used)", bytes(q), bytes(repo.total_size()?)),
-        None => println!("quota: none"),
-    }
     Ok(0)
 }

@@ -85,7 +85,7 @@ impl StoreOpts {
         let rate = |flag: &Option<String>, k: &str| -> Result<Option<u64>> {
             match flag.clone().or_else(|| get(k)) {
                 Some(v) => {
-                    let n = super::stats::parse_size(&v).with_context(|| format!("--{k} {v:?}"))?;
+                    let n = super::fmt::parse_size(&v).with_context(|| format!("--{k} {v:?}"))?;
                     if n == 0 {
                         bail!("--{k} must be above 0");
                     }
@@ -94,6 +94,10 @@ impl StoreOpts {
                 None => Ok(None),
             }
         };
+        // Only test builds inject faults; any other build never reads the variable.
+        #[cfg(not(feature = "testing"))]
+        let fault_ratio = None;
+        #[cfg(feature = "testing")]
         let fault_ratio = match std::env::var("REPO_TEST_FAULT_RATIO") {
             Ok(v) if !v.is_empty() => Some(
                 v.parse::<f64>()

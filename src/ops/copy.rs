@@ -16,19 +16,25 @@ use std::collections::{HashMap, HashSet};
 use rayon::prelude::*;
 
 use crate::backend::with_read_threads;
-use crate::blob::{self, BlobKind};
+use crate::blob::BlobKind;
 use crate::copy_map::ChunkMap;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, ChunkId, SliceId, SnapshotId, TreeId};
 use crate::index::BlobLocation;
-use crate::oplog::coverage::snapshot_point;
-use crate::oplog::slice::{slice_path, Slice};
+use crate::lock::LockKind;
+use crate::mongo::oplog::coverage::snapshot_point;
+use crate::mongo::oplog::slice::{slice_path, Slice};
+use crate::ops::context::{Ctx, Phase};
+use crate::ops::select::{self, SnapshotRef};
 use crate::pack::pack_path;
 use crate::pack::runs::{read_runs, span};
-use crate::packer::Packer;
+use crate::progress::Progress;
 use crate::repository::Repository;
+use crate::selection::SnapshotFilter;
 use crate::snapshot::Snapshot;
+use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::{self, Tree};
+use crate::writer::BlobWriter;
 
 /// What one copy run did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -55,7 +61,7 @@ pub struct CopyReport {
 struct Copier<'a> {
     src: &'a Repository,
     dst: &'a Repository,
-    packer: Packer<'a>,
+    writer: BlobWriter<'a>,
     chunks: HashMap<ChunkId, ChunkId>,
     trees: HashMap<TreeId, TreeId>,
     /// Translations of earlier copies, so chunks the destination holds are not read.
@@ -66,11 +72,7 @@ struct Copier<'a> {
 
 impl Copier<'_> {
     fn store(&mut self, kind: BlobKind, id: BlobId, data: &[u8]) -> Result<()> {
-        if self.dst.index()?.contains(kind, &id)? {
-            return Ok(());
-        }
-        let sealed = blob::seal(self.dst.key(), data, self.dst.config().compression_level);
-        self.packer.add(kind, id, &sealed, data.len() as u32)
+        self.writer.store(kind, id, data).map(drop)
     }
 
     /// The destination id of a chunk; [`Copier::prefetch`] has normally translated it.
@@ -120,17 +122,22 @@ impl Copier<'_> {
     /// and translates it; the tree pass then finds them all translated.
     fn prefetch(&mut self, roots: &[TreeId], extra: &[ChunkId]) -> Result<()> {
         let mut wanted: Vec<ChunkId> = extra.to_vec();
-        let mut trees: Vec<TreeId> = roots.to_vec();
         let mut seen_trees: HashSet<TreeId> = HashSet::new();
-        while let Some(t) = trees.pop() {
-            if !seen_trees.insert(t) || self.trees.contains_key(&t) {
-                continue;
-            }
-            for node in self.src.load_tree(&t)?.nodes {
-                wanted.extend(node.content);
-                trees.extend(node.subtree);
-            }
-        }
+        let translated = &self.trees;
+        TreeWalk::new(self.src).walk_trees(
+            roots,
+            &mut |t| {
+                Ok(if seen_trees.insert(*t) && !translated.contains_key(t) {
+                    Visit::Descend
+                } else {
+                    Visit::Skip
+                })
+            },
+            &mut |node| {
+                wanted.extend(node.content.iter().copied());
+                Ok(())
+            },
+        )?;
         let index = self.src.index()?;
         let mut need: Vec<(ChunkId, BlobLocation)> = Vec::new();
         let mut queued: HashSet<ChunkId> = HashSet::new();
@@ -200,14 +207,46 @@ fn has_copy(existing: &[Snapshot], s: &Snapshot) -> bool {
         .any(|d| d.time == s.time && d.host == s.host && d.paths == s.paths && d.tags == s.tags)
 }
 
-/// Copies `snapshots` (all of them when empty) from `src` into `dst`.
-pub fn run(src: &Repository, dst: &Repository, snapshots: &[Snapshot]) -> Result<CopyReport> {
+/// `copy`: which snapshots of the source.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CopyRequest {
+    /// The snapshots to copy; empty: every snapshot passing `filter`.
+    pub snapshots: Vec<SnapshotRef>,
+    /// Without `snapshots`: which ones.
+    pub filter: SnapshotFilter,
+}
+
+/// Copies the snapshots `req` names from `src` into `dst` (shared locks on both;
+/// already copied ones are skipped). Cancelled, it stops between trees and writes no
+/// snapshot object.
+pub fn run(src: &Repository, dst: &Repository, req: &CopyRequest, ctx: &Ctx) -> Result<CopyReport> {
+    let _dst_lock = dst.lock_for(LockKind::Shared, "copy")?;
+    let _src_lock = src.lock_for(LockKind::Shared, "copy (source)")?;
+    let snapshots = if req.snapshots.is_empty() {
+        select::matching(src, &req.filter)?
+    } else {
+        select::snapshots(src, &req.snapshots)?
+    };
+    let progress = ctx.phase(Phase::Copying);
+    let r = copy(src, dst, &snapshots, ctx, &progress);
+    ctx.phase_done(Phase::Copying);
+    r
+}
+
+fn copy(
+    src: &Repository,
+    dst: &Repository,
+    snapshots: &[Snapshot],
+    ctx: &Ctx,
+    progress: &Progress,
+) -> Result<CopyReport> {
     let existing = dst.snapshots()?;
     let mut report = CopyReport::default();
     let mut copier = Copier {
         src,
         dst,
-        packer: Packer::new(dst),
+        writer: BlobWriter::new(dst),
         chunks: HashMap::new(),
         trees: HashMap::new(),
         earlier: ChunkMap::load(dst.cache_dir(), &src.config().id),
@@ -222,17 +261,21 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[Snapshot]) -> Result
     let slice_chunks: Vec<ChunkId> = slices.iter().flat_map(|s| s.chunks.clone()).collect();
     copier.prefetch(&roots, &slice_chunks)?;
     let mut pending = Vec::new();
+    progress.set_totals(to_copy.len() as u64, 0);
     for s in to_copy {
+        ctx.check()?;
         let root = copier.tree(s.tree)?;
         pending.push((s, root));
+        progress.done(1, 0);
     }
+    ctx.check()?;
     for slice in &mut slices {
         for c in &mut slice.chunks {
             *c = copier.chunk(*c)?;
         }
     }
     // Every pack and segment is durable before the first snapshot object names them.
-    let stats = copier.packer.finish()?;
+    let stats = copier.writer.finish()?;
     report.blobs_added = stats.blobs;
     report.bytes_added = stats.pack_bytes;
     report.chunks_read = copier.chunks_read;
@@ -280,7 +323,7 @@ fn slices_to_copy(
         .iter()
         .filter_map(|o| o.path.rsplit('/').next()?.parse().ok())
         .collect();
-    Ok(crate::oplog::load_slices(src)?
+    Ok(crate::mongo::oplog::load_slices(src)?
         .into_iter()
         .filter(|s| oldest.get(s.source.as_str()).is_some_and(|t| s.until > *t))
         .filter(|s| !have.contains(&s.id))

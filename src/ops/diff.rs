@@ -1,10 +1,12 @@
 //! `repo diff`: what changed between two snapshots, found by walking both trees at once
 //! and skipping every subtree whose id is equal in both.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::id::TreeId;
+use crate::id::{SnapshotId, TreeId};
+use crate::ops::context::Ctx;
+use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind, Tree};
 
@@ -36,6 +38,75 @@ pub struct DiffEntry {
     pub size_before: Option<u64>,
     /// Size in the second snapshot.
     pub size_after: Option<u64>,
+}
+
+/// `diff`: two snapshots.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffRequest {
+    /// The older snapshot.
+    pub from: SnapshotRef,
+    /// The newer snapshot.
+    pub to: SnapshotRef,
+}
+
+/// Counts of a diff.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DiffTotals {
+    /// Paths only in `to`.
+    pub added: u64,
+    /// Paths only in `from`.
+    pub removed: u64,
+    /// Paths whose content differs.
+    pub modified: u64,
+    /// Paths whose metadata only differs.
+    pub metadata: u64,
+    /// Bytes of added files.
+    pub bytes_added: u64,
+    /// Bytes of removed files.
+    pub bytes_removed: u64,
+}
+
+/// What changed between two snapshots.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffReport {
+    /// The older snapshot.
+    pub from: SnapshotId,
+    /// The newer snapshot.
+    pub to: SnapshotId,
+    /// Every changed path, in path order.
+    pub changes: Vec<DiffEntry>,
+    /// Their counts.
+    pub totals: DiffTotals,
+}
+
+/// Compares two snapshots (no lock: it only reads).
+pub fn run(repo: &Repository, req: &DiffRequest, ctx: &Ctx) -> Result<DiffReport> {
+    let from = select::snapshot(repo, &req.from, &[])?;
+    let to = select::snapshot(repo, &req.to, &[])?;
+    ctx.check()?;
+    let changes = diff(repo, &from.tree, &to.tree)?;
+    let mut t = DiffTotals::default();
+    for c in &changes {
+        match c.change {
+            Change::Added => {
+                t.added += 1;
+                t.bytes_added += c.size_after.unwrap_or(0);
+            }
+            Change::Removed => {
+                t.removed += 1;
+                t.bytes_removed += c.size_before.unwrap_or(0);
+            }
+            Change::Modified => t.modified += 1,
+            Change::Metadata => t.metadata += 1,
+        }
+    }
+    Ok(DiffReport {
+        from: from.id,
+        to: to.id,
+        changes,
+        totals: t,
+    })
 }
 
 /// Lists every difference between the trees `a` and `b`, in path order.

@@ -1,16 +1,15 @@
 //! `repo find`: which snapshots hold a path matching a glob.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use globset::{GlobBuilder, GlobMatcher};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::id::TreeId;
+use crate::ops::context::Ctx;
+use crate::ops::select;
 use crate::repository::Repository;
-use crate::snapshot::Snapshot;
-use crate::tree::{Node, NodeKind, Tree};
+use crate::selection::SnapshotFilter;
+use crate::tree::walk::{TreeWalk, Visit};
+use crate::tree::NodeKind;
 
 /// A compiled find pattern: without `/` it matches names, with `/` whole snapshot paths.
 pub struct Pattern {
@@ -61,16 +60,41 @@ pub struct Found {
     pub mtime: String,
 }
 
-/// Searches `snaps` for paths matching `pat`. Trees shared by several snapshots are read
-/// once.
-pub fn find(repo: &Repository, snaps: &[Snapshot], pat: &Pattern) -> Result<Vec<Found>> {
-    let mut cache: HashMap<TreeId, Arc<Tree>> = HashMap::new();
-    let mut out = Vec::new();
-    for s in snaps {
-        walk(repo, &mut cache, &s.tree, "", &mut |path, node| {
+/// `find`: a glob, and which snapshots to search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindRequest {
+    /// Without "/" it matches names (`*.pdf`), with "/" whole snapshot paths.
+    pub pattern: String,
+    /// Which snapshots to search (default: all).
+    #[serde(default)]
+    pub filter: SnapshotFilter,
+}
+
+/// Every match (serialized as the list of matches).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct FindReport {
+    /// The matches, by snapshot (oldest first), then path.
+    pub matches: Vec<Found>,
+    /// Snapshots searched.
+    #[serde(skip)]
+    pub snapshots_searched: usize,
+}
+
+/// Searches the snapshots `req.filter` passes for paths matching `req.pattern`. Trees
+/// shared by several snapshots are read once. No lock: it only reads.
+pub fn run(repo: &Repository, req: &FindRequest, ctx: &Ctx) -> Result<FindReport> {
+    let pat = Pattern::new(&req.pattern)?;
+    let snaps = select::matching(repo, &req.filter)?;
+    let mut walk = TreeWalk::remembering(repo);
+    let mut matches = Vec::new();
+    for s in &snaps {
+        ctx.check()?;
+        walk.walk(&s.tree, "", &mut |path, node| {
             let name = node.display_name();
             if pat.matches(path, &name) {
-                out.push(Found {
+                matches.push(Found {
                     snapshot: s.id.short(),
                     time: s.time.to_rfc3339(),
                     path: path.to_string(),
@@ -79,34 +103,13 @@ pub fn find(repo: &Repository, snaps: &[Snapshot], pat: &Pattern) -> Result<Vec<
                     mtime: crate::tree::format_time(node.mtime),
                 });
             }
+            Ok(Visit::Descend)
         })?;
     }
-    Ok(out)
-}
-
-fn walk(
-    repo: &Repository,
-    cache: &mut HashMap<TreeId, Arc<Tree>>,
-    id: &TreeId,
-    prefix: &str,
-    f: &mut dyn FnMut(&str, &Node),
-) -> Result<()> {
-    let tree = match cache.get(id) {
-        Some(t) => t.clone(),
-        None => {
-            let t = Arc::new(repo.load_tree(id)?);
-            cache.insert(*id, t.clone());
-            t
-        }
-    };
-    for node in &tree.nodes {
-        let path = format!("{prefix}/{}", node.display_name());
-        f(&path, node);
-        if let Some(sub) = &node.subtree {
-            walk(repo, cache, sub, &path, f)?;
-        }
-    }
-    Ok(())
+    Ok(FindReport {
+        matches,
+        snapshots_searched: snaps.len(),
+    })
 }
 
 #[cfg(test)]

@@ -2,13 +2,136 @@
 //! Only snapshot objects are deleted; their data stays until `prune` reclaims it, so a
 //! forget never endangers another snapshot.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::SnapshotId;
+use crate::lock::LockKind;
+use crate::ops::context::Ctx;
+use crate::ops::prune::{PruneReport, PruneRequest};
 use crate::repository::Repository;
 use crate::retention::{group, Decision, GroupBy, GroupKey, RetentionPolicy};
+use crate::selection::SnapshotFilter;
+use crate::settings::Settings;
 use crate::snapshot::{snapshot_path, Snapshot};
+
+/// `forget`: which snapshots go — by id, or by a retention policy (the given one, else
+/// the repository's stored one).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForgetRequest {
+    /// Snapshots to remove (ids or unique prefixes; damaged ones included). Without, the
+    /// policy decides.
+    pub ids: Vec<String>,
+    /// The policy (empty: the repository's stored one).
+    pub policy: RetentionPolicy,
+    /// Store `policy` as the repository's policy first.
+    pub save_policy: bool,
+    /// The policy applies per group of snapshots with equal host, paths and source.
+    pub group_by: GroupBy,
+    /// Only snapshots passing this filter are considered.
+    pub filter: SnapshotFilter,
+    /// Only report what would be removed.
+    pub dry_run: bool,
+    /// Prune afterwards with these settings (its `dry_run` follows the forget's).
+    pub prune: Option<PruneRequest>,
+}
+
+/// What forget removed (or, with `dry_run`, would remove).
+#[derive(Debug, Default, Serialize)]
+pub struct ForgetReport {
+    /// Nothing was removed.
+    pub dry_run: bool,
+    /// The policy applied (absent when snapshots were named by id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RetentionPolicy>,
+    /// The policy was stored as the repository's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub policy_saved: bool,
+    /// Per group: every snapshot and its fate (policy only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupOutcome>,
+    /// Snapshots removed.
+    pub removed: Vec<SnapshotId>,
+    /// Snapshots kept by the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<usize>,
+    /// Oplog slices removed because only the removed snapshots could use them.
+    pub oplog_slices_removed: usize,
+    /// The prune that followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneReport>,
+}
+
+/// Removes snapshots under the shared lock (then prunes under the exclusive one, when
+/// asked).
+pub fn run(repo: &Repository, req: &ForgetRequest, ctx: &Ctx) -> Result<ForgetReport> {
+    let lock = repo.lock_to_free_space(LockKind::Shared, "forget")?;
+    let mut report = ForgetReport {
+        dry_run: req.dry_run,
+        ..ForgetReport::default()
+    };
+    if req.save_policy {
+        req.policy.validate()?;
+        let mut settings = Settings::load(repo.backend(), repo.key())?;
+        settings.retention = Some(req.policy.clone());
+        settings.save(repo.backend(), repo.key())?;
+        report.policy_saved = true;
+    }
+    if !req.ids.is_empty() {
+        if !req.policy.is_empty() {
+            return Err(Error::Invalid(
+                "give snapshot ids or --keep-* options, not both".into(),
+            ));
+        }
+        for sel in &req.ids {
+            report.removed.push(repo.resolve_snapshot_id(sel)?);
+        }
+    } else {
+        let policy = if req.policy.is_empty() {
+            Settings::load(repo.backend(), repo.key())?
+                .retention
+                .ok_or_else(|| {
+                    Error::Invalid(
+                        "no retention policy: give --keep-last/--keep-daily/... (add \
+                         --save-policy to store them in the repository) or snapshot ids"
+                            .into(),
+                    )
+                })?
+        } else {
+            req.policy.clone()
+        };
+        let snaps = req.filter.apply(repo.snapshots()?);
+        report.groups = plan(snaps, &policy, req.group_by)?;
+        let decisions = report.groups.iter().flat_map(|o| &o.decisions);
+        report.kept = Some(decisions.clone().filter(|d| d.keep).count());
+        report.removed = decisions
+            .filter(|d| !d.keep)
+            .map(|d| d.snapshot.id)
+            .collect();
+        report.policy = Some(policy);
+    }
+    ctx.check()?;
+    if !req.dry_run {
+        remove_ids(repo, &report.removed)?;
+    }
+    // Oplog slices only the removed snapshots could use go with them.
+    let slices = unneeded_slices(repo, &report.removed)?;
+    if !req.dry_run {
+        remove_slices(repo, &slices)?;
+    }
+    report.oplog_slices_removed = slices.len();
+    drop(lock);
+    if let Some(p) = &req.prune {
+        // Prune needs the repository alone: the shared lock is released first.
+        let p = PruneRequest {
+            dry_run: req.dry_run,
+            ..p.clone()
+        };
+        report.prune = Some(crate::ops::prune::run(repo, &p, ctx)?);
+    }
+    Ok(report)
+}
 
 /// One group's outcome.
 #[derive(Debug, Serialize)]
@@ -20,11 +143,7 @@ pub struct GroupOutcome {
 }
 
 /// Applies `policy` to `snaps` (already filtered) grouped by `by`.
-pub fn plan(
-    snaps: Vec<Snapshot>,
-    policy: &RetentionPolicy,
-    by: GroupBy,
-) -> Result<Vec<GroupOutcome>> {
+fn plan(snaps: Vec<Snapshot>, policy: &RetentionPolicy, by: GroupBy) -> Result<Vec<GroupOutcome>> {
     policy.validate()?;
     group(snaps, by)
         .into_iter()
@@ -37,14 +156,8 @@ pub fn plan(
         .collect()
 }
 
-/// Deletes the snapshot objects of `snaps`; returns how many were removed.
-pub fn remove(repo: &Repository, snaps: &[&Snapshot]) -> Result<usize> {
-    let ids: Vec<SnapshotId> = snaps.iter().map(|s| s.id).collect();
-    remove_ids(repo, &ids)
-}
-
 /// Deletes snapshot objects by id (damaged ones included); returns how many.
-pub fn remove_ids(repo: &Repository, ids: &[SnapshotId]) -> Result<usize> {
+fn remove_ids(repo: &Repository, ids: &[SnapshotId]) -> Result<usize> {
     for id in ids {
         repo.backend().delete(&snapshot_path(id))?;
     }
@@ -54,19 +167,19 @@ pub fn remove_ids(repo: &Repository, ids: &[SnapshotId]) -> Result<usize> {
 /// Oplog slices no remaining snapshot can use: per source, those that end before the
 /// oldest remaining snapshot's cluster time (replay only ever starts at a snapshot).
 /// Sources without any snapshot keep their slices (a snapshot may still be copied in).
-pub fn unneeded_slices(
+fn unneeded_slices(
     repo: &Repository,
     removed: &[crate::id::SnapshotId],
-) -> Result<Vec<crate::oplog::slice::Slice>> {
+) -> Result<Vec<crate::mongo::oplog::slice::Slice>> {
     let mut snaps = repo.snapshots()?;
     snaps.retain(|s| !removed.contains(&s.id));
-    let slices = crate::oplog::load_slices(repo)?;
+    let slices = crate::mongo::oplog::load_slices(repo)?;
     Ok(slices
         .into_iter()
         .filter(|s| {
             snaps
                 .iter()
-                .filter_map(crate::oplog::coverage::snapshot_point)
+                .filter_map(crate::mongo::oplog::coverage::snapshot_point)
                 .filter(|(src, _)| *src == s.source)
                 .map(|(_, t)| t)
                 .min()
@@ -76,10 +189,10 @@ pub fn unneeded_slices(
 }
 
 /// Deletes slice objects; their chunks stay until `prune`.
-pub fn remove_slices(repo: &Repository, slices: &[crate::oplog::slice::Slice]) -> Result<usize> {
+fn remove_slices(repo: &Repository, slices: &[crate::mongo::oplog::slice::Slice]) -> Result<usize> {
     for s in slices {
         repo.backend()
-            .delete(&crate::oplog::slice::slice_path(&s.id))?;
+            .delete(&crate::mongo::oplog::slice::slice_path(&s.id))?;
     }
     Ok(slices.len())
 }

@@ -2,12 +2,78 @@
 //! wraps the same master key. Adding a key never touches the others; the last key can
 //! never be removed (the repository would be lost).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::KeyId;
 use crate::key::{KdfParams, KeyFile};
+use crate::ops::context::Ctx;
 use crate::repository::{key_path, Repository};
+use crate::secret::Password;
+
+/// `key`: list, add, remove, or change the password of the key in use.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyRequest {
+    /// List the keys.
+    List,
+    /// Add a key for another password.
+    Add {
+        /// The new password.
+        password: Password,
+    },
+    /// Remove a key (not the last one, nor the one in use).
+    Remove {
+        /// Key id or unique prefix.
+        id: String,
+    },
+    /// Change the password of the key in use.
+    Passwd {
+        /// The new password.
+        password: Password,
+    },
+}
+
+/// What `key` did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum KeyReport {
+    /// The keys.
+    List(Vec<KeyEntry>),
+    /// A key was added (and, changing the password, `removed` the one it replaces).
+    Changed {
+        /// The key added.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        added: Option<KeyId>,
+        /// The key removed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        removed: Option<KeyId>,
+    },
+}
+
+/// Runs a key request.
+pub fn run(repo: &Repository, req: &KeyRequest, _ctx: &Ctx) -> Result<KeyReport> {
+    let kdf = KdfParams::new_default();
+    Ok(match req {
+        KeyRequest::List => KeyReport::List(list(repo)?),
+        KeyRequest::Add { password } => KeyReport::Changed {
+            added: Some(add(repo, password.expose(), kdf)?),
+            removed: None,
+        },
+        KeyRequest::Remove { id } => {
+            let id = find(repo, id)?;
+            remove(repo, &id, false)?;
+            KeyReport::Changed {
+                added: None,
+                removed: Some(id),
+            }
+        }
+        KeyRequest::Passwd { password } => KeyReport::Changed {
+            added: Some(passwd(repo, password.expose(), kdf)?),
+            removed: Some(repo.key_id()),
+        },
+    })
+}
 
 /// One key file, as listed.
 #[derive(Clone, Debug, Serialize)]

@@ -1,65 +1,147 @@
-//! `repo ls`: walks a snapshot's tree below a path, calling back for every entry.
+//! `repo ls`: the entries of a snapshot below a path, streamed to the caller.
 
-use crate::error::{Error, Result};
-use crate::id::TreeId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::id::SnapshotId;
+use crate::ops::context::Ctx;
+use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
-use crate::snapshot::Snapshot;
-use crate::tree::Node;
+use crate::tree::walk::{TreeWalk, Visit};
+use crate::tree::{Node, NodeKind};
 
-/// Calls `f(path, node)` for the entry at `path` (if it is not the root) and every entry
-/// below it, parents first. `path` is a snapshot path like `/home/u/projects`.
-pub fn walk(
-    repo: &Repository,
-    snap: &Snapshot,
-    path: &str,
-    f: &mut dyn FnMut(&str, &Node) -> Result<()>,
-) -> Result<()> {
-    let comps: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    let mut tree_id = snap.tree;
-    let mut prefix = String::new();
-    for (i, c) in comps.iter().enumerate() {
-        let tree = repo.load_tree(&tree_id)?;
-        let node = tree.get(c.as_bytes()).ok_or_else(|| {
-            Error::Selection(format!(
-                "{path}: no such path in snapshot {}",
-                snap.id.short()
-            ))
-        })?;
-        prefix.push('/');
-        prefix.push_str(c);
-        match node.subtree {
-            Some(sub) => tree_id = sub,
-            None if i + 1 == comps.len() => return f(&prefix, node),
-            None => {
-                return Err(Error::Selection(format!(
-                    "{path}: {prefix} is not a directory in snapshot {}",
-                    snap.id.short()
-                )))
-            }
-        }
-        if i + 1 == comps.len() {
-            f(&prefix, node)?;
-        }
-    }
-    recurse(repo, &tree_id, &prefix, f)
+/// `ls`: a snapshot and a path in it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LsRequest {
+    /// The snapshot (`latest` prefers the newest that holds `path`).
+    #[serde(default)]
+    pub snapshot: SnapshotRef,
+    /// Only this path and what is below it.
+    #[serde(default = "root")]
+    pub path: String,
 }
 
-fn recurse(
-    repo: &Repository,
-    id: &TreeId,
-    prefix: &str,
-    f: &mut dyn FnMut(&str, &Node) -> Result<()>,
-) -> Result<()> {
-    let tree = repo.load_tree(id)?;
-    for node in &tree.nodes {
-        let p = format!("{prefix}/{}", node.display_name());
-        f(&p, node)?;
-        if let Some(sub) = &node.subtree {
-            recurse(repo, sub, &p, f)?;
+fn root() -> String {
+    "/".into()
+}
+
+/// One entry, as `ls` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LsEntry {
+    /// Snapshot path.
+    pub path: String,
+    /// Entry type.
+    #[serde(rename = "type")]
+    pub kind: NodeKind,
+    /// Permission bits, octal ("0644").
+    pub mode: String,
+    /// Owner id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Owner name (empty when unknown).
+    pub user: String,
+    /// Group name (empty when unknown).
+    pub group: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (RFC 3339).
+    pub mtime: String,
+    /// Symlink target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl LsEntry {
+    fn of(path: &str, n: &Node) -> Self {
+        LsEntry {
+            path: path.to_string(),
+            kind: n.kind(),
+            mode: format!("{:04o}", n.mode),
+            uid: n.uid,
+            gid: n.gid,
+            user: n.user.clone(),
+            group: n.group.clone(),
+            size: n.size,
+            mtime: crate::tree::format_time(n.mtime),
+            target: (n.kind() == NodeKind::Symlink)
+                .then(|| String::from_utf8_lossy(&n.target).into_owned()),
         }
     }
-    Ok(())
+
+    /// `ls -l`'s mode column ("drwxr-xr-x").
+    pub fn mode_string(&self) -> String {
+        let bits = u32::from_str_radix(&self.mode, 8).unwrap_or(0);
+        let mut s = String::with_capacity(10);
+        s.push(self.kind.letter());
+        for shift in [6, 3, 0] {
+            let b = (bits >> shift) & 7;
+            s.push(if b & 4 != 0 { 'r' } else { '-' });
+            s.push(if b & 2 != 0 { 'w' } else { '-' });
+            s.push(if b & 1 != 0 { 'x' } else { '-' });
+        }
+        s
+    }
+}
+
+/// What `ls` listed.
+#[derive(Clone, Debug, Serialize)]
+pub struct LsReport {
+    /// The snapshot listed.
+    pub snapshot: SnapshotId,
+    /// Entries listed.
+    pub entries: u64,
+    /// Under `/mongodb`: the collections those files hold.
+    #[cfg(feature = "mongo")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<crate::mongo::restore::SavedCollection>,
+}
+
+/// Lists the entries at and below `req.path`, parents first, handing each to `each` as
+/// it is read (a listing of millions of entries never sits in memory). No lock: it only
+/// reads.
+pub fn run(
+    repo: &Repository,
+    req: &LsRequest,
+    ctx: &Ctx,
+    each: &mut dyn FnMut(LsEntry) -> Result<()>,
+) -> Result<LsReport> {
+    let snap = select::snapshot(repo, &req.snapshot, std::slice::from_ref(&req.path))?;
+    let mut entries = 0;
+    TreeWalk::new(repo)
+        .walk_from(&snap.tree, &req.path, &mut |path, node| {
+            ctx.check()?;
+            entries += 1;
+            each(LsEntry::of(path, node))?;
+            Ok(Visit::Descend)
+        })
+        .map_err(|e| match e {
+            crate::Error::Selection(m) => {
+                crate::Error::Selection(format!("{m} {}", snap.id.short()))
+            }
+            other => other,
+        })?;
+    #[cfg(feature = "mongo")]
+    let collections = {
+        // Under /mongodb, also say what the files hold: collections with their counts.
+        let trimmed = req.path.trim_end_matches('/');
+        if trimmed == "/mongodb" || trimmed.starts_with("/mongodb/") {
+            let db = trimmed
+                .strip_prefix("/mongodb/")
+                .map(|d| d.split('/').next().unwrap_or(d));
+            crate::mongo::restore::collections(repo, &snap)?
+                .into_iter()
+                .filter(|c| db.is_none_or(|d| c.ns.starts_with(&format!("{d}."))))
+                .collect()
+        } else {
+            Vec::new()
+        }
+    };
+    Ok(LsReport {
+        snapshot: snap.id,
+        entries,
+        #[cfg(feature = "mongo")]
+        collections,
+    })
 }

@@ -1,17 +1,24 @@
 //! One module per verb. These are the only places that start threads.
 
 pub mod check;
+pub mod context;
 pub mod copy;
 pub mod diff;
 pub mod find;
 pub mod forget;
+pub mod index;
+pub mod init;
 pub mod keys;
+pub mod locks;
 pub mod ls;
+#[cfg(feature = "mongo")]
+pub mod mongodb;
 pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod scan;
-#[cfg(feature = "mongo")]
-pub mod scan_mongo;
+pub mod select;
+pub mod settings;
 pub mod snapshot;
+pub mod snapshots;
 pub mod stats;

@@ -6,14 +6,21 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use serde::Serialize;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 use crate::chunk::Chunker;
 use crate::error::Result;
 use crate::id::ChunkId;
+use crate::ops::context::{Ctx, Phase};
+use crate::ops::select::{self, SnapshotRef};
+use crate::progress::Progress;
 use crate::repository::Repository;
+use crate::selection::SnapshotFilter;
 use crate::snapshot::Snapshot;
 use crate::source::fs::read_dir_sorted;
+use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::{Node, NodeKind, Timestamp};
 
 /// What a scan found; every list holds snapshot/live paths.
@@ -21,6 +28,8 @@ use crate::tree::{Node, NodeKind, Timestamp};
 pub struct ScanReport {
     /// Snapshot the live data was compared with (short id).
     pub snapshot: String,
+    /// The live path compared (absolute).
+    pub path: String,
     /// In the snapshot, gone from the live tree.
     pub missing: Vec<String>,
     /// In the live tree, not in the snapshot.
@@ -42,23 +51,124 @@ impl ScanReport {
     }
 }
 
+/// What a scan compares with a snapshot.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanOf {
+    /// A live directory tree (or file).
+    Files {
+        /// The live path (made absolute).
+        path: PathBuf,
+        /// Hash the content of files whose size and mtime are unchanged (finds corruption).
+        #[serde(default)]
+        read: bool,
+    },
+    /// A live MongoDB server.
+    #[cfg(feature = "mongo")]
+    Mongodb {
+        /// The server.
+        uri: crate::mongo::uri::ConnectionString,
+        /// Only namespaces matching these globs.
+        #[serde(default)]
+        namespaces: Vec<String>,
+    },
+}
+
+/// `scan`: live data against a snapshot (default: the latest that holds the path, or the
+/// latest of the server).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    /// The snapshot to compare with; `None`: chosen as above.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotRef>,
+    /// What to compare.
+    pub of: ScanOf,
+}
+
+/// What a scan found.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum ScanOutcome {
+    /// Files.
+    Files(ScanReport),
+    /// Collections.
+    #[cfg(feature = "mongo")]
+    Mongodb(crate::mongo::scan::MongoScan),
+}
+
+impl ScanOutcome {
+    /// Whether anything was lost (missing or corrupted files; missing or altered
+    /// collections, documents or indexes).
+    pub fn lost(&self) -> bool {
+        match self {
+            ScanOutcome::Files(r) => r.lost(),
+            #[cfg(feature = "mongo")]
+            ScanOutcome::Mongodb(r) => r.lost(),
+        }
+    }
+}
+
+/// Compares live data with a snapshot (no lock: it only reads the repository).
+pub fn run(repo: &Repository, req: &ScanRequest, ctx: &Ctx) -> Result<ScanOutcome> {
+    match &req.of {
+        ScanOf::Files { path, read } => {
+            let path = crate::source::fs::absolute(path)?.display().to_string();
+            let sel = req.snapshot.clone().unwrap_or_else(|| {
+                SnapshotRef::latest().with_filter(SnapshotFilter {
+                    paths: vec![path.clone()],
+                    ..SnapshotFilter::default()
+                })
+            });
+            let snap = select::snapshot(repo, &sel, std::slice::from_ref(&path))?;
+            let progress = ctx.phase(Phase::Scanning);
+            let r = scan(repo, &snap, &path, *read, ctx, &progress);
+            ctx.phase_done(Phase::Scanning);
+            r.map(ScanOutcome::Files)
+        }
+        #[cfg(feature = "mongo")]
+        ScanOf::Mongodb { uri, namespaces } => {
+            let snap = match &req.snapshot {
+                Some(r) => select::snapshot(repo, r, &[])?,
+                None => crate::mongo::scan::latest_of(repo, uri)?,
+            };
+            let progress = ctx.phase(Phase::Scanning);
+            let r = crate::mongo::scan::run(repo, &snap, uri.expose(), namespaces, ctx);
+            ctx.phase_done(Phase::Scanning);
+            drop(progress);
+            r.map(ScanOutcome::Mongodb)
+        }
+    }
+}
+
 /// Compares the live tree at `path` (absolute) with the same path in `snap`.
-pub fn scan(repo: &Repository, snap: &Snapshot, path: &str, read: bool) -> Result<ScanReport> {
+fn scan(
+    repo: &Repository,
+    snap: &Snapshot,
+    path: &str,
+    read: bool,
+    ctx: &Ctx,
+    progress: &Progress,
+) -> Result<ScanReport> {
     let mut saved: BTreeMap<String, Node> = BTreeMap::new();
-    super::ls::walk(repo, snap, path, &mut |p, n| {
+    TreeWalk::new(repo).walk_from(&snap.tree, path, &mut |p, n| {
         if n.kind() != NodeKind::Dir {
             saved.insert(p.to_string(), n.clone());
         }
-        Ok(())
+        Ok(Visit::Descend)
     })?;
     let mut live: BTreeMap<String, fs::Metadata> = BTreeMap::new();
     walk_live(Path::new(path), &mut live);
     let mut r = ScanReport {
         snapshot: snap.id.short(),
+        path: path.to_string(),
         ..Default::default()
     };
     let chunker = Chunker::new(repo.config().chunker_files, repo.key().chunker_seed());
+    progress.set_totals(saved.len() as u64, 0);
     for (p, node) in &saved {
+        ctx.check()?;
+        progress.done(1, 0);
         let Some(md) = live.get(p) else {
             r.missing.push(p.clone());
             continue;
@@ -75,6 +185,9 @@ pub fn scan(repo: &Repository, snap: &Snapshot, path: &str, read: bool) -> Resul
             r.modified.push(p.clone());
         } else if read {
             r.files_read += 1;
+            progress
+                .bytes
+                .fetch_add(node.size, std::sync::atomic::Ordering::Relaxed);
             if hash_file(repo, chunker, Path::new(p)).as_ref() != Some(&node.content) {
                 r.corrupted.push(p.clone());
             }

@@ -3,13 +3,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
 use crate::error::Result;
 use crate::id::{BlobId, TreeId};
+use crate::ops::context::Ctx;
+use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
+use crate::tree::walk::{TreeWalk, Visit};
 
 /// One snapshot's figures.
 #[derive(Clone, Debug, Serialize)]
@@ -62,8 +65,25 @@ pub struct RepoStats {
     pub per_snapshot: Vec<SnapshotStats>,
 }
 
-/// Computes the statistics; `only` restricts the per-snapshot list.
-pub fn run(repo: &Repository, only: Option<&Snapshot>) -> Result<RepoStats> {
+/// `stats`: the whole repository, and which snapshots to list.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsRequest {
+    /// Only this snapshot in the per-snapshot list (default: all).
+    pub snapshot: Option<SnapshotRef>,
+}
+
+/// Computes the statistics (no lock: it only reads).
+pub fn run(repo: &Repository, req: &StatsRequest, ctx: &Ctx) -> Result<RepoStats> {
+    let only = req
+        .snapshot
+        .as_ref()
+        .map(|r| select::snapshot(repo, r, &[]))
+        .transpose()?;
+    stats(repo, only.as_ref(), ctx)
+}
+
+fn stats(repo: &Repository, only: Option<&Snapshot>, ctx: &Ctx) -> Result<RepoStats> {
     let snaps = repo.snapshots()?;
     let index = repo.index()?;
     let (mut data_blobs, mut tree_blobs, mut raw, mut stored) = (0u64, 0u64, 0u64, 0u64);
@@ -85,25 +105,24 @@ pub fn run(repo: &Repository, only: Option<&Snapshot>) -> Result<RepoStats> {
     let mut refs: HashMap<BlobId, (u32, u32)> = HashMap::new();
     let mut chunks_per: Vec<u64> = Vec::with_capacity(snaps.len());
     for (n, s) in snaps.iter().enumerate() {
+        ctx.check()?;
+        // A subtree that appears twice in one snapshot is counted once.
         let mut trees: HashSet<TreeId> = HashSet::new();
-        let mut stack = vec![s.tree];
         let mut chunks = 0;
-        while let Some(t) = stack.pop() {
-            if !trees.insert(t) {
-                continue;
-            }
-            for node in repo.load_tree(&t)?.nodes {
-                for c in node.content {
-                    let e = refs.entry(BlobId::from(c)).or_insert((0, u32::MAX));
-                    if e.1 != n as u32 {
-                        e.0 += 1;
-                        e.1 = n as u32;
-                        chunks += 1;
-                    }
+        TreeWalk::new(repo).walk(&s.tree, "", &mut |_, node| {
+            for c in &node.content {
+                let e = refs.entry(BlobId::from(*c)).or_insert((0, u32::MAX));
+                if e.1 != n as u32 {
+                    e.0 += 1;
+                    e.1 = n as u32;
+                    chunks += 1;
                 }
-                stack.extend(node.subtree);
             }
-        }
+            Ok(match node.subtree {
+                Some(t) if !trees.insert(t) => Visit::Skip,
+                _ => Visit::Descend,
+            })
+        })?;
         chunks_per.push(chunks);
     }
     let mut unique: Vec<(u64, u64)> = vec![(0, 0); snaps.len()];
@@ -118,15 +137,7 @@ pub fn run(repo: &Repository, only: Option<&Snapshot>) -> Result<RepoStats> {
     }
     drop(refs);
 
-    let prune = crate::ops::prune::run(
-        repo,
-        &crate::ops::prune::PruneOptions {
-            max_unused: 0.0,
-            dry_run: true,
-            // Everything prune could free eventually, marked packs included.
-            grace: std::time::Duration::ZERO,
-        },
-    )?;
+    let reclaimable = crate::ops::prune::reclaimable(repo)?;
     let snapshots_raw_bytes: u64 = snaps.iter().map(|s| s.summary.total_bytes).sum();
     let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
     let per_snapshot = snaps
@@ -154,7 +165,7 @@ pub fn run(repo: &Repository, only: Option<&Snapshot>) -> Result<RepoStats> {
         snapshots_raw_bytes,
         dedup_ratio: ratio(snapshots_raw_bytes, raw),
         compression_ratio: ratio(raw, stored),
-        reclaimable_bytes: prune.bytes_freed,
+        reclaimable_bytes: reclaimable,
         quota_bytes: crate::settings::Settings::load(repo.backend(), repo.key())?.quota_bytes,
         per_snapshot,
     })

@@ -3,8 +3,6 @@
 
 pub mod exclude;
 pub mod fs;
-#[cfg(feature = "mongo")]
-pub mod mongodb;
 
 use std::io::Read;
 

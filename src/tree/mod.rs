@@ -4,6 +4,8 @@
 //! id and are stored once. Names are raw bytes: non-UTF-8 names round-trip.
 
 mod codec;
+#[cfg(feature = "local-index")]
+pub mod walk;
 
 pub use codec::{decode, encode};
 

@@ -172,3 +172,58 @@ fn healthy_repository_passes() {
     let v = s.env.json(&["check"]);
     assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{v}");
 }
+
+#[test]
+fn a_damaged_tree_is_its_own_finding_with_the_snapshots_and_paths_it_hurts() {
+    let s = setup();
+    // Where the second snapshot's root tree is stored, asked of the library.
+    let repo = repo::repository::Repository::open(
+        std::sync::Arc::new(repo::backend::local::LocalBackend::new(s.env.repo())),
+        b"correct horse battery staple",
+        &s.env.path("lib-cache"),
+    )
+    .unwrap();
+    let snap = repo
+        .snapshots()
+        .unwrap()
+        .into_iter()
+        .find(|x| x.id.short() == s.second)
+        .unwrap();
+    let loc = repo
+        .locate(
+            repo::blob::BlobKind::Tree,
+            &repo::id::BlobId::from(snap.tree),
+        )
+        .unwrap();
+    drop(repo);
+    let pack = s.env.repo().join(repo::pack::pack_path(&loc.pack));
+    flip_byte(&pack, loc.offset + u64::from(loc.length) / 2);
+    // Without reading data the pack looks whole (size and trailer): the tree is the finding.
+    let out = s.env.run(&["check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = r["findings"].as_array().unwrap();
+    let tree = findings
+        .iter()
+        .find(|f| f["kind"] == "tree_damaged")
+        .unwrap_or_else(|| panic!("no tree_damaged finding: {r}"));
+    assert_eq!(tree["snapshots"], serde_json::json!([s.second]), "{tree}");
+    assert_eq!(
+        tree["paths"],
+        serde_json::json!([format!("{}:/", s.second)])
+    );
+    assert_eq!(tree["fix"], "repo repair");
+    assert!(findings.iter().any(|f| f["kind"] == "snapshot_damaged"));
+    // Reading the data names the damaged blob instead; the tree is not reported twice.
+    let out = s.env.run(&["check", "--read-data", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"blob_damaged"), "{kinds:?}");
+    assert!(!kinds.contains(&"tree_damaged"), "{kinds:?}");
+    let _ = &s.src;
+}

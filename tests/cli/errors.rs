@@ -18,7 +18,11 @@ fn wrong_password_is_a_clear_error() {
         .env("REPO_PASSWORD", "not it")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "as restic: 12 is a wrong password"
+    );
     let err = stderr_of(&out);
     assert!(err.contains("wrong password"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -28,7 +32,11 @@ fn wrong_password_is_a_clear_error() {
 fn missing_repository_and_missing_password() {
     let env = Env::new();
     let out = env.run(&["snapshots"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "as restic: 10 is no repository"
+    );
     assert!(
         stderr_of(&out).contains("no repository at"),
         "{}",

@@ -42,9 +42,9 @@ fn run(target: &str, data: &[u8]) {
             let _ = repo::settings::Settings::decode(data);
         }
         "oplog_slice" => {
-            let _ = repo::oplog::slice::Slice::decode(data, "fuzz");
-            let _ = repo::oplog::slice::Slice::open(&key, data, &SliceId([0; 32]));
-            let _ = repo::oplog::slice::split_entries(data);
+            let _ = repo::mongo::oplog::slice::Slice::decode(data, "fuzz");
+            let _ = repo::mongo::oplog::slice::Slice::open(&key, data, &SliceId([0; 32]));
+            let _ = repo::mongo::oplog::slice::split_entries(data);
         }
         "pack_trailer" => {
             let _ = repo::pack::reader::decode_trailer(data, data.len() as u64 * 2, "fuzz");

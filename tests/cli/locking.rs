@@ -125,3 +125,29 @@ fn locks_of_killed_processes_are_stale_and_removable() {
     env.ok(&["unlock"]);
     assert_eq!(lock_count(&env.repo()), 0);
 }
+
+#[test]
+fn interrupting_a_snapshot_commits_nothing_and_leaves_no_lock() {
+    let env = Env::new();
+    env.init();
+    let a = tree(&env, "a", 7);
+    // Paused after storing everything, just before it would commit.
+    let c = paused_snapshot(&env, &a, 3);
+    wait_for_locks(&env, 1);
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = c.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+    assert_eq!(lock_count(&env.repo()), 0, "Ctrl-C left a stale lock");
+    assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
+    // What it stored is unreferenced, not damage; prune (exclusive) runs at once.
+    let out = env.ok(&["check", "--read-data"]);
+    assert!(out.contains("no errors found"), "{out}");
+    env.ok(&["prune", "--grace", "0"]);
+    env.snapshot(&[&a]);
+}

@@ -172,7 +172,8 @@ fn collections_round_trip_byte_for_byte_with_options_indexes_and_views() {
         &rename,
         "--dry-run",
     ]);
-    assert_eq!(plan.as_array().unwrap().len(), 4);
+    assert_eq!(plan["collections"].as_array().unwrap().len(), 4);
+    assert_eq!(plan["dry_run"], true);
     assert!(client
         .database(&target)
         .list_collection_names()
@@ -188,7 +189,7 @@ fn collections_round_trip_byte_for_byte_with_options_indexes_and_views() {
         "--ns-rename",
         &rename,
     ]);
-    let all = r
+    let all = r["collections"]
         .as_array()
         .unwrap()
         .iter()
@@ -241,7 +242,7 @@ fn collections_round_trip_byte_for_byte_with_options_indexes_and_views() {
         "--conflict",
         "skip",
     ]);
-    assert_eq!(r[0]["skipped"], 200);
+    assert_eq!(r["collections"][0]["skipped"], 200);
     assert_eq!(
         tdb.collection::<Document>("small")
             .find_one(doc! {"_id": 5})
@@ -264,7 +265,7 @@ fn collections_round_trip_byte_for_byte_with_options_indexes_and_views() {
         "--conflict",
         "overwrite",
     ]);
-    assert_eq!(r[0]["replaced"], 200);
+    assert_eq!(r["collections"][0]["replaced"], 200);
     assert_eq!(raw_docs(&db, "small"), raw_docs(&tdb, "small"));
     env.json(&[
         "restore",

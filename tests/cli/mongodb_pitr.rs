@@ -559,7 +559,7 @@ fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
 
 #[test]
 fn entries_replay_cannot_reproduce_stop_with_a_clear_message() {
-    use repo::oplog::replay::{Replayer, Selection};
+    use repo::mongo::oplog::replay::{Replayer, Selection};
     let Some((_, client)) = server() else {
         return;
     };

@@ -8,8 +8,8 @@ use mongodb::bson::{doc, Document, RawDocumentBuf, Timestamp};
 use mongodb::sync::{Client, Database};
 use proptest::prelude::*;
 
-use repo::oplog::replay::{Replayer, Selection};
-use repo::source::mongodb::ns::Renames;
+use repo::mongo::ns::Renames;
+use repo::mongo::oplog::replay::{Replayer, Selection};
 
 use crate::common::unique_db;
 use crate::mongodb_pitr::private_server;

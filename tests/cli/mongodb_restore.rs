@@ -160,7 +160,7 @@ fn index_specs_keep_every_option_whatever_its_type() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let created: Vec<&str> = report[0]["indexes_created"]
+    let created: Vec<&str> = report["collections"][0]["indexes_created"]
         .as_array()
         .unwrap()
         .iter()
@@ -478,7 +478,7 @@ fn skip_counts_a_document_kept_only_when_its_id_was_there() {
         "a document that was not restored must fail the run"
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let c = &report[0];
+    let c = &report["collections"][0];
     assert_eq!(
         (
             c["inserted"].as_u64(),

@@ -124,10 +124,12 @@ fn a_lost_pack_is_repaired_and_the_next_snapshot_stores_the_data_again() {
         fs::read(base.join("other.bin")).unwrap(),
         random_bytes(100_000, 2)
     );
-    // The next snapshot reads victim.bin again and stores its chunks again.
+    // The next snapshot reads victim.bin again and stores the lost chunks again (at least
+    // about what the lost pack held: victim packs are over 500 kB; which of them sorts first,
+    // a full one or the last partial one, depends on the repository's key).
     let snap = env.snapshot(&[&s.src]);
     assert!(
-        snap["summary"]["bytes_added_raw"].as_u64().unwrap() >= 1 << 20,
+        snap["summary"]["bytes_added_raw"].as_u64().unwrap() >= 450_000,
         "{snap}"
     );
     check_clean(env);

@@ -6,7 +6,6 @@ use std::ffi::OsString;
 use std::process::Command;
 
 use repo::backend::conformance;
-use repo::backend::object::ObjectBackend;
 use repo::backend::target::{ObjectOptions, Target};
 
 use crate::common::{assert_same_tree, ok_output as ok, random_bytes, write_big_file, Env};
@@ -53,9 +52,10 @@ fn conformance_on_sftp() {
     let dir = s.dir.join(unique("conf"));
     let location = format!("sftp:{}:{}", s.host, dir.display());
     let target = Target::parse(&location).unwrap().expect("sftp location");
-    let b = ObjectBackend::new(&location, &target, &ObjectOptions::default()).expect("backend");
-    conformance::check(&b);
-    conformance::check_scale(&b, 12 << 20, 300);
+    let b = repo::backend::object::open(&location, &target, &ObjectOptions::default())
+        .expect("backend");
+    conformance::check(b.as_ref());
+    conformance::check_scale(b.as_ref(), 12 << 20, 300);
     // Objects are renamed into place: no in-flight names are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -10,12 +10,13 @@ mod trees;
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
 use crate::error::Result;
 use crate::id::{BlobId, PackId};
 use crate::index::BlobLocation;
+use crate::ops::context::{Ctx, Phase};
 use crate::progress::Progress;
 use crate::repository::Repository;
 
@@ -53,6 +54,10 @@ pub enum FindingKind {
     SnapshotUnreadable,
     /// A snapshot references data that is damaged or gone.
     SnapshotDamaged,
+    /// A tree no segment lists (its directory and everything below cannot be restored).
+    TreeMissing,
+    /// A tree does not decrypt, hash or decode.
+    TreeDamaged,
     /// An oplog slice cannot be read or names lost chunks.
     SliceDamaged,
 }
@@ -64,9 +69,11 @@ impl FindingKind {
             FindingKind::SegmentUnreadable
             | FindingKind::PendingUnreadable
             | FindingKind::PackTrailer => "repo repair index",
-            FindingKind::PackMissing | FindingKind::PackSize | FindingKind::SnapshotDamaged => {
-                "repo repair"
-            }
+            FindingKind::PackMissing
+            | FindingKind::PackSize
+            | FindingKind::SnapshotDamaged
+            | FindingKind::TreeMissing
+            | FindingKind::TreeDamaged => "repo repair",
             // Only a full read finds these again, to salvage what is intact.
             FindingKind::PackContent | FindingKind::BlobDamaged => "repo repair --read-data",
             FindingKind::PackUnindexed => "repo prune",
@@ -151,13 +158,35 @@ pub(crate) struct SegmentIndex {
     packs: HashMap<PackId, u64>,
 }
 
-/// Runs the audit.
-pub fn run(repo: &Repository, read_data: bool, progress: &Progress) -> Result<CheckReport> {
+/// `check`: what to verify.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Also read, decrypt and re-hash every blob of every pack.
+    pub read_data: bool,
+}
+
+/// Audits the repository under the shared lock. Damage is reported as findings (see
+/// [`CheckReport::errors`]), not as an error.
+pub fn run(repo: &Repository, req: &CheckRequest, ctx: &Ctx) -> Result<CheckReport> {
+    let _lock = repo.lock_for(crate::lock::LockKind::Shared, "check")?;
+    let progress = ctx.phase(Phase::Checking);
+    let r = audit(repo, req.read_data, ctx, &progress);
+    ctx.phase_done(Phase::Checking);
+    r
+}
+
+fn audit(
+    repo: &Repository,
+    read_data: bool,
+    ctx: &Ctx,
+    progress: &Progress,
+) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let index = packs::load_segments(repo, &mut report)?;
     report.blobs = index.blobs.len();
     // Blobs that cannot be read back, with the pack and the reason.
-    let damaged = packs::check_packs(repo, &index, read_data, progress, &mut report)?;
+    let damaged = packs::check_packs(repo, &index, read_data, progress, ctx, &mut report)?;
     trees::check_snapshots(repo, &index, &damaged, &mut report)?;
     oplog::check_slices(repo, &index, &damaged, &mut report)?;
     report

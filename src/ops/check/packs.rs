@@ -87,6 +87,7 @@ pub(super) fn check_packs(
     index: &SegmentIndex,
     read_data: bool,
     progress: &Progress,
+    ctx: &crate::ops::context::Ctx,
     report: &mut CheckReport,
 ) -> Result<Damaged> {
     let present = crate::backend::pack_sizes(repo.backend())?;
@@ -134,6 +135,7 @@ pub(super) fn check_packs(
     let results: Vec<PackResult> = crate::backend::with_read_threads(repo.backend(), || {
         packs
             .par_iter()
+            .filter(|_| !ctx.cancelled())
             .map(|(id, size)| {
                 let blobs = by_pack.get(id).map(Vec::as_slice).unwrap_or(&[]);
                 let mut r = check_one(repo, id, **size, present.get(id).copied(), blobs, read_data);
@@ -146,6 +148,7 @@ pub(super) fn check_packs(
             })
             .collect()
     });
+    ctx.check()?;
     let mut damaged = Damaged::new();
     for r in results {
         report.bytes_read += r.read;

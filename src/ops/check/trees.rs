@@ -21,6 +21,8 @@ struct Hurt {
     path: String,
     pack: Option<PackId>,
     why: String,
+    /// When a tree itself is the problem: which, and whether it is missing or damaged.
+    tree: Option<(TreeId, FindingKind)>,
 }
 
 struct Walker<'a> {
@@ -44,20 +46,26 @@ impl Walker<'_> {
 
     fn tree_uncached(&mut self, id: &TreeId) -> Vec<Hurt> {
         let bid = BlobId::from(*id);
-        let whole = |pack, why: String| {
+        let whole = |pack, why: String, kind| {
             vec![Hurt {
                 path: String::new(),
                 pack,
                 why,
+                tree: Some((*id, kind)),
             }]
         };
         let Some(loc) = self.index.blobs.get(&(BlobKind::Tree, bid)) else {
-            return whole(None, format!("tree {} is not in the index", id.short()));
+            return whole(
+                None,
+                format!("tree {} is not in the index", id.short()),
+                FindingKind::TreeMissing,
+            );
         };
         if let Some((pack, why)) = self.damaged.get(&bid) {
             return whole(
                 Some(*pack),
                 format!("tree {} is damaged: {why}", id.short()),
+                FindingKind::TreeDamaged,
             );
         }
         let decoded = self
@@ -66,7 +74,7 @@ impl Walker<'_> {
             .and_then(|b| tree::decode(&b, &format!("tree {}", id.short())));
         let t = match decoded {
             Ok(t) => t,
-            Err(e) => return whole(Some(loc.pack), e.to_string()),
+            Err(e) => return whole(Some(loc.pack), e.to_string(), FindingKind::TreeDamaged),
         };
         self.trees += 1;
         let mut out = Vec::new();
@@ -89,6 +97,7 @@ impl Walker<'_> {
                         path: format!("/{name}"),
                         pack,
                         why,
+                        tree: None,
                     });
                     break;
                 }
@@ -99,6 +108,7 @@ impl Walker<'_> {
                         path: format!("/{name}{}", h.path),
                         pack: h.pack,
                         why: h.why.clone(),
+                        tree: h.tree,
                     });
                 }
             }
@@ -122,6 +132,7 @@ pub(super) fn check_snapshots(
         trees: 0,
     };
     let mut per_pack: HashMap<PackId, BTreeSet<String>> = HashMap::new();
+    let mut broken = BrokenTrees::default();
     for id in repo.snapshot_ids()? {
         report.snapshots += 1;
         let snap = match repo.load_snapshot(&id) {
@@ -149,6 +160,7 @@ pub(super) fn check_snapshots(
             if let Some(p) = h.pack {
                 per_pack.entry(p).or_default().insert(short.clone());
             }
+            broken.note(h, &short);
             if paths.len() < MAX_PATHS {
                 let path = if h.path.is_empty() {
                     "/".to_string()
@@ -172,6 +184,7 @@ pub(super) fn check_snapshots(
             paths,
         });
     }
+    broken.report(report);
     for f in &mut report.findings {
         if let Some(p) = f.pack {
             if let Some(snaps) = per_pack.get(&p) {
@@ -181,4 +194,58 @@ pub(super) fn check_snapshots(
     }
     report.trees = w.trees;
     Ok(())
+}
+
+/// Trees that are themselves missing or damaged, with the snapshots and paths that lead
+/// to them: a finding each, unless a pack finding already names the cause.
+#[derive(Default)]
+struct BrokenTrees(HashMap<TreeId, Broken>);
+
+/// One broken tree: what is wrong, where, and what it hurts.
+struct Broken {
+    kind: FindingKind,
+    pack: Option<PackId>,
+    why: String,
+    snapshots: BTreeSet<String>,
+    paths: Vec<String>,
+}
+
+impl BrokenTrees {
+    fn note(&mut self, h: &Hurt, snapshot: &str) {
+        let Some((id, kind)) = h.tree else {
+            return;
+        };
+        let e = self.0.entry(id).or_insert_with(|| Broken {
+            kind,
+            pack: h.pack,
+            why: h.why.clone(),
+            snapshots: BTreeSet::new(),
+            paths: Vec::new(),
+        });
+        e.snapshots.insert(snapshot.to_string());
+        if e.paths.len() < MAX_PATHS {
+            let path = if h.path.is_empty() { "/" } else { &h.path };
+            e.paths.push(format!("{snapshot}:{path}"));
+        }
+    }
+
+    fn report(self, report: &mut CheckReport) {
+        let explained: BTreeSet<PackId> = report.findings.iter().filter_map(|f| f.pack).collect();
+        let mut trees: Vec<_> = self.0.into_iter().collect();
+        trees.sort_by_key(|(id, _)| *id);
+        for (id, b) in trees {
+            if b.pack.is_some_and(|p| explained.contains(&p)) {
+                continue;
+            }
+            report.findings.push(super::Finding {
+                severity: Severity::Error,
+                kind: b.kind,
+                fix: b.kind.fix().to_string(),
+                message: format!("tree {}: {}", id.short(), b.why),
+                pack: b.pack,
+                snapshots: b.snapshots.into_iter().collect(),
+                paths: b.paths,
+            });
+        }
+    }
 }

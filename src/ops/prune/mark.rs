@@ -11,6 +11,7 @@ use crate::index::keyset::{order, BlobSet};
 use crate::index::BlobLocation;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
+use crate::tree::walk::{TreeWalk, Visit};
 
 /// Live and total content of one indexed pack.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,27 +28,31 @@ pub struct PackUsage {
 
 /// Marks every tree and data blob reachable from `snaps`, and every oplog slice's chunks.
 pub fn mark(repo: &Repository, snaps: &[Snapshot]) -> Result<BlobSet> {
-    let mut live = BlobSet::create(repo.cache_dir(), "prune-live")?;
-    let mut stack: Vec<TreeId> = snaps.iter().map(|s| s.tree).collect();
-    while let Some(id) = stack.pop() {
-        let bid = BlobId::from(id);
-        // Shared subtrees (most of them, between snapshots) are walked once.
-        if live.contains(BlobKind::Tree, &bid)? {
-            continue;
-        }
-        let tree = repo.load_tree(&id)?;
-        live.insert(BlobKind::Tree, &bid)?;
-        for node in &tree.nodes {
+    let live = std::cell::RefCell::new(BlobSet::create(repo.cache_dir(), "prune-live")?);
+    let roots: Vec<TreeId> = snaps.iter().map(|s| s.tree).collect();
+    TreeWalk::new(repo).walk_trees(
+        &roots,
+        &mut |id| {
+            let bid = BlobId::from(*id);
+            let mut live = live.borrow_mut();
+            // Shared subtrees (most of them, between snapshots) are walked once.
+            if live.contains(BlobKind::Tree, &bid)? {
+                return Ok(Visit::Skip);
+            }
+            live.insert(BlobKind::Tree, &bid)?;
+            Ok(Visit::Descend)
+        },
+        &mut |node| {
+            let mut live = live.borrow_mut();
             for c in &node.content {
                 live.insert(BlobKind::Data, &BlobId::from(*c))?;
             }
-            if let Some(sub) = node.subtree {
-                stack.push(sub);
-            }
-        }
-    }
+            Ok(())
+        },
+    )?;
+    let mut live = live.into_inner();
     // Oplog slices keep their chunks (forget decides which slices go).
-    for slice in crate::oplog::load_slices(repo)? {
+    for slice in crate::mongo::oplog::load_slices(repo)? {
         for c in &slice.chunks {
             live.insert(BlobKind::Data, &BlobId::from(*c))?;
         }

@@ -28,13 +28,14 @@
 
 mod adopt;
 mod mark;
+mod repack;
 pub(crate) mod segments;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
@@ -43,9 +44,12 @@ use crate::id::{BlobId, PackId};
 use crate::index::pending::{self, PendingPack, Reason};
 use crate::index::segment;
 use crate::index::BlobLocation;
+use crate::ops::context::{Ctx, Phase};
 use crate::pack::pack_path;
-use crate::packer::Packer;
+use crate::progress::Progress;
 use crate::repository::Repository;
+use crate::writer::BlobWriter;
+use repack::{dry_run_report, repack};
 
 pub use adopt::Adoption;
 pub use mark::PackUsage;
@@ -54,19 +58,41 @@ pub use mark::PackUsage;
 /// without a refresh before others call it stale ([`crate::lock::STALE_AFTER`]).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(60 * 60);
 
-/// How prune decides.
-#[derive(Clone, Debug)]
-pub struct PruneOptions {
+/// `prune`: how it decides.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PruneRequest {
     /// Rewrite a pack when more than this fraction (0..=1) of it is unused.
     pub max_unused: f64,
     /// Only report what would be done.
     pub dry_run: bool,
     /// How long a pack stays marked before it is deleted (zero: in the same run, safe only
-    /// when no other host uses the repository).
+    /// when no other host uses the repository); whole seconds.
+    #[serde(rename = "grace_secs", with = "crate::timespec::secs")]
     pub grace: Duration,
 }
 
-impl Default for PruneOptions {
+impl PruneRequest {
+    /// Reads a `--max-unused` value: "5%", "0.05" or "100%".
+    pub fn parse_max_unused(text: &str) -> Result<f64> {
+        let s = text.trim();
+        let v: f64 = match s.strip_suffix('%') {
+            Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+            None => s.parse::<f64>(),
+        }
+        .map_err(|_| {
+            Error::Invalid(format!("--max-unused {s:?}: expected a percentage like 5%"))
+        })?;
+        if !(0.0..=1.0).contains(&v) {
+            return Err(Error::Invalid(format!(
+                "--max-unused {s:?}: must be between 0% and 100%"
+            )));
+        }
+        Ok(v)
+    }
+}
+
+impl Default for PruneRequest {
     fn default() -> Self {
         Self {
             max_unused: 0.05,
@@ -129,8 +155,36 @@ struct Decision {
     rewrite: HashSet<PackId>,
 }
 
-/// Prunes `repo`. The caller must hold the exclusive lock.
-pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+/// Prunes `repo` under the exclusive lock (released space first if the disk is too full
+/// to write the lock). Cancellation is honoured until the first object is deleted.
+pub fn run(repo: &Repository, req: &PruneRequest, ctx: &Ctx) -> Result<PruneReport> {
+    let _lock = repo.lock_to_free_space(crate::lock::LockKind::Exclusive, "prune")?;
+    ctx.check()?;
+    let progress = ctx.phase(Phase::Pruning);
+    let r = prune(repo, req, ctx, &progress);
+    ctx.phase_done(Phase::Pruning);
+    r
+}
+
+/// What `prune --max-unused 0% --grace 0` would free (a dry run; needs no lock).
+pub(crate) fn reclaimable(repo: &Repository) -> Result<u64> {
+    let req = PruneRequest {
+        max_unused: 0.0,
+        dry_run: true,
+        // Everything prune could free eventually, marked packs included.
+        grace: Duration::ZERO,
+    };
+    let r = prune(repo, &req, &Ctx::default(), &Progress::default())?;
+    Ok(r.bytes_freed)
+}
+
+/// Prunes `repo`; the caller holds the exclusive lock.
+fn prune(
+    repo: &Repository,
+    opts: &PruneRequest,
+    ctx: &Ctx,
+    progress: &Progress,
+) -> Result<PruneReport> {
     let started = Instant::now();
     if !(0.0..=1.0).contains(&opts.max_unused) {
         return Err(Error::Invalid(
@@ -151,6 +205,7 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         return Err(damaged(d));
     }
     let now = Utc::now();
+    ctx.check()?;
     // 1. Leftovers of interrupted writes.
     if !opts.dry_run {
         repo.check_alone()?;
@@ -162,6 +217,7 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     let snaps = repo.snapshots()?;
     report.snapshots = snaps.len();
     let live = mark::mark(repo, &snaps)?;
+    ctx.check()?;
     let usage = mark::usage(repo, &live, |_, _, _| {})?;
     let on_disk = crate::backend::pack_sizes(repo.backend())?;
     let unlisted: Vec<(PackId, u64)> = on_disk
@@ -224,6 +280,8 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         ));
     }
 
+    ctx.check()?;
+    progress.set_totals(report.packs_before, report.bytes_before);
     // 4. Deletions that need no write first.
     let due: Vec<PendingPack> = keep
         .values()
@@ -242,11 +300,11 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         )
     };
     let mut attempt = write(&mut report);
-    if attempt.as_ref().is_err_and(is_disk_full) && repo.backend().release_reserve()? {
+    if attempt.as_ref().is_err_and(Error::is_disk_full) && repo.backend().release_reserve()? {
         attempt = write(&mut report);
     }
     let written = match attempt {
-        Err(e) if is_disk_full(&e) && opts.grace.is_zero() => {
+        Err(e) if e.is_disk_full() && opts.grace.is_zero() => {
             let unused: Vec<PendingPack> = decision
                 .mark
                 .iter()
@@ -262,7 +320,7 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
             freed_early.extend(unused.iter().map(|m| m.id));
             write(&mut report)?
         }
-        Err(e) if is_disk_full(&e) => {
+        Err(e) if e.is_disk_full() => {
             return Err(Error::Refused(format!(
                 "the repository's disk is full ({e}); {} pack(s) hold nothing any snapshot \
                  needs: if no other host uses this repository, `repo prune --grace 0` deletes \
@@ -371,17 +429,6 @@ fn write_phase(
     Ok((written, new_segments))
 }
 
-/// Whether a write failed because the disk (or the store's quota) is full.
-fn is_disk_full(e: &Error) -> bool {
-    match e {
-        Error::Io { source, .. } => {
-            source.raw_os_error() == Some(28) || source.kind() == std::io::ErrorKind::StorageFull
-        }
-        Error::Storage(m) => m.contains("No space left") || m.contains("InsufficientStorage"),
-        _ => false,
-    }
-}
-
 fn damaged(what: &str) -> Error {
     Error::Refused(format!(
         "{what}; not pruning a damaged repository — run `repo repair index` first"
@@ -392,7 +439,7 @@ fn damaged(what: &str) -> Error {
 fn decide(
     usage: &HashMap<PackId, PackUsage>,
     on_disk: &HashMap<PackId, u64>,
-    opts: &PruneOptions,
+    opts: &PruneRequest,
     report: &mut PruneReport,
 ) -> Result<Decision> {
     let envelope_overhead = crate::crypto::ENVELOPE_OVERHEAD as u64;
@@ -449,89 +496,4 @@ fn delete_packs(
         }
     }
     Ok(())
-}
-
-/// Copies the live blobs of `rewrite` packs into new packs (each verified on the way).
-fn repack(
-    repo: &Repository,
-    live: &crate::index::keyset::BlobSet,
-    rewrite: &HashSet<PackId>,
-    report: &mut PruneReport,
-) -> Result<crate::packer::PackerStats> {
-    let mut moves: Vec<(BlobKind, BlobId, BlobLocation)> = Vec::new();
-    if !rewrite.is_empty() {
-        mark::usage(repo, live, |kind, id, loc| {
-            if rewrite.contains(&loc.pack) {
-                moves.push((kind, *id, *loc));
-            }
-        })?;
-    }
-    moves.sort_by_key(|(_, _, l)| (l.pack, l.offset));
-    let mut packer = Packer::new(repo);
-    for group in moves.chunk_by(|a, b| a.2.pack == b.2.pack) {
-        let pack = group[0].2.pack;
-        let bytes = repo.backend().get(&pack_path(&pack))?;
-        for (kind, id, loc) in group {
-            let end = loc.offset as usize + loc.length as usize;
-            let sealed = bytes.get(loc.offset as usize..end).ok_or_else(|| {
-                Error::corrupt(
-                    format!("pack {}", pack.short()),
-                    "blob extends past the end of the file",
-                )
-            })?;
-            // Never carry damage forward: the copy must decrypt and hash to its id.
-            repo.open_blob(*kind, id, sealed, loc)?;
-            packer.add(*kind, *id, sealed, loc.raw_length)?;
-            report.blobs_copied += 1;
-        }
-    }
-    let written = packer.finish()?;
-    report.packs_written = written.packs;
-    Ok(written)
-}
-
-/// What a run would do, from the decisions alone.
-#[allow(clippy::too_many_arguments)]
-fn dry_run_report(
-    mut report: PruneReport,
-    usage: &HashMap<PackId, PackUsage>,
-    d: &Decision,
-    keep: &HashMap<PackId, PendingPack>,
-    on_disk: &HashMap<PackId, u64>,
-    new_unindexed: &[(PackId, u64)],
-    segs: &segments::SegmentPlan,
-    opts: &PruneOptions,
-    started: Instant,
-) -> PruneReport {
-    let now = Utc::now();
-    let rewrite_live: u64 = d.rewrite.iter().map(|p| usage[p].live_bytes).sum();
-    report.blobs_copied = d.rewrite.iter().map(|p| usage[p].live_blobs).sum();
-    let newly: u64 = d
-        .mark
-        .iter()
-        .chain(d.rewrite.iter())
-        .filter_map(|p| on_disk.get(p))
-        .sum::<u64>()
-        + new_unindexed.iter().map(|(_, s)| s).sum::<u64>();
-    let due: Vec<&PendingPack> = keep.values().filter(|m| m.due(now, opts.grace)).collect();
-    report.packs_removed = due.len() as u64;
-    report.bytes_removed = due.iter().map(|m| m.size).sum();
-    let waiting: u64 = keep.values().map(|m| m.size).sum::<u64>() - report.bytes_removed;
-    if opts.grace.is_zero() {
-        report.bytes_removed += newly;
-        report.packs_removed +=
-            report.packs_deleted + report.packs_rewritten + report.packs_unindexed;
-    } else {
-        report.packs_pending = keep.len() as u64 - due.len() as u64
-            + report.packs_deleted
-            + report.packs_rewritten
-            + report.packs_unindexed;
-        report.bytes_pending = waiting + newly;
-    }
-    report.bytes_freed = report.bytes_removed.saturating_sub(rewrite_live);
-    report.segments_after = segs.before - segs.to_rewrite.len() as u64
-        + u64::from(!segs.to_rewrite.is_empty())
-        + u64::from(!d.rewrite.is_empty());
-    report.duration_secs = started.elapsed().as_secs_f64();
-    report
 }

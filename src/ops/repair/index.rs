@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use super::{RepairOptions, RepairReport};
+use super::{RepairReport, RepairRequest};
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId, SegmentId};
@@ -70,7 +70,7 @@ pub(super) type Lost = HashSet<(BlobKind, BlobId)>;
 /// that are lost.
 pub(super) fn repair(
     repo: &Repository,
-    opts: &RepairOptions,
+    opts: &RepairRequest,
     report: &mut RepairReport,
 ) -> Result<Lost> {
     let segs = read_segments(repo, report)?;

@@ -17,16 +17,18 @@
 mod index;
 mod snapshots;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::ops::context::{Ctx, Phase};
 use crate::repository::Repository;
 
 pub use snapshots::SnapshotRepair;
 
-/// What to repair.
-#[derive(Clone, Debug, Default)]
-pub struct RepairOptions {
+/// `repair`: what to repair.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepairRequest {
     /// Repair the index (segments ↔ packs).
     pub index: bool,
     /// Rewrite snapshots that lost data.
@@ -35,6 +37,18 @@ pub struct RepairOptions {
     pub read_data: bool,
     /// Only report what would be done.
     pub dry_run: bool,
+}
+
+impl Default for RepairRequest {
+    /// Everything (index, then snapshots), judging packs by size and trailer.
+    fn default() -> Self {
+        Self {
+            index: true,
+            snapshots: true,
+            read_data: false,
+            dry_run: false,
+        }
+    }
 }
 
 /// What repair found and did.
@@ -78,8 +92,19 @@ impl RepairReport {
     }
 }
 
-/// Repairs `repo`. The caller must hold the exclusive lock.
-pub fn run(repo: &mut Repository, opts: &RepairOptions) -> Result<RepairReport> {
+/// Repairs `repo` under the exclusive lock (released space first if the disk is too
+/// full to write the lock).
+pub fn run(repo: &mut Repository, opts: &RepairRequest, ctx: &Ctx) -> Result<RepairReport> {
+    let _lock = repo.lock_to_free_space(crate::lock::LockKind::Exclusive, "repair")?;
+    ctx.check()?;
+    let progress = ctx.phase(Phase::Repairing);
+    let r = repair(repo, opts);
+    ctx.phase_done(Phase::Repairing);
+    drop(progress);
+    r
+}
+
+fn repair(repo: &mut Repository, opts: &RepairRequest) -> Result<RepairReport> {
     let mut report = RepairReport {
         dry_run: opts.dry_run,
         ..Default::default()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{RepairOptions, RepairReport};
+use super::{RepairReport, RepairRequest};
 use crate::blob::{self, BlobKind};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId, TreeId};
@@ -143,7 +143,7 @@ impl Fixer<'_> {
 /// Rewrites snapshots that reference lost blobs, and removes oplog slices that do.
 pub(super) fn repair(
     repo: &Repository,
-    opts: &RepairOptions,
+    opts: &RepairRequest,
     lost: &HashSet<(BlobKind, BlobId)>,
     report: &mut RepairReport,
 ) -> Result<()> {
@@ -202,7 +202,7 @@ pub(super) fn repair(
     }
     for id in &lost_slices {
         repo.backend()
-            .delete(&crate::oplog::slice::slice_path(id))?;
+            .delete(&crate::mongo::oplog::slice::slice_path(id))?;
     }
     Ok(())
 }
@@ -213,7 +213,7 @@ fn lost_slices(
     index: &RocksIndex,
     lost: &HashSet<(BlobKind, BlobId)>,
 ) -> Result<Vec<crate::id::SliceId>> {
-    let (slices, damaged) = crate::oplog::load_slices_and_damaged(repo)?;
+    let (slices, damaged) = crate::mongo::oplog::load_slices_and_damaged(repo)?;
     let mut out: Vec<crate::id::SliceId> = damaged.into_iter().map(|(id, _)| id).collect();
     for s in slices {
         let mut whole = true;

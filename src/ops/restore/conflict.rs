@@ -12,7 +12,7 @@ use crate::repository::Repository;
 use crate::tree::{Node, Timestamp};
 
 /// Policy for files that exist in the target and differ from the snapshot.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Conflict {
     /// Keep the existing file.

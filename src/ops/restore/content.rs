@@ -20,6 +20,7 @@ use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::index::BlobLocation;
+use crate::ops::context::CancelToken;
 use crate::pack::pack_path;
 use crate::pack::runs::{read_runs, span};
 use crate::progress::Progress;
@@ -85,6 +86,7 @@ pub(super) fn restore_files(
     target: &TargetDir,
     jobs: &[FileJob],
     progress: &Progress,
+    cancel: &CancelToken,
     fail: &(dyn Fn(&str, &dyn std::fmt::Display) + Sync),
 ) -> Vec<bool> {
     let mut uses = Vec::new();
@@ -122,9 +124,21 @@ pub(super) fn restore_files(
     let packs: Vec<&[Use]> = uses.chunk_by(|a, b| a.loc.pack == b.loc.pack).collect();
     crate::backend::with_read_threads(repo.backend(), || {
         packs.par_iter().for_each(|uses| {
-            restore_pack(repo, target, uses, jobs, &state, progress, fail);
+            if !cancel.is_cancelled() {
+                restore_pack(repo, target, uses, jobs, &state, progress, fail);
+            }
         });
     });
+    if cancel.is_cancelled() {
+        // Files still waiting for chunks are dropped with their temporary names.
+        for (s, job) in state.iter().zip(jobs) {
+            if s.remaining.load(Relaxed) > 0 {
+                s.failed.store(true, Relaxed);
+                drop(s.handle.lock().unwrap_or_else(|p| p.into_inner()).take());
+                target.remove_beside(job.dest(), &s.tmp());
+            }
+        }
+    }
     state.iter().map(|s| !s.failed.load(Relaxed)).collect()
 }
 
@@ -219,7 +233,7 @@ fn write_at(target: &TargetDir, s: &Open, dest: &Path, data: &[u8], at: u64) -> 
     }
     let f = guard
         .as_ref()
-        .ok_or_else(|| Error::Invalid("restore file handle vanished".into()))?;
+        .ok_or_else(|| Error::Internal("restore file handle vanished".into()))?;
     let err = |e| Error::io(format!("writing {}", target.shown(dest).display()), e);
     let mut run_start: Option<usize> = None;
     for (n, block) in data.chunks(SPARSE_BLOCK).enumerate() {

@@ -11,11 +11,8 @@
 mod conflict;
 mod content;
 mod meta;
-#[cfg(feature = "mongo")]
-pub mod mongo;
-#[cfg(feature = "mongo")]
-pub mod mongo_at;
 mod plan;
+mod request;
 mod target;
 
 pub use conflict::{Action, Conflict};
@@ -27,12 +24,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::ops::context::{Ctx, Phase};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
 
 pub use plan::{Plan, PlanItem};
+pub use request::{run, FilesTarget, RestoreInto, RestoreOutcome, RestoreRequest};
 use target::TargetDir;
 
 /// What to restore and where.
@@ -93,11 +92,26 @@ pub struct RestoreReport {
     pub errors: Vec<String>,
 }
 
-/// Restores (part of) a snapshot into `opts.target`.
-pub fn run(
+/// Restores (part of) a snapshot's files into `opts.target` (the caller holds a lock).
+/// Cancelled (`ctx`), it stops between packs, removes the files it had not finished (no
+/// half-written file is left) and returns [`Error::Cancelled`].
+pub fn files(
     repo: &Repository,
     snap: &Snapshot,
     opts: &RestoreOptions,
+    ctx: &Ctx,
+) -> Result<RestoreReport> {
+    let progress = ctx.phase(Phase::Restoring);
+    let r = restore(repo, snap, opts, ctx, &progress);
+    ctx.phase_done(Phase::Restoring);
+    r
+}
+
+fn restore(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+    ctx: &Ctx,
     progress: &Progress,
 ) -> Result<RestoreReport> {
     let excludes = opts
@@ -204,7 +218,13 @@ pub fn run(
             fresh: matches!(actions[i], Some(Action::Create)),
         })
         .collect();
-    let written = content::restore_files(repo, &target, &jobs, progress, &fail);
+    let written = content::restore_files(repo, &target, &jobs, progress, ctx.token(), &fail);
+    if ctx.cancelled() {
+        return Err(Error::Cancelled(format!(
+            ": {} file(s) were completed; nothing else was left behind",
+            written.iter().filter(|w| **w).count()
+        )));
+    }
     let mut done: HashSet<usize> = HashSet::new();
     for ((ok, job), i) in written.iter().zip(&jobs).zip(&chosen) {
         if *ok {

@@ -14,23 +14,27 @@
 //! after the packer has made every pack and segment durable.
 
 mod parent;
+mod stages;
 mod walk;
 
 pub use parent::ParentChoice;
 pub use walk::SOCKET_SKIPPED;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use serde::{Deserialize, Serialize};
 
-use crate::blob::{self, BlobKind};
+use crate::blob::BlobKind;
 use crate::chunk::Chunker;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
+use crate::mongo::uri::ConnectionString;
+use crate::ops::context::{CancelToken, Ctx, Phase};
 use crate::packer::{PackStore, Packer, PackerStats};
 use crate::progress::Progress;
 use crate::repository::Repository;
@@ -39,15 +43,34 @@ use crate::snapshot::{Skipped, Snapshot, Source, Summary, SNAPSHOT_VERSION};
 use crate::source::exclude::{ExcludeSettings, Excluder};
 use crate::source::VirtualSource;
 use crate::tree::{self, Node, Tree};
+use crate::writer::Claims;
 
 use parent::PrevDir;
+use stages::{chunk_files, seal_blobs, FileDone, SealJob, Sealed, Stages};
 use walk::{Event, FileJob, WalkContext};
 
-/// What to back up and how to label it.
-#[derive(Clone, Debug, Default)]
-pub struct SnapshotOptions {
-    /// Paths to back up.
+/// A MongoDB server whose collections a snapshot holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoSourceRequest {
+    /// The server (credentials are used to connect, never stored).
+    pub uri: ConnectionString,
+    /// Only these databases (empty: all but admin, local and config).
+    #[serde(default)]
+    pub dbs: Vec<String>,
+    /// Only these namespaces, "db.coll" (empty: every collection of those databases).
+    #[serde(default)]
+    pub collections: Vec<String>,
+}
+
+/// `snapshot`: what to back up and how to label it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotRequest {
+    /// Files and directories to back up.
     pub paths: Vec<PathBuf>,
+    /// A MongoDB server to back up (alone or with the paths).
+    pub mongodb: Option<MongoSourceRequest>,
     /// Tags to attach.
     pub tags: Vec<String>,
     /// Host name to record (default: this machine's).
@@ -58,63 +81,85 @@ pub struct SnapshotOptions {
     pub parent: ParentChoice,
     /// What to leave out.
     pub excludes: ExcludeSettings,
-    /// Recorded for snapshots that hold MongoDB collections.
-    pub mongodb: Option<crate::snapshot::MongoRecord>,
+    /// Files of more exclude patterns, one per line (read when the verb runs).
+    pub exclude_files: Vec<PathBuf>,
 }
 
-/// A new blob on its way to the sealers.
-struct SealJob {
-    kind: BlobKind,
-    id: BlobId,
-    data: Vec<u8>,
+/// What a run works from once its request is resolved: the exclusions with the exclude
+/// files read, and the MongoDB source connected and planned.
+struct Job<'a> {
+    req: &'a SnapshotRequest,
+    excludes: ExcludeSettings,
+    mongodb: Option<crate::snapshot::MongoRecord>,
+    virtual_sources: Vec<&'a dyn VirtualSource>,
 }
 
-/// A sealed blob on its way to the packer.
-struct Sealed {
-    kind: BlobKind,
-    id: BlobId,
-    bytes: Vec<u8>,
-    raw_len: u32,
-}
+/// The run's claims on new blobs (see [`Claims`]).
+type Seen = Claims;
 
-/// A chunker's answer for one file: its chunks, the bytes read, and whether it changed
-/// while being read.
-struct FileDone {
-    seq: u64,
-    result: std::result::Result<(Vec<ChunkId>, u64, bool), String>,
-}
-
-/// Blob ids this run is storing that the index does not list yet, so a chunk seen twice
-/// is sealed once. Ids leave once their segment is in the index, so the set stays bounded
-/// by what is in flight, not by the size of the backup.
-type Seen = Mutex<HashSet<BlobId>>;
-
-/// Claims a blob for storing: false when the index or this run already has it.
-///
-/// Checks the set before the index, while the pack store adds to the index before it
-/// removes from the set: an id is always in at least one of the two places we look.
-fn claim(repo: &Repository, seen: &Seen, kind: BlobKind, id: BlobId) -> Result<bool> {
-    if seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
-        return Ok(false);
+/// Backs up `req.paths` and the MongoDB server of `req.mongodb` into one snapshot, under
+/// the shared lock, and returns it (its `summary` lists what could not be read). The
+/// server is reached (and a bad address or password refused) before the repository is
+/// touched. Cancelled (`ctx`), it stops reading, writes no snapshot, releases its lock
+/// and returns [`Error::Cancelled`]; what it stored meanwhile is unreferenced until a prune.
+pub fn run(repo: &Repository, req: &SnapshotRequest, ctx: &Ctx) -> Result<Snapshot> {
+    if req.paths.is_empty() && req.mongodb.is_none() {
+        return Err(Error::Invalid(
+            "nothing to back up: give paths or a MongoDB connection string".into(),
+        ));
     }
-    if repo.index()?.contains(kind, &id)? {
-        return Ok(false);
+    let mut excludes = req.excludes.clone();
+    for f in &req.exclude_files {
+        excludes.add_file(f)?;
     }
-    Ok(seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id))
+    let mongo = req.mongodb.as_ref().map(mongo_source).transpose()?;
+    let mut job = Job {
+        req,
+        excludes,
+        mongodb: None,
+        virtual_sources: Vec::new(),
+    };
+    #[cfg(feature = "mongo")]
+    if let Some(m) = &mongo {
+        let record = m.record();
+        if record.consistency != "snapshot" {
+            ctx.note(format!(
+                "{} is not a replica set: each collection is consistent on its own, not \
+                 across collections",
+                record.uri
+            ));
+        }
+        for ns in m.left_out() {
+            ctx.note(format!("{ns} is managed by the server and not backed up"));
+        }
+        job.mongodb = Some(record);
+        job.virtual_sources.push(m);
+    }
+    let _lock = repo.lock_for(crate::lock::LockKind::Shared, "snapshot")?;
+    let progress = ctx.phase(Phase::BackingUp);
+    let result = pipeline(repo, &job, ctx, progress);
+    ctx.phase_done(Phase::BackingUp);
+    result
 }
 
-/// Runs a backup of `opts.paths` and writes the snapshot object.
-pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: Arc<Progress>) -> Result<Snapshot> {
-    run_with(repo, opts, &[], progress)
+#[cfg(feature = "mongo")]
+fn mongo_source(m: &MongoSourceRequest) -> Result<crate::mongo::export::MongoBackup> {
+    let sel = crate::mongo::export::MongoSelection {
+        dbs: m.dbs.clone(),
+        collections: m.collections.clone(),
+    };
+    crate::mongo::export::MongoBackup::new(m.uri.expose(), &sel)
 }
 
-/// Runs a backup of `opts.paths` and of `virtual_sources` (databases) into one snapshot.
-pub fn run_with(
-    repo: &Repository,
-    opts: &SnapshotOptions,
-    virtual_sources: &[&dyn VirtualSource],
-    progress: Arc<Progress>,
-) -> Result<Snapshot> {
+#[cfg(not(feature = "mongo"))]
+fn mongo_source(_: &MongoSourceRequest) -> Result<std::convert::Infallible> {
+    Err(Error::Invalid(
+        "this build has no MongoDB support (feature mongo)".into(),
+    ))
+}
+
+fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) -> Result<Snapshot> {
+    let (opts, virtual_sources) = (job.req, job.virtual_sources.as_slice());
     let started = Instant::now();
     let time = chrono::Utc::now();
     let sources = if opts.paths.is_empty() && !virtual_sources.is_empty() {
@@ -131,7 +176,7 @@ pub fn run_with(
             "a path under /mongodb cannot be backed up together with a database: the snapshot keeps collections there".into(),
         ));
     }
-    let excluder = Excluder::new(&opts.excludes)?;
+    let excluder = Excluder::new(&job.excludes)?;
     repo.index()?; // open and sync before threads start, so errors surface here
     let budget = repo.quota_headroom()?;
     let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
@@ -151,6 +196,7 @@ pub fn run_with(
     let parent = parent::find(repo, &opts.parent, &series)?;
     let ctx = WalkContext {
         repo,
+        cancel: run.token().clone(),
         excluder: &excluder,
         parent_root: parent.as_ref().and_then(|p| PrevDir::load(repo, p.tree)),
         virtual_sources,
@@ -167,7 +213,7 @@ pub fn run_with(
         Chunker::new(repo.config().chunker_files, repo.key().chunker_seed()),
         Chunker::new(repo.config().chunker_bson, repo.key().chunker_seed()),
     );
-    let seen: Seen = Mutex::new(HashSet::new());
+    let seen = Claims::default();
 
     let (ev_tx, ev_rx) = bounded::<Event>(4096);
     // Jobs carry open files: the bound also bounds open descriptors.
@@ -189,9 +235,15 @@ pub fn run_with(
         };
         for _ in 0..threads {
             let (job_rx, done_tx, seal_tx) = (job_rx.clone(), done_tx.clone(), seal_tx.clone());
-            let (seen, progress) = (&seen, progress.clone());
+            let (seen, progress, cancel) = (&seen, progress.clone(), run.token().clone());
             s.spawn(move || {
-                chunk_files(repo, chunkers, seen, &job_rx, &done_tx, &seal_tx, &progress)
+                let stages = Stages {
+                    repo,
+                    seen,
+                    progress: &progress,
+                    cancel: &cancel,
+                };
+                chunk_files(&stages, chunkers, &job_rx, &done_tx, &seal_tx)
             });
         }
         drop((job_rx, done_tx));
@@ -212,12 +264,7 @@ pub fn run_with(
         });
         let seen_ref = &seen;
         let store = s.spawn(move || -> Result<u64> {
-            let mut store = PackStore::new(repo).on_indexed(move |packs| {
-                let mut seen = seen_ref.lock().unwrap_or_else(|p| p.into_inner());
-                for e in packs.iter().flat_map(|p| &p.entries) {
-                    seen.remove(&e.id);
-                }
-            });
+            let mut store = PackStore::new(repo).on_indexed(move |packs| seen_ref.indexed(packs));
             for p in pack_rx {
                 store.store(p)?;
             }
@@ -226,6 +273,7 @@ pub fn run_with(
 
         let assembled = assemble(
             repo,
+            run,
             &seen,
             ev_rx,
             done_rx,
@@ -234,13 +282,13 @@ pub fn run_with(
         );
         let walked = walker
             .join()
-            .unwrap_or_else(|_| Err(Error::Invalid("walker thread panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Internal("walker thread panicked".into())));
         let packed = packer
             .join()
-            .unwrap_or_else(|_| Err(Error::Invalid("packer thread panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Internal("packer thread panicked".into())));
         let stored = store
             .join()
-            .unwrap_or_else(|_| Err(Error::Invalid("pack store thread panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Internal("pack store thread panicked".into())));
         // The store's error (e.g. a failed write) is the root cause when stages stop early,
         // then the packer's (e.g. the quota).
         let segments = stored?;
@@ -251,6 +299,9 @@ pub fn run_with(
         summary.files_removed = walk_stats.files_removed;
         Ok::<_, Error>((root, summary_with(&mut summary, pack_stats)))
     });
+    if run.cancelled() {
+        return Err(Error::Cancelled(": no snapshot was written".into()));
+    }
     let (root, mut summary) = outcome?;
     // A database that could not be read completely is a failed backup, not a snapshot
     // with a hole: a restore from it would silently lose a collection.
@@ -283,11 +334,12 @@ pub fn run_with(
         parent: parent.map(|p| p.id),
         tree: root,
         summary,
-        excludes: opts.excludes.clone(),
-        mongodb: opts.mongodb.clone(),
+        excludes: job.excludes.clone(),
+        mongodb: job.mongodb.clone(),
         repaired: None,
     };
     crate::failpoint::hit("snapshot-before-commit");
+    run.check()?;
     repo.save_snapshot(&snap)?;
     Ok(snap)
 }
@@ -298,104 +350,6 @@ fn summary_with(summary: &mut Summary, p: PackerStats) -> Summary {
     summary.bytes_added = p.pack_bytes;
     summary.packs_written = p.packs;
     std::mem::take(summary)
-}
-
-/// Chunker stage: read each file, cut and hash chunks, hand new ones to the sealers.
-fn chunk_files(
-    repo: &Repository,
-    chunkers: (Chunker, Chunker),
-    seen: &Seen,
-    jobs: &Receiver<FileJob>,
-    done: &Sender<FileDone>,
-    seal: &Sender<SealJob>,
-    progress: &Progress,
-) {
-    for job in jobs {
-        let seq = job.seq;
-        let chunker = if job.small_chunks {
-            chunkers.1
-        } else {
-            chunkers.0
-        };
-        let result = chunk_one(repo, chunker, seen, job, seal, progress);
-        let result = match result {
-            Ok(r) => Ok(r),
-            Err(ChunkError::Stopped) => return,
-            Err(ChunkError::Failed(e)) => Err(e),
-        };
-        progress.done(1, 0);
-        if done.send(FileDone { seq, result }).is_err() {
-            return;
-        }
-    }
-}
-
-enum ChunkError {
-    /// The pipeline is shutting down.
-    Stopped,
-    /// This file could not be read; the snapshot goes on without it.
-    Failed(String),
-}
-
-fn chunk_one(
-    repo: &Repository,
-    chunker: Chunker,
-    seen: &Seen,
-    job: FileJob,
-    seal: &Sender<SealJob>,
-    progress: &Progress,
-) -> std::result::Result<(Vec<ChunkId>, u64, bool), ChunkError> {
-    let failed = |e: &dyn std::fmt::Display| ChunkError::Failed(e.to_string());
-    let mut expect = None;
-    let file: Box<dyn std::io::Read + Send> = match (job.file, job.open) {
-        (Some((f, e)), _) => {
-            let handle = f.try_clone().map_err(|e| failed(&e))?;
-            expect = Some((handle, e));
-            Box::new(f)
-        }
-        (None, Some(open)) => open().map_err(|e| failed(&e))?,
-        (None, None) => return Err(ChunkError::Failed("nothing to read".into())),
-    };
-    let mut ids = Vec::new();
-    let mut read = 0u64;
-    for chunk in chunker.chunks_with_hint(file, job.size_hint) {
-        let data = chunk.map_err(|e| failed(&e))?;
-        read += data.len() as u64;
-        progress.bytes.fetch_add(data.len() as u64, Relaxed);
-        let id = repo.hasher().chunk_id(&data);
-        ids.push(id);
-        let is_new = claim(repo, seen, BlobKind::Data, id.into()).map_err(|e| failed(&e))?;
-        if is_new {
-            let job = SealJob {
-                kind: BlobKind::Data,
-                id: id.into(),
-                data,
-            };
-            seal.send(job).map_err(|_| ChunkError::Stopped)?;
-        }
-    }
-    // Written to while we read: what we stored may mix old and new bytes. Say so.
-    let changed = expect.is_some_and(|(f, e)| {
-        read != e.size || crate::dirfd::fstat(&f).map_or(true, |now| walk::Expect::of(&now) != e)
-    });
-    Ok((ids, read, changed))
-}
-
-/// Sealer stage: compress and encrypt.
-fn seal_blobs(repo: &Repository, jobs: &Receiver<SealJob>, out: &Sender<Sealed>) {
-    let level = repo.config().compression_level;
-    for job in jobs {
-        let bytes = blob::seal(repo.key(), &job.data, level);
-        let sealed = Sealed {
-            kind: job.kind,
-            id: job.id,
-            bytes,
-            raw_len: job.data.len() as u32,
-        };
-        if out.send(sealed).is_err() {
-            return;
-        }
-    }
 }
 
 /// One directory being assembled: its own node (none for the root), its children, and the
@@ -409,13 +363,14 @@ struct Frame {
 /// Assembler: turns ordered walker events plus file results into trees, bottom-up.
 fn assemble(
     repo: &Repository,
+    ctx: &Ctx,
     seen: &Seen,
     events: Receiver<Event>,
     done: Receiver<FileDone>,
     seal: Sender<SealJob>,
     parent_root: Option<PrevDir>,
 ) -> Result<(TreeId, Summary)> {
-    let aborted = || Error::Invalid("backup pipeline stopped early".into());
+    let aborted = || Error::Internal("backup pipeline stopped early".into());
     let mut summary = Summary::default();
     let mut stack = vec![Frame {
         node: None,
@@ -442,7 +397,10 @@ fn assemble(
                 summary.others += 1;
                 stack.last_mut().ok_or_else(aborted)?.children.push(node);
             }
-            Event::Skipped(s) => summary.skipped.push(s),
+            Event::Skipped(s) => {
+                ctx.warn(Some(s.path.clone()), s.error.clone());
+                summary.skipped.push(s);
+            }
             Event::Unchanged(node) => {
                 summary.files_unchanged += 1;
                 summary.total_bytes += node.size;
@@ -472,10 +430,11 @@ fn assemble(
                         summary.bytes_read += size;
                         stack.last_mut().ok_or_else(aborted)?.children.push(node);
                     }
-                    Err(error) => summary.skipped.push(Skipped {
-                        path: path.display().to_string(),
-                        error,
-                    }),
+                    Err(error) => {
+                        let path = path.display().to_string();
+                        ctx.warn(Some(path.clone()), error.clone());
+                        summary.skipped.push(Skipped { path, error });
+                    }
                 }
             }
         }
@@ -506,13 +465,13 @@ fn store_tree(
     }
     let enc = tree::encode(&t);
     let id = repo.hasher().tree_id(&enc);
-    if claim(repo, seen, BlobKind::Tree, id.into())? {
+    if seen.claim(repo, BlobKind::Tree, id.into())? {
         seal.send(SealJob {
             kind: BlobKind::Tree,
             id: id.into(),
             data: enc,
         })
-        .map_err(|_| Error::Invalid("backup pipeline stopped early".into()))?;
+        .map_err(|_| Error::Internal("backup pipeline stopped early".into()))?;
     }
     Ok(id)
 }

@@ -11,7 +11,8 @@ use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind, Tree};
 
 /// Which snapshot to compare against.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ParentChoice {
     /// The latest snapshot of the same host and paths (the default).
     #[default]
@@ -26,7 +27,10 @@ pub enum ParentChoice {
 pub fn find(repo: &Repository, choice: &ParentChoice, key: &SeriesKey) -> Result<Option<Snapshot>> {
     match choice {
         ParentChoice::None => Ok(None),
-        ParentChoice::Given(sel) => repo.find_snapshot(sel).map(Some),
+        ParentChoice::Given(sel) => {
+            crate::ops::select::snapshot(repo, &crate::ops::select::SnapshotRef::id(sel), &[])
+                .map(Some)
+        }
         ParentChoice::Auto => Ok(repo
             .snapshots()?
             .into_iter()

@@ -118,6 +118,8 @@ pub(super) struct WalkStats {
 /// Everything the walker reads besides the file system.
 pub(super) struct WalkContext<'a> {
     pub repo: &'a Repository,
+    /// Stops the walk when cancelled.
+    pub cancel: crate::ops::context::CancelToken,
     pub excluder: &'a Excluder,
     pub parent_root: Option<PrevDir>,
     /// Sources that are not directory trees, walked after the paths.
@@ -143,6 +145,9 @@ struct Stopped;
 
 impl Walker<'_> {
     fn emit(&self, ev: Event) -> std::result::Result<(), Stopped> {
+        if self.ctx.cancel.is_cancelled() {
+            return Err(Stopped);
+        }
         self.events.send(ev).map_err(|_| Stopped)
     }
 

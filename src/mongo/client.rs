@@ -1,0 +1,85 @@
+//! The connection to a server and the one place driver errors become library errors.
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, Document};
+use mongodb::options::ClientOptions;
+use mongodb::sync::Client;
+
+use crate::error::{Error, Result};
+use crate::mongo::uri::redact;
+
+pub use crate::mongo::identity::server_identity;
+
+/// A driver error as a sentence for people: the server's message and code, never the
+/// documents or raw replies some driver errors carry.
+pub fn describe_error(e: &mongodb::error::Error) -> String {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => format!("{} (code {})", c.message, c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => format!("{} (code {})", w.message, w.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
+            format!("{} (code {})", w.message, w.code)
+        }
+        ErrorKind::InsertMany(f) => {
+            let errs = f.write_errors.as_deref().unwrap_or_default();
+            match errs.first() {
+                Some(w) => format!(
+                    "{} of the batch's documents refused, e.g. {} (code {})",
+                    errs.len(),
+                    w.message,
+                    w.code
+                ),
+                None => f
+                    .write_concern_error
+                    .as_ref()
+                    .map_or_else(|| "write failed".to_string(), |w| w.message.clone()),
+            }
+        }
+        _ => {
+            let s = e.to_string();
+            let s = s.split(", server response:").next().unwrap_or_default();
+            s.chars().take(300).collect()
+        }
+    }
+}
+
+/// The library error for a failed MongoDB operation (`what` says which).
+pub fn mongo_error(what: &str, e: &mongodb::error::Error) -> Error {
+    Error::Source(format!("MongoDB: {what}: {}", describe_error(e)))
+}
+
+/// [`mongo_error`] for `map_err`.
+pub fn db_err(what: &str, e: mongodb::error::Error) -> Error {
+    mongo_error(what, &e)
+}
+
+/// The server's `hello` reply (replica set name, cluster time, last write, ...).
+pub fn hello(client: &Client) -> Result<Document> {
+    client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .run()
+        .map_err(|e| db_err("hello", e))
+}
+
+/// Connects and checks the server answers (and the credentials work).
+pub fn connect(uri: &str) -> Result<Client> {
+    let mut opts = ClientOptions::parse(uri)
+        .run()
+        .map_err(|e| db_err("bad connection string", e))?;
+    opts.app_name = Some("repo".into());
+    if opts.server_selection_timeout.is_none() {
+        opts.server_selection_timeout = Some(Duration::from_secs(10));
+    }
+    if opts.connect_timeout.is_none() {
+        opts.connect_timeout = Some(Duration::from_secs(10));
+    }
+    let client = Client::with_options(opts).map_err(|e| db_err("client", e))?;
+    client
+        .database("admin")
+        .run_command(doc! {"ping": 1})
+        .run()
+        .map_err(|e| db_err(&format!("cannot reach {}", redact(uri)), e))?;
+    Ok(client)
+}

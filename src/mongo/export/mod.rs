@@ -1,0 +1,469 @@
+//! MongoDB collections as a backup source.
+//!
+//! Each collection becomes a directory `/mongodb/<db>/<coll>/` ([`layout`]) holding
+//! `data.bson`, the collection's documents as concatenated raw BSON (exactly the bytes the
+//! server sent; never re-encoded, so an unchanged collection gives the same byte stream
+//! and dedupes completely) in `_id` order — in insertion order for capped collections —
+//! and `metadata.bson`, one BSON document with its type, options, index specs (as
+//! `listIndexes` returned them) and document count. On a replica set every collection is
+//! read at one cluster time (a snapshot session), so the whole snapshot is one point in
+//! time. Before the snapshot is committed its tree is read back ([`MongoBackup::verify`]).
+//!
+//! `system.*` collections are server-managed and left out (reported), except
+//! `system.js`, the database's stored functions, which are saved like any collection.
+
+mod stream;
+
+use std::io::{self, Read};
+
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
+use mongodb::sync::Client;
+
+use crate::error::{Error, Result};
+use crate::mongo::client::{connect, db_err, hello, server_identity};
+use crate::mongo::layout::{self, entry_name};
+use crate::mongo::ns::split_ns;
+use crate::mongo::uri::redact;
+use stream::{CollectionStream, Docs, StreamEnd};
+
+/// The only `system.*` collection saved: stored JavaScript functions.
+pub const SYSTEM_JS: &str = "system.js";
+
+/// Documents per server batch while exporting.
+const BATCH_DOCS: u32 = 1000;
+
+/// The name of the top-level snapshot directory holding collections.
+pub const ROOT: &str = "mongodb";
+
+/// What a snapshot of a server reads.
+#[derive(Clone, Debug, Default)]
+pub struct MongoSelection {
+    /// Only these databases (empty: all but admin, local, config).
+    pub dbs: Vec<String>,
+    /// Only these namespaces "db.coll" (empty: every collection of the chosen databases).
+    pub collections: Vec<String>,
+}
+
+/// One collection (or view) to export.
+#[derive(Clone, Debug)]
+pub struct CollectionPlan {
+    /// Database.
+    pub db: String,
+    /// Collection name.
+    pub name: String,
+    /// "collection", "view" or "timeseries".
+    pub kind: String,
+    /// listCollections `options` (capped, validator, collation, viewOn, pipeline, ...).
+    pub options: Document,
+    /// listIndexes output, full specs.
+    pub indexes: Vec<Document>,
+    /// Documents (filled in from the stream for collections; 0 for views).
+    pub count: i64,
+}
+
+impl CollectionPlan {
+    /// "db.coll".
+    pub fn ns(&self) -> String {
+        format!("{}.{}", self.db, self.name)
+    }
+
+    /// The metadata document stored next to the data.
+    pub fn metadata(&self, cluster_time: Option<Timestamp>) -> Document {
+        let mut d = doc! {
+            "collectionName": &self.name,
+            "db": &self.db,
+            "type": &self.kind,
+            "options": self.options.clone(),
+            "indexes": self.indexes.iter().cloned().map(Bson::Document).collect::<Vec<_>>(),
+            "count": self.count,
+        };
+        if let Some(t) = cluster_time {
+            d.insert("clusterTime", t);
+        }
+        d
+    }
+}
+
+/// An open connection to the server being backed up.
+pub struct MongoSource {
+    client: Client,
+    /// The URI without credentials, for the snapshot record.
+    pub redacted_uri: String,
+    /// What the server says it is ([`server_identity`]).
+    pub server: String,
+    /// Cluster time every collection is read at (replica sets), else `None`.
+    pub cluster_time: Option<Timestamp>,
+    /// Server-managed collections left out, as "db.coll".
+    pub left_out: Vec<String>,
+}
+
+impl MongoSource {
+    /// Connects to `uri`.
+    pub fn open(uri: &str) -> Result<Self> {
+        let client = connect(uri)?;
+        let server = server_identity(&client, &hello(&client)?, uri)?;
+        Ok(Self {
+            client,
+            redacted_uri: redact(uri),
+            server,
+            cluster_time: None,
+            left_out: Vec::new(),
+        })
+    }
+
+    /// Lists what `sel` selects, fixing the read time first on a replica set.
+    pub fn plan(&mut self, sel: &MongoSelection) -> Result<Vec<CollectionPlan>> {
+        let hello = hello(&self.client)?;
+        let mut session = if hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid")
+        {
+            Some(
+                self.client
+                    .start_session()
+                    .snapshot(true)
+                    .run()
+                    .map_err(|e| db_err("starting a snapshot session", e))?,
+            )
+        } else {
+            None
+        };
+        let dbs = if sel.dbs.is_empty() && sel.collections.is_empty() {
+            let mut names = self
+                .client
+                .list_database_names()
+                .run()
+                .map_err(|e| db_err("listing databases", e))?;
+            names.retain(|n| !["admin", "local", "config"].contains(&n.as_str()));
+            names
+        } else {
+            let mut names = sel.dbs.clone();
+            for ns in &sel.collections {
+                let (db, _) = split_ns(ns)?;
+                if !names.iter().any(|n| n == db) {
+                    names.push(db.to_string());
+                }
+            }
+            names
+        };
+        let mut out = Vec::new();
+        let mut time_fixed = false;
+        for db_name in &dbs {
+            let db = self.client.database(db_name);
+            let mut cursor = db
+                .run_cursor_command(doc! {"listCollections": 1})
+                .run()
+                .map_err(|e| db_err(&format!("listing collections of {db_name}"), e))?;
+            let mut infos = Vec::new();
+            for info in &mut cursor {
+                infos.push(info.map_err(|e| db_err("listCollections", e))?);
+            }
+            for info in infos {
+                let name = info.get_str("name").unwrap_or_default().to_string();
+                let kind = info.get_str("type").unwrap_or("collection").to_string();
+                let ns = format!("{db_name}.{name}");
+                if name.is_empty() {
+                    continue;
+                }
+                if name.starts_with("system.") && name != SYSTEM_JS {
+                    self.left_out.push(ns);
+                    continue;
+                }
+                let wanted = sel.collections.is_empty()
+                    || sel.collections.contains(&ns)
+                    || sel.dbs.contains(db_name);
+                if !wanted {
+                    continue;
+                }
+                let options = info.get_document("options").cloned().unwrap_or_default();
+                let (indexes, count) = if kind == "view" {
+                    (Vec::new(), 0)
+                } else {
+                    let coll = db.collection::<Document>(&name);
+                    let idx = index_specs(&db, &name)?;
+                    // The first read in the snapshot session fixes its cluster time.
+                    if let Some(sess) = session.as_mut() {
+                        if !time_fixed {
+                            coll.find_one(doc! {})
+                                .session(sess)
+                                .run()
+                                .map_err(|e| db_err(&format!("reading {ns}"), e))?;
+                            time_fixed = true;
+                        }
+                    }
+                    // Counted while streaming: exact at the read time, and free.
+                    (idx, 0)
+                };
+                out.push(CollectionPlan {
+                    db: db_name.clone(),
+                    name,
+                    kind,
+                    options,
+                    indexes,
+                    count,
+                });
+            }
+        }
+        for ns in &sel.collections {
+            if !out.iter().any(|c| c.ns() == *ns) {
+                return Err(Error::Selection(format!(
+                    "no collection {ns} on {}",
+                    self.redacted_uri
+                )));
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::Selection(format!(
+                "nothing to back up on {}: no collections matched",
+                self.redacted_uri
+            )));
+        }
+        self.cluster_time = session.as_mut().and_then(|s| {
+            let inner: &mut mongodb::ClientSession = s.into();
+            inner.snapshot_time()
+        });
+        Ok(out)
+    }
+
+    /// A reader of one collection's documents at the planned read time: in `_id` order,
+    /// or for a capped collection in natural (insertion) order, which tailable cursors and
+    /// eviction depend on.
+    pub fn open_stream(&self, db: &str, coll: &str, capped: bool) -> Result<CollectionStream> {
+        let c = self.client.database(db).collection::<RawDocumentBuf>(coll);
+        let order = if capped {
+            doc! {"$natural": 1}
+        } else {
+            doc! {"_id": 1}
+        };
+        let find = c.find(doc! {}).sort(order).batch_size(BATCH_DOCS);
+        let cursor = match self.cluster_time {
+            Some(t) => {
+                let mut s = self
+                    .client
+                    .start_session()
+                    .snapshot(true)
+                    .snapshot_time(t)
+                    .run()
+                    .map_err(|e| db_err("starting a snapshot session", e))?;
+                let cur = find
+                    .session(&mut s)
+                    .run()
+                    .map_err(|e| db_err(&format!("reading {db}.{coll}"), e))?;
+                Docs::Session(cur, Box::new(s))
+            }
+            None => Docs::Plain(
+                find.run()
+                    .map_err(|e| db_err(&format!("reading {db}.{coll}"), e))?,
+            ),
+        };
+        Ok(CollectionStream {
+            docs: cursor,
+            buf: Vec::new(),
+            pos: 0,
+            count: 0,
+            end: None,
+        })
+    }
+}
+
+/// Whether listCollections options say the collection is capped.
+pub fn is_capped(options: &Document) -> bool {
+    matches!(options.get("capped"), Some(Bson::Boolean(true)))
+        || options.get_i32("capped").is_ok_and(|v| v != 0)
+}
+
+/// A planned MongoDB backup, walked as a [`VirtualSource`].
+pub struct MongoBackup {
+    source: std::sync::Arc<MongoSource>,
+    plan: Vec<CollectionPlan>,
+    scope: crate::snapshot::MongoScope,
+}
+
+impl MongoBackup {
+    /// Connects and plans the backup of `sel` from `uri`.
+    pub fn new(uri: &str, sel: &MongoSelection) -> Result<Self> {
+        let mut source = MongoSource::open(uri)?;
+        let mut plan = source.plan(sel)?;
+        plan.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
+        Ok(Self {
+            source: std::sync::Arc::new(source),
+            plan,
+            scope: crate::snapshot::MongoScope {
+                dbs: sel.dbs.clone(),
+                collections: sel.collections.clone(),
+            },
+        })
+    }
+
+    /// What the snapshot records about this backup.
+    pub fn record(&self) -> crate::snapshot::MongoRecord {
+        crate::snapshot::MongoRecord {
+            uri: self.source.redacted_uri.clone(),
+            cluster_time: self
+                .source
+                .cluster_time
+                .map(|t| crate::snapshot::ClusterTime {
+                    t: t.time,
+                    i: t.increment,
+                }),
+            consistency: if self.source.cluster_time.is_some() {
+                "snapshot".into()
+            } else {
+                "per-collection".into()
+            },
+            collections: self.plan.len() as u64,
+            scope: Some(self.scope.clone()),
+            server: Some(self.source.server.clone()),
+            layout: Some(layout::LAYOUT),
+        }
+    }
+
+    /// Server-managed collections the backup leaves out ("db.coll").
+    pub fn left_out(&self) -> &[String] {
+        &self.source.left_out
+    }
+
+    /// The collections to be saved.
+    pub fn collections(&self) -> &[CollectionPlan] {
+        &self.plan
+    }
+}
+
+impl crate::source::VirtualSource for MongoBackup {
+    fn root(&self) -> &str {
+        ROOT
+    }
+
+    fn kind(&self) -> &str {
+        "mongodb"
+    }
+
+    fn description(&self) -> String {
+        self.source.redacted_uri.clone()
+    }
+
+    fn entries(&self) -> Vec<crate::source::VirtualEntry> {
+        let mut out = Vec::new();
+        for c in &self.plan {
+            let dirs = vec![entry_name(&c.db), entry_name(&c.name)];
+            let end = std::sync::Arc::new(StreamEnd::default());
+            // Data before metadata: chunkers take jobs in order, so the stream whose
+            // count the metadata waits for is always already being read.
+            if c.kind != "view" {
+                let (src, db, name) = (self.source.clone(), c.db.clone(), c.name.clone());
+                let (end, capped) = (end.clone(), is_capped(&c.options));
+                out.push(crate::source::VirtualEntry {
+                    dirs: dirs.clone(),
+                    name: layout::DATA.into(),
+                    open: Box::new(move || match src.open_stream(&db, &name, capped) {
+                        Ok(mut s) => {
+                            s.end = Some(end);
+                            Ok(Box::new(s) as Box<dyn Read + Send>)
+                        }
+                        Err(e) => {
+                            end.finish(Err(e.to_string()));
+                            Err(io::Error::other(e.to_string()))
+                        }
+                    }),
+                    small_chunks: true,
+                });
+            } else {
+                end.finish(Ok(0));
+            }
+            let mut plan = c.clone();
+            let cluster_time = self.source.cluster_time;
+            out.push(crate::source::VirtualEntry {
+                dirs,
+                name: layout::METADATA.into(),
+                open: Box::new(move || {
+                    plan.count = end.wait().map_err(io::Error::other)?;
+                    let mut bytes = Vec::new();
+                    plan.metadata(cluster_time)
+                        .to_writer(&mut bytes)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    Ok(Box::new(io::Cursor::new(bytes)) as Box<dyn Read + Send>)
+                }),
+                small_chunks: true,
+            });
+        }
+        // Tree order: by the escaped names, as the entries will be stored.
+        out.sort_by(|a, b| (&a.dirs, &a.name).cmp(&(&b.dirs, &b.name)));
+        out
+    }
+
+    #[cfg(feature = "local-index")]
+    fn verify(&self, repo: &crate::repository::Repository, root: crate::id::TreeId) -> Result<()> {
+        self.verify_tree(repo, root)
+    }
+}
+
+impl MongoBackup {
+    /// Reads the collections back from the snapshot tree about to be committed and checks
+    /// they are exactly the ones saved (names, kinds, document counts): a tree the
+    /// restore could not read must never become a snapshot.
+    #[cfg(feature = "local-index")]
+    pub fn verify_tree(
+        &self,
+        repo: &crate::repository::Repository,
+        root: crate::id::TreeId,
+    ) -> Result<()> {
+        let fail = |why: String| {
+            Err(Error::Source(format!(
+                "the snapshot of {} does not read back as the collections saved ({why}); no snapshot was written",
+                self.source.redacted_uri
+            )))
+        };
+        let top = repo
+            .load_tree(&root)?
+            .nodes
+            .into_iter()
+            .find(|n| n.name == ROOT.as_bytes())
+            .and_then(|n| n.subtree);
+        let Some(top) = top else {
+            return fail("no /mongodb directory".into());
+        };
+        let mut found: Vec<(String, String, bool, i64)> = layout::read(repo, top)?
+            .into_iter()
+            .map(|s| {
+                let count = s.meta.get_i64("count").unwrap_or(-1);
+                (s.db, s.name, s.data.is_some(), count)
+            })
+            .collect();
+        found.sort();
+        let mut want: Vec<(String, String, bool)> = self
+            .plan
+            .iter()
+            .map(|c| (c.db.clone(), c.name.clone(), c.kind != "view"))
+            .collect();
+        want.sort();
+        let got: Vec<(String, String, bool)> = found
+            .iter()
+            .map(|(d, n, h, _)| (d.clone(), n.clone(), *h))
+            .collect();
+        if got != want {
+            return fail(format!(
+                "{} collection(s) saved, {} read back",
+                want.len(),
+                got.len()
+            ));
+        }
+        if let Some((d, n, _, c)) = found.iter().find(|f| f.3 < 0) {
+            return fail(format!("{d}.{n} has no document count ({c})"));
+        }
+        Ok(())
+    }
+}
+
+/// Full index specs of a live collection, exactly as `listIndexes` returns them: every
+/// option (`unique: 1`, `hidden`, `expireAfterSeconds: 3600.0`, collations, partial
+/// filters, wildcard projections, ...) survives, whatever its type.
+pub fn index_specs(db: &mongodb::sync::Database, name: &str) -> Result<Vec<Document>> {
+    let ns = format!("{}.{name}", db.name());
+    let mut out = Vec::new();
+    let cursor = db
+        .run_cursor_command(doc! {"listIndexes": name})
+        .run()
+        .map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?;
+    for spec in cursor {
+        out.push(spec.map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,427 @@
+//! `repo mongodb follow`: tails the server's oplog and seals what it reads into slices.
+//!
+//! Reading resumes after the newest slice of this source (or the newest snapshot's cluster
+//! time), so a restart never skips or repeats an entry: entries are kept in memory until a
+//! slice is sealed, and a slice object is written only after its chunks are in packs
+//! listed by an index segment. If the oplog no longer reaches back to the resume point
+//! (it rolled over while nothing was reading), the loss is recorded in the next slice as a
+//! gap and reported.
+
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, RawDocumentBuf, Timestamp};
+use mongodb::sync::Client;
+
+use crate::chunk::Chunker;
+use crate::error::{Error, Result};
+use crate::id::SliceId;
+use crate::lock::LockKind;
+use crate::mongo::client::{connect, db_err, hello, server_identity};
+use crate::mongo::oplog::slice::{slice_path, Gap, Slice, SLICE_VERSION};
+use crate::ops::context::{Ctx, Event};
+use crate::ops::mongodb::{FollowReport, FollowRequest};
+use crate::repository::Repository;
+use crate::snapshot::ClusterTime;
+use crate::writer::BlobWriter;
+
+/// Entries read per query; a query is repeated while it returns a full batch.
+const BATCH: i64 = 10_000;
+
+fn ct(t: Timestamp) -> ClusterTime {
+    ClusterTime {
+        t: t.time,
+        i: t.increment,
+    }
+}
+
+fn ts(c: ClusterTime) -> Timestamp {
+    Timestamp {
+        time: c.t,
+        increment: c.i,
+    }
+}
+
+/// The moment just before `c`.
+fn before(c: ClusterTime) -> ClusterTime {
+    match c.i {
+        0 => ClusterTime {
+            t: c.t.saturating_sub(1),
+            i: u32::MAX,
+        },
+        i => ClusterTime { t: c.t, i: i - 1 },
+    }
+}
+
+/// Where the last slice of `source` (for these databases) ended, else the newest snapshot
+/// of it with a cluster time.
+pub fn resume_point(
+    repo: &Repository,
+    source: &str,
+    dbs: &[String],
+) -> Result<Option<ClusterTime>> {
+    let slices = crate::mongo::oplog::load_slices(repo)?;
+    let from_slices = slices
+        .iter()
+        .filter(|s| s.source == source && s.dbs == dbs)
+        .map(|s| s.until)
+        .max();
+    if from_slices.is_some() {
+        return Ok(from_slices);
+    }
+    Ok(repo
+        .snapshots()?
+        .iter()
+        .filter_map(crate::mongo::oplog::coverage::snapshot_point)
+        .filter(|(src, _)| *src == source)
+        .map(|(_, t)| t)
+        .max())
+}
+
+/// The oplog reader and the entries not yet sealed.
+struct Tail {
+    client: Client,
+    source: String,
+    dbs: Vec<String>,
+    /// Entries are complete up to here (inclusive).
+    until: ClusterTime,
+    /// Where the unsealed part starts (exclusive).
+    after: ClusterTime,
+    gap: Option<Gap>,
+    buf: Vec<u8>,
+    entries: u64,
+    first: Option<ClusterTime>,
+    last: Option<ClusterTime>,
+    /// The server's last write and cluster time at the previous read, to notice idleness.
+    prev: Option<(ClusterTime, ClusterTime)>,
+    /// The server's clock when the last read began.
+    until_wall: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What `hello` says about the server's progress.
+struct Clock {
+    last_write: Option<ClusterTime>,
+    cluster: Option<ClusterTime>,
+    local: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Tail {
+    fn oplog(&self) -> mongodb::sync::Collection<RawDocumentBuf> {
+        self.client.database("local").collection("oplog.rs")
+    }
+
+    /// The server's last committed write, current cluster time and clock.
+    fn clock(&self) -> Result<Clock> {
+        let hello = hello(&self.client)?;
+        if !hello.contains_key("setName") {
+            return Err(Error::Refused(
+                "MongoDB: the server is not a replica set member, so it keeps no oplog \
+                 (start it with --replSet; a one-node replica set is enough)"
+                    .into(),
+            ));
+        }
+        let last_write = hello
+            .get_document("lastWrite")
+            .and_then(|w| w.get_document("opTime"))
+            .and_then(|o| o.get_timestamp("ts"))
+            .ok()
+            .map(ct);
+        let cluster = hello
+            .get_document("$clusterTime")
+            .and_then(|c| c.get_timestamp("clusterTime"))
+            .or_else(|_| hello.get_timestamp("operationTime"))
+            .ok()
+            .map(ct);
+        let local = hello
+            .get_datetime("localTime")
+            .ok()
+            .and_then(|d| chrono::DateTime::from_timestamp_millis(d.timestamp_millis()));
+        Ok(Clock {
+            last_write,
+            cluster,
+            local,
+        })
+    }
+
+    /// The oldest entry still in the oplog.
+    fn oldest(&self) -> Result<Option<ClusterTime>> {
+        let first = self
+            .oplog()
+            .find(doc! {})
+            .sort(doc! {"$natural": 1})
+            .limit(1)
+            .run()
+            .map_err(|e| db_err("reading the oplog", e))?
+            .next()
+            .transpose()
+            .map_err(|e| db_err("reading the oplog", e))?;
+        Ok(match first {
+            Some(d) => Some(ct(d.get_timestamp("ts").map_err(|e| {
+                Error::Source(format!("MongoDB: oplog entry without ts: {e}"))
+            })?)),
+            None => None,
+        })
+    }
+
+    /// The newest entry in the oplog.
+    fn newest(&self) -> Result<Option<ClusterTime>> {
+        Ok(self.clock()?.last_write)
+    }
+
+    fn wanted(&self, ns: &str) -> bool {
+        let db = ns.split('.').next().unwrap_or("");
+        if db == "admin" {
+            // Transactions on mongod are logged as applyOps in admin.$cmd; the replay
+            // picks the inner operations it needs.
+            return ns == "admin.$cmd";
+        }
+        if self.dbs.is_empty() {
+            !db.is_empty() && db != "local" && db != "config"
+        } else {
+            self.dbs.iter().any(|d| d == db)
+        }
+    }
+
+    /// Whether the oplog no longer holds the entry right after `until` (when its oldest
+    /// entry is newer, entries in between may have been dropped).
+    fn rolled_over(&self) -> Result<Option<ClusterTime>> {
+        Ok(self.oldest()?.filter(|&oldest| oldest > self.until))
+    }
+
+    /// Records a loss up to `oldest`: reading continues from there (nothing is buffered).
+    fn mark_gap(&mut self, oldest: ClusterTime) -> Gap {
+        let gap = Gap {
+            from: self.until,
+            to: oldest,
+        };
+        self.gap = Some(gap);
+        self.after = before(oldest);
+        self.until = self.after;
+        gap
+    }
+
+    /// Reads everything new; returns whether anything was added to the buffer.
+    fn read(&mut self) -> Result<bool> {
+        let Clock {
+            last_write,
+            cluster,
+            local,
+        } = self.clock()?;
+        let mut added = false;
+        loop {
+            let mut cursor = self
+                .oplog()
+                .find(doc! {"ts": {"$gt": ts(self.until)}})
+                .limit(BATCH)
+                .run()
+                .map_err(|e| db_err("reading the oplog", e))?;
+            let mut batch: Vec<(ClusterTime, RawDocumentBuf)> = Vec::new();
+            for d in &mut cursor {
+                let d = d.map_err(|e| db_err("reading the oplog", e))?;
+                let t = d
+                    .get_timestamp("ts")
+                    .map_err(|e| Error::Source(format!("MongoDB: oplog entry without ts: {e}")))?;
+                batch.push((ct(t), d));
+            }
+            batch.sort_by_key(|(t, _)| *t);
+            let full = batch.len() as i64 >= BATCH;
+            if full {
+                // Never split the entries of one timestamp (a transaction) across reads.
+                let last = batch.last().map(|(t, _)| *t);
+                let cut = batch
+                    .iter()
+                    .position(|(t, _)| Some(*t) == last)
+                    .unwrap_or(0);
+                if cut > 0 {
+                    batch.truncate(cut);
+                }
+            }
+            let Some(&(newest, _)) = batch.last() else {
+                break;
+            };
+            for (t, d) in batch {
+                let ns = d.get_str("ns").unwrap_or("");
+                let op = d.get_str("op").unwrap_or("");
+                if op == "n" || !self.wanted(ns) {
+                    continue;
+                }
+                self.buf.extend_from_slice(d.as_bytes());
+                self.entries += 1;
+                self.first.get_or_insert(t);
+                self.last = Some(t);
+                added = true;
+            }
+            self.until = newest;
+            if !full {
+                break;
+            }
+        }
+        // `until` moves past the last entry read only when the server has been idle for a
+        // whole poll (its last write unchanged, nothing new read): a write still in flight
+        // (an oplog "hole" below the last write) is then long committed and visible, so
+        // nothing can appear at or before the cluster time seen at the previous read. While
+        // writes flow, the last entry read is the bound: forward oplog reads never skip a
+        // hole, so the next read starts exactly there.
+        if let (Some(w), Some(c)) = (last_write, cluster) {
+            if let Some((pw, pc)) = self.prev {
+                if pw == w && !added {
+                    self.until = self.until.max(w).max(pc.min(c));
+                }
+            }
+            self.prev = Some((w, c));
+        }
+        // Whatever the server had committed when this read began has now been read.
+        if local.is_some() {
+            self.until_wall = local;
+        }
+        Ok(added)
+    }
+}
+
+/// Runs until `ctx` is cancelled (sealing what was read), or once with `req.once`.
+pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowReport> {
+    let ms = |v: u64, what: &str| {
+        if v == 0 {
+            Err(Error::Invalid(format!("{what} must be above zero")))
+        } else {
+            Ok(Duration::from_millis(v))
+        }
+    };
+    let seal_interval = ms(req.seal_interval_ms, "the seal interval")?;
+    let poll = ms(req.poll_ms, "the poll interval")?;
+    // One capture set, however the databases were listed: resuming matches on it.
+    let mut dbs = req.dbs.clone();
+    dbs.sort();
+    dbs.dedup();
+    let client = connect(req.uri.expose())?;
+    // Slices are keyed by what the server says it is, as snapshots are: however the
+    // connection string is spelled, they find each other.
+    let source = server_identity(&client, &hello(&client)?, req.uri.expose())?;
+    let mut tail = Tail {
+        client,
+        source: source.clone(),
+        dbs,
+        until: ClusterTime::default(),
+        after: ClusterTime::default(),
+        gap: None,
+        buf: Vec::new(),
+        entries: 0,
+        first: None,
+        last: None,
+        prev: None,
+        until_wall: None,
+    };
+    tail.clock()?;
+    let resumed = resume_point(repo, &source, &tail.dbs)?;
+    ctx.event(Event::FollowResumed { after: resumed });
+    let start = match resumed {
+        Some(t) => t,
+        None => tail.newest()?.unwrap_or_default(),
+    };
+    let mut report = FollowReport {
+        source,
+        resumed_after: resumed,
+        ..FollowReport::default()
+    };
+    tail.until = start;
+    tail.after = start;
+    let mut last_seal = Instant::now();
+    // The server clock the last sealed slice vouches for: an idle server's time still
+    // becomes restorable when a slice records a later reading, even with no entry.
+    let mut sealed_wall = tail.until_wall;
+    let mut failures = 0u32;
+    loop {
+        let stopping = ctx.cancelled();
+        let polled = tail.rolled_over().and_then(|rolled| {
+            if let Some(oldest) = rolled {
+                // What was read before the loss is complete: seal it on its own first.
+                if tail.until > tail.after {
+                    report.sealed(seal(repo, &mut tail)?, ctx);
+                }
+                let gap = tail.mark_gap(oldest);
+                report.gaps.push(gap);
+                ctx.event(Event::OplogGap { gap });
+            }
+            tail.read()
+        });
+        let added = match polled {
+            Ok(added) => {
+                failures = 0;
+                added
+            }
+            // The server or the network failed: what is buffered stays consistent (reads
+            // are all-or-nothing per batch), so keep it and try again, unless asked to stop.
+            Err(Error::Source(msg)) if !req.once && !stopping => {
+                failures += 1;
+                let pause = Duration::from_secs(1u64 << failures.min(5));
+                ctx.event(Event::Retrying {
+                    error: msg,
+                    in_secs: pause.as_secs(),
+                });
+                pause_unless_cancelled(pause, ctx);
+                continue;
+            }
+            Err(Error::Source(_)) if stopping => false,
+            Err(e) => return Err(e),
+        };
+        let progressed = tail.until > tail.after || tail.until_wall > sealed_wall;
+        let due = last_seal.elapsed() >= seal_interval && progressed;
+        if stopping || req.once || due || tail.buf.len() as u64 >= req.seal_bytes {
+            if progressed || tail.gap.is_some() {
+                let slice = seal(repo, &mut tail)?;
+                sealed_wall = slice.until_wall;
+                report.sealed(slice, ctx);
+            }
+            last_seal = Instant::now();
+        }
+        if stopping || req.once {
+            return Ok(report);
+        }
+        if !added {
+            pause_unless_cancelled(poll, ctx);
+        }
+    }
+}
+
+/// Sleeps in small steps so a stop request is served promptly.
+fn pause_unless_cancelled(pause: Duration, ctx: &Ctx) {
+    let until = Instant::now() + pause;
+    while Instant::now() < until && !ctx.cancelled() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stores the buffered entries as chunks and writes the slice object (last).
+fn seal(repo: &Repository, tail: &mut Tail) -> Result<Slice> {
+    let _lock = repo.lock(LockKind::Shared, "mongodb follow", Duration::from_secs(60))?;
+    let chunker = Chunker::new(repo.config().chunker_bson, repo.key().chunker_seed());
+    let mut writer = BlobWriter::new(repo);
+    let chunks = writer.store_chunks(&chunker, &tail.buf)?;
+    writer.finish()?;
+    let slice = Slice {
+        version: SLICE_VERSION,
+        id: SliceId::random(),
+        source: tail.source.clone(),
+        dbs: tail.dbs.clone(),
+        host: crate::sysinfo::hostname(),
+        created: chrono::Utc::now(),
+        after: tail.after,
+        until: tail.until,
+        until_wall: tail.until_wall,
+        first: tail.first,
+        last: tail.last,
+        entries: tail.entries,
+        bytes: tail.buf.len() as u64,
+        chunks,
+        gap: tail.gap,
+    };
+    repo.check_locks()?;
+    repo.backend()
+        .put(&slice_path(&slice.id), &slice.seal(repo.key()))?;
+    tail.after = tail.until;
+    tail.buf.clear();
+    tail.entries = 0;
+    tail.first = None;
+    tail.last = None;
+    tail.gap = None;
+    Ok(slice)
+}

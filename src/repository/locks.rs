@@ -1,0 +1,82 @@
+//! Repository locks taken through an open repository: waited for as the caller asked,
+//! remembered, and checked before anything is committed.
+
+use super::*;
+
+impl Repository {
+    /// Takes a repository lock for `command` (see [`crate::lock`]), waiting up to `wait`.
+    pub fn lock(
+        &self,
+        kind: crate::lock::LockKind,
+        command: &str,
+        wait: std::time::Duration,
+    ) -> Result<crate::lock::Lock> {
+        let lock =
+            crate::lock::Lock::acquire(self.backend.clone(), &self.key, kind, command, wait)?;
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(lock.watch());
+        Ok(lock)
+    }
+
+    /// How long the verbs wait for a conflicting lock before failing with
+    /// [`Error::Locked`] (default: not at all).
+    pub fn set_lock_wait(&mut self, wait: std::time::Duration) {
+        self.lock_wait = wait;
+    }
+
+    /// Takes the lock a verb needs, waiting as [`Repository::set_lock_wait`] says.
+    pub fn lock_for(
+        &self,
+        kind: crate::lock::LockKind,
+        command: &str,
+    ) -> Result<crate::lock::Lock> {
+        self.lock(kind, command, self.lock_wait)
+    }
+
+    /// [`Repository::lock_for`] for verbs that free space (forget, prune, repair): on a
+    /// disk too full to write even the lock, the space the repository reserves for this
+    /// is released first.
+    pub fn lock_to_free_space(
+        &self,
+        kind: crate::lock::LockKind,
+        command: &str,
+    ) -> Result<crate::lock::Lock> {
+        match self.lock_for(kind, command) {
+            Err(e) if e.is_disk_full() => {
+                if !self.backend.release_reserve()? {
+                    return Err(e);
+                }
+                self.lock_for(kind, command)
+            }
+            other => other,
+        }
+    }
+
+    /// The locks still held through this handle.
+    fn watches(&self) -> Vec<crate::lock::LockWatch> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|w| !w.released());
+        locks.clone()
+    }
+
+    /// Fails when a lock taken through this handle may no longer hold (a refresh failed
+    /// or came too late, or its object was removed): another process may then have taken
+    /// it for stale, so nothing more may be committed.
+    pub fn check_locks(&self) -> Result<()> {
+        self.watches().iter().try_for_each(|w| w.verify())
+    }
+
+    /// Before deleting anything under an exclusive lock: [`Repository::check_locks`], and
+    /// no other live lock appeared meanwhile.
+    pub fn check_alone(&self) -> Result<()> {
+        let watches = self.watches();
+        if watches.is_empty() {
+            return Err(Error::Invalid(
+                "deleting from the repository needs the exclusive lock".into(),
+            ));
+        }
+        watches.iter().try_for_each(|w| w.verify_alone())
+    }
+}

@@ -1,0 +1,415 @@
+//! An open repository: backend + master key + config, with the local index opened lazily.
+//!
+//! Write order (the crash-safety invariant): packs → index segments → snapshot object.
+//! Anything a snapshot references was durable before the snapshot was written.
+
+mod locks;
+mod read;
+mod snapshots;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::backend::layer::cache::ObjectCache;
+use crate::backend::layer::{Layered, Request};
+use crate::backend::Backend;
+use crate::blob::{self, BlobKind};
+use crate::config::{RepoConfig, CONFIG_PATH};
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::hash::IdHasher;
+use crate::id::{BlobId, KeyId, SnapshotId, TreeId};
+use crate::index::{self, BlobLocation, RocksIndex, SyncReport};
+use crate::key::{KdfParams, KeyFile};
+use crate::pack::pack_path;
+use crate::snapshot::{snapshot_path, Snapshot};
+use crate::tree::{self, Tree};
+
+/// An open, authenticated repository.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    key: MasterKey,
+    config: RepoConfig,
+    hasher: IdHasher,
+    cache_dir: PathBuf,
+    /// The local index once opened; replaced as a whole when it is rebuilt, while
+    /// readers holding the old one finish with it.
+    index: RwLock<Option<Arc<RocksIndex>>>,
+    index_init: Mutex<()>,
+    key_id: KeyId,
+    /// Private index directories (the shared one was busy, or was found wrong while in
+    /// use); removed on drop.
+    private_indexes: Mutex<Vec<PathBuf>>,
+    /// The locks taken through this handle, checked before committing.
+    locks: Mutex<Vec<crate::lock::LockWatch>>,
+    /// The backend for reads of immutable objects (snapshots, slices, trees): through a
+    /// local cache for remote repositories, straight through otherwise.
+    immutable: Layered<ObjectCache>,
+    /// Whether [`Repository::heal_index`] already rebuilt the index in this process.
+    healed: AtomicBool,
+    /// Damaged snapshot objects seen (and warned about) so far.
+    damaged: Mutex<Vec<(SnapshotId, String)>>,
+    /// Blobs of packs no segment lists, found when the index lacked one (reads only).
+    unlisted: std::sync::OnceLock<HashMap<(BlobKind, BlobId), BlobLocation>>,
+    /// How long [`Repository::lock_for`] waits for a conflicting lock.
+    lock_wait: std::time::Duration,
+}
+
+/// Unwraps the master key with the first key file `password` opens. Key files are tried
+/// cheapest first; one that is damaged or asks for absurd KDF costs is skipped (and named
+/// if no key opens), so it can neither lock others out nor make every open slow.
+fn open_any_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, MasterKey)> {
+    let mut candidates = Vec::new();
+    let mut damaged = Vec::new();
+    for (id, obj) in crate::backend::list_ids::<KeyId>(backend, "keys/")? {
+        match KeyFile::decode(&backend.get(&obj.path)?)
+            .and_then(|kf| kf.kdf.check_bounds().map(|()| kf))
+        {
+            Ok(kf) => candidates.push((id, kf)),
+            Err(e) => damaged.push(format!("key {}: {e}", id.short())),
+        }
+    }
+    candidates.sort_by_key(|(_, kf)| kf.kdf.cost());
+    for (id, kf) in &candidates {
+        match kf.unwrap_master(password) {
+            Ok(Some(m)) => {
+                for d in &damaged {
+                    tracing::warn!("{d} (skipped; remove it with `repo key remove`)");
+                }
+                return Ok((*id, m));
+            }
+            Ok(None) => {}
+            Err(e) => damaged.push(format!("key {}: {e}", id.short())),
+        }
+    }
+    if candidates.is_empty() && !damaged.is_empty() {
+        return Err(Error::corrupt(
+            "key files",
+            format!("no key file can be read: {}", damaged.join("; ")),
+        ));
+    }
+    if !damaged.is_empty() {
+        tracing::warn!(
+            "{} key file(s) could not be used: {}",
+            damaged.len(),
+            damaged.join("; ")
+        );
+    }
+    Err(Error::WrongPassword)
+}
+
+/// Says which segments could not be read, and what was done instead.
+fn warn_damaged(report: &SyncReport) {
+    for d in &report.damaged_segments {
+        tracing::warn!("{d}");
+    }
+    if !report.damaged_segments.is_empty() {
+        tracing::warn!(
+            "{} pack(s) found through their trailers instead; run `repo repair index` to rewrite the damaged segment(s)",
+            report.packs_from_trailers
+        );
+    }
+}
+
+/// Object name of a key file.
+pub fn key_path(id: &KeyId) -> String {
+    format!("keys/{}", id.to_hex())
+}
+
+impl Repository {
+    /// Creates a new repository: key file first, config last (the config marks it complete).
+    pub fn init(
+        backend: &dyn Backend,
+        password: &[u8],
+        config: RepoConfig,
+        kdf: KdfParams,
+    ) -> Result<RepoConfig> {
+        config.validate()?;
+        if backend.exists(CONFIG_PATH)? {
+            return Err(Error::AlreadyExists(backend.location()));
+        }
+        // Only an empty place, or what an interrupted init left (key files, temporaries):
+        // never mix a repository into other data, or other data into a repository.
+        let found = backend.top_level()?;
+        let foreign: Vec<&String> = found
+            .iter()
+            .filter(|n| {
+                let n = n.trim_start_matches('/');
+                !(n == "keys"
+                    || n == "keys/"
+                    || n.starts_with("keys/")
+                    || n.starts_with(".tmp-")
+                    || n == crate::backend::local::RESERVE_NAME)
+            })
+            .collect();
+        if !foreign.is_empty() {
+            let shown: Vec<&str> = foreign.iter().take(5).map(|s| s.as_str()).collect();
+            return Err(Error::Refused(format!(
+                "{} is not empty and is not a repository (it holds {}{}); choose an empty or new location",
+                backend.location(),
+                shown.join(", "),
+                if foreign.len() > 5 { ", …" } else { "" }
+            )));
+        }
+        for old in backend.list("keys/")? {
+            backend.delete(&old.path)?;
+        }
+        let master = MasterKey::generate();
+        let kf = KeyFile::wrap(&master, password, kdf)?;
+        backend.put(&key_path(&KeyId::random()), &kf.encode())?;
+        backend.put(CONFIG_PATH, &config.seal(&master))?;
+        backend.restrict_access()?;
+        backend.keep_reserve()?;
+        Ok(config)
+    }
+
+    /// Opens a repository with a password; the local cache lives under `cache_root/<repo id>`.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8], cache_root: &Path) -> Result<Self> {
+        if !backend.exists(CONFIG_PATH)? {
+            return Err(Error::NoRepository(backend.location()));
+        }
+        let (key_id, key) = open_any_key(backend.as_ref(), password)?;
+        let config = RepoConfig::open(&key, &backend.get(CONFIG_PATH)?)?;
+        let hasher = IdHasher::new(key.id_key());
+        let cache_dir = cache_root.join(config.id.to_hex());
+        let cache = ObjectCache::new(backend.is_remote().then(|| cache_dir.join("objects")));
+        Ok(Self {
+            immutable: Layered::new(backend.clone(), cache),
+            backend,
+            key,
+            config,
+            hasher,
+            cache_dir,
+            index: RwLock::new(None),
+            index_init: Mutex::new(()),
+            key_id,
+            locks: Mutex::new(Vec::new()),
+            private_indexes: Mutex::new(Vec::new()),
+            healed: AtomicBool::new(false),
+            damaged: Mutex::new(Vec::new()),
+            unlisted: std::sync::OnceLock::new(),
+            lock_wait: std::time::Duration::ZERO,
+        })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The backend, for work that outlives a borrow of the repository (upload threads).
+    pub fn shared_backend(&self) -> Arc<dyn Backend> {
+        Arc::clone(&self.backend)
+    }
+
+    /// The master key.
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// Id of the key file that opened the repository.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The config.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// Blob id hasher.
+    pub fn hasher(&self) -> &IdHasher {
+        &self.hasher
+    }
+
+    /// This repository's local cache directory.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// The local index, opened and synced with the repository's segments on first use.
+    /// Never writes to the repository: readers call this without a lock.
+    pub fn index(&self) -> Result<Arc<RocksIndex>> {
+        if let Some(i) = self.current_index() {
+            return Ok(i);
+        }
+        // Only one thread may open RocksDB: a second open of the same directory fails.
+        let _guard = self.index_init.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = self.current_index() {
+            return Ok(i);
+        }
+        let idx = Arc::new(self.open_index()?);
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(idx.clone());
+        Ok(idx)
+    }
+
+    fn current_index(&self) -> Option<Arc<RocksIndex>> {
+        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A fresh directory for an index only this process uses.
+    fn private_index_dir(&self) -> PathBuf {
+        let dir = self.cache_dir.join(format!(
+            "index-private-{}-{}",
+            std::process::id(),
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        self.private_indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir.clone());
+        dir
+    }
+
+    fn open_index(&self) -> Result<RocksIndex> {
+        let dir = index::index_dir(&self.cache_dir);
+        std::fs::create_dir_all(&self.cache_dir)
+            .map_err(|e| Error::io(format!("creating cache {}", self.cache_dir.display()), e))?;
+        let opened = match RocksIndex::open(&dir) {
+            Ok(i) => i,
+            Err(Error::Busy(_)) => {
+                // Another process on this host (say, a second snapshot) has the shared
+                // cache open. Build a private one from the segments; dropped with us.
+                let private = self.private_index_dir();
+                let (idx, report) = index::rebuild(&private, self.backend(), &self.key)?;
+                warn_damaged(&report);
+                return Ok(idx);
+            }
+            Err(e) => {
+                // A damaged cache is only a cache: start it over from the repository.
+                tracing::warn!(
+                    "the local index at {} is unusable ({e}); rebuilding it from the repository",
+                    dir.display()
+                );
+                let (idx, report) = index::rebuild(&dir, self.backend(), &self.key)?;
+                warn_damaged(&report);
+                return Ok(idx);
+            }
+        };
+        let (report, stale) = match index::sync(&opened, self.backend(), &self.key) {
+            Ok(r) => r,
+            Err(e @ (Error::Storage { .. } | Error::Io { .. })) => return Err(e),
+            Err(e) => {
+                tracing::warn!("the local index could not be brought up to date ({e}); rebuilding it from the repository");
+                (SyncReport::default(), true)
+            }
+        };
+        if !stale {
+            warn_damaged(&report);
+            return Ok(opened);
+        }
+        drop(opened);
+        let (idx, report) = index::rebuild(&dir, self.backend(), &self.key)?;
+        warn_damaged(&report);
+        Ok(idx)
+    }
+
+    /// Drops and rebuilds the local index from the segments (`repo index rebuild`); with
+    /// `adopt`, also lists packs no segment lists in a new segment, which writes to the
+    /// repository: the caller must hold the exclusive lock.
+    pub fn rebuild_index(&mut self, adopt: bool) -> Result<SyncReport> {
+        // Close the current index first: RocksDB cannot reopen a directory still open.
+        self.index
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        std::fs::create_dir_all(&self.cache_dir)
+            .map_err(|e| Error::io(format!("creating cache {}", self.cache_dir.display()), e))?;
+        let (idx, mut report) = index::rebuild(
+            &index::index_dir(&self.cache_dir),
+            self.backend(),
+            &self.key,
+        )?;
+        if adopt {
+            let adopted = index::adopt_unlisted(&idx, self.backend(), &self.key)?;
+            idx.set_flag(index::DEGRADED, false)?;
+            report.packs_from_trailers = adopted.packs_from_trailers;
+            report.damaged_segments.extend(adopted.damaged_segments);
+        }
+        *self.index.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(idx));
+        Ok(report)
+    }
+
+    /// Once per process, when the local index failed to name a blob the repository should
+    /// have (or named a pack that is gone): builds a fresh index from the repository for
+    /// this process and marks the shared one for a rebuild at its next open. Returns
+    /// whether it did anything (false: it already had, so the blob is really missing).
+    pub fn heal_index(&self) -> Result<bool> {
+        if self.healed.swap(true, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let _guard = self.index_init.lock().unwrap_or_else(|p| p.into_inner());
+        tracing::warn!(
+            "the local index does not match the repository; rebuilding it from the repository"
+        );
+        if let Some(old) = self.current_index() {
+            old.set_flag(index::DEGRADED, true)?;
+        }
+        let private = self.private_index_dir();
+        let (idx, report) = index::rebuild(&private, self.backend(), &self.key)?;
+        warn_damaged(&report);
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(idx));
+        Ok(true)
+    }
+
+    /// Total bytes of the repository's objects (what it occupies on its backend).
+    pub fn total_size(&self) -> Result<u64> {
+        let mut n = 0;
+        for prefix in ["packs/", "index/", "snapshots/", "keys/", "locks/"] {
+            n += self
+                .backend
+                .list(prefix)?
+                .iter()
+                .map(|o| o.size)
+                .sum::<u64>();
+        }
+        Ok(n)
+    }
+
+    /// Headroom under the quota in bytes (`None` without a quota); fails when the
+    /// repository is already at or over it.
+    pub fn quota_headroom(&self) -> Result<Option<u64>> {
+        let settings = crate::settings::Settings::load(self.backend(), &self.key)?;
+        let Some(quota) = settings.quota_bytes else {
+            return Ok(None);
+        };
+        let used = self.total_size()?;
+        if used >= quota {
+            return Err(Error::Refused(format!(
+                "the repository uses {used} bytes, at or over its quota of {quota} bytes; \
+                 forget and prune old snapshots, or raise it with `repo settings --quota`"
+            )));
+        }
+        Ok(Some(quota - used))
+    }
+}
+
+impl Drop for Repository {
+    fn drop(&mut self) {
+        // Close RocksDB before removing its files.
+        drop(
+            self.index
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        for dir in self
+            .private_indexes
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// "data" or "tree".
+pub fn kind_name(kind: BlobKind) -> &'static str {
+    match kind {
+        BlobKind::Data => "data",
+        BlobKind::Tree => "tree",
+    }
+}
