@@ -11,6 +11,8 @@ pub mod memory;
 pub mod object;
 pub mod target;
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 
 /// One stored object as listed by [`Backend::list`].
@@ -147,4 +149,64 @@ pub fn short_read(path: &str, offset: u64, len: u64, got: usize) -> Error {
         path,
         format!("short read: wanted {len} bytes at offset {offset}, got {got}"),
     )
+}
+
+/// The backend for a repository location as users write it: a directory (or `local:DIR`),
+/// or `s3:…`, `gs:…`, `azure:…`, `sftp:…` with `opts` (object stores get the retry and, when
+/// asked, rate-limit layers). Every face opens repositories through this.
+pub fn open(location: &str, opts: &target::ObjectOptions) -> Result<Arc<dyn Backend>> {
+    if location.is_empty() {
+        return Err(Error::Invalid("the repository location is empty".into()));
+    }
+    if let Some(dir) = location.strip_prefix("local:") {
+        return Ok(Arc::new(local::LocalBackend::new(dir)));
+    }
+    match target::Target::parse(location)? {
+        #[cfg(feature = "object-store")]
+        Some(t) => object::open(location, &t, opts),
+        #[cfg(not(feature = "object-store"))]
+        Some(_) => {
+            let _ = opts;
+            Err(Error::Invalid(
+                "this build has no object-storage support (feature object-store)".into(),
+            ))
+        }
+        None => {
+            if let Some((scheme, _)) = location.split_once(':') {
+                if ["rest", "b2", "swift"].contains(&scheme) {
+                    return Err(Error::Invalid(format!(
+                        "{scheme}: repositories are not supported; use s3:, gs:, azure:, sftp: or a directory"
+                    )));
+                }
+            }
+            Ok(Arc::new(local::LocalBackend::new(location)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_open_the_right_backend_or_say_why_not() {
+        let opts = target::ObjectOptions::default();
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a:b");
+        for loc in [
+            format!("local:{}", dir.path().display()),
+            plain.display().to_string(),
+        ] {
+            let b = open(&loc, &opts).unwrap();
+            assert!(!b.is_remote(), "{loc}");
+        }
+        for (loc, why) in [
+            ("", "empty"),
+            ("rest:http://host/", "not supported"),
+            ("b2:bucket", "not supported"),
+        ] {
+            let e = open(loc, &opts).err().expect(loc).to_string();
+            assert!(e.contains(why), "{loc}: {e}");
+        }
+    }
 }

@@ -8,7 +8,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use zeroize::Zeroizing;
 
-use repo::backend::local::LocalBackend;
 use repo::backend::Backend;
 use repo::config::{RepoConfig, CONFIG_PATH};
 use repo::key::KdfParams;
@@ -52,6 +51,9 @@ pub enum Purpose {
 
 /// The resolved repository location.
 pub struct Location {
+    /// The location as the library opens it (`local:DIR` for directories given that way
+    /// and for the default).
+    pub spec: String,
     /// Where it is (a directory, or the object-store location as given).
     pub path: PathBuf,
     /// An object-store location; None for a directory.
@@ -60,41 +62,41 @@ pub struct Location {
     pub is_default: bool,
 }
 
+impl Location {
+    /// The embedded default repository in `dir`.
+    fn default_at(dir: PathBuf) -> Self {
+        Location {
+            spec: format!("local:{}", dir.display()),
+            path: dir,
+            target: None,
+            is_default: true,
+        }
+    }
+}
+
 impl GlobalOpts {
     /// Where the repository is.
     pub fn location(&self) -> Result<Location> {
         match self.repo.as_deref() {
             Some("") => bail!("--repo is empty"),
             Some(s) => {
-                if let Some(path) = s.strip_prefix("local:") {
-                    return Ok(Location {
-                        path: PathBuf::from(path),
-                        target: None,
-                        is_default: false,
-                    });
-                }
-                let target = repo::backend::target::Target::parse(s)?;
-                if target.is_none() {
-                    if let Some((scheme, _)) = s.split_once(':') {
-                        if ["rest", "b2", "swift"].contains(&scheme) {
-                            bail!("{scheme}: repositories are not supported; use s3:, gs:, azure:, sftp: or a directory");
-                        }
-                    }
-                }
+                let (path, target) = match s.strip_prefix("local:") {
+                    Some(dir) => (dir, None),
+                    None => (s, repo::backend::target::Target::parse(s)?),
+                };
                 Ok(Location {
-                    path: PathBuf::from(s),
+                    spec: s.to_string(),
+                    path: PathBuf::from(path),
                     target,
                     is_default: false,
                 })
             }
-            None => Ok(Location {
-                path: dirs::data_dir()
+            None => Ok(Location::default_at(
+                dirs::data_dir()
                     .ok_or_else(|| anyhow!("cannot find a data directory: set HOME or XDG_DATA_HOME, or pass --repo"))?
                     .join("repo")
                     .join("default"),
-                target: None,
-                is_default: true,
-            }),
+            )),
         }
     }
 
@@ -113,22 +115,13 @@ impl GlobalOpts {
         !self.quiet && !self.json && std::io::stderr().is_terminal()
     }
 
-    /// The backend for the location.
+    /// The backend for the location (storage options apply to object stores only).
     pub fn backend(&self, loc: &Location) -> Result<Arc<dyn Backend>> {
-        match &loc.target {
-            None => Ok(Arc::new(LocalBackend::new(&loc.path))),
-            #[cfg(feature = "object-store")]
-            Some(t) => {
-                let opts = self.store.resolve()?;
-                Ok(repo::backend::object::open(
-                    &loc.path.display().to_string(),
-                    t,
-                    &opts,
-                )?)
-            }
-            #[cfg(not(feature = "object-store"))]
-            Some(_) => bail!("this build has no object-storage support (feature object-store)"),
-        }
+        let opts = match &loc.target {
+            None => Default::default(),
+            Some(_) => self.store.resolve()?,
+        };
+        Ok(repo::backend::open(&loc.spec, &opts)?)
     }
 
     /// Gets the password: `--password-file`, `REPO_PASSWORD`, the default repository's

@@ -8,6 +8,7 @@ use crate::id::{SnapshotId, TreeId};
 use crate::ops::context::Ctx;
 use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
+use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::{Node, NodeKind, Tree};
 
 /// How one path differs.
@@ -204,29 +205,19 @@ fn one_side(
     change: Change,
     out: &mut Vec<DiffEntry>,
 ) -> Result<()> {
-    let size = Some(n.size);
-    out.push(DiffEntry {
+    let entry = |path: &str, n: &Node| DiffEntry {
         path: path.to_string(),
         change,
         kind: n.kind(),
-        size_before: if change == Change::Removed {
-            size
-        } else {
-            None
-        },
-        size_after: if change == Change::Added { size } else { None },
-    });
+        size_before: (change == Change::Removed).then_some(n.size),
+        size_after: (change == Change::Added).then_some(n.size),
+    };
+    out.push(entry(path, n));
     if let Some(sub) = &n.subtree {
-        let t = load_sorted(repo, sub)?;
-        for c in &t.nodes {
-            one_side(
-                repo,
-                c,
-                &format!("{path}/{}", c.display_name()),
-                change,
-                out,
-            )?;
-        }
+        TreeWalk::new(repo).walk(sub, path, &mut |p, c| {
+            out.push(entry(p, c));
+            Ok(Visit::Descend)
+        })?;
     }
     Ok(())
 }
