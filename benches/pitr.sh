@@ -29,17 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 work="${work:-${TMPDIR:-/tmp}/repo-pitr-bench}"
-rm -rf "$work"; mkdir -p "$work"
-. scripts/deps.sh
-if [ -z "$bin" ]; then
-  cargo build --release --quiet
-  bin="$CARGO_TARGET_DIR/release/repo"
-fi
-trap 'scripts/mongodb-server stop "$work/db"' EXIT
-uri=$(scripts/mongodb-server start "$work/db")
-py="$(dirname "$(scripts/mongodb-server bin)")/python"
-export REPO_REPOSITORY="$work/repo" REPO_PASSWORD=bench XDG_CACHE_HOME="$work/cache"
-"$bin" init --quiet
+. benches/mongo-setup.sh
 "$py" - "$uri" 100 "$colls" <<'PY'
 import sys, pymongo
 c = pymongo.MongoClient(sys.argv[1])

@@ -251,14 +251,27 @@ pub fn ok_output(mut c: Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Whether every test server (and every environment a test needs, such as root for a
+/// tmpfs) must be there: under `REPO_TEST_REQUIRE_SERVICES` (the README's test command) and
+/// in any CI (`CI` set, as CI services do). Then nothing may be skipped: a missing server
+/// fails the run.
+pub fn services_required() -> bool {
+    let set = |var: &str| {
+        std::env::var(var)
+            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    set("REPO_TEST_REQUIRE_SERVICES") || set("CI")
+}
+
 /// A test server's setting (scripts/test starts the servers and exports them). Missing:
-/// a failure when `REPO_TEST_REQUIRE_SERVICES` is set (CI, the README's test command),
-/// else `None` with a printed SKIPPED line (one test run by hand without servers).
+/// a failure when [`services_required`], else `None` with a printed SKIPPED line (one
+/// test run by hand without servers).
 pub fn service(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var_os("REPO_TEST_REQUIRE_SERVICES").is_some() => panic!(
-            "{var} is not set, but REPO_TEST_REQUIRE_SERVICES is: the test server did not start"
+        _ if services_required() => panic!(
+            "{var} is not set, but the test servers are required (CI or \
+             REPO_TEST_REQUIRE_SERVICES): the test server did not start"
         ),
         _ => {
             eprintln!("SKIPPED: {var} is not set (scripts/test starts the test servers)");

@@ -42,6 +42,25 @@ fn restore(env: &Env, uri: &str, extra: &[&str]) -> std::process::Output {
     env.run(&a)
 }
 
+/// Snapshots database `name` and restores it as `{name}_r` (see [`restore_as_copy`]).
+fn round_trip(env: &Env, uri: &str, name: &str) -> (String, serde_json::Value) {
+    env.json(&["snapshot", uri, &format!("--db={name}")]);
+    restore_as_copy(env, uri, name)
+}
+
+/// Restores the latest snapshot's database `name` as `{name}_r`, which must succeed;
+/// returns the restored database's name and the restore's JSON report.
+fn restore_as_copy(env: &Env, uri: &str, name: &str) -> (String, serde_json::Value) {
+    let target = format!("{name}_r");
+    let out = restore(env, uri, &["--ns-rename", &format!("{name}.*:{target}.*")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (target, serde_json::from_slice(&out.stdout).unwrap())
+}
+
 #[test]
 fn collection_names_that_collided_in_the_flat_layout_round_trip() {
     let Some((uri, client)) = server() else {
@@ -74,17 +93,7 @@ fn collection_names_that_collided_in_the_flat_layout_round_trip() {
     let snap = env.json(&["snapshot", &uri, &format!("--db={name}")]);
     assert_eq!(snap["mongodb"]["collections"], names.len());
     assert_eq!(snap["mongodb"]["layout"], 2);
-    let target = format!("{name}_r");
-    let out = restore(
-        &env,
-        &uri,
-        &["--ns-rename", &format!("{name}.*:{target}.*")],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (target, _) = restore_as_copy(&env, &uri, &name);
     let tdb = client.database(&target);
     for n in names {
         assert_eq!(raw_docs(&db, n), raw_docs(&tdb, n), "{n}");
@@ -147,19 +156,7 @@ fn index_specs_keep_every_option_whatever_its_type() {
     .unwrap();
     let env = Env::new();
     env.init();
-    env.json(&["snapshot", &uri, &format!("--db={name}")]);
-    let target = format!("{name}_r");
-    let out = restore(
-        &env,
-        &uri,
-        &["--ns-rename", &format!("{name}.*:{target}.*")],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (target, report) = round_trip(&env, &uri, &name);
     let created: Vec<&str> = report["collections"][0]["indexes_created"]
         .as_array()
         .unwrap()
@@ -190,18 +187,7 @@ fn validators_never_block_a_restore() {
         .unwrap();
     let env = Env::new();
     env.init();
-    env.json(&["snapshot", &uri, &format!("--db={name}")]);
-    let target = format!("{name}_r");
-    let out = restore(
-        &env,
-        &uri,
-        &["--ns-rename", &format!("{name}.*:{target}.*")],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (target, _) = round_trip(&env, &uri, &name);
     let tdb = client.database(&target);
     assert_eq!(raw_docs(&db, "c"), raw_docs(&tdb, "c"));
     // The validator is back as it was, and enforced.
@@ -248,18 +234,7 @@ fn capped_collections_keep_insertion_order() {
     }
     let env = Env::new();
     env.init();
-    env.json(&["snapshot", &uri, &format!("--db={name}")]);
-    let target = format!("{name}_r");
-    let out = restore(
-        &env,
-        &uri,
-        &["--ns-rename", &format!("{name}.*:{target}.*")],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (target, _) = round_trip(&env, &uri, &name);
     let natural = |d: &Database| -> Vec<Bson> {
         d.collection::<Document>("log")
             .find(doc! {})
@@ -311,17 +286,7 @@ fn stored_functions_are_saved_and_other_system_collections_reported() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{name}.system.profile")), "{err}");
-    let target = format!("{name}_r");
-    let out = restore(
-        &env,
-        &uri,
-        &["--ns-rename", &format!("{name}.*:{target}.*")],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (target, _) = restore_as_copy(&env, &uri, &name);
     let tdb = client.database(&target);
     assert_eq!(raw_docs(&db, "system.js"), raw_docs(&tdb, "system.js"));
     assert_eq!(raw_docs(&db, "v"), raw_docs(&tdb, "v"));

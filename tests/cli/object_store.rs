@@ -95,7 +95,7 @@ fn conformance_on_s3_azure_and_gcs() {
         ran += 1;
     }
     eprintln!("conformance ran on {ran} object store(s)");
-    if std::env::var_os("REPO_TEST_REQUIRE_SERVICES").is_some() {
+    if crate::common::services_required() {
         assert_eq!(ran, 3, "conformance must run on S3, Azure Blob and GCS");
     }
 }

@@ -366,7 +366,7 @@ impl SmallDisk {
             return Some(SmallDisk { path });
         }
         assert!(
-            std::env::var_os("REPO_TEST_REQUIRE_SERVICES").is_none(),
+            !crate::common::services_required(),
             "cannot mount a tmpfs (the full-disk test needs root)"
         );
         eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
