@@ -32,7 +32,7 @@ use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::selection::SnapshotFilter;
 use crate::snapshot::Snapshot;
-use crate::tree::walk::{TreeWalk, Visit};
+use crate::tree::walk::{self, Fold, TreeWalk, Visit};
 use crate::tree::{self, Tree};
 use crate::writer::BlobWriter;
 
@@ -179,23 +179,39 @@ impl Copier<'_> {
         Ok(())
     }
 
+    /// The destination id of a source tree, re-encoding it and every tree below it
+    /// under the destination's ids (each distinct tree once).
     fn tree(&mut self, id: TreeId) -> Result<TreeId> {
-        if let Some(done) = self.trees.get(&id) {
-            return Ok(*done);
-        }
-        let mut t: Tree = self.src.load_tree(&id)?;
+        walk::fold(self, &id)
+    }
+}
+
+impl Fold for Copier<'_> {
+    type Out = TreeId;
+
+    fn done(&mut self) -> &mut HashMap<TreeId, TreeId> {
+        &mut self.trees
+    }
+
+    fn open(&mut self, id: &TreeId) -> Result<walk::Opened<TreeId>> {
+        Ok(walk::Opened::Tree(self.src.load_tree(id)?))
+    }
+
+    fn combine(&mut self, _: &TreeId, mut t: Tree) -> Result<TreeId> {
         for node in &mut t.nodes {
             for c in &mut node.content {
                 *c = self.chunk(*c)?;
             }
             if let Some(sub) = node.subtree {
-                node.subtree = Some(self.tree(sub)?);
+                let new = self.trees.get(&sub).copied().ok_or_else(|| {
+                    Error::Internal(format!("tree {} was not copied", sub.short()))
+                })?;
+                node.subtree = Some(new);
             }
         }
         let enc = tree::encode(&t);
         let new = self.dst.hasher().tree_id(&enc);
         self.store(BlobKind::Tree, BlobId::from(new), &enc)?;
-        self.trees.insert(id, new);
         Ok(new)
     }
 }

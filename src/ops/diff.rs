@@ -110,11 +110,69 @@ pub fn run(repo: &Repository, req: &DiffRequest, ctx: &Ctx) -> Result<DiffReport
     })
 }
 
-/// Lists every difference between the trees `a` and `b`, in path order.
+/// Lists every difference between the trees `a` and `b`, in path order. Subtrees with
+/// the same id are equal and not read; one-sided subtrees are walked with [`TreeWalk`].
 pub fn diff(repo: &Repository, a: &TreeId, b: &TreeId) -> Result<Vec<DiffEntry>> {
     let mut out = Vec::new();
-    compare_trees(repo, a, b, "", &mut out)?;
+    if a == b {
+        return Ok(out);
+    }
+    // A merge of two sorted directories per frame, with its own stack (no recursion,
+    // however deep the directories).
+    let mut stack = vec![Merge::new(repo, a, b, String::new())?];
+    while let Some(m) = stack.last_mut() {
+        let (na, nb) = (m.a.nodes.get(m.i), m.b.nodes.get(m.j));
+        let descend = match (na, nb) {
+            (Some(x), Some(y)) if x.name == y.name => {
+                let path = format!("{}/{}", m.prefix, x.display_name());
+                m.i += 1;
+                m.j += 1;
+                compare_nodes(repo, x, y, &path, &mut out)?.map(|(a, b)| (a, b, path))
+            }
+            (Some(x), y) if y.is_none_or(|y| x.name < y.name) => {
+                let path = format!("{}/{}", m.prefix, x.display_name());
+                m.i += 1;
+                one_side(repo, x, &path, Change::Removed, &mut out)?;
+                None
+            }
+            (_, Some(y)) => {
+                let path = format!("{}/{}", m.prefix, y.display_name());
+                m.j += 1;
+                one_side(repo, y, &path, Change::Added, &mut out)?;
+                None
+            }
+            // Both sides done (`Some, None` went to the removed arm).
+            (_, None) => {
+                stack.pop();
+                continue;
+            }
+        };
+        if let Some((a, b, path)) = descend {
+            stack.push(Merge::new(repo, &a, &b, path)?);
+        }
+    }
     Ok(out)
+}
+
+/// Two versions of one directory being compared: the next entry on each side.
+struct Merge {
+    a: Tree,
+    b: Tree,
+    i: usize,
+    j: usize,
+    prefix: String,
+}
+
+impl Merge {
+    fn new(repo: &Repository, a: &TreeId, b: &TreeId, prefix: String) -> Result<Self> {
+        Ok(Self {
+            a: load_sorted(repo, a)?,
+            b: load_sorted(repo, b)?,
+            i: 0,
+            j: 0,
+            prefix,
+        })
+    }
 }
 
 fn load_sorted(repo: &Repository, id: &TreeId) -> Result<Tree> {
@@ -123,53 +181,19 @@ fn load_sorted(repo: &Repository, id: &TreeId) -> Result<Tree> {
     Ok(t)
 }
 
-fn compare_trees(
-    repo: &Repository,
-    a: &TreeId,
-    b: &TreeId,
-    prefix: &str,
-    out: &mut Vec<DiffEntry>,
-) -> Result<()> {
-    if a == b {
-        return Ok(());
-    }
-    let (ta, tb) = (load_sorted(repo, a)?, load_sorted(repo, b)?);
-    let (mut i, mut j) = (0, 0);
-    while i < ta.nodes.len() || j < tb.nodes.len() {
-        let (na, nb) = (ta.nodes.get(i), tb.nodes.get(j));
-        match (na, nb) {
-            (Some(x), Some(y)) if x.name == y.name => {
-                let path = format!("{prefix}/{}", x.display_name());
-                compare_nodes(repo, x, y, &path, out)?;
-                i += 1;
-                j += 1;
-            }
-            (Some(x), y) if y.is_none_or(|y| x.name < y.name) => {
-                let path = format!("{prefix}/{}", x.display_name());
-                one_side(repo, x, &path, Change::Removed, out)?;
-                i += 1;
-            }
-            (_, Some(y)) => {
-                let path = format!("{prefix}/{}", y.display_name());
-                one_side(repo, y, &path, Change::Added, out)?;
-                j += 1;
-            }
-            (_, None) => break,
-        }
-    }
-    Ok(())
-}
-
+/// Reports how two entries of the same name differ; returns their subtrees when both
+/// are directories whose contents differ, for the caller to compare.
 fn compare_nodes(
     repo: &Repository,
     x: &Node,
     y: &Node,
     path: &str,
     out: &mut Vec<DiffEntry>,
-) -> Result<()> {
+) -> Result<Option<(TreeId, TreeId)>> {
     if x.kind() != y.kind() {
         one_side(repo, x, path, Change::Removed, out)?;
-        return one_side(repo, y, path, Change::Added, out);
+        one_side(repo, y, path, Change::Added, out)?;
+        return Ok(None);
     }
     let entry = |change| DiffEntry {
         path: path.to_string(),
@@ -191,10 +215,10 @@ fn compare_nodes(
     } else if meta_differs {
         out.push(entry(Change::Metadata));
     }
-    if let (Some(a), Some(b)) = (&x.subtree, &y.subtree) {
-        compare_trees(repo, a, b, path, out)?;
-    }
-    Ok(())
+    Ok(match (x.subtree, y.subtree) {
+        (Some(a), Some(b)) if a != b => Some((a, b)),
+        _ => None,
+    })
 }
 
 /// Reports a node present on one side only, and everything below it.

@@ -362,3 +362,91 @@ fn repository_files_are_private_and_init_refuses_foreign_directories() {
     }
     assert!(files >= 5);
 }
+
+/// The directory `depth` levels of `d` below `root`, opened one level at a time (the
+/// only way to reach paths longer than PATH_MAX); `create` makes missing levels.
+fn open_deep(root: &Path, depth: usize, create: bool) -> rustix::fd::OwnedFd {
+    use rustix::fs::{mkdirat, openat, Mode, OFlags};
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    let mut fd = openat(rustix::fs::CWD, root, flags, Mode::empty()).expect("open root");
+    for _ in 0..depth {
+        if create {
+            mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).expect("mkdirat");
+        }
+        fd = openat(&fd, "d", flags, Mode::empty()).expect("openat");
+    }
+    fd
+}
+
+/// Writes `data` to `name` in the directory `dir`.
+fn write_at(dir: &rustix::fd::OwnedFd, name: &str, data: &[u8]) {
+    use rustix::fs::{openat, Mode, OFlags};
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+    let fd = openat(dir, name, flags, Mode::from_raw_mode(0o644)).expect("create");
+    let mut f = fs::File::from(fd);
+    std::io::Write::write_all(&mut f, data).expect("write");
+}
+
+/// Reads `name` in the directory `dir`.
+fn read_at(dir: &rustix::fd::OwnedFd, name: &str) -> Vec<u8> {
+    use rustix::fs::{openat, Mode, OFlags};
+    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).expect("open");
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut fs::File::from(fd), &mut data).expect("read");
+    data
+}
+
+#[test]
+fn directories_nested_far_beyond_path_max_back_up_diff_check_restore_and_copy() {
+    const DEPTH: usize = 5000;
+    let env = Env::new();
+    env.init();
+    let src = env.path("deep");
+    fs::create_dir(&src).unwrap();
+    write_at(&open_deep(&src, DEPTH, true), "leaf", b"first");
+    let first = env.snapshot(&[&src]);
+    write_at(&open_deep(&src, DEPTH, false), "leaf", b"second");
+    let second = env.snapshot(&[&src]);
+    let (a, b) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
+
+    let diff = env.json(&["diff", a, b]);
+    let changes = diff["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{diff}");
+    let path = changes[0]["path"].as_str().unwrap();
+    assert!(path.ends_with("/d/d/leaf"), "{path}");
+    assert_eq!(path.split('/').filter(|c| *c == "d").count(), DEPTH);
+
+    let check = env.json(&["check"]);
+    assert_eq!(check["findings"], serde_json::json!([]), "{check}");
+    let listed = env.ok(&["ls", b]);
+    let above = src.components().count() - 1;
+    assert_eq!(
+        listed.lines().count(),
+        above + DEPTH + 1,
+        "the way down, every level, the leaf"
+    );
+
+    let out = env.path("out");
+    env.ok(&["restore", a, "--target", out.to_str().unwrap()]);
+    let restored = out.join(src.strip_prefix("/").unwrap());
+    assert_eq!(
+        read_at(&open_deep(&restored, DEPTH, false), "leaf"),
+        b"first"
+    );
+
+    let dst = env.path("copy");
+    let mut c = env.cmd(&["init"]);
+    c.env("REPO_REPOSITORY", &dst);
+    assert!(c.status().unwrap().success());
+    let mut c = env.cmd(&["copy", "--from", env.repo().to_str().unwrap()]);
+    c.env("REPO_REPOSITORY", &dst);
+    assert!(c.status().unwrap().success());
+    let mut c = env.cmd(&["check", "--json"]);
+    c.env("REPO_REPOSITORY", &dst);
+    let copied: serde_json::Value = serde_json::from_slice(&c.output().unwrap().stdout).unwrap();
+    assert_eq!(copied["findings"], serde_json::json!([]), "{copied}");
+    assert_eq!(copied["snapshots"], 2, "{copied}");
+}

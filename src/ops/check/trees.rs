@@ -10,7 +10,8 @@ use crate::blob::BlobKind;
 use crate::error::Result;
 use crate::id::{BlobId, PackId, TreeId};
 use crate::repository::Repository;
-use crate::tree;
+use crate::tree::walk::{self, Fold, Opened};
+use crate::tree::{self, Tree};
 
 /// Paths shown per finding; the count says how many more there are.
 const MAX_PATHS: usize = 10;
@@ -34,25 +35,30 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// Problems below `id`, with paths relative to it (memoised: shared subtrees are read once).
-    fn tree(&mut self, id: &TreeId) -> Arc<Vec<Hurt>> {
-        if let Some(m) = self.memo.get(id) {
-            return m.clone();
-        }
-        let hurt = Arc::new(self.tree_uncached(id));
-        self.memo.insert(*id, hurt.clone());
-        hurt
+    /// Problems below `id`, with paths relative to it (shared subtrees are read once).
+    fn tree(&mut self, id: &TreeId) -> Result<Arc<Vec<Hurt>>> {
+        walk::fold(self, id)
+    }
+}
+
+impl Fold for Walker<'_> {
+    type Out = Arc<Vec<Hurt>>;
+
+    fn done(&mut self) -> &mut HashMap<TreeId, Self::Out> {
+        &mut self.memo
     }
 
-    fn tree_uncached(&mut self, id: &TreeId) -> Vec<Hurt> {
+    /// Reads a tree through the segments check trusts (not the cache); a tree that is
+    /// missing, in a damaged pack or undecodable is one problem at its own path.
+    fn open(&mut self, id: &TreeId) -> Result<Opened<Self::Out>> {
         let bid = BlobId::from(*id);
         let whole = |pack, why: String, kind| {
-            vec![Hurt {
+            Ok(Opened::Known(Arc::new(vec![Hurt {
                 path: String::new(),
                 pack,
                 why,
                 tree: Some((*id, kind)),
-            }]
+            }])))
         };
         let Some(loc) = self.index.blobs.get(&(BlobKind::Tree, bid)) else {
             return whole(
@@ -72,48 +78,54 @@ impl Walker<'_> {
             .repo
             .read_blob_at(BlobKind::Tree, &bid, loc)
             .and_then(|b| tree::decode(&b, &format!("tree {}", id.short())));
-        let t = match decoded {
-            Ok(t) => t,
-            Err(e) => return whole(Some(loc.pack), e.to_string(), FindingKind::TreeDamaged),
-        };
+        match decoded {
+            Ok(t) => Ok(Opened::Tree(t)),
+            Err(e) => whole(Some(loc.pack), e.to_string(), FindingKind::TreeDamaged),
+        }
+    }
+
+    fn combine(&mut self, _: &TreeId, t: Tree) -> Result<Self::Out> {
         self.trees += 1;
         let mut out = Vec::new();
         for node in &t.nodes {
             let name = node.display_name();
-            for c in &node.content {
-                let cb = BlobId::from(*c);
-                let problem = if let Some((pack, why)) = self.damaged.get(&cb) {
-                    Some((
-                        Some(*pack),
-                        format!("chunk {} is damaged: {why}", c.short()),
-                    ))
-                } else if !self.index.blobs.contains_key(&(BlobKind::Data, cb)) {
-                    Some((None, format!("chunk {} is not in the index", c.short())))
-                } else {
-                    None
-                };
-                if let Some((pack, why)) = problem {
-                    out.push(Hurt {
-                        path: format!("/{name}"),
-                        pack,
-                        why,
-                        tree: None,
-                    });
-                    break;
-                }
+            if let Some((pack, why)) = self.first_bad_chunk(node) {
+                out.push(Hurt {
+                    path: format!("/{name}"),
+                    pack,
+                    why,
+                    tree: None,
+                });
             }
-            if let Some(sub) = &node.subtree {
-                for h in self.tree(sub).iter() {
-                    out.push(Hurt {
-                        path: format!("/{name}{}", h.path),
-                        pack: h.pack,
-                        why: h.why.clone(),
-                        tree: h.tree,
-                    });
-                }
+            if let Some(below) = node.subtree.and_then(|sub| self.memo.get(&sub)) {
+                out.extend(below.iter().map(|h| Hurt {
+                    path: format!("/{name}{}", h.path),
+                    pack: h.pack,
+                    why: h.why.clone(),
+                    tree: h.tree,
+                }));
             }
         }
-        out
+        Ok(Arc::new(out))
+    }
+}
+
+impl Walker<'_> {
+    /// The first content chunk of `node` that is damaged or not indexed: where and why.
+    fn first_bad_chunk(&self, node: &tree::Node) -> Option<(Option<PackId>, String)> {
+        node.content.iter().find_map(|c| {
+            let cb = BlobId::from(*c);
+            if let Some((pack, why)) = self.damaged.get(&cb) {
+                Some((
+                    Some(*pack),
+                    format!("chunk {} is damaged: {why}", c.short()),
+                ))
+            } else if !self.index.blobs.contains_key(&(BlobKind::Data, cb)) {
+                Some((None, format!("chunk {} is not in the index", c.short())))
+            } else {
+                None
+            }
+        })
     }
 }
 
@@ -150,7 +162,7 @@ pub(super) fn check_snapshots(
                 continue;
             }
         };
-        let hurt = w.tree(&snap.tree);
+        let hurt = w.tree(&snap.tree)?;
         if hurt.is_empty() {
             continue;
         }

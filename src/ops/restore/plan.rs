@@ -6,17 +6,18 @@
 //! directories leading to a selected entry are created; directories with nothing selected
 //! below them are not.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::id::TreeId;
 use crate::ops::find::Pattern;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::tree::{is_safe_name, Node, NodeKind};
+use crate::tree::walk::{RawPath, TreeWalk, Visit, Visitor};
+use crate::tree::{is_safe_name, Node, NodeKind, Tree};
 
 /// One thing to create.
 pub struct PlanItem {
@@ -81,7 +82,6 @@ fn is_glob(s: &str) -> bool {
 }
 
 struct Builder<'a> {
-    repo: &'a Repository,
     includes: Vec<Vec<Vec<u8>>>,
     globs: Vec<Pattern>,
     excludes: &'a [Pattern],
@@ -90,6 +90,9 @@ struct Builder<'a> {
     /// Ancestor directories entered but not yet in the plan: they are added only once
     /// something below them is selected.
     pending: Vec<PlanItem>,
+    /// For each directory being walked (the root first): whether everything in it is
+    /// selected, and how many pending ancestors there were when it was entered.
+    open: Vec<(bool, usize)>,
 }
 
 /// How a path relates to the includes.
@@ -131,55 +134,64 @@ impl Builder<'_> {
         }
     }
 
-    fn walk(&mut self, tree: &TreeId, comps: &mut Vec<Vec<u8>>, all: bool) -> Result<()> {
-        let t = match self.repo.load_tree(tree) {
-            Ok(t) => t,
-            Err(e @ (Error::Corrupt { .. } | Error::Missing(_))) if !comps.is_empty() => {
-                self.plan.unreadable.push(format!(
-                    "{}: the directory's contents cannot be read ({e})",
-                    shown_path(comps)
-                ));
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        if all {
-            let rel: PathBuf = comps.iter().map(|c| OsStr::from_bytes(c)).collect();
-            let names = t.nodes.iter().map(|n| n.name.clone()).collect();
-            self.plan.full_dirs.push((rel, names));
+    /// Whether everything in the directory being walked is selected.
+    fn all_here(&self) -> bool {
+        self.open.last().is_some_and(|(all, _)| *all)
+    }
+
+    fn excluded(&self, comps: &[Vec<u8>], name: &[u8]) -> bool {
+        if self.excludes.is_empty() {
+            return false;
         }
-        for node in t.nodes {
-            comps.push(node.name.clone());
-            if !self.excludes.is_empty() {
-                let path = shown_path(comps);
-                let name = String::from_utf8_lossy(&node.name);
-                if self.excludes.iter().any(|p| p.matches(&path, &name)) {
-                    comps.pop();
-                    continue;
+        let path = shown_path(comps);
+        let name = String::from_utf8_lossy(name);
+        self.excludes.iter().any(|p| p.matches(&path, &name))
+    }
+
+    fn file(&mut self, node: &Node, rel: PathBuf) {
+        let mut link_to = None;
+        if node.links > 1 {
+            match self.links.entry((node.device, node.inode)) {
+                Entry::Occupied(first) => link_to = Some(first.get().clone()),
+                Entry::Vacant(v) => {
+                    v.insert(rel.clone());
                 }
             }
-            let sel = if all {
-                Selected::All
-            } else {
-                self.select(comps, &node.name)
-            };
-            if !matches!(sel, Selected::No) {
-                self.add(node, comps, matches!(sel, Selected::All))?;
-            }
-            comps.pop();
+        }
+        self.plan.items.push(PlanItem {
+            rel,
+            node: node.clone(),
+            link_to,
+        });
+    }
+}
+
+impl Visitor for Builder<'_> {
+    fn dir(&mut self, comps: &RawPath, tree: &Tree) -> Result<()> {
+        if self.all_here() {
+            let rel: PathBuf = comps.iter().map(|c| OsStr::from_bytes(c)).collect();
+            let names = tree.nodes.iter().map(|n| n.name.clone()).collect();
+            self.plan.full_dirs.push((rel, names));
         }
         Ok(())
     }
 
-    fn add(&mut self, node: Node, comps: &mut Vec<Vec<u8>>, all: bool) -> Result<()> {
-        let shown = || shown_path(comps);
+    fn entry(&mut self, comps: &RawPath, node: &Node) -> Result<Visit> {
+        if self.excluded(comps, &node.name) {
+            return Ok(Visit::Skip);
+        }
+        let all = match (self.all_here(), self.select(comps, &node.name)) {
+            (true, _) | (_, Selected::All) => true,
+            (false, Selected::Ancestor) => false,
+            (false, Selected::No) => return Ok(Visit::Skip),
+        };
         if !is_safe_name(&node.name) {
             self.plan.rejected.push(format!(
                 "{}: unsafe name {:?} in the snapshot",
-                shown(),
+                shown_path(comps),
                 String::from_utf8_lossy(&node.name)
             ));
-            return Ok(());
+            return Ok(Visit::Skip);
         }
         self.plan.matched |= all;
         if all {
@@ -189,10 +201,9 @@ impl Builder<'_> {
         let rel: PathBuf = comps.iter().map(|c| OsStr::from_bytes(c)).collect();
         match node.kind() {
             NodeKind::Dir => {
-                let sub = node.subtree;
                 let item = PlanItem {
                     rel,
-                    node,
+                    node: node.clone(),
                     link_to: None,
                 };
                 let depth = self.pending.len();
@@ -201,33 +212,37 @@ impl Builder<'_> {
                 } else {
                     self.pending.push(item);
                 }
-                if let Some(sub) = sub {
-                    self.walk(&sub, comps, all)?;
+                if node.subtree.is_none() {
+                    self.pending.truncate(depth);
+                    return Ok(Visit::Skip);
                 }
-                // Nothing selected below: forget it.
-                self.pending.truncate(depth);
-            }
-            NodeKind::File if !all => {}
-            NodeKind::File => {
-                let mut link_to = None;
-                if node.links > 1 {
-                    let key = (node.device, node.inode);
-                    match self.links.get(&key) {
-                        Some(first) => link_to = Some(first.clone()),
-                        None => {
-                            self.links.insert(key, rel.clone());
-                        }
-                    }
-                }
-                self.plan.items.push(PlanItem { rel, node, link_to });
+                self.open.push((all, depth));
+                return Ok(Visit::Descend);
             }
             _ if !all => {}
+            NodeKind::File => self.file(node, rel),
             _ => self.plan.items.push(PlanItem {
                 rel,
-                node,
+                node: node.clone(),
                 link_to: None,
             }),
         }
+        Ok(Visit::Skip)
+    }
+
+    fn leave(&mut self, _: &RawPath, _: &Node) -> Result<()> {
+        if let Some((_, depth)) = self.open.pop() {
+            // Nothing selected below: forget it.
+            self.pending.truncate(depth);
+        }
+        Ok(())
+    }
+
+    fn unreadable(&mut self, comps: &RawPath, err: Error) -> Result<()> {
+        self.plan.unreadable.push(format!(
+            "{}: the directory's contents cannot be read ({err})",
+            shown_path(comps)
+        ));
         Ok(())
     }
 }
@@ -242,7 +257,6 @@ pub fn build(
 ) -> Result<Plan> {
     let (globs, paths): (Vec<&String>, Vec<&String>) = includes.iter().partition(|s| is_glob(s));
     let mut b = Builder {
-        repo,
         includes: paths.iter().map(|s| include_components(s)).collect(),
         globs: globs
             .iter()
@@ -252,9 +266,11 @@ pub fn build(
         plan: Plan::default(),
         links: HashMap::new(),
         pending: Vec::new(),
+        open: Vec::new(),
     };
     let all =
         (b.includes.is_empty() && b.globs.is_empty()) || b.includes.iter().any(|i| i.is_empty());
-    b.walk(&snap.tree, &mut Vec::new(), all)?;
+    b.open.push((all, 0));
+    TreeWalk::new(repo).visit(&snap.tree, &mut b)?;
     Ok(b.plan)
 }

@@ -16,6 +16,11 @@ use std::time::Duration;
 use opendal::layers::{ConcurrentLimitLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
 
+mod services;
+mod sftp;
+
+use sftp::SftpLogin;
+
 use super::layer::pace::Pace;
 use super::layer::retry::Retry;
 use super::layer::Layered;
@@ -40,59 +45,6 @@ pub struct ObjectBackend {
     sftp: Option<SftpLogin>,
 }
 
-/// An SFTP location as the `sftp` command-line client takes it.
-struct SftpLogin {
-    destination: String,
-    port: Option<u16>,
-    key: Option<String>,
-    accept_new: bool,
-    path: String,
-}
-
-impl SftpLogin {
-    /// Runs `commands` in one batch session (`sftp -b -`), through the same `ssh` OpenDAL
-    /// uses (the first on PATH, with the user's configuration).
-    fn batch(&self, commands: &str) -> Result<()> {
-        use std::io::Write;
-        let mut c = std::process::Command::new("sftp");
-        c.args(["-q", "-b", "-", "-S", "ssh"]);
-        if let Some(p) = self.port {
-            c.args(["-P", &p.to_string()]);
-        }
-        if let Some(k) = &self.key {
-            c.args(["-i", k]);
-        }
-        let strict = if self.accept_new { "accept-new" } else { "yes" };
-        c.args(["-o", &format!("StrictHostKeyChecking={strict}")]);
-        c.arg(&self.destination)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        let mut child = c
-            .spawn()
-            .map_err(|e| Error::io("running the sftp client (install openssh-client)", e))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(commands.as_bytes())
-                .map_err(|e| Error::io("talking to the sftp client", e))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::io("running the sftp client", e))?;
-        if !out.status.success() {
-            return Err(Error::storage(
-                format!(
-                    "restricting access on {}: {}",
-                    self.destination,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                false,
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// The backend for an object-store location with its behaviours around it: rate limits
 /// (when asked), injected faults (tests), and retries of transient failures outermost, so
 /// every attempt is paced and a fault is retried like a dropped connection.
@@ -111,161 +63,10 @@ pub fn open(location: &str, target: &Target, o: &ObjectOptions) -> Result<Arc<dy
     )))
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn root_of(prefix: &str) -> String {
-    format!("/{}", prefix.trim_matches('/'))
-}
-
 impl ObjectBackend {
     /// Connects (lazily: nothing is sent until the first request) to `target`.
     pub fn new(location: &str, target: &Target, o: &ObjectOptions) -> Result<Self> {
-        // The process-wide HTTP client (reqwest); idempotent.
-        opendal::install_default();
-        let cfg = |e: opendal::Error| Error::Invalid(format!("{location}: {e}"));
-        let op = match target {
-            Target::S3 {
-                endpoint,
-                bucket,
-                prefix,
-            } => {
-                let mut b = opendal::services::S3::default()
-                    .bucket(bucket)
-                    .root(&root_of(prefix));
-                if let Some(e) = o.endpoint.as_ref().or(endpoint.as_ref()) {
-                    b = b.endpoint(e);
-                }
-                let region = o
-                    .region
-                    .clone()
-                    .or_else(|| env("AWS_REGION"))
-                    .or_else(|| env("AWS_DEFAULT_REGION"))
-                    .unwrap_or_else(|| "us-east-1".into());
-                b = b.region(&region);
-                if o.virtual_host_style {
-                    b = b.enable_virtual_host_style();
-                }
-                if let Some(c) = &o.storage_class {
-                    b = b.default_storage_class(c);
-                }
-                if o.no_ambient_credentials {
-                    b = b.disable_config_load().disable_ec2_metadata();
-                    if let (Some(k), Some(s)) =
-                        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
-                    {
-                        b = b.access_key_id(&k).secret_access_key(&s);
-                    }
-                }
-                Operator::new(b).map_err(cfg)?
-            }
-            Target::Gcs { bucket, prefix } => {
-                let mut b = opendal::services::Gcs::default()
-                    .bucket(bucket)
-                    .root(&root_of(prefix));
-                // Google's tools accept the emulator's address with or without a scheme.
-                let emulator = env("STORAGE_EMULATOR_HOST").map(|h| {
-                    if h.contains("://") {
-                        h
-                    } else {
-                        format!("http://{h}")
-                    }
-                });
-                if let Some(e) = o.endpoint.as_ref().or(emulator.as_ref()) {
-                    b = b.endpoint(e);
-                }
-                if let Some(c) = &o.storage_class {
-                    b = b.default_storage_class(c);
-                }
-                let credentials = env("GOOGLE_APPLICATION_CREDENTIALS");
-                if let Some(p) = &credentials {
-                    b = b.credential_path(p);
-                }
-                // Like Google's client libraries, talk to an emulator anonymously unless
-                // credentials are given (rather than asking a VM metadata server for a token).
-                let anonymous_emulator = emulator.is_some() && credentials.is_none();
-                if o.no_ambient_credentials || anonymous_emulator {
-                    b = b
-                        .disable_vm_metadata()
-                        .disable_config_load()
-                        .skip_signature();
-                }
-                Operator::new(b).map_err(cfg)?
-            }
-            Target::Azure { container, prefix } => {
-                let b = match env("AZURE_STORAGE_CONNECTION_STRING") {
-                    // The form Azure's own tools print (and `UseDevelopmentStorage=true`
-                    // for Azurite): account, key or SAS, and endpoint in one variable.
-                    Some(conn) => opendal::services::Azblob::from_connection_string(&conn)
-                        .map_err(|e| {
-                            Error::Invalid(format!(
-                                "{location}: AZURE_STORAGE_CONNECTION_STRING: {e}"
-                            ))
-                        })?,
-                    None => {
-                        // restic's variable names are accepted too, for users moving over.
-                        let account = env("AZURE_STORAGE_ACCOUNT")
-                            .or_else(|| env("AZURE_ACCOUNT_NAME"))
-                            .ok_or_else(|| {
-                                Error::Invalid(format!(
-                                    "{location}: set AZURE_STORAGE_ACCOUNT (and \
-                                     AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN), or \
-                                     AZURE_STORAGE_CONNECTION_STRING"
-                                ))
-                            })?;
-                        let endpoint = env("AZURE_STORAGE_ENDPOINT")
-                            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-                        let mut b = opendal::services::Azblob::default()
-                            .endpoint(&endpoint)
-                            .account_name(&account);
-                        if let Some(k) =
-                            env("AZURE_STORAGE_KEY").or_else(|| env("AZURE_ACCOUNT_KEY"))
-                        {
-                            b = b.account_key(&k);
-                        }
-                        if let Some(t) =
-                            env("AZURE_STORAGE_SAS_TOKEN").or_else(|| env("AZURE_ACCOUNT_SAS"))
-                        {
-                            b = b.sas_token(&t);
-                        }
-                        b
-                    }
-                };
-                let mut b = b.container(container).root(&root_of(prefix));
-                if let Some(e) = &o.endpoint {
-                    b = b.endpoint(e);
-                }
-                Operator::new(b).map_err(cfg)?
-            }
-            Target::Sftp {
-                user,
-                host,
-                port,
-                path,
-            } => {
-                // Without a port, the ssh client's configuration (Host aliases) decides.
-                let endpoint = match port {
-                    Some(p) => format!("ssh://{host}:{p}"),
-                    None => format!("ssh://{host}"),
-                };
-                let mut b = opendal::services::Sftp::default()
-                    .endpoint(&endpoint)
-                    .root(path)
-                    .known_hosts_strategy(if o.ssh_accept_new_host {
-                        "add"
-                    } else {
-                        "strict"
-                    });
-                if let Some(u) = user {
-                    b = b.user(u);
-                }
-                if let Some(k) = &o.ssh_key {
-                    b = b.key(k);
-                }
-                Operator::new(b).map_err(cfg)?
-            }
-        };
+        let op = services::operator(location, target, o)?;
         let connections = o.connections.unwrap_or(8).max(1);
         let op = op.layer(ConcurrentLimitLayer::new(connections)).layer(
             TimeoutLayer::new()
@@ -283,24 +84,7 @@ impl ObjectBackend {
             location: location.to_string(),
             connections,
             write_then_rename: matches!(target, Target::Sftp { .. }),
-            sftp: match target {
-                Target::Sftp {
-                    user,
-                    host,
-                    port,
-                    path,
-                } => Some(SftpLogin {
-                    destination: match user {
-                        Some(u) => format!("{u}@{host}"),
-                        None => host.clone(),
-                    },
-                    port: *port,
-                    key: o.ssh_key.clone(),
-                    accept_new: o.ssh_accept_new_host,
-                    path: path.trim_end_matches('/').to_string(),
-                }),
-                _ => None,
-            },
+            sftp: SftpLogin::of(target, o),
         })
     }
 
