@@ -33,6 +33,7 @@ pub mod ops;
 pub mod pack;
 #[cfg(feature = "local-index")]
 pub mod packer;
+pub mod plan;
 pub mod progress;
 #[cfg(feature = "local-index")]
 pub mod repository;

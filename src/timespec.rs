@@ -1,4 +1,5 @@
-//! Parsing of the times and durations users type: `--at`, `--since`, `--until`.
+//! Parsing of the times, durations and sizes users type: `--at`, `--since`, `--until`,
+//! rate limits and quotas.
 //!
 //! Accepted times: RFC 3339 (`2026-11-28T09:00:00Z`), local wall-clock times
 //! (`2026-11-28 09:00`, `2026-11-28 09:00:30`, `2026-11-28`), `now`, `today` (local
@@ -8,6 +9,34 @@
 use chrono::{DateTime, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use crate::error::{Error, Result};
+
+/// Parses "500GiB", "2 TB", "10m", "4096".
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bad = || {
+        Error::Invalid(format!(
+            "cannot read {s:?} as a size; use e.g. 500GiB or 2TB"
+        ))
+    };
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024f64.powi(2),
+        "mb" => 1e6,
+        "g" | "gib" => 1024f64.powi(3),
+        "gb" => 1e9,
+        "t" | "tib" => 1024f64.powi(4),
+        "tb" => 1e12,
+        _ => return Err(bad()),
+    };
+    Ok((n * mult) as u64)
+}
 
 /// Parses a duration like `90s`, `15m`, `2h`, `7d`, `2w`, `3 months`, `1y`.
 pub fn parse_duration(s: &str) -> Result<Duration> {

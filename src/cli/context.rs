@@ -36,6 +36,16 @@ pub struct GlobalOpts {
     /// How long to wait for a conflicting repository lock (e.g. "10m"; default: fail at once)
     #[arg(long, global = true, value_name = "DURATION")]
     pub lock_wait: Option<String>,
+    /// Config file with repositories and plans [default: $XDG_CONFIG_HOME/repo/config.toml]
+    #[arg(long, env = "REPO_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Use this plan's repository, password and storage options (flags and environment
+    /// still win)
+    #[arg(long = "plan", short = 'P', global = true, value_name = "PLAN")]
+    pub plan: Option<String>,
+    /// The password source of the `-P` plan's repository.
+    #[arg(skip)]
+    pub plan_password: Option<repo::plan::PasswordSource>,
     #[command(flatten)]
     pub store: StoreOpts,
 }
@@ -75,22 +85,52 @@ impl Location {
 }
 
 impl GlobalOpts {
+    /// The config file's path: `--config`, `REPO_CONFIG`, or the default.
+    pub fn config_path(&self) -> Option<PathBuf> {
+        self.config
+            .clone()
+            .or_else(repo::plan::Config::default_path)
+    }
+
+    /// With `-P PLAN`: takes the plan's repository location, password source and storage
+    /// options where no flag or environment variable gave them.
+    pub fn apply_plan(&mut self) -> Result<()> {
+        let Some(name) = self.plan.clone() else {
+            return Ok(());
+        };
+        let cfg = super::plans::load(self)?;
+        let plan = cfg.plan(&name)?;
+        let conf = cfg.repository(&plan.repository)?;
+        if self.repo.is_none() {
+            self.repo = Some(conf.location.clone());
+            self.plan_password = Some(conf.password.clone());
+        }
+        self.store.plan_storage = Some(conf.storage.clone());
+        Ok(())
+    }
+
+    /// A location given as text (`--repo`, a config file).
+    pub fn location_of(&self, s: &str) -> Result<Location> {
+        if s.is_empty() {
+            bail!("the repository location is empty");
+        }
+        let (path, target) = match s.strip_prefix("local:") {
+            Some(dir) => (dir, None),
+            None => (s, repo::backend::target::Target::parse(s)?),
+        };
+        Ok(Location {
+            spec: s.to_string(),
+            path: PathBuf::from(path),
+            target,
+            is_default: false,
+        })
+    }
+
     /// Where the repository is.
     pub fn location(&self) -> Result<Location> {
         match self.repo.as_deref() {
             Some("") => bail!("--repo is empty"),
-            Some(s) => {
-                let (path, target) = match s.strip_prefix("local:") {
-                    Some(dir) => (dir, None),
-                    None => (s, repo::backend::target::Target::parse(s)?),
-                };
-                Ok(Location {
-                    spec: s.to_string(),
-                    path: PathBuf::from(path),
-                    target,
-                    is_default: false,
-                })
-            }
+            Some(s) => self.location_of(s),
             None => Ok(Location::default_at(
                 dirs::data_dir()
                     .ok_or_else(|| anyhow!("cannot find a data directory: set HOME or XDG_DATA_HOME, or pass --repo"))?
@@ -117,15 +157,19 @@ impl GlobalOpts {
 
     /// The backend for the location (storage options apply to object stores only).
     pub fn backend(&self, loc: &Location) -> Result<Arc<dyn Backend>> {
+        // Read (and so check) the options file even for a directory, where its keys do
+        // not apply: a misspelt key or a missing --options-file is an error everywhere.
+        let resolved = self.store.resolve()?;
         let opts = match &loc.target {
             None => Default::default(),
-            Some(_) => self.store.resolve()?,
+            Some(_) => resolved,
         };
         Ok(repo::backend::open(&loc.spec, &opts)?)
     }
 
-    /// Gets the password: `--password-file`, `REPO_PASSWORD`, the default repository's
-    /// generated key file, or a terminal prompt, in that order.
+    /// Gets the password: `--password-file`, `REPO_PASSWORD`, the `-P` plan's password
+    /// source, the default repository's generated key file, or a terminal prompt, in that
+    /// order.
     pub fn password(&self, loc: &Location, purpose: Purpose) -> Result<Zeroizing<Vec<u8>>> {
         if let Some(f) = &self.password_file {
             return read_password_file(f);
@@ -134,6 +178,11 @@ impl GlobalOpts {
             if !p.is_empty() {
                 use std::os::unix::ffi::OsStrExt;
                 return Ok(Zeroizing::new(p.as_bytes().to_vec()));
+            }
+        }
+        if let Some(source) = &self.plan_password {
+            if let Some(p) = source.read()? {
+                return Ok(Zeroizing::new(p.expose().to_vec()));
             }
         }
         if loc.is_default {

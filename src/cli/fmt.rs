@@ -17,6 +17,13 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// Prints a value as pretty JSON on stdout.
+/// A moment in local time, to the minute.
+pub fn local_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -52,27 +59,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Parses "500GiB", "2 TB", "10m", "4096".
+/// Parses "500GiB", "2 TB", "10m", "4096" (see [`repo::timespec::parse_size`]).
 pub fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("cannot read {s:?} as a size; use e.g. 500GiB or 2TB"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "kb" => 1e3,
-        "m" | "mib" => 1024f64.powi(2),
-        "mb" => 1e6,
-        "g" | "gib" => 1024f64.powi(3),
-        "gb" => 1e9,
-        "t" | "tib" => 1024f64.powi(4),
-        "tb" => 1e12,
-        _ => anyhow::bail!("cannot read {s:?} as a size; use e.g. 500GiB or 2TB"),
-    };
-    Ok((n * mult) as u64)
+    Ok(repo::timespec::parse_size(s)?)
 }

@@ -16,6 +16,7 @@ pub mod log;
 mod ls;
 #[cfg(feature = "mongo")]
 mod mongodb;
+mod plans;
 mod progress;
 mod prune;
 mod repair;
@@ -82,16 +83,32 @@ enum Command {
     Unlock(unlock::UnlockArgs),
     /// Copy snapshots from another repository into this one (only missing data moves)
     Copy(copy::Args),
+    /// Check the config file (repositories, plans, notifications)
+    Config(plans::ConfigArgs),
+    /// List the config file's plans: repository, sources, schedule, last and next run
+    Plans,
+    /// Run a plan: snapshot, copies, retention, check, with its hooks and notifications
+    Run(plans::RunArgs),
+    /// The plan runs this host remembers (newest last)
+    History(plans::HistoryArgs),
+    /// One run: what, when, each step, hooks, notifications, error
+    Status(plans::StatusArgs),
     /// MongoDB point-in-time recovery: capture the oplog (follow), show what is restorable
     #[cfg(feature = "mongo")]
     Mongodb(mongodb::Args),
 }
 
 /// Runs the parsed command; returns the process exit code.
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
+pub fn run(mut cli: Cli) -> anyhow::Result<i32> {
+    cli.global.apply_plan()?;
     let g = &cli.global;
     match cli.command {
         Command::Init(a) => init::run(g, a),
+        Command::Config(a) => plans::config(g, a),
+        Command::Plans => plans::plans(g),
+        Command::Run(a) => plans::run(g, a),
+        Command::History(a) => plans::history(g, a),
+        Command::Status(a) => plans::status(g, a),
         Command::Snapshot(a) => snapshot::run(g, a),
         Command::Snapshots(a) => snapshots::run(g, a),
         Command::Ls(a) => ls::run(g, a),

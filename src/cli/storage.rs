@@ -46,6 +46,9 @@ pub struct StoreOpts {
     /// [default: $XDG_CONFIG_HOME/repo/options]
     #[arg(long, global = true, env = "REPO_OPTIONS_FILE", hide_env = true)]
     pub options_file: Option<PathBuf>,
+    /// The `-P` plan's repository's storage options (below flags, above the options file).
+    #[arg(skip)]
+    pub plan_storage: Option<ObjectOptions>,
 }
 
 /// Keys the options file may set (same names as the flags).
@@ -63,8 +66,12 @@ const KEYS: &[&str] = &[
 ];
 
 impl StoreOpts {
-    /// Flags (and their environment variables) over the options file over defaults.
+    /// Flags (and their environment variables) over the options file (or, with `-P`,
+    /// the plan's repository's options) over defaults.
     pub fn resolve(&self) -> Result<ObjectOptions> {
+        if let Some(plan) = &self.plan_storage {
+            return self.over(plan.clone());
+        }
         let file = self.read_file()?;
         let get = |k: &str| -> Option<String> {
             file.iter()
@@ -121,6 +128,30 @@ impl StoreOpts {
             ssh_accept_new_host: self.ssh_accept_new_host
                 || get("ssh-accept-new-host").is_some_and(|v| v == "true"),
             fault_ratio,
+            no_ambient_credentials: std::env::var_os("REPO_NO_AMBIENT_CREDENTIALS")
+                .is_some_and(|v| v == "1"),
+        })
+    }
+
+    /// Flags (and their environment variables) over `base`.
+    fn over(&self, base: ObjectOptions) -> Result<ObjectOptions> {
+        let rate = |flag: &Option<String>, k: &str| -> Result<Option<u64>> {
+            flag.as_ref()
+                .map(|v| super::fmt::parse_size(v).with_context(|| format!("--{k} {v:?}")))
+                .transpose()
+        };
+        Ok(ObjectOptions {
+            endpoint: self.endpoint.clone().or(base.endpoint),
+            region: self.region.clone().or(base.region),
+            virtual_host_style: self.virtual_host_style || base.virtual_host_style,
+            storage_class: self.storage_class.clone().or(base.storage_class),
+            connections: self.connections.or(base.connections),
+            retries: self.retries.or(base.retries),
+            limit_upload: rate(&self.limit_upload, "limit-upload")?.or(base.limit_upload),
+            limit_download: rate(&self.limit_download, "limit-download")?.or(base.limit_download),
+            ssh_key: self.ssh_key.clone().or(base.ssh_key),
+            ssh_accept_new_host: self.ssh_accept_new_host || base.ssh_accept_new_host,
+            fault_ratio: base.fault_ratio,
             no_ambient_credentials: std::env::var_os("REPO_NO_AMBIENT_CREDENTIALS")
                 .is_some_and(|v| v == "1"),
         })

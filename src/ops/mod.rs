@@ -16,6 +16,7 @@ pub mod mongodb;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod run;
 pub mod scan;
 pub mod select;
 pub mod settings;

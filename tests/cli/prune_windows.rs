@@ -90,8 +90,10 @@ fn readers_inside_every_prune_window_write_nothing_and_writers_wait() {
     for point in WINDOWS {
         let s = setup();
         let env = &s.env;
-        // Zero grace: every window, pack deletion included, happens in this run.
-        let prune = Paused::start(env.cmd(&["prune", "--grace", "0"]), point, 4);
+        // Zero grace: every window, pack deletion included, happens in this run. The
+        // pause outlasts the ten reader commands even on a loaded 2-core machine (4 s
+        // did not: prune went on while they ran, which is not what this tests).
+        let prune = Paused::start(env.cmd(&["prune", "--grace", "0"]), point, 10);
         readers_write_nothing(env, point);
         // A writer started now waits for prune's lock, then backs up the forgotten
         // content again: it must not deduplicate against packs prune is removing.

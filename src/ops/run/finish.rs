@@ -1,0 +1,242 @@
+//! The edges of a run: hooks with the run in their environment, the dry run, the report
+//! file, notifications and this host's plan state.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::Utc;
+
+use super::{RunEnv, RunReport, Runner, Status};
+use crate::error::Result;
+use crate::ops::forget;
+use crate::plan::hooks::{self, HookOutcome};
+use crate::plan::notify::{self, Event, Notice};
+use crate::plan::state::{PlanState, RunRecord};
+use crate::plan::{Plan, RepositoryConf};
+use crate::selection::SnapshotFilter;
+
+impl Runner<'_> {
+    /// Where the run's JSON report is written (hooks get the path).
+    fn report_path(&self) -> PathBuf {
+        self.env
+            .state_dir
+            .join("runs")
+            .join(format!("{}.json", self.report.operation))
+    }
+
+    fn write_report(&self) {
+        let path = self.report_path();
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Ok(body) = serde_json::to_vec_pretty(&self.report) {
+            if let Err(e) = std::fs::write(&path, body) {
+                self.ctx.warn(
+                    None,
+                    format!("writing the run report {}: {e}", path.display()),
+                );
+            }
+        }
+    }
+
+    /// Runs hook `name` if the plan has one. A failing hook other than `before` makes
+    /// the run's status at least `warnings` (the backup itself stands).
+    pub(super) fn hook(&mut self, name: &str, cmd: Option<&str>) -> Option<HookOutcome> {
+        let cmd = cmd?;
+        self.write_report();
+        let env = vec![
+            ("REPO_HOOK".to_string(), name.to_string()),
+            ("REPO_PLAN".to_string(), self.plan.name.clone()),
+            (
+                "REPO_OPERATION_ID".to_string(),
+                self.report.operation.clone(),
+            ),
+            (
+                "REPO_SNAPSHOT_ID".to_string(),
+                self.report.snapshot.clone().unwrap_or_default(),
+            ),
+            (
+                "REPO_STATUS".to_string(),
+                self.report.status.as_str().to_string(),
+            ),
+            (
+                "REPO_REPORT".to_string(),
+                self.report_path().display().to_string(),
+            ),
+        ];
+        let out = hooks::run(name, cmd, &env, self.plan.hooks.timeout);
+        if !out.ok() {
+            self.ctx.warn(None, out.describe());
+            if name != "before" {
+                self.report.status = self.report.status.max(Status::Warnings);
+            }
+        }
+        self.report.hooks.push(out.clone());
+        Some(out)
+    }
+
+    /// Opens every repository, reads every source's settings and shows what retention
+    /// would remove; changes nothing.
+    pub(super) fn dry_run(&mut self, repo_conf: &RepositoryConf) {
+        let t = Instant::now();
+        let repo = match self.env.opener.open(repo_conf) {
+            Ok(r) => r,
+            Err(e) => return self.step("open".into(), t, Err(e)),
+        };
+        self.step("open".into(), t, Ok((Status::Ok, serde_json::Value::Null)));
+        let t = Instant::now();
+        let sources = self.check_sources();
+        self.step("sources".into(), t, sources);
+        for target in &self.plan.copy_to {
+            let t = Instant::now();
+            let r = self
+                .env
+                .config
+                .repository(target)
+                .and_then(|c| self.env.opener.open(c))
+                .map(|_| (Status::Ok, serde_json::Value::Null));
+            self.step(format!("copy:{target}"), t, r);
+        }
+        if let Some(ret) = &self.plan.retention {
+            let t = Instant::now();
+            let req = forget::ForgetRequest {
+                policy: ret.policy.clone(),
+                filter: SnapshotFilter {
+                    tags: vec![self.plan.tag()],
+                    ..Default::default()
+                },
+                dry_run: true,
+                ..Default::default()
+            };
+            let r = forget::run(&repo, &req, self.ctx)
+                .map(|rep| (Status::Ok, serde_json::to_value(&rep).unwrap_or_default()));
+            self.step("forget".into(), t, r);
+        }
+    }
+
+    /// The plan's paths exist and its MongoDB connection string can be read.
+    fn check_sources(&self) -> Result<(Status, serde_json::Value)> {
+        for p in &self.plan.paths {
+            std::fs::symlink_metadata(p)
+                .map_err(|e| crate::Error::io(format!("source {}", p.display()), e))?;
+        }
+        if let Some(m) = &self.plan.mongodb {
+            m.uri.read()?;
+        }
+        Ok((Status::Ok, serde_json::Value::Null))
+    }
+
+    /// Healthchecks-style targets hear that the run started.
+    pub(super) fn start_pings(&mut self) {
+        let notice = notice(&self.report, Event::Success);
+        for name in &self.plan.notify {
+            if let Some(t) = self.env.config.notify.get(name) {
+                self.report
+                    .notifications
+                    .extend(notify::ping_start(t, &notice));
+            }
+        }
+    }
+
+    /// The report with its end time, also written to the report file.
+    pub(super) fn finish_report(mut self) -> RunReport {
+        self.report.finished = Utc::now();
+        self.write_report();
+        self.report
+    }
+}
+
+fn notice(r: &RunReport, event: Event) -> Notice {
+    let message = match r.status {
+        Status::Ok => format!("plan {} on {}: backed up", r.plan, r.host),
+        Status::Warnings => format!("plan {} on {}: backed up, with warnings", r.plan, r.host),
+        Status::Skipped | Status::Failed => format!(
+            "plan {} on {}: {} — {}",
+            r.plan,
+            r.host,
+            r.status.as_str(),
+            r.error.as_deref().unwrap_or("see the report")
+        ),
+    };
+    Notice {
+        event,
+        plan: r.plan.clone(),
+        host: r.host.clone(),
+        operation: r.operation.clone(),
+        status: r.status.as_str().to_string(),
+        error: r.error.clone(),
+        snapshot: r.snapshot.clone(),
+        seconds: (r.finished - r.started).num_milliseconds() as f64 / 1000.0,
+        bytes_added: r.bytes_added,
+        message: format!("{message} (repo status {})", r.operation),
+    }
+}
+
+/// The events a finished run raises, given what this host remembers.
+fn events(report: &RunReport, plan: &Plan, before: &PlanState) -> Vec<Event> {
+    let failed_before = before
+        .last_run
+        .as_ref()
+        .is_some_and(|r| r.status == "failed" || r.status == "skipped");
+    match report.status {
+        Status::Ok | Status::Warnings => {
+            let mut ev = vec![if report.status == Status::Ok {
+                Event::Success
+            } else {
+                Event::Warnings
+            }];
+            if failed_before {
+                ev.push(Event::Recovered);
+            }
+            ev
+        }
+        Status::Skipped | Status::Failed => {
+            let mut ev = vec![Event::Failure];
+            let since = before.last_success.unwrap_or(report.started);
+            let stale = plan.stale_after.is_some_and(|limit| {
+                (report.finished - since)
+                    .to_std()
+                    .is_ok_and(|age| age >= limit)
+            });
+            if stale {
+                ev.push(Event::Stale);
+            }
+            ev
+        }
+    }
+}
+
+/// Notifies, remembers the run on this host and rewrites the report file.
+pub(super) fn finish(env: &RunEnv, plan: &Plan, mut report: RunReport) -> RunReport {
+    let state_before = PlanState::load(&env.state_dir, &plan.name);
+    for event in events(&report, plan, &state_before) {
+        let n = notice(&report, event);
+        for name in &plan.notify {
+            if let Some(t) = env.config.notify.get(name) {
+                report.notifications.extend(notify::deliver(t, &n));
+            }
+        }
+    }
+    let mut state = state_before;
+    state.last_run = Some(RunRecord {
+        id: report.operation.clone(),
+        started: report.started,
+        finished: report.finished,
+        status: report.status.as_str().to_string(),
+        snapshot: report.snapshot.clone(),
+    });
+    if matches!(report.status, Status::Ok | Status::Warnings) {
+        state.last_success = Some(report.finished);
+    }
+    if let Err(e) = state.save(&env.state_dir, &plan.name) {
+        tracing::warn!("{e}");
+    }
+    let path = env
+        .state_dir
+        .join("runs")
+        .join(format!("{}.json", report.operation));
+    if let Ok(body) = serde_json::to_vec_pretty(&report) {
+        let _ = std::fs::write(path, body);
+    }
+    report
+}

@@ -1,0 +1,152 @@
+//! The config file as written: TOML, kebab-case keys, every table closed to unknown keys.
+//! [`super::Config::parse`] turns this into checked plans; nothing here is trusted yet.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct File {
+    /// Repositories by name.
+    #[serde(default)]
+    pub repositories: BTreeMap<String, Spanned<RepositoryFile>>,
+    /// Plans by name.
+    #[serde(default)]
+    pub plans: BTreeMap<String, Spanned<PlanFile>>,
+    /// Notification targets by name.
+    #[serde(default)]
+    pub notify: BTreeMap<String, Spanned<NotifyFile>>,
+}
+
+/// `[repositories.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RepositoryFile {
+    /// A directory, `local:DIR`, `s3:…`, `gs:…`, `azure:…` or `sftp:…`.
+    pub location: Spanned<String>,
+    /// The password's first line is read from this file.
+    pub password_file: Option<Spanned<String>>,
+    /// The password is this environment variable's value.
+    pub password_env: Option<Spanned<String>>,
+    /// The password is the first line this shell command prints.
+    pub password_command: Option<Spanned<String>>,
+    /// Storage options, as the flags of the same names.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub virtual_host_style: bool,
+    pub storage_class: Option<String>,
+    pub connections: Option<Spanned<usize>>,
+    pub retries: Option<usize>,
+    pub limit_upload: Option<Spanned<String>>,
+    pub limit_download: Option<Spanned<String>>,
+    pub ssh_key: Option<String>,
+    #[serde(default)]
+    pub ssh_accept_new_host: bool,
+}
+
+/// `[plans.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PlanFile {
+    /// The repository's name in `[repositories]`.
+    pub repository: Spanned<String>,
+    #[serde(default)]
+    pub paths: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub exclude_if_present: Vec<String>,
+    #[serde(default)]
+    pub one_file_system: bool,
+    pub mongodb: Option<Spanned<MongoFile>>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub host: Option<String>,
+    pub schedule: Option<Spanned<String>>,
+    pub retention: Option<Spanned<RetentionFile>>,
+    #[serde(default)]
+    pub copy_to: Vec<Spanned<String>>,
+    pub check: Option<CheckFile>,
+    /// Whether the service follows the MongoDB oplog for point-in-time recovery.
+    #[serde(default)]
+    pub follow_oplog: bool,
+    pub hooks: Option<HooksFile>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<String>>,
+    /// A run that has not succeeded for this long is stale (e.g. "26h").
+    pub stale_after: Option<Spanned<String>>,
+}
+
+/// `mongodb = { … }` of a plan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MongoFile {
+    /// Environment variable holding the connection string.
+    pub uri_env: Option<String>,
+    /// File whose first line is the connection string.
+    pub uri_file: Option<String>,
+    #[serde(default)]
+    pub databases: Vec<String>,
+    #[serde(default)]
+    pub collections: Vec<String>,
+}
+
+/// `retention = { … }`: the `forget` keep rules, and whether to prune after.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RetentionFile {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within: Option<String>,
+    #[serde(default)]
+    pub keep_tags: Vec<String>,
+    /// Prune after forgetting (default: true).
+    pub prune: Option<bool>,
+}
+
+/// `check = { … }`: what to verify after each run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CheckFile {
+    /// Check the structure after each run (default: true).
+    pub enabled: Option<bool>,
+    /// Also read and verify every pack.
+    #[serde(default)]
+    pub read_data: bool,
+}
+
+/// `hooks = { … }`: shell commands around a run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HooksFile {
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub on_success: Option<String>,
+    pub on_failure: Option<String>,
+    /// Per hook (default "5m").
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// `[notify.NAME]`: one target, and which events it gets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NotifyFile {
+    /// POST the event as JSON here.
+    pub webhook: Option<Spanned<String>>,
+    /// Sign webhook bodies with HMAC-SHA256 using the secret in this environment variable.
+    pub webhook_secret_env: Option<String>,
+    /// Run this shell command with the event in the environment and as JSON on stdin.
+    pub command: Option<String>,
+    /// Healthchecks-style ping URL (`/start`, `/fail` appended).
+    pub healthchecks: Option<Spanned<String>>,
+    /// Events: failure, success, recovered, warnings, stale (default: failure, recovered, stale).
+    pub on: Option<Vec<Spanned<String>>>,
+}
