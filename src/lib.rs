@@ -25,6 +25,7 @@ pub mod failpoint;
 pub mod hash;
 pub mod id;
 pub mod index;
+pub mod journal;
 pub mod key;
 pub mod lock;
 pub mod mongo;

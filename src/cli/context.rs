@@ -46,8 +46,49 @@ pub struct GlobalOpts {
     /// The password source of the `-P` plan's repository.
     #[arg(skip)]
     pub plan_password: Option<repo::plan::PasswordSource>,
+    /// What the operation log needs from the command (shared by clones).
+    #[arg(skip)]
+    pub journal: JournalSlot,
     #[command(flatten)]
     pub store: StoreOpts,
+}
+
+/// What the operation log takes from a running command: the repository it opened and its
+/// report. Clones share it (copy opens its destination through a clone).
+#[derive(Clone, Default)]
+pub struct JournalSlot(Arc<std::sync::Mutex<Taken>>);
+
+/// The repository a command opened, and its report.
+type Taken = (Option<repo::journal::Sink>, serde_json::Value);
+
+impl std::fmt::Debug for JournalSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JournalSlot")
+    }
+}
+
+impl JournalSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Taken> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The command opened `repo` (the first one opened is the one logged to).
+    pub fn opened(&self, repo: &Repository) {
+        let mut g = self.lock();
+        if g.0.is_none() {
+            g.0 = Some(repo::journal::Sink::of(repo));
+        }
+    }
+
+    /// The command's report, for the record.
+    pub fn report<T: serde::Serialize>(&self, report: &T) {
+        self.lock().1 = serde_json::to_value(report).unwrap_or_default();
+    }
+
+    /// The sink and report, taken out.
+    pub fn take(&self) -> Taken {
+        std::mem::take(&mut *self.lock())
+    }
 }
 
 /// Why a password is needed: opening an existing repository or creating a new one.
@@ -241,6 +282,7 @@ impl GlobalOpts {
         let mut repo = Repository::open(backend, &pw, &self.cache_root()?)
             .with_context(|| format!("opening repository at {}", loc.path.display()))?;
         repo.set_lock_wait(self.lock_wait()?);
+        self.journal.opened(&repo);
         Ok(repo)
     }
 

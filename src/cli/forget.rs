@@ -54,6 +54,10 @@ pub struct Args {
     /// Prune afterwards (reclaim the space of what was removed)
     #[arg(long)]
     prune: bool,
+    /// Remove operation-log records older than DURATION ("400d"); alone, only the log
+    /// is trimmed
+    #[arg(long, value_name = "DURATION")]
+    keep_log: Option<String>,
     #[command(flatten)]
     prune_args: PruneArgs,
 }
@@ -86,9 +90,11 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         group_by: by,
         filter: a.filter.filter()?,
         dry_run: a.dry_run,
+        keep_log: a.keep_log,
     };
     let repo = g.open(false)?;
     let report = forget::run(&repo, &req, &g.ctx())?;
+    g.journal.report(&report);
     if g.json {
         print_json(&report)?;
     } else {
@@ -99,6 +105,9 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
 
 fn print_text(r: &ForgetReport) {
     let verb = if r.dry_run { "would remove" } else { "removed" };
+    if let Some(n) = r.log_records_removed {
+        println!("{verb} {n} operation-log record(s)");
+    }
     if let Some(policy) = &r.policy {
         if r.policy_saved {
             println!(

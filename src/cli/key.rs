@@ -20,6 +20,13 @@ pub struct Args {
     new_password_file: Option<std::path::PathBuf>,
 }
 
+impl Args {
+    /// Whether the command changes the keys (and so goes in the operation log).
+    pub fn changes(&self) -> bool {
+        !matches!(self.command, KeyCommand::List)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum KeyCommand {
     /// List the keys (passwords) that open the repository
@@ -77,6 +84,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     };
     let repo = g.open(false)?;
     let report = keys::run(&repo, &req, &g.ctx())?;
+    g.journal.report(&report);
     if g.json {
         print_json(&report)?;
         return Ok(0);

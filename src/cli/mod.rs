@@ -11,6 +11,7 @@ mod fmt;
 mod forget;
 mod index;
 mod init;
+mod journal;
 mod key;
 pub mod log;
 mod ls;
@@ -98,11 +99,45 @@ enum Command {
     Mongodb(mongodb::Args),
 }
 
-/// Runs the parsed command; returns the process exit code.
+impl Command {
+    /// The operation-log kind of commands that change a repository or act for a user on
+    /// it; `None` for readers (and for `run`, which logs itself with its steps).
+    fn logged_kind(&self) -> Option<&'static str> {
+        Some(match self {
+            Command::Snapshot(_) => "snapshot",
+            Command::Restore(_) => "restore",
+            Command::Check(_) => "check",
+            Command::Forget(_) => "forget",
+            Command::Prune(_) => "prune",
+            Command::Copy(_) => "copy",
+            Command::Repair(_) => "repair",
+            Command::Unlock(_) => "unlock",
+            Command::Key(a) if a.changes() => "key",
+            #[cfg(feature = "mongo")]
+            Command::Mongodb(a) if a.is_follow() => "follow",
+            _ => return None,
+        })
+    }
+}
+
+/// Runs the parsed command and records it in the operation log; returns the exit code.
 pub fn run(mut cli: Cli) -> anyhow::Result<i32> {
     cli.global.apply_plan()?;
-    let g = &cli.global;
-    match cli.command {
+    let Some(kind) = cli.command.logged_kind() else {
+        return dispatch(&cli.global, cli.command);
+    };
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut rec = repo::journal::Record::start(kind, &args);
+    rec.plan = cli.global.plan.clone();
+    let outcome = dispatch(&cli.global, cli.command);
+    journal::record(&cli.global, rec, &outcome);
+    outcome
+}
+
+fn dispatch(g: &GlobalOpts, command: Command) -> anyhow::Result<i32> {
+    match command {
         Command::Init(a) => init::run(g, a),
         Command::Config(a) => plans::config(g, a),
         Command::Plans => plans::plans(g),

@@ -15,6 +15,13 @@ pub struct Args {
     cmd: Cmd,
 }
 
+impl Args {
+    /// Whether this is `follow` (which goes in the operation log).
+    pub fn is_follow(&self) -> bool {
+        matches!(self.cmd, Cmd::Follow(_))
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 enum Cmd {
     /// Capture the oplog continuously (runs until stopped; SIGINT/SIGTERM seal what was

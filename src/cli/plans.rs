@@ -209,6 +209,10 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
         config: &cfg,
         opener: &CliOpener(g),
         state_dir: state_dir()?,
+        journal_root: state::state_root().context("cannot find a state directory")?,
+        command: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
     };
     let ctx = g.ctx();
     let mut reports = Vec::new();
@@ -289,13 +293,17 @@ fn print_report(r: &RunReport) {
     }
 }
 
-/// `history` (`--plan PLAN`, the global option, picks one plan's runs).
+/// `history` (the global `--plan PLAN` picks that plan's repository and operations).
 #[derive(clap::Args, Debug)]
 pub struct HistoryArgs {
-    /// Only failed or skipped runs
+    /// Only operations of this kind (snapshot, restore, check, forget, prune, copy, key,
+    /// repair, unlock, run, follow)
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only failed or skipped operations
     #[arg(long)]
     failed: bool,
-    /// Only runs started since this time (e.g. "7d", "2026-11-28")
+    /// Only operations started since this time (e.g. "7d", "2026-11-28")
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
 }
@@ -308,30 +316,40 @@ pub fn history(g: &GlobalOpts, a: HistoryArgs) -> Result<i32> {
             repo::timespec::parse_time(t, Utc::now()).with_context(|| format!("--since {t:?}"))
         })
         .transpose()?;
-    let req = run::HistoryRequest {
+    let req = repo::ops::history::HistoryRequest {
         plan: g.plan.clone(),
+        kind: a.kind,
         failed: a.failed,
         since,
     };
-    let runs = run::history(&state_dir()?, &req)?;
+    let repo = g.open(false)?;
+    let report = repo::ops::history::run(&repo, &req)?;
+    for (name, why) in &report.unreadable {
+        eprintln!("warning: {name}: {why}");
+    }
     if g.json {
-        print_json(&runs)?;
+        print_json(&report.records)?;
         return Ok(exit::OK);
     }
-    if runs.is_empty() {
-        println!("no runs on this host match");
+    if report.records.is_empty() {
+        println!("no operations match");
     }
-    for r in &runs {
-        let dry = if r.dry_run { " (dry run)" } else { "" };
+    for r in &report.records {
         let secs = (r.finished - r.started).num_milliseconds() as f64 / 1000.0;
-        let snap = r.snapshot.as_deref().map_or("-", |s| &s[..8.min(s.len())]);
+        let plan = r
+            .plan
+            .as_deref()
+            .map(|p| format!(" [{p}]"))
+            .unwrap_or_default();
         println!(
-            "{}  {}  {:<12} {:<8} {:>7.1}s  {snap}{dry}{}",
-            r.operation,
+            "{}  {}  {:<9} {:<9} {:>7.1}s  {}@{}{plan}{}",
+            r.id,
             super::fmt::local_time(&r.started),
-            r.plan,
-            r.status.as_str(),
+            r.kind,
+            r.result,
             secs,
+            r.user,
+            r.host,
             r.error
                 .as_deref()
                 .map(|e| format!("  {e}"))
@@ -349,16 +367,29 @@ pub struct StatusArgs {
 }
 
 pub fn status(g: &GlobalOpts, a: StatusArgs) -> Result<i32> {
-    let r = run::status(&state_dir()?, &a.id)?;
+    let repo = g.open(false)?;
+    let r = repo::ops::history::status(&repo, &a.id)?;
     if g.json {
         print_json(&r)?;
-    } else {
-        println!(
-            "started {}, finished {}",
-            super::fmt::local_time(&r.started),
-            super::fmt::local_time(&r.finished)
-        );
-        print_report(&r);
+        return Ok(exit::OK);
+    }
+    println!("operation {} ({})", r.id, r.kind);
+    if let Some(p) = &r.plan {
+        println!("  plan      {p}");
+    }
+    println!("  by        {}@{}", r.user, r.host);
+    println!("  command   {}", r.command.join(" "));
+    println!(
+        "  ran       {} → {}",
+        super::fmt::local_time(&r.started),
+        super::fmt::local_time(&r.finished)
+    );
+    println!("  result    {}", r.result);
+    if let Some(e) = &r.error {
+        println!("  error     {e}");
+    }
+    if !r.report.is_null() {
+        println!("  report    {}", serde_json::to_string_pretty(&r.report)?);
     }
     Ok(exit::OK)
 }

@@ -42,6 +42,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     };
     let mut repo = g.open(false)?;
     let report = repair::run(&mut repo, &req, &g.ctx())?;
+    g.journal.report(&report);
     if g.json {
         print_json(&report)?;
     } else {

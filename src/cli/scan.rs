@@ -10,8 +10,8 @@ use repo::ops::select::SnapshotRef;
 /// Arguments of `repo scan`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Live path to check (with --mongodb-uri: the snapshot to compare with)
-    #[arg(required_unless_present = "mongodb_uri")]
+    /// Live path to check (with --mongodb-uri: the snapshot to compare with; with -P PLAN
+    /// and no path: every source of the plan against its latest snapshot)
     path: Option<String>,
     /// Snapshot to compare with [default: the latest one containing PATH]
     snapshot: Option<String>,
@@ -27,6 +27,9 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+    if a.path.is_none() && a.mongodb_uri.is_none() && g.plan.is_some() {
+        return run_plan(g, a);
+    }
     let read = a.read;
     let req = request(a)?;
     let repo = g.open(false)?;
@@ -46,6 +49,65 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         ScanOutcome::Mongodb(r) => print_mongo(r),
     }
     Ok(code)
+}
+
+/// `scan -P PLAN`: each of the plan's sources against the plan's latest snapshot that
+/// holds it (the seed's `recover scan`).
+fn run_plan(g: &GlobalOpts, a: Args) -> Result<i32> {
+    let cfg = super::plans::load(g)?;
+    let plan = cfg.plan(g.plan.as_deref().unwrap_or_default())?;
+    let snapshot = |s: &Option<String>| {
+        let filter = repo::selection::SnapshotFilter {
+            tags: vec![plan.tag()],
+            ..Default::default()
+        };
+        Some(SnapshotRef::id(s.clone().unwrap_or_else(|| "latest".into())).with_filter(filter))
+    };
+    let mut reqs: Vec<ScanRequest> = plan
+        .paths
+        .iter()
+        .map(|p| ScanRequest {
+            snapshot: snapshot(&a.snapshot),
+            of: ScanOf::Files {
+                path: p.clone(),
+                read: a.read,
+            },
+        })
+        .collect();
+    #[cfg(feature = "mongo")]
+    if let Some(m) = &plan.mongodb {
+        let mut namespaces: Vec<String> = m.databases.iter().map(|d| format!("{d}.*")).collect();
+        namespaces.extend(m.collections.iter().cloned());
+        reqs.push(ScanRequest {
+            snapshot: snapshot(&a.snapshot),
+            of: ScanOf::Mongodb {
+                uri: m.uri.read()?,
+                namespaces,
+            },
+        });
+    }
+    let repo = g.open(false)?;
+    let mut outcomes = Vec::new();
+    for req in &reqs {
+        outcomes.push(scan::run(&repo, req, &g.ctx())?);
+    }
+    let lost = outcomes.iter().any(|o| o.lost());
+    if g.json {
+        print_json(&outcomes)?;
+    } else {
+        for o in &outcomes {
+            match o {
+                ScanOutcome::Files(r) => print_files(r, a.read),
+                #[cfg(feature = "mongo")]
+                ScanOutcome::Mongodb(r) => print_mongo(r),
+            }
+        }
+    }
+    Ok(if lost {
+        super::exit::LOST
+    } else {
+        super::exit::OK
+    })
 }
 
 /// The arguments as a request: a live path (and maybe a snapshot), or a server.

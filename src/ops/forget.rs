@@ -35,6 +35,9 @@ pub struct ForgetRequest {
     pub dry_run: bool,
     /// Prune afterwards with these settings (its `dry_run` follows the forget's).
     pub prune: Option<PruneRequest>,
+    /// Also remove operation-log records that finished longer ago than this ("400d").
+    /// Alone (no ids, no policy), only the log is trimmed.
+    pub keep_log: Option<String>,
 }
 
 /// What forget removed (or, with `dry_run`, would remove).
@@ -58,6 +61,9 @@ pub struct ForgetReport {
     pub kept: Option<usize>,
     /// Oplog slices removed because only the removed snapshots could use them.
     pub oplog_slices_removed: usize,
+    /// Operation-log records removed (`keep_log`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_records_removed: Option<usize>,
     /// The prune that followed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneReport>,
@@ -77,6 +83,14 @@ pub fn run(repo: &Repository, req: &ForgetRequest, ctx: &Ctx) -> Result<ForgetRe
         settings.retention = Some(req.policy.clone());
         settings.save(repo.backend(), repo.key())?;
         report.policy_saved = true;
+    }
+    let log_only =
+        req.keep_log.is_some() && req.ids.is_empty() && req.policy.is_empty() && !req.save_policy;
+    if let Some(keep) = &req.keep_log {
+        report.log_records_removed = Some(trim_log(repo, keep, req.dry_run)?);
+    }
+    if log_only {
+        return Ok(report);
     }
     if !req.ids.is_empty() {
         if !req.policy.is_empty() {
@@ -131,6 +145,21 @@ pub fn run(repo: &Repository, req: &ForgetRequest, ctx: &Ctx) -> Result<ForgetRe
         report.prune = Some(crate::ops::prune::run(repo, &p, ctx)?);
     }
     Ok(report)
+}
+
+/// Removes (or with `dry_run` counts) log records that finished more than `keep` ago.
+fn trim_log(repo: &Repository, keep: &str, dry_run: bool) -> Result<usize> {
+    let keep = crate::timespec::parse_duration(keep)?;
+    if keep <= chrono::Duration::zero() {
+        return Err(Error::Invalid(
+            "--keep-log must be a positive duration".into(),
+        ));
+    }
+    let before = chrono::Utc::now() - keep;
+    if dry_run {
+        return Ok(crate::journal::expired(repo.backend(), repo.key(), before)?.len());
+    }
+    crate::journal::trim(repo.backend(), repo.key(), before)
 }
 
 /// One group's outcome.

@@ -6,6 +6,7 @@ pub mod copy;
 pub mod diff;
 pub mod find;
 pub mod forget;
+pub mod history;
 pub mod index;
 pub mod init;
 pub mod keys;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::email::{Email, Security};
 use super::file::{self, File};
 use super::notify::{Event, Target};
 use super::{hooks, CheckPolicy, Config, MongoPlan, PasswordSource, Plan, RepositoryConf};
@@ -223,10 +224,11 @@ fn notify_target(p: &mut Problems, name: &str, n: &Spanned<file::NotifyFile>) ->
     };
     let webhook = url(p, &f.webhook);
     let healthchecks = url(p, &f.healthchecks);
-    if webhook.is_none() && healthchecks.is_none() && f.command.is_none() {
+    let email = f.email.as_ref().and_then(|e| email(p, e));
+    if webhook.is_none() && healthchecks.is_none() && f.command.is_none() && f.email.is_none() {
         p.at(
             n.span(),
-            format!("notify {name:?}: give webhook, command or healthchecks"),
+            format!("notify {name:?}: give webhook, command, email or healthchecks"),
         );
     }
     let mut on = Vec::new();
@@ -251,7 +253,48 @@ fn notify_target(p: &mut Problems, name: &str, n: &Spanned<file::NotifyFile>) ->
         webhook_secret_env: f.webhook_secret_env.clone(),
         command: f.command.clone(),
         healthchecks,
+        email,
         on,
+    })
+}
+
+fn email(p: &mut Problems, e: &Spanned<file::EmailFile>) -> Option<Email> {
+    let f = e.get_ref();
+    let mut ok = true;
+    for a in f.to.iter().chain([&f.from]) {
+        if !crate::plan::email::valid_address(a) {
+            p.at(e.span(), format!("email: {a:?} is not an email address"));
+            ok = false;
+        }
+    }
+    if f.to.is_empty() {
+        p.at(e.span(), "email: `to` names no recipient");
+        ok = false;
+    }
+    let security = match f.security.as_deref().map(Security::parse) {
+        None => Security::Starttls,
+        Some(Some(s)) => s,
+        Some(None) => {
+            p.at(e.span(), "email: security is starttls, tls or none");
+            return None;
+        }
+    };
+    if f.password_env.is_some() && f.password_file.is_some() {
+        p.at(
+            e.span(),
+            "email: give password-env or password-file, not both",
+        );
+        ok = false;
+    }
+    ok.then(|| Email {
+        to: f.to.clone(),
+        from: f.from.clone(),
+        server: f.server.clone(),
+        port: f.port,
+        security,
+        username: f.username.clone(),
+        password_env: f.password_env.clone(),
+        password_file: f.password_file.as_ref().map(PathBuf::from),
     })
 }
 
@@ -412,8 +455,17 @@ fn retention(p: &mut Problems, r: &Spanned<file::RetentionFile>) -> Option<Reten
         p.at(r.span(), format!("retention: {e}"));
         return None;
     }
+    if policy.is_empty() && f.keep_log.is_none() {
+        p.at(r.span(), "retention: give at least one keep-* rule");
+        return None;
+    }
+    let keep_log = f.keep_log.as_ref().and_then(|k| {
+        duration(p, k)?;
+        Some(k.get_ref().clone())
+    });
     Some(Retention {
         policy,
         prune: f.prune.unwrap_or(true),
+        keep_log,
     })
 }

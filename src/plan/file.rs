@@ -110,6 +110,8 @@ pub struct RetentionFile {
     pub keep_tags: Vec<String>,
     /// Prune after forgetting (default: true).
     pub prune: Option<bool>,
+    /// Trim operation-log records older than this ("400d").
+    pub keep_log: Option<Spanned<String>>,
 }
 
 /// `check = { … }`: what to verify after each run.
@@ -147,6 +149,23 @@ pub struct NotifyFile {
     pub command: Option<String>,
     /// Healthchecks-style ping URL (`/start`, `/fail` appended).
     pub healthchecks: Option<Spanned<String>>,
+    /// Email over SMTP.
+    pub email: Option<Spanned<EmailFile>>,
     /// Events: failure, success, recovered, warnings, stale (default: failure, recovered, stale).
     pub on: Option<Vec<Spanned<String>>>,
+}
+
+/// `email = { … }` of a notify target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EmailFile {
+    pub to: Vec<String>,
+    pub from: String,
+    pub server: String,
+    pub port: Option<u16>,
+    /// starttls (default), tls or none.
+    pub security: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
 }

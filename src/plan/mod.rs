@@ -9,6 +9,7 @@
 //! or a source connected.
 
 mod check;
+pub mod email;
 mod file;
 pub mod hooks;
 pub mod notify;
@@ -128,6 +129,8 @@ pub struct Retention {
     pub policy: RetentionPolicy,
     /// Prune after forgetting.
     pub prune: bool,
+    /// Trim operation-log records older than this (duration text).
+    pub keep_log: Option<String>,
 }
 
 /// What a run checks.

@@ -62,6 +62,8 @@ pub struct Target {
     /// Ping URL (shown masked).
     #[serde(serialize_with = "masked")]
     pub healthchecks: Option<String>,
+    /// Email over SMTP.
+    pub email: Option<super::email::Email>,
     /// Events it gets.
     pub on: Vec<Event>,
 }
@@ -148,8 +150,9 @@ pub fn deliver(target: &Target, notice: &Notice) -> Vec<Delivery> {
             notice.event,
             Event::Success | Event::Warnings | Event::Failure
         ) {
-            let url = match notice.status.as_str() {
-                "failed" => format!("{}/fail", url.trim_end_matches('/')),
+            // A skipped run is a failure too.
+            let url = match notice.event {
+                Event::Failure => format!("{}/fail", url.trim_end_matches('/')),
                 _ => url.clone(),
             };
             record("healthchecks", post(&url, notice, None));
@@ -167,6 +170,9 @@ pub fn deliver(target: &Target, notice: &Notice) -> Vec<Delivery> {
     }
     if let Some(cmd) = &target.command {
         record("command", command(cmd, notice));
+    }
+    if let Some(mail) = &target.email {
+        record("email", mail.send(notice));
     }
     out
 }

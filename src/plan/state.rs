@@ -31,11 +31,16 @@ pub struct RunRecord {
     pub snapshot: Option<String>,
 }
 
-/// Where plan states live: `$XDG_STATE_HOME/repo/plans` (or the data directory).
-pub fn default_dir() -> Option<PathBuf> {
+/// This host's state: `$XDG_STATE_HOME/repo` (or the data directory).
+pub fn state_root() -> Option<PathBuf> {
     dirs::state_dir()
         .or_else(dirs::data_dir)
-        .map(|d| d.join("repo").join("plans"))
+        .map(|d| d.join("repo"))
+}
+
+/// Where plan states live: `<state root>/plans`.
+pub fn default_dir() -> Option<PathBuf> {
+    state_root().map(|d| d.join("plans"))
 }
 
 fn file(dir: &Path, plan: &str) -> PathBuf {

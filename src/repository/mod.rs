@@ -357,7 +357,16 @@ impl Repository {
     /// Total bytes of the repository's objects (what it occupies on its backend).
     pub fn total_size(&self) -> Result<u64> {
         let mut n = 0;
-        for prefix in ["packs/", "index/", "snapshots/", "keys/", "locks/"] {
+        for prefix in [
+            "packs/",
+            "index/",
+            "snapshots/",
+            "oplog/",
+            "log/",
+            "keys/",
+            "locks/",
+            "pending/",
+        ] {
             n += self
                 .backend
                 .list(prefix)?

@@ -40,6 +40,7 @@ fn run(target: &str, data: &[u8]) {
         "lock_settings" => {
             let _ = repo::lock::LockInfo::decode(data, "fuzz");
             let _ = repo::settings::Settings::decode(data);
+            let _ = repo::journal::Record::decode(data, "fuzz");
         }
         "oplog_slice" => {
             let _ = repo::mongo::oplog::slice::Slice::decode(data, "fuzz");

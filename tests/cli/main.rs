@@ -51,6 +51,8 @@ mod mongodb_restore;
 #[cfg(all(feature = "object-store", feature = "testing"))]
 mod object_store;
 #[cfg(feature = "testing")]
+mod operation_log;
+#[cfg(feature = "testing")]
 mod plans;
 #[cfg(feature = "testing")]
 mod prune_windows;

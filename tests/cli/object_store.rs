@@ -450,6 +450,28 @@ fn server_stopping_mid_snapshot_fails_cleanly_and_the_next_run_succeeds() {
         target.to_str().unwrap(),
     ]));
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    // The failed snapshot's record waited on this host while the server was down and
+    // reached the repository with the next record, in its place by start time.
+    let log: serde_json::Value = serde_json::from_str(&ok(cmd(&["history", "--json"]))).unwrap();
+    let got: Vec<(&str, &str)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("snapshot", "ok"),
+            ("snapshot", "failed"),
+            ("check", "ok"),
+            ("unlock", "ok"),
+            ("snapshot", "ok"),
+            ("check", "ok"),
+            ("restore", "ok"),
+        ],
+        "{log}"
+    );
     stop(&mut server);
 }
 

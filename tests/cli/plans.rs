@@ -323,6 +323,26 @@ hooks = {{ before = '{before}', after = '{after}', on-success = '{ok}', on-failu
         assert!(!services_required());
     }
 
+    // `scan -P`: every source of the plan against its latest snapshot.
+    let scan = |env: &Env| {
+        let mut c = env.cmd(&["-P", "app", "scan", "--json"]);
+        c.env_remove("REPO_PASSWORD").env_remove("REPO_REPOSITORY");
+        if let Some(uri) = &mongo_uri {
+            c.env("APP_MONGODB_URI", uri);
+        }
+        let o = c.output().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+        (o.status.code(), v)
+    };
+    let (code, v) = scan(&env);
+    assert_eq!(code, Some(0), "{v}");
+    let sources = 1 + usize::from(mongo.is_some());
+    assert_eq!(v.as_array().unwrap().len(), sources, "{v}");
+    std::fs::remove_file(src.join("c.bin")).unwrap();
+    let (code, v) = scan(&env);
+    assert_eq!(code, Some(4), "a lost file is reported: {v}");
+
     // `plans` shows the last run on this host and the next one.
     let plans = env.ok(&["plans"]);
     assert!(plans.contains(&format!("ok (repo status {op})")), "{plans}");
@@ -362,6 +382,7 @@ fn a_failing_before_hook_skips_the_run_and_notifies_then_recovery_is_announced()
     env.init();
     let src = source_tree(&env);
     let (url, got) = listener(200);
+    let (hc_url, pings) = listener(200);
     let flag = env.path("frozen-ok");
     let events = env.path("events.log");
     let token = "T0KEN-in-the-hook-url";
@@ -374,12 +395,15 @@ password-env = "MAIN_PW"
 repository = "main"
 paths = ["{src}"]
 hooks = {{ before = "test -e {flag}" }}
-notify = ["ops", "log"]
+notify = ["ops", "log", "hc"]
 
 [notify.ops]
 webhook = "{url}/hooks/{token}"
 webhook-secret-env = "HOOK_KEY"
 on = ["failure", "recovered"]
+
+[notify.hc]
+healthchecks = "{hc_url}/ping/abc"
 
 [notify.log]
 command = 'echo "$REPO_EVENT $REPO_PLAN $REPO_STATUS" >> {events}; cat > /dev/null'
@@ -462,23 +486,116 @@ on = ["failure", "success", "recovered"]
         ["failure app skipped", "success app ok", "recovered app ok"]
     );
     drop(got);
+    // Healthchecks: each run pings start, then success or fail — once per run.
+    let paths: Vec<String> = pings
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(h, _)| h[0].1.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "POST /ping/abc/start HTTP/1.1",
+            "POST /ping/abc/fail HTTP/1.1",
+            "POST /ping/abc/start HTTP/1.1",
+            "POST /ping/abc HTTP/1.1",
+        ]
+    );
 
-    // This host's history: both runs, the failed one on its own, each one by id.
-    let all = env.json(&["history"]);
+    // The repository's operation log: both runs (the skipped one, which never opened
+    // the repository, waited on this host), the failed one on its own, each one by id.
+    let all = env.json(&["history", "--plan", "app"]);
     let all = all.as_array().unwrap();
-    assert_eq!(all.len(), 2);
+    assert_eq!(all.len(), 2, "{all:?}");
     let failed = env.json(&["history", "--failed", "--since", "1h"]);
     assert_eq!(failed.as_array().unwrap().len(), 1);
-    assert_eq!(failed[0]["status"], "skipped");
-    let id = all[1]["operation"].as_str().unwrap();
+    assert_eq!(failed[0]["result"], "skipped");
+    assert_eq!(failed[0]["kind"], "run");
+    let id = all[1]["id"].as_str().unwrap();
     let one = env.json(&["status", &id[..20]]);
-    assert_eq!(one["operation"], id);
-    assert_eq!(one["steps"][0]["name"], "snapshot");
+    assert_eq!(one["id"], id);
+    assert_eq!(one["plan"], "app");
+    assert_eq!(one["report"]["steps"][0]["name"], "snapshot");
     let o = env.run(&["status", "ZZZZ"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no operation ZZZZ"), "{}", stderr(&o));
     no_secret_anywhere(
         &env,
         &["correct horse battery staple", token, "hmac-k3y-5a1e90"],
+    );
+}
+
+#[test]
+fn a_failed_run_is_emailed_through_a_real_smtp_server() {
+    let Some(aiosmtpd) = crate::common::service("REPO_TEST_AIOSMTPD") else {
+        return;
+    };
+    let env = Env::new();
+    env.init();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut sink = std::process::Command::new(&aiosmtpd)
+        .args(["-n", "-l", &format!("127.0.0.1:{port}")])
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("aiosmtpd");
+    // Wait until it accepts connections.
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "aiosmtpd did not start");
+    let src = source_tree(&env);
+    let config = format!(
+        r#"[repositories.main]
+location = "{repo}"
+password-env = "REPO_PASSWORD"
+
+[plans.app]
+repository = "main"
+paths = ["{src}"]
+hooks = {{ before = "exit 9" }}
+notify = ["mail"]
+
+[notify.mail]
+email = {{ to = ["ops@example.net", "Backup Team <team@example.net>"], from = "repo@example.net", server = "127.0.0.1", port = {port}, security = "none" }}
+"#,
+        repo = env.repo().display(),
+        src = src.display(),
+    );
+    write_config(&env, &config);
+    let o = env.run(&["run", "app", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sent = &r["notifications"][0];
+    assert_eq!(
+        (sent["via"].as_str(), sent["ok"].as_bool()),
+        (Some("email"), Some(true)),
+        "{r}"
+    );
+    let _ = sink.kill();
+    let out = sink.wait_with_output().unwrap();
+    let mail = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        mail.contains("Subject: [repo] app failure: skipped"),
+        "{mail}"
+    );
+    assert!(mail.contains("before hook exited with 9"), "{mail}");
+    let op = r["operation"].as_str().unwrap();
+    assert!(mail.contains(&format!("repo status {op}")), "{mail}");
+    assert!(mail.contains("team@example.net"), "{mail}");
+
+    // A bad address is a config error at its line.
+    write_config(&env, &config.replace("ops@example.net", "not an address"));
+    let o = env.run(&["config", "check"]);
+    assert!(
+        stderr(&o).contains(":12:9: email: \"not an address\" is not an email address"),
+        "{}",
+        stderr(&o)
     );
 }

@@ -60,6 +60,8 @@ pub enum FindingKind {
     TreeDamaged,
     /// An oplog slice cannot be read or names lost chunks.
     SliceDamaged,
+    /// An operation-log record cannot be read (no backup depends on it).
+    LogRecordDamaged,
 }
 
 impl FindingKind {
@@ -79,6 +81,8 @@ impl FindingKind {
             FindingKind::PackUnindexed => "repo prune",
             FindingKind::SnapshotUnreadable => "repo forget ID",
             FindingKind::SliceDamaged => "repo repair snapshots",
+            // Nothing restorable is lost; the record ages out with the rest.
+            FindingKind::LogRecordDamaged => "repo forget --keep-log DURATION",
         }
     }
 }
@@ -118,6 +122,8 @@ pub struct CheckReport {
     pub trees: usize,
     /// Oplog slices examined.
     pub slices: usize,
+    /// Operation-log records read.
+    pub log_records: usize,
     /// Bytes read and verified with `--read-data`.
     pub bytes_read: u64,
     /// Everything wrong, errors first.
@@ -189,6 +195,16 @@ fn audit(
     let damaged = packs::check_packs(repo, &index, read_data, progress, ctx, &mut report)?;
     trees::check_snapshots(repo, &index, &damaged, &mut report)?;
     oplog::check_slices(repo, &index, &damaged, &mut report)?;
+    let (records, unreadable) = crate::journal::list(repo.backend(), repo.key())?;
+    report.log_records = records.len();
+    for (name, why) in unreadable {
+        report.push(
+            Severity::Warning,
+            FindingKind::LogRecordDamaged,
+            format!("operation-log record {name} cannot be read: {why}"),
+            None,
+        );
+    }
     report
         .findings
         .sort_by_key(|f| f.severity != Severity::Error);

@@ -105,6 +105,8 @@ impl Default for PruneRequest {
 /// What prune did (or, with `dry_run`, would do).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PruneReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
     /// Snapshots whose blobs were kept.
     pub snapshots: usize,
     /// Packs listed by the index before pruning.
@@ -192,6 +194,7 @@ fn prune(
         ));
     }
     let mut report = PruneReport {
+        dry_run: opts.dry_run,
         grace_secs: opts.grace.as_secs(),
         ..Default::default()
     };

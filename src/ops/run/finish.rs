@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use super::{RunEnv, RunReport, Runner, Status};
 use crate::error::Result;
+use crate::journal::{self, Record, Sink};
 use crate::ops::forget;
 use crate::plan::hooks::{self, HookOutcome};
 use crate::plan::notify::{self, Event, Notice};
@@ -206,8 +207,15 @@ fn events(report: &RunReport, plan: &Plan, before: &PlanState) -> Vec<Event> {
     }
 }
 
-/// Notifies, remembers the run on this host and rewrites the report file.
-pub(super) fn finish(env: &RunEnv, plan: &Plan, mut report: RunReport) -> RunReport {
+/// Notifies, remembers the run on this host, rewrites the report file and records the run
+/// in the repository's operation log (this host's journal when it was not reached).
+pub(super) fn finish(
+    env: &RunEnv,
+    plan: &Plan,
+    mut report: RunReport,
+    sink: Option<&Sink>,
+    location: &str,
+) -> RunReport {
     let state_before = PlanState::load(&env.state_dir, &plan.name);
     for event in events(&report, plan, &state_before) {
         let n = notice(&report, event);
@@ -237,6 +245,19 @@ pub(super) fn finish(env: &RunEnv, plan: &Plan, mut report: RunReport) -> RunRep
         .join(format!("{}.json", report.operation));
     if let Ok(body) = serde_json::to_vec_pretty(&report) {
         let _ = std::fs::write(path, body);
+    }
+    let mut rec = Record::start("run", &env.command);
+    rec.id = report.operation.clone();
+    rec.plan = Some(plan.name.clone());
+    rec.host = report.host.clone();
+    rec.started = report.started;
+    rec.finish(
+        report.status.as_str(),
+        serde_json::to_value(&report).unwrap_or_default(),
+        report.error.clone(),
+    );
+    if let Err(e) = journal::record(&env.journal_root, location, sink, &rec) {
+        tracing::warn!("the operation log record could not be kept: {e}");
     }
     report
 }

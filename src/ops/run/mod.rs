@@ -23,9 +23,7 @@ use crate::repository::Repository;
 use crate::selection::SnapshotFilter;
 
 mod finish;
-mod history;
 use finish::finish;
-pub use history::{history, status, HistoryRequest};
 
 /// `run`: which plan.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -52,6 +50,11 @@ pub struct RunEnv<'a> {
     pub opener: &'a dyn Opener,
     /// Where this host keeps plan state and run reports.
     pub state_dir: PathBuf,
+    /// Where this host keeps operation-log records its repository could not take.
+    pub journal_root: PathBuf,
+    /// The command line that asked for the run (for the operation log; credentials in
+    /// URIs are replaced there).
+    pub command: Vec<String>,
 }
 
 /// How a step, or the run, went; ordered from best to worst.
@@ -125,6 +128,7 @@ pub fn run(env: &RunEnv, req: &RunRequest, ctx: &Ctx) -> Result<RunReport> {
         env,
         plan,
         ctx,
+        sink: None,
         report: RunReport {
             operation: crate::plan::operation_id(),
             plan: plan.name.clone(),
@@ -164,8 +168,15 @@ pub fn run(env: &RunEnv, req: &RunRequest, ctx: &Ctx) -> Result<RunReport> {
     if r.report.status == Status::Skipped {
         r.hook("on-failure", plan.hooks.on_failure.as_deref());
     }
+    let sink = r.sink.take();
     let report = r.finish_report();
-    Ok(finish(env, plan, report))
+    Ok(finish(
+        env,
+        plan,
+        report,
+        sink.as_ref(),
+        &repo_conf.location,
+    ))
 }
 
 /// A run in progress.
@@ -173,6 +184,8 @@ struct Runner<'a> {
     env: &'a RunEnv<'a>,
     plan: &'a Plan,
     ctx: &'a Ctx,
+    /// The plan's repository's operation log, once it was opened.
+    sink: Option<crate::journal::Sink>,
     report: RunReport,
 }
 
@@ -210,6 +223,7 @@ impl Runner<'_> {
             Ok(r) => r,
             Err(e) => return self.step("open".into(), t, Err(e)),
         };
+        self.sink = Some(crate::journal::Sink::of(&repo));
         let t = Instant::now();
         let snap = self.snapshot(&repo);
         let id = match snap {
@@ -317,6 +331,7 @@ impl Runner<'_> {
                 ..Default::default()
             },
             prune: ret.prune.then(prune::PruneRequest::default),
+            keep_log: ret.keep_log.clone(),
             ..Default::default()
         };
         let rep = forget::run(repo, &req, self.ctx)?;

@@ -1,0 +1,143 @@
+//! Email notifications over SMTP: STARTTLS (the default, port 587), implicit TLS (465)
+//! or, for a relay on this machine or a test sink, none (25). Credentials come from an
+//! environment variable or a file, read when a message is sent; errors never hold them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Message, SmtpTransport, Transport};
+use serde::Serialize;
+
+use super::notify::Notice;
+
+/// How the connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain connection upgraded with STARTTLS (refused if the server cannot).
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+    /// No encryption: only for a relay on this machine or a test sink.
+    None,
+}
+
+impl Security {
+    /// The setting called `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "starttls" => Security::Starttls,
+            "tls" => Security::Tls,
+            "none" => Security::None,
+            _ => return None,
+        })
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Security::Starttls => 587,
+            Security::Tls => 465,
+            Security::None => 25,
+        }
+    }
+}
+
+/// An email target.
+#[derive(Clone, Debug, Serialize)]
+pub struct Email {
+    /// Recipients (checked addresses).
+    pub to: Vec<String>,
+    /// Sender.
+    pub from: String,
+    /// SMTP server host name.
+    pub server: String,
+    /// Port (default: by `security`).
+    pub port: Option<u16>,
+    pub security: Security,
+    /// Login name, when the server wants one.
+    pub username: Option<String>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+    /// File whose first line is the password.
+    pub password_file: Option<PathBuf>,
+}
+
+/// Whether `s` is an address lettre accepts ("ops@example.net", "Ops <ops@example.net>").
+pub fn valid_address(s: &str) -> bool {
+    s.parse::<Mailbox>().is_ok()
+}
+
+impl Email {
+    fn password(&self) -> Result<Option<String>, String> {
+        if let Some(var) = &self.password_env {
+            return std::env::var(var)
+                .map(Some)
+                .map_err(|_| format!("{var} is not set"));
+        }
+        if let Some(f) = &self.password_file {
+            let text =
+                std::fs::read_to_string(f).map_err(|e| format!("reading {}: {e}", f.display()))?;
+            return Ok(Some(text.lines().next().unwrap_or_default().to_string()));
+        }
+        Ok(None)
+    }
+
+    /// Sends `notice` to every recipient in one message.
+    pub fn send(&self, notice: &Notice) -> Result<(), String> {
+        let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("{a:?}: {e}"));
+        let mut b = Message::builder()
+            .from(parse(&self.from)?)
+            .subject(format!(
+                "[repo] {} {}: {}",
+                notice.plan,
+                notice.event.name(),
+                notice.status
+            ))
+            .header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            b = b.to(parse(to)?);
+        }
+        let msg = b.body(body(notice)).map_err(|e| e.to_string())?;
+        let port = self.port.unwrap_or(self.security.default_port());
+        let builder = match self.security {
+            Security::Starttls => SmtpTransport::starttls_relay(&self.server),
+            Security::Tls => SmtpTransport::relay(&self.server),
+            Security::None => Ok(SmtpTransport::builder_dangerous(&self.server)),
+        }
+        .map_err(|e| format!("{}: {e}", self.server))?;
+        let mut builder = builder.port(port).timeout(Some(Duration::from_secs(30)));
+        if let (Some(user), Some(pw)) = (&self.username, self.password()?) {
+            builder = builder.credentials(Credentials::new(user.clone(), pw));
+        }
+        builder
+            .build()
+            .send(&msg)
+            .map(drop)
+            .map_err(|e| format!("sending to {}:{port}: {e}", self.server))
+    }
+}
+
+/// The message text: the one-line summary, then the facts an operator looks for.
+fn body(n: &Notice) -> String {
+    let mut s = format!("{}\n\n", n.message);
+    s.push_str(&format!("plan:       {}\n", n.plan));
+    s.push_str(&format!("host:       {}\n", n.host));
+    s.push_str(&format!("event:      {}\n", n.event.name()));
+    s.push_str(&format!("status:     {}\n", n.status));
+    if let Some(e) = &n.error {
+        s.push_str(&format!("error:      {e}\n"));
+    }
+    if let Some(id) = &n.snapshot {
+        s.push_str(&format!("snapshot:   {id}\n"));
+    }
+    s.push_str(&format!("duration:   {:.1} s\n", n.seconds));
+    s.push_str(&format!("added:      {} bytes\n", n.bytes_added));
+    s.push_str(&format!(
+        "operation:  {} (details: repo status {})\n",
+        n.operation, n.operation
+    ));
+    s
+}
