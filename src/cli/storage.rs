@@ -195,6 +195,13 @@ impl StoreOpts {
             }
             out.push((k.to_string(), v.to_string()));
         }
+        if !out.is_empty() {
+            eprintln!(
+                "note: {} is deprecated: put these keys under [repositories.NAME] in the config file \
+                 (README, \"Backup plans\") and use -P PLAN",
+                path.display()
+            );
+        }
         Ok(out)
     }
 }

@@ -247,6 +247,21 @@ fn notify_target(p: &mut Problems, name: &str, n: &Spanned<file::NotifyFile>) ->
     if f.on.is_none() {
         on = vec![Event::Failure, Event::Recovered, Event::Stale];
     }
+    if let Some(t) = &f.template {
+        for name in super::notify::placeholders(t.get_ref()) {
+            if !super::notify::PLACEHOLDERS.contains(&name) {
+                let hint = suggest(name, super::notify::PLACEHOLDERS)
+                    .map(|s| format!(" (did you mean {{{s}}}?)"))
+                    .unwrap_or_else(|| {
+                        format!(" (known: {})", super::notify::PLACEHOLDERS.join(", "))
+                    });
+                p.at(
+                    t.span(),
+                    format!("template: unknown placeholder {{{name}}}{hint}"),
+                );
+            }
+        }
+    }
     Some(Target {
         name: name.to_string(),
         webhook,
@@ -255,6 +270,7 @@ fn notify_target(p: &mut Problems, name: &str, n: &Spanned<file::NotifyFile>) ->
         healthchecks,
         email,
         on,
+        template: f.template.as_ref().map(|t| t.get_ref().clone()),
     })
 }
 

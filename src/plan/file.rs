@@ -153,6 +153,8 @@ pub struct NotifyFile {
     pub email: Option<Spanned<EmailFile>>,
     /// Events: failure, success, recovered, warnings, stale (default: failure, recovered, stale).
     pub on: Option<Vec<Spanned<String>>>,
+    /// The message text, with placeholders such as `{plan}` and `{error}`.
+    pub template: Option<Spanned<String>>,
 }
 
 /// `email = { … }` of a notify target.

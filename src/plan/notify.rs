@@ -66,6 +66,56 @@ pub struct Target {
     pub email: Option<super::email::Email>,
     /// Events it gets.
     pub on: Vec<Event>,
+    /// Its own message text (see [`PLACEHOLDERS`]); default: the standard one-liner.
+    pub template: Option<String>,
+}
+
+/// What a message template may name, as `{name}`.
+pub const PLACEHOLDERS: &[&str] = &[
+    "plan",
+    "host",
+    "event",
+    "status",
+    "error",
+    "snapshot",
+    "duration",
+    "bytes_added",
+    "operation",
+    "status_command",
+];
+
+/// The `{name}`s in `template`, in order.
+pub fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        out.push(&after[..close]);
+        rest = &after[close + 1..];
+    }
+    out
+}
+
+/// `template` with every placeholder replaced by the notice's value.
+fn render(template: &str, n: &Notice) -> String {
+    let mut s = template.to_string();
+    let values = [
+        ("plan", n.plan.clone()),
+        ("host", n.host.clone()),
+        ("event", n.event.name().to_string()),
+        ("status", n.status.clone()),
+        ("error", n.error.clone().unwrap_or_default()),
+        ("snapshot", n.snapshot.clone().unwrap_or_default()),
+        ("duration", format!("{:.1}s", n.seconds)),
+        ("bytes_added", n.bytes_added.to_string()),
+        ("operation", n.operation.clone()),
+        ("status_command", format!("repo status {}", n.operation)),
+    ];
+    for (k, v) in values {
+        s = s.replace(&format!("{{{k}}}"), &v);
+    }
+    s
 }
 
 /// `https://host/…`: the scheme and host of a URL, the rest hidden.
@@ -133,6 +183,11 @@ pub struct Delivery {
 /// Sends `notice` to `target` if it wants that event (Healthchecks pings go out for every
 /// run: start is sent by the caller with [`ping_start`], then success or fail here).
 pub fn deliver(target: &Target, notice: &Notice) -> Vec<Delivery> {
+    let mut own = notice.clone();
+    if let Some(t) = &target.template {
+        own.message = render(t, notice);
+    }
+    let notice = &own;
     let mut out = Vec::new();
     let wanted = target.on.contains(&notice.event);
     let mut record = |via: &str, r: Result<(), String>| {
@@ -282,6 +337,7 @@ mod tests {
             sign("Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        assert_eq!(placeholders("{plan} x {error}{ y"), ["plan", "error"]);
         for (i, n) in Event::NAMES.iter().enumerate() {
             let e = Event::parse(n).unwrap();
             assert_eq!(e as usize, i);

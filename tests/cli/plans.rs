@@ -401,6 +401,7 @@ notify = ["ops", "log", "hc"]
 webhook = "{url}/hooks/{token}"
 webhook-secret-env = "HOOK_KEY"
 on = ["failure", "recovered"]
+template = "backup {{plan}} on {{host}}: {{status}} ({{error}}); {{status_command}}"
 
 [notify.hc]
 healthchecks = "{hc_url}/ping/abc"
@@ -457,9 +458,15 @@ on = ["failure", "success", "recovered"]
         assert_eq!(n["event"], "failure");
         assert_eq!(n["plan"], "app");
         assert!(n["error"].as_str().unwrap().contains("before hook"), "{n}");
-        assert!(
-            n["message"].as_str().unwrap().contains("repo status"),
-            "{n}"
+        let op = r["operation"].as_str().unwrap();
+        let host = n["host"].as_str().unwrap();
+        assert_eq!(
+            n["message"].as_str().unwrap(),
+            format!(
+                "backup app on {host}: skipped ({}); repo status {op}",
+                r["error"].as_str().unwrap()
+            ),
+            "the target's template"
         );
     }
     let shown = serde_json::to_string(&r).unwrap();
@@ -589,6 +596,19 @@ email = {{ to = ["ops@example.net", "Backup Team <team@example.net>"], from = "r
     let op = r["operation"].as_str().unwrap();
     assert!(mail.contains(&format!("repo status {op}")), "{mail}");
     assert!(mail.contains("team@example.net"), "{mail}");
+
+    // A template may only name known placeholders.
+    let bad = config.replace(
+        "security = \"none\" }",
+        "security = \"none\" }\ntemplate = \"{plan} {eror}\"",
+    );
+    write_config(&env, &bad);
+    let o = env.run(&["config", "check"]);
+    assert!(
+        stderr(&o).contains(":13:12: template: unknown placeholder {eror} (did you mean {error}?)"),
+        "{}",
+        stderr(&o)
+    );
 
     // A bad address is a config error at its line.
     write_config(&env, &config.replace("ops@example.net", "not an address"));
