@@ -348,6 +348,26 @@ hooks = {{ before = '{before}', after = '{after}', on-success = '{ok}', on-failu
     assert!(plans.contains(&format!("ok (repo status {op})")), "{plans}");
     assert!(plans.contains("schedule    0 * * * * (next: "), "{plans}");
 
+    // The decrypted operation log holds the three runs (their reports included), and no
+    // secret.
+    let mut c = env.cmd(&["-P", "app", "history", "--json"]);
+    c.env_remove("REPO_PASSWORD").env_remove("REPO_REPOSITORY");
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = records.as_array().unwrap();
+    assert_eq!(
+        runs.iter().filter(|r| r["kind"] == "run").count(),
+        3,
+        "{records}"
+    );
+    assert!(runs.iter().all(|r| r["plan"] == "app"));
+    for s in [secret, "offsite-pw-91b2", mongo_pw] {
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains(s),
+            "{s} in the log"
+        );
+    }
     no_secret_anywhere(&env, &[secret, "offsite-pw-91b2", mongo_pw]);
 }
 
