@@ -20,7 +20,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         read_data: a.read_data,
     };
     let report = check::run(&repo, &req, &g.ctx())?;
-    g.journal.report(&report);
+    g.journal.report(&report, false);
     if g.json {
         print_json(&report)?;
     } else {

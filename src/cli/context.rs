@@ -58,8 +58,8 @@ pub struct GlobalOpts {
 #[derive(Clone, Default)]
 pub struct JournalSlot(Arc<std::sync::Mutex<Taken>>);
 
-/// The repository a command opened, and its report.
-type Taken = (Option<repo::journal::Sink>, serde_json::Value);
+/// The repository a command opened, its report, and whether it was a dry run.
+type Taken = (Option<repo::journal::Sink>, serde_json::Value, bool);
 
 impl std::fmt::Debug for JournalSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,9 +80,11 @@ impl JournalSlot {
         }
     }
 
-    /// The command's report, for the record.
-    pub fn report<T: serde::Serialize>(&self, report: &T) {
-        self.lock().1 = serde_json::to_value(report).unwrap_or_default();
+    /// The command's report, for the record; a dry run leaves no record at all.
+    pub fn report<T: serde::Serialize>(&self, report: &T, dry_run: bool) {
+        let mut g = self.lock();
+        g.1 = serde_json::to_value(report).unwrap_or_default();
+        g.2 = dry_run;
     }
 
     /// The sink and report, taken out.
@@ -306,15 +308,10 @@ impl GlobalOpts {
 
 /// The first line of a password file (without its line ending); empty is an error.
 pub fn read_password_file(f: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let text = Zeroizing::new(
-        std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?,
-    );
-    let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.is_empty() {
-        bail!("password file {} is empty", f.display());
-    }
-    Ok(Zeroizing::new(line.to_vec()))
+    let pw = repo::plan::PasswordSource::File(f.to_path_buf())
+        .read()?
+        .ok_or_else(|| anyhow!("password file {} gave no password", f.display()))?;
+    Ok(Zeroizing::new(pw.expose().to_vec()))
 }
 
 /// Where the default repository's generated password lives.

@@ -59,7 +59,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         filter: Default::default(),
     };
     let report = copy::run(&src, &dst, &req, &g.ctx())?;
-    g.journal.report(&report);
+    g.journal.report(&report, false);
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

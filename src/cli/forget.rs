@@ -94,7 +94,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     };
     let repo = g.open(false)?;
     let report = forget::run(&repo, &req, &g.ctx())?;
-    g.journal.report(&report);
+    g.journal.report(&report, req.dry_run);
     if g.json {
         print_json(&report)?;
     } else {

@@ -10,9 +10,9 @@ use super::exit;
 /// it, in this host's journal. Commands that failed before reaching any repository (bad
 /// arguments, no repository there, a wrong password) and dry runs leave no record.
 pub fn record(g: &GlobalOpts, mut rec: Record, outcome: &anyhow::Result<i32>) {
-    let (sink, report) = g.journal.take();
+    let (sink, report, dry_run) = g.journal.take();
     // A dry run changes nothing, so it leaves nothing either.
-    if report["dry_run"] == serde_json::Value::Bool(true) {
+    if dry_run {
         return;
     }
     let (result, error) = match outcome {

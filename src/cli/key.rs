@@ -84,7 +84,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     };
     let repo = g.open(false)?;
     let report = keys::run(&repo, &req, &g.ctx())?;
-    g.journal.report(&report);
+    g.journal.report(&report, false);
     if g.json {
         print_json(&report)?;
         return Ok(0);

@@ -58,7 +58,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let req = a.prune.request(a.dry_run)?;
     let repo = g.open(false)?;
     let report = prune::run(&repo, &req, &g.ctx())?;
-    g.journal.report(&report);
+    g.journal.report(&report, req.dry_run);
     if g.json {
         print_json(&report)?;
     } else {

@@ -42,7 +42,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     };
     let mut repo = g.open(false)?;
     let report = repair::run(&mut repo, &req, &g.ctx())?;
-    g.journal.report(&report);
+    g.journal.report(&report, report.dry_run);
     if g.json {
         print_json(&report)?;
     } else {

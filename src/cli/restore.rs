@@ -138,7 +138,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let req = request(a)?;
     let repo = g.open(false)?;
     let outcome = restore::run(&repo, &req, &g.ctx())?;
-    g.journal.report(&outcome);
+    g.journal.report(&outcome, req.dry_run);
     if g.json {
         print_json(&outcome)?;
     }

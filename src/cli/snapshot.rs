@@ -66,7 +66,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let req = request(a)?;
     let repo = g.open(true)?;
     let snap = snapshot::run(&repo, &req, &g.ctx())?;
-    g.journal.report(&snap);
+    g.journal.report(&snap, false);
     let s = &snap.summary;
     if g.json {
         print_json(&snap)?;

@@ -69,76 +69,47 @@ impl StoreOpts {
     /// Flags (and their environment variables) over the options file (or, with `-P`,
     /// the plan's repository's options) over defaults.
     pub fn resolve(&self) -> Result<ObjectOptions> {
-        if let Some(plan) = &self.plan_storage {
-            return self.over(plan.clone());
-        }
+        let base = match &self.plan_storage {
+            Some(plan) => plan.clone(),
+            None => self.file_options()?,
+        };
+        self.over(base)
+    }
+
+    /// The options file's keys as options.
+    fn file_options(&self) -> Result<ObjectOptions> {
         let file = self.read_file()?;
-        let get = |k: &str| -> Option<String> {
-            file.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
+        let get =
+            |k: &str| -> Option<&String> { file.iter().find(|(key, _)| key == k).map(|(_, v)| v) };
+        let num = |k: &str| -> Result<Option<usize>> {
+            get(k)
+                .map(|v| {
+                    v.parse()
+                        .with_context(|| format!("options file: {k} = {v:?}"))
+                })
+                .transpose()
         };
-        let num = |flag: Option<usize>, k: &str| -> Result<Option<usize>> {
-            match flag {
-                Some(n) => Ok(Some(n)),
-                None => get(k)
-                    .map(|v| {
-                        v.parse()
-                            .with_context(|| format!("options file: {k} = {v:?}"))
-                    })
-                    .transpose(),
-            }
-        };
-        let rate = |flag: &Option<String>, k: &str| -> Result<Option<u64>> {
-            match flag.clone().or_else(|| get(k)) {
-                Some(v) => {
-                    let n = super::fmt::parse_size(&v).with_context(|| format!("--{k} {v:?}"))?;
-                    if n == 0 {
-                        bail!("--{k} must be above 0");
-                    }
-                    Ok(Some(n))
-                }
-                None => Ok(None),
-            }
-        };
-        // Only test builds inject faults; any other build never reads the variable.
-        #[cfg(not(feature = "testing"))]
-        let fault_ratio = None;
-        #[cfg(feature = "testing")]
-        let fault_ratio = match std::env::var("REPO_TEST_FAULT_RATIO") {
-            Ok(v) if !v.is_empty() => Some(
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|r| (0.0..1.0).contains(r))
-                    .with_context(|| format!("REPO_TEST_FAULT_RATIO={v:?}: want 0 ≤ r < 1"))?,
-            ),
-            _ => None,
-        };
+        let rate =
+            |k: &str| -> Result<Option<u64>> { get(k).map(|v| positive_size(v, k)).transpose() };
         Ok(ObjectOptions {
-            endpoint: self.endpoint.clone().or_else(|| get("endpoint")),
-            region: self.region.clone().or_else(|| get("region")),
-            virtual_host_style: self.virtual_host_style
-                || get("virtual-host-style").is_some_and(|v| v == "true"),
-            storage_class: self.storage_class.clone().or_else(|| get("storage-class")),
-            connections: num(self.connections, "connections")?,
-            retries: num(self.retries, "retries")?,
-            limit_upload: rate(&self.limit_upload, "limit-upload")?,
-            limit_download: rate(&self.limit_download, "limit-download")?,
-            ssh_key: self.ssh_key.clone().or_else(|| get("ssh-key")),
-            ssh_accept_new_host: self.ssh_accept_new_host
-                || get("ssh-accept-new-host").is_some_and(|v| v == "true"),
-            fault_ratio,
-            no_ambient_credentials: std::env::var_os("REPO_NO_AMBIENT_CREDENTIALS")
-                .is_some_and(|v| v == "1"),
+            endpoint: get("endpoint").cloned(),
+            region: get("region").cloned(),
+            virtual_host_style: get("virtual-host-style").is_some_and(|v| v == "true"),
+            storage_class: get("storage-class").cloned(),
+            connections: num("connections")?,
+            retries: num("retries")?,
+            limit_upload: rate("limit-upload")?,
+            limit_download: rate("limit-download")?,
+            ssh_key: get("ssh-key").cloned(),
+            ssh_accept_new_host: get("ssh-accept-new-host").is_some_and(|v| v == "true"),
+            ..Default::default()
         })
     }
 
     /// Flags (and their environment variables) over `base`.
     fn over(&self, base: ObjectOptions) -> Result<ObjectOptions> {
         let rate = |flag: &Option<String>, k: &str| -> Result<Option<u64>> {
-            flag.as_ref()
-                .map(|v| super::fmt::parse_size(v).with_context(|| format!("--{k} {v:?}")))
-                .transpose()
+            flag.as_ref().map(|v| positive_size(v, k)).transpose()
         };
         Ok(ObjectOptions {
             endpoint: self.endpoint.clone().or(base.endpoint),
@@ -151,7 +122,7 @@ impl StoreOpts {
             limit_download: rate(&self.limit_download, "limit-download")?.or(base.limit_download),
             ssh_key: self.ssh_key.clone().or(base.ssh_key),
             ssh_accept_new_host: self.ssh_accept_new_host || base.ssh_accept_new_host,
-            fault_ratio: base.fault_ratio,
+            fault_ratio: fault_ratio()?,
             no_ambient_credentials: std::env::var_os("REPO_NO_AMBIENT_CREDENTIALS")
                 .is_some_and(|v| v == "1"),
         })
@@ -203,5 +174,30 @@ impl StoreOpts {
             );
         }
         Ok(out)
+    }
+}
+
+/// A rate limit: a size above zero.
+fn positive_size(v: &str, k: &str) -> Result<u64> {
+    let n = super::fmt::parse_size(v).with_context(|| format!("--{k} {v:?}"))?;
+    if n == 0 {
+        bail!("--{k} must be above 0");
+    }
+    Ok(n)
+}
+
+/// Injected storage faults: only test builds read the variable.
+fn fault_ratio() -> Result<Option<f64>> {
+    #[cfg(not(feature = "testing"))]
+    return Ok(None);
+    #[cfg(feature = "testing")]
+    match std::env::var("REPO_TEST_FAULT_RATIO") {
+        Ok(v) if !v.is_empty() => Ok(Some(
+            v.parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..1.0).contains(r))
+                .with_context(|| format!("REPO_TEST_FAULT_RATIO={v:?}: want 0 ≤ r < 1"))?,
+        )),
+        _ => Ok(None),
     }
 }

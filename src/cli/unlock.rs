@@ -36,7 +36,7 @@ pub fn run_list(g: &GlobalOpts) -> Result<i32> {
 pub fn run_unlock(g: &GlobalOpts, a: UnlockArgs) -> Result<i32> {
     let repo = g.open(false)?;
     let r = locks::unlock(&repo, &UnlockRequest { all: a.all }, &g.ctx())?;
-    g.journal.report(&r);
+    g.journal.report(&r, false);
     if g.json {
         print_json(&r)?;
         return Ok(0);

@@ -62,7 +62,7 @@ impl Record {
         let now = Utc::now();
         Self {
             version: 1,
-            id: crate::plan::operation_id(),
+            id: operation_id(),
             kind: kind.to_string(),
             plan: None,
             host: crate::sysinfo::hostname(),
@@ -215,15 +215,30 @@ pub fn trim(backend: &dyn Backend, key: &MasterKey, before: DateTime<Utc>) -> Re
     Ok(names.len())
 }
 
+/// Crockford's base32, as ULIDs spell it.
+const ULID_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A new operation id: a ULID (48 bits of milliseconds, 80 random bits), so ids sort by
+/// time and two hosts never make the same one.
+pub fn operation_id() -> String {
+    let ms = Utc::now().timestamp_millis().max(0) as u128;
+    let value = (ms << 80) | (rand::random::<u128>() >> 48);
+    (0..26)
+        .rev()
+        .map(|i| ULID_ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
+        .collect()
+}
+
 /// The moment a ULID was made (its first 10 characters: milliseconds since the epoch).
 pub fn started_at(id: &str) -> Option<DateTime<Utc>> {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     if id.len() != 26 {
         return None;
     }
     let mut ms: i64 = 0;
     for c in id.bytes().take(10) {
-        let v = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase())?;
+        let v = ULID_ALPHABET
+            .iter()
+            .position(|a| *a == c.to_ascii_uppercase())?;
         ms = ms.checked_mul(32)?.checked_add(v as i64)?;
     }
     DateTime::from_timestamp_millis(ms)
@@ -259,7 +274,7 @@ mod tests {
     #[test]
     fn operation_ids_carry_their_time() {
         let before = Utc::now();
-        let id = crate::plan::operation_id();
+        let id = operation_id();
         let t = started_at(&id).unwrap();
         assert!((t - before).num_milliseconds().abs() < 1000, "{id} {t}");
         assert!(started_at("not-a-ulid").is_none());

@@ -161,10 +161,10 @@ fn repository(
     let location = f.location.get_ref().trim().to_string();
     if location.is_empty() {
         p.at(f.location.span(), "location is empty");
-    } else if let Some(spec) = location.strip_prefix("local:").or(Some(&location)) {
-        if let Err(e) = crate::backend::target::Target::parse(spec) {
-            p.at(f.location.span(), e);
-        }
+    } else if let Err(e) =
+        crate::backend::target::Target::parse(location.strip_prefix("local:").unwrap_or(&location))
+    {
+        p.at(f.location.span(), e);
     }
     let rate = |p: &mut Problems, v: &Option<Spanned<String>>| {
         v.as_ref()
@@ -309,8 +309,11 @@ fn email(p: &mut Problems, e: &Spanned<file::EmailFile>) -> Option<Email> {
         port: f.port,
         security,
         username: f.username.clone(),
-        password_env: f.password_env.clone(),
-        password_file: f.password_file.as_ref().map(PathBuf::from),
+        password: match (&f.password_env, &f.password_file) {
+            (Some(v), _) => PasswordSource::Env(v.clone()),
+            (None, Some(path)) => PasswordSource::File(PathBuf::from(path)),
+            (None, None) => PasswordSource::Ask,
+        },
     })
 }
 

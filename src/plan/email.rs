@@ -2,7 +2,6 @@
 //! or, for a relay on this machine or a test sink, none (25). Credentials come from an
 //! environment variable or a file, read when a message is sent; errors never hold them.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
@@ -12,6 +11,7 @@ use lettre::{Message, SmtpTransport, Transport};
 use serde::Serialize;
 
 use super::notify::Notice;
+use super::PasswordSource;
 
 /// How the connection is protected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -59,10 +59,8 @@ pub struct Email {
     pub security: Security,
     /// Login name, when the server wants one.
     pub username: Option<String>,
-    /// Environment variable holding the password.
-    pub password_env: Option<String>,
-    /// File whose first line is the password.
-    pub password_file: Option<PathBuf>,
+    /// Where its password comes from (`Ask`: none).
+    pub password: PasswordSource,
 }
 
 /// Whether `s` is an address lettre accepts ("ops@example.net", "Ops <ops@example.net>").
@@ -72,17 +70,16 @@ pub fn valid_address(s: &str) -> bool {
 
 impl Email {
     fn password(&self) -> Result<Option<String>, String> {
-        if let Some(var) = &self.password_env {
-            return std::env::var(var)
+        match self
+            .password
+            .read()
+            .map_err(|e| format!("SMTP password: {e}"))?
+        {
+            None => Ok(None),
+            Some(p) => String::from_utf8(p.expose().to_vec())
                 .map(Some)
-                .map_err(|_| format!("{var} is not set"));
+                .map_err(|_| "SMTP password: not UTF-8".to_string()),
         }
-        if let Some(f) = &self.password_file {
-            let text =
-                std::fs::read_to_string(f).map_err(|e| format!("reading {}: {e}", f.display()))?;
-            return Ok(Some(text.lines().next().unwrap_or_default().to_string()));
-        }
-        Ok(None)
     }
 
     /// Sends `notice` to every recipient in one message.

@@ -21,12 +21,8 @@ pub struct Hooks {
     pub on_success: Option<String>,
     pub on_failure: Option<String>,
     /// Per hook.
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::timespec::secs::serialize")]
     pub timeout: Duration,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_secs())
 }
 
 impl Default for Hooks {

@@ -142,18 +142,6 @@ pub struct CheckPolicy {
     pub read_data: bool,
 }
 
-/// A new operation id: a ULID (48 bits of milliseconds, 80 random bits, Crockford
-/// base32), so ids sort by time and two hosts never make the same one.
-pub fn operation_id() -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let ms = chrono::Utc::now().timestamp_millis().max(0) as u128;
-    let value = (ms << 80) | (rand::random::<u128>() >> 48);
-    (0..26)
-        .rev()
-        .map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
-        .collect()
-}
-
 impl Config {
     /// Where the file is: `explicit` (`--config`, `REPO_CONFIG`), else
     /// `$XDG_CONFIG_HOME/repo/config.toml`.

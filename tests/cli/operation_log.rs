@@ -49,16 +49,26 @@ fn changing_commands_leave_records_that_any_host_reads_and_readers_leave_none() 
         &["stats"],
         &["key", "list"],
         &["history"],
+        &["prune", "--dry-run"],
+        &["forget", "--keep-last", "1", "--dry-run"],
     ] {
         env.ok(args);
     }
+    let dry = env.path("dry");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        dry.to_str().unwrap(),
+        "--dry-run",
+    ]);
     // Read as another host would: its own cache, nothing shared but the repository.
     let mut c = env.cmd(&["history", "--json"]);
     c.env("XDG_CACHE_HOME", env.path("other-cache"))
         .env("XDG_STATE_HOME", env.path("other-state"));
     let all: serde_json::Value = serde_json::from_slice(&c.output().unwrap().stdout).unwrap();
     let all = all.as_array().unwrap();
-    assert_eq!(all.len(), before, "readers leave no record");
+    assert_eq!(all.len(), before, "readers and dry runs leave no record");
     let got: Vec<(&str, &str)> = all
         .iter()
         .map(|r| (r["kind"].as_str().unwrap(), r["result"].as_str().unwrap()))

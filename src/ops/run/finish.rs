@@ -14,29 +14,32 @@ use crate::plan::hooks::{self, HookOutcome};
 use crate::plan::notify::{self, Event, Notice};
 use crate::plan::state::{PlanState, RunRecord};
 use crate::plan::{Plan, RepositoryConf};
-use crate::selection::SnapshotFilter;
+
+/// Where a run's JSON report is written (hooks get the path).
+fn report_path(env: &RunEnv, report: &RunReport) -> PathBuf {
+    env.state_dir
+        .join("runs")
+        .join(format!("{}.json", report.operation))
+}
+
+/// Writes (or rewrites) the run's report file.
+fn write_report(env: &RunEnv, report: &RunReport) -> std::io::Result<()> {
+    let path = report_path(env, report);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let body = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(&path, body)
+}
 
 impl Runner<'_> {
-    /// Where the run's JSON report is written (hooks get the path).
-    fn report_path(&self) -> PathBuf {
-        self.env
-            .state_dir
-            .join("runs")
-            .join(format!("{}.json", self.report.operation))
-    }
-
     fn write_report(&self) {
-        let path = self.report_path();
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Ok(body) = serde_json::to_vec_pretty(&self.report) {
-            if let Err(e) = std::fs::write(&path, body) {
-                self.ctx.warn(
-                    None,
-                    format!("writing the run report {}: {e}", path.display()),
-                );
-            }
+        if let Err(e) = write_report(self.env, &self.report) {
+            let path = report_path(self.env, &self.report);
+            self.ctx.warn(
+                None,
+                format!("writing the run report {}: {e}", path.display()),
+            );
         }
     }
 
@@ -62,7 +65,7 @@ impl Runner<'_> {
             ),
             (
                 "REPO_REPORT".to_string(),
-                self.report_path().display().to_string(),
+                report_path(self.env, &self.report).display().to_string(),
             ),
         ];
         let out = hooks::run(name, cmd, &env, self.plan.hooks.timeout);
@@ -100,15 +103,7 @@ impl Runner<'_> {
         }
         if let Some(ret) = &self.plan.retention {
             let t = Instant::now();
-            let req = forget::ForgetRequest {
-                policy: ret.policy.clone(),
-                filter: SnapshotFilter {
-                    tags: vec![self.plan.tag()],
-                    ..Default::default()
-                },
-                dry_run: true,
-                ..Default::default()
-            };
+            let req = self.forget_request(ret, true);
             let r = forget::run(&repo, &req, self.ctx)
                 .map(|rep| (Status::Ok, serde_json::to_value(&rep).unwrap_or_default()));
             self.step("forget".into(), t, r);
@@ -239,12 +234,8 @@ pub(super) fn finish(
     if let Err(e) = state.save(&env.state_dir, &plan.name) {
         tracing::warn!("{e}");
     }
-    let path = env
-        .state_dir
-        .join("runs")
-        .join(format!("{}.json", report.operation));
-    if let Ok(body) = serde_json::to_vec_pretty(&report) {
-        let _ = std::fs::write(path, body);
+    if let Err(e) = write_report(env, &report) {
+        tracing::warn!("writing the run report: {e}");
     }
     let mut rec = Record::start("run", &env.command);
     rec.id = report.operation.clone();

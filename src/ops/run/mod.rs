@@ -130,7 +130,7 @@ pub fn run(env: &RunEnv, req: &RunRequest, ctx: &Ctx) -> Result<RunReport> {
         ctx,
         sink: None,
         report: RunReport {
-            operation: crate::plan::operation_id(),
+            operation: crate::journal::operation_id(),
             plan: plan.name.clone(),
             repository: repo_conf.name.clone(),
             host: plan.host.clone().unwrap_or_else(crate::sysinfo::hostname),
@@ -201,6 +201,18 @@ impl Runner<'_> {
             Ok((s, v)) => (s, v, None),
             Err(e) => (Status::Failed, serde_json::Value::Null, Some(e.to_string())),
         };
+        self.step_as(name, started, status, report, error);
+    }
+
+    /// Records a step with its status, report and error as given.
+    fn step_as(
+        &mut self,
+        name: String,
+        started: Instant,
+        status: Status,
+        report: serde_json::Value,
+        error: Option<String>,
+    ) {
         if status == Status::Failed && self.report.error.is_none() {
             self.report.error = error.as_ref().map(|e| format!("{name}: {e}"));
         }
@@ -255,22 +267,19 @@ impl Runner<'_> {
             let req = check::CheckRequest {
                 read_data: self.plan.check.read_data,
             };
-            let r = check::run(&repo, &req, self.ctx).map(|rep| {
-                let status = if rep.errors() > 0 {
-                    Status::Failed
-                } else {
-                    Status::Ok
-                };
-                (status, serde_json::to_value(&rep).unwrap_or_default())
-            });
-            let r = r.and_then(|(s, v)| match s {
-                Status::Failed => Err(crate::Error::Invalid(format!(
-                    "check found {} error(s); see its report",
-                    v["findings"].as_array().map_or(0, |f| f.len())
-                ))),
-                s => Ok((s, v)),
-            });
-            self.step("check".into(), t, r);
+            match check::run(&repo, &req, self.ctx) {
+                // Damage fails the step, and its report (the findings) stays in it.
+                Ok(rep) if rep.errors() > 0 => {
+                    let error = format!("check found {} error(s); see its report", rep.errors());
+                    let v = serde_json::to_value(&rep).unwrap_or_default();
+                    self.step_as("check".into(), t, Status::Failed, v, Some(error));
+                }
+                r => {
+                    let r =
+                        r.map(|rep| (Status::Ok, serde_json::to_value(&rep).unwrap_or_default()));
+                    self.step("check".into(), t, r);
+                }
+            }
         }
     }
 
@@ -324,7 +333,13 @@ impl Runner<'_> {
         repo: &Repository,
         ret: &crate::plan::Retention,
     ) -> Result<(Status, serde_json::Value)> {
-        let req = forget::ForgetRequest {
+        let rep = forget::run(repo, &self.forget_request(ret, false), self.ctx)?;
+        Ok((Status::Ok, serde_json::to_value(&rep).unwrap_or_default()))
+    }
+
+    /// The plan's retention as a forget of its own snapshots (`plan:NAME`).
+    fn forget_request(&self, ret: &crate::plan::Retention, dry_run: bool) -> forget::ForgetRequest {
+        forget::ForgetRequest {
             policy: ret.policy.clone(),
             filter: SnapshotFilter {
                 tags: vec![self.plan.tag()],
@@ -332,9 +347,8 @@ impl Runner<'_> {
             },
             prune: ret.prune.then(prune::PruneRequest::default),
             keep_log: ret.keep_log.clone(),
+            dry_run,
             ..Default::default()
-        };
-        let rep = forget::run(repo, &req, self.ctx)?;
-        Ok((Status::Ok, serde_json::to_value(&rep).unwrap_or_default()))
+        }
     }
 }
