@@ -41,6 +41,8 @@ pub mod repository;
 pub mod retention;
 pub mod secret;
 pub mod selection;
+#[cfg(feature = "local-index")]
+pub mod serve;
 pub mod settings;
 pub mod snapshot;
 pub mod source;

@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    cli::log::init();
+    cli.init_log();
     match cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

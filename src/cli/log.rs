@@ -41,3 +41,17 @@ pub fn init() {
         .event_format(Plain)
         .try_init();
 }
+
+/// The service's log: events at info and above on stderr, one line each or one JSON
+/// object each (`--log-format json`).
+pub fn init_service(json: bool) {
+    let b = tracing_subscriber::fmt()
+        .with_max_level(Level::INFO)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = if json {
+        b.json().flatten_event(true).try_init()
+    } else {
+        b.try_init()
+    };
+}

@@ -23,6 +23,7 @@ mod prune;
 mod repair;
 mod restore;
 mod scan;
+mod serve;
 mod settings;
 mod snapshot;
 pub mod snapshots;
@@ -97,6 +98,10 @@ enum Command {
     /// MongoDB point-in-time recovery: capture the oplog (follow), show what is restorable
     #[cfg(feature = "mongo")]
     Mongodb(mongodb::Args),
+    /// Run the service: plans on their schedules, the HTTP API, metrics
+    Serve(serve::ServeArgs),
+    /// Manage the service's API tokens
+    Token(serve::TokenArgs),
 }
 
 impl Command {
@@ -117,6 +122,17 @@ impl Command {
             Command::Mongodb(a) if a.is_follow() => "follow",
             _ => return None,
         })
+    }
+}
+
+impl Cli {
+    /// Starts logging: the service logs its events at info (human or JSON); every other
+    /// command prints only warnings and errors.
+    pub fn init_log(&self) {
+        match &self.command {
+            Command::Serve(a) => log::init_service(a.log_format == serve::LogFormat::Json),
+            _ => log::init(),
+        }
     }
 }
 
@@ -162,6 +178,8 @@ fn dispatch(g: &GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Locks => unlock::run_list(g),
         Command::Unlock(a) => unlock::run_unlock(g, a),
         Command::Copy(a) => copy::run(g, a),
+        Command::Serve(a) => serve::serve(g, a),
+        Command::Token(a) => serve::token(g, a),
         #[cfg(feature = "mongo")]
         Command::Mongodb(a) => mongodb::run(g, a),
     }

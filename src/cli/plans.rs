@@ -173,7 +173,7 @@ fn state_dir() -> Result<PathBuf> {
 struct CliOpener<'a>(&'a GlobalOpts);
 
 impl Opener for CliOpener<'_> {
-    fn open(&self, conf: &RepositoryConf) -> repo::Result<Repository> {
+    fn open(&self, conf: &RepositoryConf) -> repo::Result<std::sync::Arc<Repository>> {
         let g = self.0;
         let fallback = match conf.password {
             repo::plan::PasswordSource::Ask => {
@@ -188,7 +188,7 @@ impl Opener for CliOpener<'_> {
         let cache = g.cache_root().map_err(invalid)?;
         let mut r = repo::plan::open_repository(conf, &cache, fallback.as_ref())?;
         r.set_lock_wait(g.lock_wait().map_err(invalid)?);
-        Ok(r)
+        Ok(std::sync::Arc::new(r))
     }
 }
 
@@ -213,6 +213,8 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
         command: std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
+        operation: None,
+        token: None,
     };
     let ctx = g.ctx();
     let mut reports = Vec::new();
@@ -241,6 +243,7 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
         Status::Ok => exit::OK,
         Status::Warnings => exit::INCOMPLETE,
         Status::Skipped | Status::Failed => exit::ERROR,
+        Status::Cancelled => exit::CANCELLED,
     })
 }
 

@@ -42,6 +42,9 @@ pub struct Record {
     pub plan: Option<String>,
     pub host: String,
     pub user: String,
+    /// The API token's name, when the operation came through `repo serve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     /// The command line, credentials replaced.
     pub command: Vec<String>,
     pub started: DateTime<Utc>,
@@ -67,6 +70,7 @@ impl Record {
             plan: None,
             host: crate::sysinfo::hostname(),
             user: crate::sysinfo::username(),
+            token: None,
             command: redact_command(command),
             started: now,
             finished: now,

@@ -24,3 +24,4 @@ pub mod settings;
 pub mod snapshot;
 pub mod snapshots;
 pub mod stats;
+pub mod verify;

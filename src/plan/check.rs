@@ -19,14 +19,14 @@ use crate::retention::RetentionPolicy;
 use crate::source::exclude::ExcludeSettings;
 
 /// Problems found so far, with where they are.
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     text: &'a str,
     path: &'a Path,
     found: Vec<String>,
 }
 
 impl Problems<'_> {
-    fn at(&mut self, span: Range<usize>, msg: impl std::fmt::Display) {
+    pub(super) fn at(&mut self, span: Range<usize>, msg: impl std::fmt::Display) {
         let (line, col) = line_col(self.text, span.start);
         self.found
             .push(format!("{}:{line}:{col}: {msg}", self.path.display()));
@@ -102,6 +102,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config> {
             plans.insert(name.clone(), plan);
         }
     }
+    let service = super::service::check(&mut p, raw.service.as_ref(), &repositories);
     if !p.found.is_empty() {
         return Err(Error::Invalid(p.found.join("\n")));
     }
@@ -110,6 +111,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config> {
         repositories,
         plans,
         notify,
+        service,
     })
 }
 
@@ -318,7 +320,7 @@ fn email(p: &mut Problems, e: &Spanned<file::EmailFile>) -> Option<Email> {
 }
 
 /// Checks that `r` names one of `known`; says which it may have meant.
-fn reference(p: &mut Problems, r: &Spanned<String>, what: &str, known: &[&str]) -> bool {
+pub(super) fn reference(p: &mut Problems, r: &Spanned<String>, what: &str, known: &[&str]) -> bool {
     if known.contains(&r.get_ref().as_str()) {
         return true;
     }

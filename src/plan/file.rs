@@ -19,6 +19,32 @@ pub struct File {
     /// Notification targets by name.
     #[serde(default)]
     pub notify: BTreeMap<String, Spanned<NotifyFile>>,
+    /// `repo serve`'s settings.
+    pub service: Option<Spanned<ServiceFile>>,
+}
+
+/// `[service]`: how `repo serve` listens and runs jobs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServiceFile {
+    /// Address and port (default 127.0.0.1:8440).
+    pub listen: Option<Spanned<String>>,
+    /// Jobs run at once (default 2).
+    pub max_jobs: Option<Spanned<usize>>,
+    /// Scheduled runs start up to this much later, at random ("5m").
+    pub jitter: Option<Spanned<String>>,
+    /// How long SIGTERM waits for running jobs before cancelling them (default "2m").
+    pub grace: Option<Spanned<String>>,
+    /// How long a job waits for a conflicting repository lock (default "10m").
+    pub lock_wait: Option<Spanned<String>>,
+    /// Directories API restores may write into (none: file restores are refused).
+    #[serde(default)]
+    pub restore_roots: Vec<Spanned<String>>,
+    /// PEM certificate chain and key: serve HTTPS.
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    /// The repository API calls use when they name none (default: the only one).
+    pub repository: Option<Spanned<String>>,
 }
 
 /// `[repositories.NAME]`.

@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod notify;
 pub mod schedule;
 pub mod secret;
+mod service;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use crate::source::exclude::ExcludeSettings;
 
 pub use schedule::Schedule;
 pub use secret::{PasswordSource, UriSource};
+pub use service::ServiceConf;
 
 /// The checked config file.
 #[derive(Clone, Debug, Serialize)]
@@ -42,6 +44,8 @@ pub struct Config {
     pub plans: BTreeMap<String, Plan>,
     /// Notification targets by name.
     pub notify: BTreeMap<String, notify::Target>,
+    /// `[service]`, with defaults filled in.
+    pub service: ServiceConf,
 }
 
 /// A named repository.

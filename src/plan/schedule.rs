@@ -1,7 +1,6 @@
 //! When the service runs a plan: a standard five-field cron expression in local time
-//! ("0 * * * *" hourly, "30 2 * * 1-5" at 02:30 on weekdays).
-
-use std::str::FromStr;
+//! ("0 * * * *" hourly, "30 2 * * 1-5" at 02:30 on weekdays), or six fields with seconds
+//! first ("*/10 * * * * *": every ten seconds).
 
 use chrono::{DateTime, Local, Utc};
 use serde::{Serialize, Serializer};
@@ -16,16 +15,19 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Parses five fields (minute hour day-of-month month day-of-week) or a nickname
-    /// such as `@daily`.
+    /// Parses five fields (minute hour day-of-month month day-of-week), six with seconds
+    /// first, or a nickname such as `@daily`.
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
-        if !text.starts_with('@') && text.split_whitespace().count() != 5 {
+        if !text.starts_with('@') && !(5..=6).contains(&text.split_whitespace().count()) {
             return Err(Error::Invalid(format!(
-                "schedule {text:?}: want five fields, minute hour day-of-month month day-of-week (e.g. \"0 * * * *\")"
+                "schedule {text:?}: want five fields, minute hour day-of-month month day-of-week (e.g. \"0 * * * *\"), or six with seconds first"
             )));
         }
-        let cron = croner::Cron::from_str(text)
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build()
+            .parse(text)
             .map_err(|e| Error::Invalid(format!("schedule {text:?}: {e}")))?;
         Ok(Self {
             text: text.to_string(),
@@ -66,10 +68,10 @@ mod tests {
         assert!(next > now && next - now <= chrono::Duration::hours(1));
         assert!(Schedule::parse("61 * * * *").is_err());
         assert!(Schedule::parse("* * *").is_err());
-        assert!(
-            Schedule::parse("0 0 * * * *").is_err(),
-            "six fields are not cron"
-        );
+        let every2 = Schedule::parse("*/2 * * * * *").unwrap();
+        let next = every2.next_after(now).unwrap();
+        assert!(next > now && next - now <= chrono::Duration::seconds(2));
+        assert!(Schedule::parse("0 0 * * * * *").is_err(), "seven fields");
         assert!(Schedule::parse("@daily").is_ok());
     }
 }

@@ -245,6 +245,18 @@ impl Repository {
         Ok(idx)
     }
 
+    /// Brings the local index, if it is open, up to date with segments other writers
+    /// added since it was opened: a long-running service calls this before each job, as
+    /// a fresh open would.
+    pub fn refresh_index(&self) -> Result<()> {
+        if let Some(i) = self.current_index() {
+            let _guard = self.index_init.lock().unwrap_or_else(|p| p.into_inner());
+            let (report, _) = index::sync(&i, self.backend(), &self.key)?;
+            warn_damaged(&report);
+        }
+        Ok(())
+    }
+
     fn current_index(&self) -> Option<Arc<RocksIndex>> {
         self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -64,6 +64,12 @@ mod restore_policy;
 mod roundtrip;
 #[cfg(feature = "testing")]
 mod scan;
+#[cfg(feature = "testing")]
+mod serve;
+#[cfg(feature = "testing")]
+mod serve_client;
+#[cfg(feature = "testing")]
+mod serve_schedule;
 #[cfg(all(feature = "object-store", feature = "testing"))]
 mod sftp;
 #[cfg(feature = "testing")]

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use crate::common::{assert_same_tree, mongo_server, services_required, unique_db, Env};
 
 /// What the listener received: headers (lower-cased names) and body, per request.
-type Received = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
 
 /// A local HTTP server answering every request with `status`; returns its URL base.
-fn listener(status: u16) -> (String, Received) {
+pub(crate) fn listener(status: u16) -> (String, Received) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let got: Received = Arc::default();

@@ -146,7 +146,7 @@ fn notice(r: &RunReport, event: Event) -> Notice {
     let message = match r.status {
         Status::Ok => format!("plan {} on {}: backed up", r.plan, r.host),
         Status::Warnings => format!("plan {} on {}: backed up, with warnings", r.plan, r.host),
-        Status::Skipped | Status::Failed => format!(
+        Status::Skipped | Status::Failed | Status::Cancelled => format!(
             "plan {} on {}: {} — {}",
             r.plan,
             r.host,
@@ -186,7 +186,7 @@ fn events(report: &RunReport, plan: &Plan, before: &PlanState) -> Vec<Event> {
             }
             ev
         }
-        Status::Skipped | Status::Failed => {
+        Status::Skipped | Status::Failed | Status::Cancelled => {
             let mut ev = vec![Event::Failure];
             let since = before.last_success.unwrap_or(report.started);
             let stale = plan.stale_after.is_some_and(|limit| {
@@ -240,6 +240,7 @@ pub(super) fn finish(
     let mut rec = Record::start("run", &env.command);
     rec.id = report.operation.clone();
     rec.plan = Some(plan.name.clone());
+    rec.token = env.token.clone();
     rec.host = report.host.clone();
     rec.started = report.started;
     rec.finish(

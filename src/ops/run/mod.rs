@@ -37,9 +37,10 @@ pub struct RunRequest {
 
 /// Opens a configured repository (the face decides how to ask for a password the
 /// config does not give).
-pub trait Opener {
-    /// The open repository.
-    fn open(&self, repo: &RepositoryConf) -> Result<Repository>;
+pub trait Opener: Sync {
+    /// The open repository (shared: a service keeps one handle per repository, so its
+    /// jobs share one local index).
+    fn open(&self, repo: &RepositoryConf) -> Result<std::sync::Arc<Repository>>;
 }
 
 /// What the run needs besides the request.
@@ -55,6 +56,10 @@ pub struct RunEnv<'a> {
     /// The command line that asked for the run (for the operation log; credentials in
     /// URIs are replaced there).
     pub command: Vec<String>,
+    /// The operation id to use (a service's job id); `None`: a new one.
+    pub operation: Option<String>,
+    /// Who asked, when not this host's user (a service's API token name).
+    pub token: Option<String>,
 }
 
 /// How a step, or the run, went; ordered from best to worst.
@@ -69,6 +74,9 @@ pub enum Status {
     Skipped,
     /// Failed.
     Failed,
+    /// Stopped on request (Ctrl-C, a service's cancel or shutdown): nothing half done
+    /// was committed.
+    Cancelled,
 }
 
 impl Status {
@@ -79,6 +87,7 @@ impl Status {
             Status::Warnings => "warnings",
             Status::Skipped => "skipped",
             Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
         }
     }
 }
@@ -130,7 +139,10 @@ pub fn run(env: &RunEnv, req: &RunRequest, ctx: &Ctx) -> Result<RunReport> {
         ctx,
         sink: None,
         report: RunReport {
-            operation: crate::journal::operation_id(),
+            operation: env
+                .operation
+                .clone()
+                .unwrap_or_else(crate::journal::operation_id),
             plan: plan.name.clone(),
             repository: repo_conf.name.clone(),
             host: plan.host.clone().unwrap_or_else(crate::sysinfo::hostname),
@@ -167,6 +179,10 @@ pub fn run(env: &RunEnv, req: &RunRequest, ctx: &Ctx) -> Result<RunReport> {
     }
     if r.report.status == Status::Skipped {
         r.hook("on-failure", plan.hooks.on_failure.as_deref());
+    }
+    if ctx.cancelled() {
+        r.report.status = Status::Cancelled;
+        r.report.error = Some("cancelled".into());
     }
     let sink = r.sink.take();
     let report = r.finish_report();

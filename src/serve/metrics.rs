@@ -1,0 +1,275 @@
+//! Prometheus metrics (`GET /metrics`, text format, `prometheus-client`): per plan, per
+//! repository, jobs and HTTP requests. Plan and job values are set as jobs end; queue
+//! lengths and next-run times when scraped; repository statistics by a background pass
+//! after each job that changed a repository (they cost a walk of the index).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::jobs::{JobState, JobView};
+
+type Labels = Vec<(String, String)>;
+type FGauge = Gauge<f64, AtomicU64>;
+
+fn l(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    http: Family<Labels, Counter>,
+    jobs_total: Family<Labels, Counter>,
+    jobs: Family<Labels, Gauge>,
+    plan_last_success: Family<Labels, FGauge>,
+    plan_last_run: Family<Labels, FGauge>,
+    plan_last_ok: Family<Labels, Gauge>,
+    plan_duration: Family<Labels, FGauge>,
+    plan_bytes_added: Family<Labels, Gauge>,
+    plan_files: Family<Labels, Gauge>,
+    plan_next_run: Family<Labels, FGauge>,
+    repo_size: Family<Labels, Gauge>,
+    repo_snapshots: Family<Labels, Gauge>,
+    repo_dedup: Family<Labels, FGauge>,
+    repo_compression: Family<Labels, FGauge>,
+    repo_findings: Family<Labels, Gauge>,
+    skipped: Family<Labels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let m = Self {
+            registry: Mutex::new(Registry::with_prefix("repo")),
+            http: Family::default(),
+            jobs_total: Family::default(),
+            jobs: Family::default(),
+            plan_last_success: Family::default(),
+            plan_last_run: Family::default(),
+            plan_last_ok: Family::default(),
+            plan_duration: Family::default(),
+            plan_bytes_added: Family::default(),
+            plan_files: Family::default(),
+            plan_next_run: Family::default(),
+            repo_size: Family::default(),
+            repo_snapshots: Family::default(),
+            repo_dedup: Family::default(),
+            repo_compression: Family::default(),
+            repo_findings: Family::default(),
+            skipped: Family::default(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
+            r.register(
+                "http_requests",
+                "HTTP requests by route, method and status",
+                m.http.clone(),
+            );
+            r.register(
+                "jobs",
+                "Jobs ended, by kind and result",
+                m.jobs_total.clone(),
+            );
+            r.register(
+                "jobs_current",
+                "Jobs queued or running now (state)",
+                m.jobs.clone(),
+            );
+            r.register(
+                "plan_last_success_timestamp_seconds",
+                "When the plan last succeeded",
+                m.plan_last_success.clone(),
+            );
+            r.register(
+                "plan_last_run_timestamp_seconds",
+                "When the plan's last run ended",
+                m.plan_last_run.clone(),
+            );
+            r.register(
+                "plan_last_run_success",
+                "1 if the plan's last run succeeded (ok or warnings)",
+                m.plan_last_ok.clone(),
+            );
+            r.register(
+                "plan_last_run_duration_seconds",
+                "How long the plan's last run took",
+                m.plan_duration.clone(),
+            );
+            r.register(
+                "plan_last_run_bytes_added",
+                "Bytes the plan's last run added to the repository",
+                m.plan_bytes_added.clone(),
+            );
+            r.register(
+                "plan_last_run_files",
+                "Files in the plan's last snapshot",
+                m.plan_files.clone(),
+            );
+            r.register(
+                "plan_next_run_timestamp_seconds",
+                "When the scheduler next runs the plan",
+                m.plan_next_run.clone(),
+            );
+            r.register(
+                "plan_runs_skipped",
+                "Scheduled runs skipped because the previous one was still going",
+                m.skipped.clone(),
+            );
+            r.register(
+                "repository_size_bytes",
+                "Bytes the repository stores",
+                m.repo_size.clone(),
+            );
+            r.register(
+                "repository_snapshots",
+                "Snapshots in the repository",
+                m.repo_snapshots.clone(),
+            );
+            r.register(
+                "repository_dedup_ratio",
+                "Raw bytes of all snapshots / unique raw bytes",
+                m.repo_dedup.clone(),
+            );
+            r.register(
+                "repository_compression_ratio",
+                "Unique raw bytes / stored bytes",
+                m.repo_compression.clone(),
+            );
+            r.register(
+                "repository_check_findings",
+                "Errors the last check or verification found",
+                m.repo_findings.clone(),
+            );
+        }
+        m
+    }
+
+    /// One HTTP request answered.
+    pub fn http(&self, route: &str, method: &str, status: u16) {
+        self.http
+            .get_or_create(&l(&[
+                ("route", route),
+                ("method", method),
+                ("status", &status.to_string()),
+            ]))
+            .inc();
+    }
+
+    /// A scheduled run was skipped.
+    pub fn skipped(&self, plan: &str) {
+        self.skipped.get_or_create(&l(&[("plan", plan)])).inc();
+    }
+
+    /// A job ended.
+    pub fn job_finished(&self, v: &JobView) {
+        self.jobs_total
+            .get_or_create(&l(&[("kind", &v.kind), ("result", v.state.as_str())]))
+            .inc();
+        let repo = l(&[("repository", &v.repository)]);
+        if v.kind == "verify" {
+            if let Some(d) = v.report.get("damaged").and_then(|d| d.as_array()) {
+                self.repo_findings.get_or_create(&repo).set(d.len() as i64);
+            }
+        }
+        let Some(plan) = &v.plan else { return };
+        let p = l(&[("plan", plan)]);
+        let end = v
+            .finished
+            .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
+        self.plan_last_run.get_or_create(&p).set(end);
+        let ok = matches!(v.state, JobState::Ok | JobState::Warnings);
+        self.plan_last_ok.get_or_create(&p).set(ok as i64);
+        if ok {
+            self.plan_last_success.get_or_create(&p).set(end);
+        }
+        if let (Some(s), Some(f)) = (v.started, v.finished) {
+            let secs = (f - s).num_milliseconds() as f64 / 1000.0;
+            self.plan_duration.get_or_create(&p).set(secs);
+        }
+        let r = &v.report;
+        if let Some(b) = r.get("bytes_added").and_then(|b| b.as_i64()) {
+            self.plan_bytes_added.get_or_create(&p).set(b);
+        }
+        let steps = r
+            .get("steps")
+            .and_then(|s| s.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for s in steps {
+            match s.get("name").and_then(|n| n.as_str()) {
+                Some("snapshot") => {
+                    if let Some(f) = s.pointer("/report/summary/files").and_then(|f| f.as_i64()) {
+                        self.plan_files.get_or_create(&p).set(f);
+                    }
+                }
+                Some("check") => {
+                    if let Some(f) = s.pointer("/report/findings").and_then(|f| f.as_array()) {
+                        self.repo_findings.get_or_create(&repo).set(f.len() as i64);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A plan's remembered last run (at start, from this host's plan state).
+    pub fn plan_state(&self, plan: &str, st: &crate::plan::state::PlanState) {
+        let p = l(&[("plan", plan)]);
+        if let Some(t) = st.last_success {
+            self.plan_last_success
+                .get_or_create(&p)
+                .set(t.timestamp() as f64);
+        }
+        if let Some(r) = &st.last_run {
+            self.plan_last_run
+                .get_or_create(&p)
+                .set(r.finished.timestamp() as f64);
+            let ok = matches!(r.status.as_str(), "ok" | "warnings");
+            self.plan_last_ok.get_or_create(&p).set(ok as i64);
+        }
+    }
+
+    /// When the scheduler next runs `plan`.
+    pub fn next_run(&self, plan: &str, at: chrono::DateTime<chrono::Utc>) {
+        self.plan_next_run
+            .get_or_create(&l(&[("plan", plan)]))
+            .set(at.timestamp() as f64);
+    }
+
+    /// A repository's statistics.
+    pub fn repository(&self, name: &str, s: &crate::ops::stats::RepoStats) {
+        let r = l(&[("repository", name)]);
+        self.repo_size.get_or_create(&r).set(s.size_on_disk as i64);
+        self.repo_snapshots
+            .get_or_create(&r)
+            .set(s.snapshots as i64);
+        self.repo_dedup.get_or_create(&r).set(s.dedup_ratio);
+        self.repo_compression
+            .get_or_create(&r)
+            .set(s.compression_ratio);
+    }
+
+    /// The text exposition, with job counts as of now.
+    pub fn render(&self, queued: usize, running: usize) -> String {
+        self.jobs
+            .get_or_create(&l(&[("state", "queued")]))
+            .set(queued as i64);
+        self.jobs
+            .get_or_create(&l(&[("state", "running")]))
+            .set(running as i64);
+        let mut out = String::new();
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if encode(&mut out, &r).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
