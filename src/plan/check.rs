@@ -359,6 +359,9 @@ fn plan(p: &mut Problems, name: &str, pl: &Spanned<file::PlanFile>, raw: &File) 
             p.at(c.span(), "copy-to names the plan's own repository");
         }
     }
+    if f.follow_oplog && f.mongodb.is_none() {
+        p.at(pl.span(), "follow-oplog needs a mongodb source");
+    }
     let targets: Vec<&str> = raw.notify.keys().map(String::as_str).collect();
     for n in &f.notify {
         reference(p, n, "notify targets", &targets);

@@ -45,6 +45,11 @@ pub struct ServiceFile {
     pub tls_key: Option<Spanned<String>>,
     /// The repository API calls use when they name none (default: the only one).
     pub repository: Option<Spanned<String>>,
+    /// How often oplog followers seal a slice (default "60s"): at most this much
+    /// point-in-time history is lost if the host dies.
+    pub follow_seal: Option<Spanned<String>>,
+    /// Alert when a follower's capture falls this far behind (default "10m").
+    pub follow_lag_alert: Option<Spanned<String>>,
 }
 
 /// `[repositories.NAME]`.

@@ -1,6 +1,8 @@
 //! When the service runs a plan: a standard five-field cron expression in local time
 //! ("0 * * * *" hourly, "30 2 * * 1-5" at 02:30 on weekdays), or six fields with seconds
-//! first ("*/10 * * * * *": every ten seconds).
+//! first ("*/10 * * * * *": every ten seconds). A `TZ=Area/City` (or `CRON_TZ=`) prefix
+//! reads the fields in that time zone instead ("TZ=America/New_York 0 2 * * *"), with
+//! the IANA database built in, so daylight-saving changes follow that zone's rules.
 
 use chrono::{DateTime, Local, Utc};
 use serde::{Serialize, Serializer};
@@ -12,13 +14,27 @@ use crate::error::{Error, Result};
 pub struct Schedule {
     text: String,
     cron: croner::Cron,
+    /// `None`: local time.
+    tz: Option<chrono_tz::Tz>,
 }
 
 impl Schedule {
     /// Parses five fields (minute hour day-of-month month day-of-week), six with seconds
     /// first, or a nickname such as `@daily`.
     pub fn parse(text: &str) -> Result<Self> {
-        let text = text.trim();
+        let written = text.trim();
+        let (tz, text) = match written.split_once(char::is_whitespace) {
+            Some((head, rest)) if head.starts_with("TZ=") || head.starts_with("CRON_TZ=") => {
+                let name = head.split_once('=').map_or("", |(_, n)| n);
+                let tz = name.parse::<chrono_tz::Tz>().map_err(|_| {
+                    Error::Invalid(format!(
+                        "schedule {written:?}: unknown time zone {name:?} (an IANA name such as Europe/Paris, or UTC)"
+                    ))
+                })?;
+                (Some(tz), rest.trim())
+            }
+            _ => (None, written),
+        };
         if !text.starts_with('@') && !(5..=6).contains(&text.split_whitespace().count()) {
             return Err(Error::Invalid(format!(
                 "schedule {text:?}: want five fields, minute hour day-of-month month day-of-week (e.g. \"0 * * * *\"), or six with seconds first"
@@ -30,8 +46,9 @@ impl Schedule {
             .parse(text)
             .map_err(|e| Error::Invalid(format!("schedule {text:?}: {e}")))?;
         Ok(Self {
-            text: text.to_string(),
+            text: written.to_string(),
             cron,
+            tz,
         })
     }
 
@@ -42,11 +59,18 @@ impl Schedule {
 
     /// The first moment after `after` that matches.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&Local);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
+        match self.tz {
+            Some(tz) => self
+                .cron
+                .find_next_occurrence(&after.with_timezone(&tz), false)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            None => self
+                .cron
+                .find_next_occurrence(&after.with_timezone(&Local), false)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+        }
     }
 }
 
@@ -72,6 +96,28 @@ mod tests {
         let next = every2.next_after(now).unwrap();
         assert!(next > now && next - now <= chrono::Duration::seconds(2));
         assert!(Schedule::parse("0 0 * * * * *").is_err(), "seven fields");
+        let tokyo = Schedule::parse("TZ=Asia/Tokyo 0 9 * * *").unwrap();
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(
+            tokyo.next_after(t("2025-12-31T23:00:00Z")),
+            Some(t("2026-01-01T00:00:00Z")),
+            "09:00 in Tokyo is midnight UTC"
+        );
+        let ny = Schedule::parse("CRON_TZ=America/New_York 30 2 * * *").unwrap();
+        // Daylight time in July: 02:30 in New York is 06:30 UTC (in January, 07:30).
+        assert_eq!(
+            ny.next_after(t("2026-07-01T00:00:00Z")),
+            Some(t("2026-07-01T06:30:00Z"))
+        );
+        assert_eq!(
+            ny.next_after(t("2026-01-01T00:00:00Z")),
+            Some(t("2026-01-01T07:30:00Z"))
+        );
+        assert_eq!(ny.as_str(), "CRON_TZ=America/New_York 30 2 * * *");
+        let e = Schedule::parse("TZ=Mars/Olympus 0 * * * *")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown time zone"), "{e}");
         assert!(Schedule::parse("@daily").is_ok());
     }
 }

@@ -31,6 +31,10 @@ pub struct ServiceConf {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The repository API calls use when they name none.
     pub repository: Option<String>,
+    /// Seconds between the slices an oplog follower seals.
+    pub follow_seal_secs: u64,
+    /// Seconds of capture lag that raise an alert.
+    pub follow_lag_alert_secs: u64,
 }
 
 impl Default for ServiceConf {
@@ -44,6 +48,8 @@ impl Default for ServiceConf {
             restore_roots: Vec::new(),
             tls: None,
             repository: None,
+            follow_seal_secs: 60,
+            follow_lag_alert_secs: 600,
         }
     }
 }
@@ -108,6 +114,10 @@ pub(super) fn check(
     c.jitter_secs = secs(p, &f.jitter).unwrap_or(c.jitter_secs);
     c.grace_secs = secs(p, &f.grace).unwrap_or(c.grace_secs);
     c.lock_wait_secs = secs(p, &f.lock_wait).unwrap_or(c.lock_wait_secs);
+    c.follow_seal_secs = secs(p, &f.follow_seal)
+        .filter(|s| *s > 0)
+        .unwrap_or(c.follow_seal_secs);
+    c.follow_lag_alert_secs = secs(p, &f.follow_lag_alert).unwrap_or(c.follow_lag_alert_secs);
     c.restore_roots = f
         .restore_roots
         .iter()

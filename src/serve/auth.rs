@@ -90,10 +90,15 @@ impl FromRequestParts<Arc<Service>> for Caller {
             ));
         };
         match svc.tokens.verify(token) {
-            Ok(Some(t)) => Ok(Caller {
-                name: t.name,
-                role: t.role,
-            }),
+            Ok(Some(t)) => {
+                if let Some(who) = parts.extensions.get::<super::api::Who>() {
+                    *who.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.name.clone());
+                }
+                Ok(Caller {
+                    name: t.name,
+                    role: t.role,
+                })
+            }
             Ok(None) => {
                 svc.limiter.failed(ip);
                 tracing::warn!(%ip, "rejected an unknown token");

@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::follow::FollowView;
 use super::jobs::{JobState, JobView};
 
 type Labels = Vec<(String, String)>;
@@ -43,6 +44,11 @@ pub struct Metrics {
     repo_compression: Family<Labels, FGauge>,
     repo_findings: Family<Labels, Gauge>,
     skipped: Family<Labels, Counter>,
+    follow_up: Family<Labels, Gauge>,
+    follow_lag: Family<Labels, FGauge>,
+    follow_covered: Family<Labels, FGauge>,
+    follow_gaps: Family<Labels, Gauge>,
+    follow_restarts: Family<Labels, Gauge>,
 }
 
 impl Metrics {
@@ -65,6 +71,11 @@ impl Metrics {
             repo_compression: Family::default(),
             repo_findings: Family::default(),
             skipped: Family::default(),
+            follow_up: Family::default(),
+            follow_lag: Family::default(),
+            follow_covered: Family::default(),
+            follow_gaps: Family::default(),
+            follow_restarts: Family::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -142,6 +153,31 @@ impl Metrics {
                 "repository_compression_ratio",
                 "Unique raw bytes / stored bytes",
                 m.repo_compression.clone(),
+            );
+            r.register(
+                "follow_up",
+                "1 while the plan's oplog follower reads the oplog",
+                m.follow_up.clone(),
+            );
+            r.register(
+                "follow_lag_seconds",
+                "How far the follower's restorable end is behind now",
+                m.follow_lag.clone(),
+            );
+            r.register(
+                "follow_covered_until_timestamp_seconds",
+                "Point-in-time restores reach up to here",
+                m.follow_covered.clone(),
+            );
+            r.register(
+                "follow_gaps",
+                "Oplog ranges lost since the service started (the oplog rolled over)",
+                m.follow_gaps.clone(),
+            );
+            r.register(
+                "follow_restarts",
+                "Times the follower was restarted after stopping",
+                m.follow_restarts.clone(),
             );
             r.register(
                 "repository_check_findings",
@@ -257,8 +293,24 @@ impl Metrics {
             .set(s.compression_ratio);
     }
 
-    /// The text exposition, with job counts as of now.
-    pub fn render(&self, queued: usize, running: usize) -> String {
+    /// The text exposition, with job counts and followers as of now.
+    pub fn render(&self, queued: usize, running: usize, follows: &[FollowView]) -> String {
+        for f in follows {
+            let p = l(&[("plan", &f.plan)]);
+            self.follow_up
+                .get_or_create(&p)
+                .set((f.state == "running") as i64);
+            self.follow_gaps.get_or_create(&p).set(f.gaps as i64);
+            self.follow_restarts
+                .get_or_create(&p)
+                .set(f.restarts as i64);
+            if let (Some(lag), Some(c)) = (f.lag_secs(), f.covered_until) {
+                self.follow_lag.get_or_create(&p).set(lag);
+                self.follow_covered
+                    .get_or_create(&p)
+                    .set(c.timestamp() as f64);
+            }
+        }
         self.jobs
             .get_or_create(&l(&[("state", "queued")]))
             .set(queued as i64);

@@ -10,6 +10,7 @@
 
 pub mod api;
 mod auth;
+pub mod follow;
 pub mod jobs;
 mod metrics;
 mod openapi;
@@ -104,6 +105,7 @@ pub struct Service {
     pub jobs: Arc<Jobs>,
     pub tokens: TokenStore,
     metrics: Arc<metrics::Metrics>,
+    followers: follow::Followers,
     limiter: auth::Limiter,
     state_root: PathBuf,
     pub started: DateTime<Utc>,
@@ -208,16 +210,7 @@ impl Service {
             rec.token = Some(token);
             rec.started = started;
             rec.finish(out.state.as_str(), out.report.clone(), out.error.clone());
-            let location = svc
-                .config
-                .repositories
-                .get(&name)
-                .map(|c| c.location.clone());
-            if let Some(loc) = location {
-                if let Err(e) = journal::record(&svc.state_root, &loc, sink.as_ref(), &rec) {
-                    tracing::warn!("the operation log record could not be kept: {e}");
-                }
-            }
+            svc.record(&name, sink.as_ref(), &rec);
             out
         });
         self.jobs.submit(
@@ -229,6 +222,19 @@ impl Service {
             },
             work,
         )
+    }
+}
+
+impl Service {
+    /// Writes `rec` to repository `repo`'s operation log (this host's journal when the
+    /// repository cannot take it).
+    fn record(&self, repo: &str, sink: Option<&Sink>, rec: &Record) {
+        let Some(conf) = self.config.repositories.get(repo) else {
+            return;
+        };
+        if let Err(e) = journal::record(&self.state_root, &conf.location, sink, rec) {
+            tracing::warn!("the operation log record could not be kept: {e}");
+        }
     }
 }
 
@@ -262,6 +268,7 @@ pub fn run(config: Config, opts: ServeOptions) -> Result<()> {
         jobs: Jobs::new(sc.max_jobs, Box::new(move |v| m2.job_finished(v))),
         tokens: opts.tokens,
         metrics,
+        followers: follow::Followers::default(),
         limiter: auth::Limiter::default(),
         state_root: opts.state_root,
         started: Utc::now(),
@@ -300,6 +307,7 @@ async fn serve(
     let app = api::router(svc.clone());
     let handle = axum_server::Handle::new();
     let scheduler = scheduler::start(svc.clone());
+    follow::start(&svc);
     {
         let handle = handle.clone();
         let svc = svc.clone();
@@ -342,6 +350,13 @@ async fn serve(
         }
     };
     scheduler.stop();
+    tracing::info!("sealing the oplog followers");
+    tokio::task::spawn_blocking({
+        let svc = svc.clone();
+        move || svc.followers.stop()
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("stopping the followers: {e}")))?;
     served.map_err(|e| Error::io("serving HTTP", e))
 }
 

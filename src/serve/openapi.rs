@@ -37,7 +37,7 @@ impl Modify for Bearer {
     components(schemas(Problem, JobView, JobState, ProgressView, MessageView, Role, TokenInfo,
         api::Health, api::backup::CreateBackup, api::backup::SnapshotDetail, api::backup::TopEntry,
         api::recovery::RestoreBody, api::plans::PlanView, api::tokens::NewToken,
-        api::tokens::CreatedToken)),
+        api::tokens::CreatedToken, super::follow::FollowView)),
     modifiers(&Bearer),
 )]
 struct Doc;

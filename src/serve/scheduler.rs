@@ -138,10 +138,16 @@ fn run(svc: &Arc<Service>, stop: &AtomicBool) {
     let mut due = first_times(svc, Utc::now());
     let mut alerted = HashMap::new();
     let mut stale_checked: Option<std::time::Instant> = None;
+    let mut lag_checked = std::time::Instant::now();
+    let mut lagging = BTreeMap::new();
     while !stop.load(Ordering::SeqCst) && !svc.jobs.closed() {
         if stale_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             check_stale(svc, &mut alerted);
             stale_checked = Some(std::time::Instant::now());
+        }
+        if lag_checked.elapsed() >= Duration::from_secs(5) {
+            super::follow::check_lag(svc, &mut lagging);
+            lag_checked = std::time::Instant::now();
         }
         let now = Utc::now();
         let ready: Vec<String> = due

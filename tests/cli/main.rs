@@ -69,6 +69,8 @@ mod serve;
 #[cfg(feature = "testing")]
 mod serve_client;
 #[cfg(feature = "testing")]
+mod serve_follow;
+#[cfg(feature = "testing")]
 mod serve_schedule;
 #[cfg(all(feature = "object-store", feature = "testing"))]
 mod sftp;

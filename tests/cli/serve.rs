@@ -302,6 +302,13 @@ fn backup_restore_verify_forget_through_the_api() {
     assert_eq!(srv.call("GET", "/api/jobs", Some(&tmp), None).0, 401);
     let (code, log) = srv.stop();
     assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("request")
+            && l.contains("route=/api/recovery/restore")
+            && l.contains("token=ops-bot")
+            && l.contains("status=202")),
+        "the access log names the route, status and token: {log}"
+    );
     for secret in [
         &viewer,
         &op,

@@ -114,17 +114,32 @@ async fn not_found() -> Problem {
     Problem::not_found("no such endpoint (see /api/openapi.json)")
 }
 
-/// Counts each request by route, method and status, and logs it.
-async fn count(State(svc): State<Arc<Service>>, req: Request, next: Next) -> Response {
+/// Who made a request, filled in by the [`Caller`] extractor for the access log.
+#[derive(Clone, Default)]
+pub struct Who(pub Arc<std::sync::Mutex<Option<String>>>);
+
+/// Counts each request by route, method and status, and logs it with the caller's token
+/// name (never the token) and how long it took.
+async fn count(State(svc): State<Arc<Service>>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
+    let who = Who::default();
+    req.extensions_mut().insert(who.clone());
+    let started = std::time::Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16();
     svc.metrics.http(&route, &method, status);
-    tracing::debug!(%method, %route, status, "request");
+    let by = who
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_else(|| "-".into());
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(%method, %route, status, token = %by, ms, "request");
     res
 }
 
@@ -165,7 +180,7 @@ pub async fn healthz(State(svc): State<Arc<Service>>) -> Json<Health> {
 pub async fn metrics(State(svc): State<Arc<Service>>, caller: Caller) -> ApiResult<Response> {
     caller.require(Role::Viewer)?;
     let (q, r) = svc.jobs.counts();
-    let body = svc.metrics.render(q, r);
+    let body = svc.metrics.render(q, r, &svc.followers.views());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

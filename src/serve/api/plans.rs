@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::plan::state::PlanState;
 use crate::serve::auth::Caller;
+use crate::serve::follow::FollowView;
 use crate::serve::jobs::JobView;
 use crate::serve::problem::{ApiResult, Problem};
 use crate::serve::tokens::Role;
@@ -33,6 +34,9 @@ pub struct PlanView {
     /// A job of this plan queued or running now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_job: Option<String>,
+    /// Its oplog follower, with `follow-oplog`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<FollowView>,
 }
 
 /// Plans (viewer).
@@ -45,6 +49,7 @@ pub async fn list(
     caller.require(Role::Viewer)?;
     let dir = svc.state_root.join("plans");
     let jobs = svc.jobs.list();
+    let follows = svc.followers.views();
     let views = svc
         .config
         .plans
@@ -63,6 +68,7 @@ pub async fn list(
                     .iter()
                     .find(|j| j.plan.as_deref() == Some(&p.name) && !j.state.done())
                     .map(|j| j.id.clone()),
+                follow: follows.iter().find(|f| f.plan == p.name).cloned(),
             }
         })
         .collect();

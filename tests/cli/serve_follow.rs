@@ -1,0 +1,112 @@
+//! `repo serve` follows the oplog of plans with `follow-oplog`: slices sealed as the
+//! server changes, coverage in the API and metrics, a point-in-time restore through the
+//! API to a moment after the last snapshot, and the follower sealed and logged on SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Document};
+use serde_json::json;
+
+use crate::common::{mongo_server, unique_db, Env};
+use crate::serve_client::{config, token, Server};
+
+#[test]
+fn the_service_follows_the_oplog_and_restores_to_a_moment_through_the_api() {
+    let (uri, client) = mongo_server().expect("REPO_TEST_MONGODB_URI");
+    let db = unique_db("follow");
+    let coll = client.database(&db).collection::<Document>("events");
+    coll.insert_many((0..10).map(|i| doc! {"_id": i, "v": "base"}))
+        .run()
+        .unwrap();
+    let env = Env::new();
+    env.init();
+    config(
+        &env,
+        &format!(
+            "[repositories.main]\nlocation = \"{}\"\npassword-env = \"REPO_PASSWORD\"\n\n[plans.db]\nrepository = \"main\"\nmongodb = {{ uri-env = \"APP_MONGODB_URI\", databases = [\"{db}\"] }}\nfollow-oplog = true\n\n[service]\nfollow-seal = \"1s\"\n",
+            env.repo().display()
+        ),
+    );
+    let op = token(&env, "op", "operator");
+    let srv = Server::start(&env, &[("APP_MONGODB_URI", &uri)]);
+    let (s, job) = srv.call(
+        "POST",
+        "/api/backup/create",
+        Some(&op),
+        Some(&json!({"plan": "db"})),
+    );
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        srv.wait_job(job["id"].as_str().unwrap(), &op)["state"],
+        "ok"
+    );
+
+    // After the snapshot: ten more documents, then one removed.
+    coll.insert_many((10..20).map(|i| doc! {"_id": i, "v": "after"}))
+        .run()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let wanted = chrono::Utc::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    coll.delete_one(doc! {"_id": 0}).run().unwrap();
+
+    // Wait until the capture covers the moment.
+    let start = Instant::now();
+    let follow = loop {
+        let plans = srv.get("/api/plans", &op);
+        let f = plans[0]["follow"].clone();
+        let covered = f["covered_until"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if f["state"] == "running"
+            && covered.is_some_and(|c| c > wanted + chrono::Duration::seconds(2))
+        {
+            break f;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never covered: {f}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(follow["slices"].as_u64().unwrap() >= 1, "{follow}");
+    let m = srv.call("GET", "/metrics", Some(&op), None).1;
+    let m = m.as_str().unwrap();
+    assert!(m.contains("repo_follow_up{plan=\"db\"} 1"), "{m}");
+    assert!(
+        m.contains("repo_follow_covered_until_timestamp_seconds{plan=\"db\"}"),
+        "{m}"
+    );
+
+    // Restore the state at that moment into another database: all twenty documents.
+    let target = format!("{db}_at");
+    let body = json!({
+        "mongodb_plan": "db",
+        "at": wanted.to_rfc3339(),
+        "rename": format!("{db}.*:{target}.*"),
+    });
+    let (s, job) = srv.call("POST", "/api/recovery/restore", Some(&op), Some(&body));
+    assert_eq!(s, 202, "{job}");
+    let done = srv.wait_job(job["id"].as_str().unwrap(), &op);
+    assert_eq!(done["state"], "ok", "{done}");
+    let n = client
+        .database(&target)
+        .collection::<Document>("events")
+        .count_documents(doc! {})
+        .run()
+        .unwrap();
+    assert_eq!(n, 20, "the state at {wanted}: {done}");
+
+    let (code, log) = srv.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let hist = env.json(&["history", "--kind", "follow"]);
+    let rec = &hist.as_array().unwrap()[0];
+    assert_eq!(rec["result"], "ok", "{hist}");
+    assert!(rec["report"]["slices"].as_u64().unwrap() >= 1, "{rec}");
+    assert!(
+        !log.contains(&uri) || !uri.contains('@'),
+        "no credentials in the log"
+    );
+    let _ = client.database(&db).drop().run();
+    let _ = client.database(&target).drop().run();
+}
