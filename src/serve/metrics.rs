@@ -1,7 +1,8 @@
 //! Prometheus metrics (`GET /metrics`, text format, `prometheus-client`): per plan, per
 //! repository, jobs and HTTP requests. Plan and job values are set as jobs end; queue
-//! lengths and next-run times when scraped; repository statistics by a background pass
-//! after each job that changed a repository (they cost a walk of the index).
+//! lengths, followers and next-run times when scraped; repository statistics by a
+//! background pass at start and after each job that changed a repository
+//! ([`super::Service::refresh_stats`]: they cost a walk of the index).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;

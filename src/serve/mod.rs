@@ -106,6 +106,8 @@ pub struct Service {
     pub tokens: TokenStore,
     metrics: Arc<metrics::Metrics>,
     followers: follow::Followers,
+    /// Repositories whose statistics are being computed.
+    stats_busy: Mutex<std::collections::HashSet<String>>,
     limiter: auth::Limiter,
     state_root: PathBuf,
     pub started: DateTime<Utc>,
@@ -149,6 +151,7 @@ impl Service {
         let svc = self.clone();
         let token = (requested_by != "scheduler").then(|| requested_by.to_string());
         let plan_name = p.name.clone();
+        let repo_name = p.repository.clone();
         let work: Work = Box::new(move |ctx, id| {
             let env = crate::ops::run::RunEnv {
                 config: &svc.config,
@@ -173,6 +176,7 @@ impl Service {
             if out.error.is_none() {
                 out.error = out.report["error"].as_str().map(str::to_string);
             }
+            svc.refresh_stats(&repo_name);
             out
         });
         self.jobs.submit(
@@ -211,6 +215,9 @@ impl Service {
             rec.started = started;
             rec.finish(out.state.as_str(), out.report.clone(), out.error.clone());
             svc.record(&name, sink.as_ref(), &rec);
+            if matches!(kind, "snapshot" | "forget") {
+                svc.refresh_stats(&name);
+            }
             out
         });
         self.jobs.submit(
@@ -226,6 +233,40 @@ impl Service {
 }
 
 impl Service {
+    /// Refreshes repository `name`'s statistics in the metrics on a background thread,
+    /// one at a time per repository: at start, and after each job that changed it.
+    pub fn refresh_stats(self: &Arc<Self>, name: &str) {
+        let mut busy = self.stats_busy.lock().unwrap_or_else(|p| p.into_inner());
+        if !busy.insert(name.to_string()) {
+            return;
+        }
+        drop(busy);
+        let (svc, owned) = (self.clone(), name.to_string());
+        let spawned = std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || {
+                let req = crate::ops::stats::StatsRequest::default();
+                match svc
+                    .repos
+                    .get(&owned)
+                    .and_then(|r| crate::ops::stats::run(&r, &req, &Ctx::default()))
+                {
+                    Ok(s) => svc.metrics.repository(&owned, &s),
+                    Err(e) => tracing::warn!(repository = %owned, "statistics: {e}"),
+                }
+                svc.stats_busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&owned);
+            });
+        if spawned.is_err() {
+            self.stats_busy
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+        }
+    }
+
     /// Writes `rec` to repository `repo`'s operation log (this host's journal when the
     /// repository cannot take it).
     fn record(&self, repo: &str, sink: Option<&Sink>, rec: &Record) {
@@ -269,6 +310,7 @@ pub fn run(config: Config, opts: ServeOptions) -> Result<()> {
         tokens: opts.tokens,
         metrics,
         followers: follow::Followers::default(),
+        stats_busy: Mutex::default(),
         limiter: auth::Limiter::default(),
         state_root: opts.state_root,
         started: Utc::now(),
@@ -308,6 +350,9 @@ async fn serve(
     let handle = axum_server::Handle::new();
     let scheduler = scheduler::start(svc.clone());
     follow::start(&svc);
+    for name in svc.config.repositories.keys() {
+        svc.refresh_stats(name);
+    }
     {
         let handle = handle.clone();
         let svc = svc.clone();

@@ -274,10 +274,25 @@ fn backup_restore_verify_forget_through_the_api() {
         );
     }
 
-    // Metrics.
-    let (s, m) = srv.call("GET", "/metrics", Some(&viewer), None);
-    assert_eq!(s, 200);
-    let m = m.as_str().unwrap().to_string();
+    // Metrics; repository statistics are refreshed in the background after the forget.
+    let start = std::time::Instant::now();
+    let m = loop {
+        let (s, m) = srv.call("GET", "/metrics", Some(&viewer), None);
+        assert_eq!(s, 200);
+        let m = m.as_str().unwrap().to_string();
+        if m.contains("repo_repository_snapshots{repository=\"main\"} 0") {
+            break m;
+        }
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "no repository statistics: {m}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        m.contains("repo_repository_size_bytes{repository=\"main\"}"),
+        "{m}"
+    );
     for want in [
         "repo_plan_last_run_success{plan=\"files\"} 1",
         "repo_jobs_total{kind=\"restore\",result=\"ok\"} 1",
