@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::context::GlobalOpts;
 use super::fmt::{bytes, print_json};
-use repo::ops::check::{self, CheckRequest, Severity};
+use repo::ops::check::{self, CheckRequest, DataSubset, Severity};
 
 /// Arguments of `repo check`.
 #[derive(clap::Args, Debug)]
@@ -12,12 +12,21 @@ pub struct Args {
     /// Also read, decrypt and re-hash every blob of every pack
     #[arg(long)]
     read_data: bool,
+    /// Read only some packs in full: a percentage chosen at random ("10%"), group n of t
+    /// ("2/5": run 1/5 … 5/5 to cover everything once), or a size ("5GiB", at random)
+    #[arg(long, value_name = "SUBSET", value_parser = parse_subset, conflicts_with = "read_data")]
+    read_data_subset: Option<DataSubset>,
+}
+
+fn parse_subset(s: &str) -> Result<DataSubset, String> {
+    DataSubset::parse(s).map_err(|e| e.to_string())
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = g.open(false)?;
     let req = CheckRequest {
         read_data: a.read_data,
+        read_data_subset: a.read_data_subset,
     };
     let report = check::run(&repo, &req, &g.ctx())?;
     g.journal.report(&report, false);
@@ -35,8 +44,12 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             } else {
                 String::new()
             },
-            if a.read_data {
-                format!(", read {}", bytes(report.bytes_read))
+            if a.read_data || a.read_data_subset.is_some() {
+                format!(
+                    ", read {} in {} packs",
+                    bytes(report.bytes_read),
+                    report.packs_read
+                )
             } else {
                 String::new()
             }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
 
-use repo::ops::run::{self, Opener, RunEnv, RunReport, RunRequest, Status};
+use repo::ops::run::{self, Opener, RunEnv, RunReport, RunRequest, Status, Task};
 use repo::plan::state::{self, PlanState};
 use repo::plan::{Config, Plan, RepositoryConf};
 use repo::repository::Repository;
@@ -39,6 +39,14 @@ pub struct RunArgs {
     /// Open the repositories and read the sources' settings; change nothing, run no hook
     #[arg(long)]
     dry_run: bool,
+    /// What to run: the backup (hooks, snapshot, copies, retention, check), or only the
+    /// plan's check policy or a prune with its prune settings
+    #[arg(long, value_name = "TASK", default_value = "backup", value_parser = parse_task)]
+    task: Task,
+}
+
+fn parse_task(s: &str) -> std::result::Result<Task, String> {
+    Task::parse(s).map_err(|e| e.to_string())
 }
 
 /// The config file, which must exist for these commands.
@@ -106,11 +114,7 @@ fn print_plan(cfg: &Config, plan: &Plan, st: Option<&PlanState>) {
     println!("  repository  {} ({location})", plan.repository);
     println!("  sources     {}", sources(plan));
     if let Some(s) = &plan.schedule {
-        let next = s
-            .next_after(Utc::now())
-            .map(|t| super::fmt::local_time(&t))
-            .unwrap_or_else(|| "never".into());
-        println!("  schedule    {} (next: {next})", s.as_str());
+        println!("  schedule    {} (next: {})", s.as_str(), next(s));
     }
     if let Some(r) = &plan.retention {
         let prune = if r.prune { ", then prune" } else { "" };
@@ -118,6 +122,15 @@ fn print_plan(cfg: &Config, plan: &Plan, st: Option<&PlanState>) {
     }
     if !plan.copy_to.is_empty() {
         println!("  copy to     {}", plan.copy_to.join(", "));
+    }
+    println!("  check       {}", describe_check(plan));
+    if let Some(p) = &plan.prune {
+        println!(
+            "  prune       {} (next: {}), repack over {}% unused",
+            p.schedule.as_str(),
+            next(&p.schedule),
+            p.max_unused * 100.0
+        );
     }
     if !plan.notify.is_empty() {
         println!("  notify      {}", plan.notify.join(", "));
@@ -132,6 +145,39 @@ fn print_plan(cfg: &Config, plan: &Plan, st: Option<&PlanState>) {
             ),
             None => println!("  last run    never on this host"),
         }
+        for (what, r) in [("check", &st.last_check), ("prune", &st.last_prune)] {
+            if let Some(r) = r {
+                println!(
+                    "  last {what}  {} {} (repo status {})",
+                    super::fmt::local_time(&r.finished),
+                    r.status,
+                    r.id
+                );
+            }
+        }
+    }
+}
+
+fn next(s: &repo::plan::Schedule) -> String {
+    s.next_after(Utc::now())
+        .map(|t| super::fmt::local_time(&t))
+        .unwrap_or_else(|| "never".into())
+}
+
+/// "after each run, structure only", "0 3 * * 0 (next: …), reading 10% of the packs".
+fn describe_check(plan: &Plan) -> String {
+    let c = &plan.check;
+    if !c.enabled {
+        return "off".into();
+    }
+    let reads = match (&c.read_data_subset, c.read_data) {
+        (Some(s), _) => format!("reading a subset of the packs ({s})"),
+        (None, true) => "reading every pack".into(),
+        (None, false) => "structure only".into(),
+    };
+    match &c.schedule {
+        Some(s) => format!("{} (next: {}), {reads}", s.as_str(), next(s)),
+        None => format!("after each run, {reads}"),
     }
 }
 
@@ -149,6 +195,10 @@ pub fn plans(g: &GlobalOpts) -> Result<i32> {
                     "next_run": p.schedule.as_ref().and_then(|s| s.next_after(Utc::now())),
                     "last_run": st.last_run,
                     "last_success": st.last_success,
+                    "next_check": p.check.schedule.as_ref().and_then(|s| s.next_after(Utc::now())),
+                    "last_check": st.last_check,
+                    "next_prune": p.prune.as_ref().and_then(|s| s.schedule.next_after(Utc::now())),
+                    "last_prune": st.last_prune,
                 })
             })
             .collect();
@@ -200,6 +250,11 @@ fn invalid(e: anyhow::Error) -> repo::Error {
 }
 
 pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
+    if a.dry_run && a.task != Task::Backup {
+        bail!(repo::Error::Invalid(
+            "--dry-run shows what a backup run would do; it does not apply to --task check or prune".into()
+        ));
+    }
     let cfg = load(g)?;
     let names: Vec<String> = match &a.plan {
         Some(p) => vec![p.clone()],
@@ -222,6 +277,7 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
         let req = RunRequest {
             plan: name,
             dry_run: a.dry_run,
+            task: a.task,
         };
         let report = run::run(&env, &req, &ctx)?;
         if !g.json {

@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::email::{Email, Security};
 use super::file::{self, File};
 use super::notify::{Event, Target};
-use super::{hooks, CheckPolicy, Config, MongoPlan, PasswordSource, Plan, RepositoryConf};
+use super::{hooks, Config, MongoPlan, PasswordSource, Plan, RepositoryConf};
 use super::{Retention, Schedule, UriSource};
 use crate::backend::target::ObjectOptions;
 use crate::error::{Error, Result};
@@ -394,7 +394,11 @@ fn plan(p: &mut Problems, name: &str, pl: &Spanned<file::PlanFile>, raw: &File) 
                 None
             }
         });
-    let retention = f.retention.as_ref().and_then(|r| retention(p, r));
+    let prune = super::maintenance::prune(p, f.prune.as_ref());
+    let retention = f
+        .retention
+        .as_ref()
+        .and_then(|r| retention(p, r, f.prune.is_some()));
     let hooks = f
         .hooks
         .as_ref()
@@ -424,10 +428,8 @@ fn plan(p: &mut Problems, name: &str, pl: &Spanned<file::PlanFile>, raw: &File) 
         schedule,
         retention,
         copy_to: f.copy_to.iter().map(|c| c.get_ref().clone()).collect(),
-        check: CheckPolicy {
-            enabled: f.check.as_ref().and_then(|c| c.enabled).unwrap_or(true),
-            read_data: f.check.as_ref().is_some_and(|c| c.read_data),
-        },
+        check: super::maintenance::check(p, f.check.as_ref()),
+        prune,
         follow_oplog: f.follow_oplog,
         hooks,
         notify: f.notify.iter().map(|n| n.get_ref().clone()).collect(),
@@ -463,8 +465,19 @@ fn mongo(p: &mut Problems, m: &Spanned<file::MongoFile>) -> Option<MongoPlan> {
     })
 }
 
-fn retention(p: &mut Problems, r: &Spanned<file::RetentionFile>) -> Option<Retention> {
+/// `retention`; with a prune schedule (`scheduled_prune`) it does not prune itself.
+fn retention(
+    p: &mut Problems,
+    r: &Spanned<file::RetentionFile>,
+    scheduled_prune: bool,
+) -> Option<Retention> {
     let f = r.get_ref();
+    if scheduled_prune && f.prune == Some(true) {
+        p.at(
+            r.span(),
+            "retention: prune = true and a prune schedule: prune after each run or on the schedule, not both",
+        );
+    }
     let policy = RetentionPolicy {
         keep_last: f.keep_last,
         keep_hourly: f.keep_hourly,
@@ -489,7 +502,7 @@ fn retention(p: &mut Problems, r: &Spanned<file::RetentionFile>) -> Option<Reten
     });
     Some(Retention {
         policy,
-        prune: f.prune.unwrap_or(true),
+        prune: f.prune.unwrap_or(!scheduled_prune),
         keep_log,
     })
 }

@@ -101,7 +101,9 @@ pub struct PlanFile {
     pub retention: Option<Spanned<RetentionFile>>,
     #[serde(default)]
     pub copy_to: Vec<Spanned<String>>,
-    pub check: Option<CheckFile>,
+    pub check: Option<Spanned<CheckFile>>,
+    /// Prune on a schedule of its own.
+    pub prune: Option<Spanned<PruneFile>>,
     /// Whether the service follows the MongoDB oplog for point-in-time recovery.
     #[serde(default)]
     pub follow_oplog: bool,
@@ -145,15 +147,29 @@ pub struct RetentionFile {
     pub keep_log: Option<Spanned<String>>,
 }
 
-/// `check = { … }`: what to verify after each run.
+/// `check = { … }`: what to verify, after each run or on a schedule.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CheckFile {
-    /// Check the structure after each run (default: true).
+    /// Check the structure (default: true).
     pub enabled: Option<bool>,
     /// Also read and verify every pack.
     #[serde(default)]
     pub read_data: bool,
+    /// Read and verify some packs: "10%", "2/5", "5GiB".
+    pub read_data_subset: Option<Spanned<String>>,
+    /// Check on this schedule instead of after each run.
+    pub schedule: Option<Spanned<String>>,
+}
+
+/// `prune = { … }`: prune on a schedule instead of after each run's retention.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PruneFile {
+    /// When.
+    pub schedule: Spanned<String>,
+    /// Repack packs more than this unused (default 5%).
+    pub max_unused: Option<Spanned<String>>,
 }
 
 /// `hooks = { … }`: shell commands around a run.

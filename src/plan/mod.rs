@@ -12,6 +12,7 @@ mod check;
 pub mod email;
 mod file;
 pub mod hooks;
+mod maintenance;
 pub mod notify;
 pub mod schedule;
 pub mod secret;
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::retention::RetentionPolicy;
 use crate::source::exclude::ExcludeSettings;
 
+pub use maintenance::{CheckPolicy, PrunePolicy};
 pub use schedule::Schedule;
 pub use secret::{PasswordSource, UriSource};
 pub use service::ServiceConf;
@@ -85,8 +87,10 @@ pub struct Plan {
     pub retention: Option<Retention>,
     /// Repositories each new snapshot is copied to.
     pub copy_to: Vec<String>,
-    /// What to check after each run.
+    /// What to check, after each run or on its own schedule.
     pub check: CheckPolicy,
+    /// Prune on its own schedule.
+    pub prune: Option<PrunePolicy>,
     /// Whether the service follows the MongoDB oplog.
     pub follow_oplog: bool,
     /// Commands around a run.
@@ -131,19 +135,10 @@ pub struct MongoPlan {
 pub struct Retention {
     /// The keep rules.
     pub policy: RetentionPolicy,
-    /// Prune after forgetting.
+    /// Prune after forgetting (false when the plan prunes on a schedule).
     pub prune: bool,
     /// Trim operation-log records older than this (duration text).
     pub keep_log: Option<String>,
-}
-
-/// What a run checks.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct CheckPolicy {
-    /// Check at all.
-    pub enabled: bool,
-    /// Read every pack too.
-    pub read_data: bool,
 }
 
 impl Config {

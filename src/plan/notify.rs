@@ -73,6 +73,7 @@ pub struct Target {
 /// What a message template may name, as `{name}`.
 pub const PLACEHOLDERS: &[&str] = &[
     "plan",
+    "task",
     "host",
     "event",
     "status",
@@ -102,6 +103,7 @@ fn render(template: &str, n: &Notice) -> String {
     let mut s = template.to_string();
     let values = [
         ("plan", n.plan.clone()),
+        ("task", n.task.clone()),
         ("host", n.host.clone()),
         ("event", n.event.name().to_string()),
         ("status", n.status.clone()),
@@ -138,6 +140,8 @@ fn masked<S: serde::Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Er
 pub struct Notice {
     pub event: Event,
     pub plan: String,
+    /// backup, check or prune (a plan's own run), follow (its oplog follower).
+    pub task: String,
     pub host: String,
     /// The run's operation id (`repo status ID`).
     pub operation: String,
@@ -157,6 +161,7 @@ impl Notice {
         vec![
             ("REPO_EVENT", self.event.name().to_string()),
             ("REPO_PLAN", self.plan.clone()),
+            ("REPO_TASK", self.task.clone()),
             ("REPO_OPERATION_ID", self.operation.clone()),
             ("REPO_STATUS", self.status.clone()),
             ("REPO_MESSAGE", self.message.clone()),

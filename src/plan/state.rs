@@ -16,6 +16,12 @@ pub struct PlanState {
     pub last_run: Option<RunRecord>,
     /// When a run last succeeded (with or without warnings).
     pub last_success: Option<DateTime<Utc>>,
+    /// The last check on its own schedule (or `--task check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<RunRecord>,
+    /// The last prune on its own schedule (or `--task prune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_prune: Option<RunRecord>,
 }
 
 /// A run, briefly.
@@ -48,6 +54,24 @@ fn file(dir: &Path, plan: &str) -> PathBuf {
 }
 
 impl PlanState {
+    /// The last run of `task` ("backup", "check" or "prune").
+    pub fn last(&self, task: &str) -> Option<&RunRecord> {
+        match task {
+            "check" => self.last_check.as_ref(),
+            "prune" => self.last_prune.as_ref(),
+            _ => self.last_run.as_ref(),
+        }
+    }
+
+    /// Remembers the run of `task` that just ended.
+    pub fn set_last(&mut self, task: &str, run: RunRecord) {
+        match task {
+            "check" => self.last_check = Some(run),
+            "prune" => self.last_prune = Some(run),
+            _ => self.last_run = Some(run),
+        }
+    }
+
     /// The state of `plan` (empty when there is none, or it cannot be read).
     pub fn load(dir: &Path, plan: &str) -> PlanState {
         std::fs::read(file(dir, plan))

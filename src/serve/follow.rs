@@ -148,6 +148,7 @@ fn alert(svc: &Service, plan: &str, status: &str, what: String) {
     let Ok(p) = svc.config.plan(plan) else { return };
     let host = p.host.clone().unwrap_or_else(crate::sysinfo::hostname);
     let notice = Notice {
+        task: "follow".into(),
         event: Event::Failure,
         plan: plan.to_string(),
         host: host.clone(),

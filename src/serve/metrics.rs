@@ -15,9 +15,18 @@ use prometheus_client::registry::Registry;
 
 use super::follow::FollowView;
 use super::jobs::{JobState, JobView};
+use crate::ops::run::Task;
 
 type Labels = Vec<(String, String)>;
 type FGauge = Gauge<f64, AtomicU64>;
+
+/// The steps of a run's report.
+fn steps(report: &serde_json::Value) -> &[serde_json::Value] {
+    report
+        .get("steps")
+        .and_then(|s| s.as_array())
+        .map_or(&[], Vec::as_slice)
+}
 
 fn l(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -39,6 +48,10 @@ pub struct Metrics {
     plan_bytes_added: Family<Labels, Gauge>,
     plan_files: Family<Labels, Gauge>,
     plan_next_run: Family<Labels, FGauge>,
+    task_next_run: Family<Labels, FGauge>,
+    task_last_run: Family<Labels, FGauge>,
+    task_last_ok: Family<Labels, Gauge>,
+    task_skipped: Family<Labels, Counter>,
     repo_size: Family<Labels, Gauge>,
     repo_snapshots: Family<Labels, Gauge>,
     repo_dedup: Family<Labels, FGauge>,
@@ -66,6 +79,10 @@ impl Metrics {
             plan_bytes_added: Family::default(),
             plan_files: Family::default(),
             plan_next_run: Family::default(),
+            task_next_run: Family::default(),
+            task_last_run: Family::default(),
+            task_last_ok: Family::default(),
+            task_skipped: Family::default(),
             repo_size: Family::default(),
             repo_snapshots: Family::default(),
             repo_dedup: Family::default(),
@@ -129,6 +146,26 @@ impl Metrics {
                 "plan_next_run_timestamp_seconds",
                 "When the scheduler next runs the plan",
                 m.plan_next_run.clone(),
+            );
+            r.register(
+                "plan_task_next_run_timestamp_seconds",
+                "When the scheduler next runs the plan's check or prune (task)",
+                m.task_next_run.clone(),
+            );
+            r.register(
+                "plan_task_last_run_timestamp_seconds",
+                "When the plan's last check or prune (task) ended",
+                m.task_last_run.clone(),
+            );
+            r.register(
+                "plan_task_last_run_success",
+                "1 if the plan's last check or prune (task) succeeded",
+                m.task_last_ok.clone(),
+            );
+            r.register(
+                "plan_task_runs_skipped",
+                "Scheduled checks or prunes skipped because the previous one was still going",
+                m.task_skipped.clone(),
             );
             r.register(
                 "plan_runs_skipped",
@@ -200,9 +237,22 @@ impl Metrics {
             .inc();
     }
 
-    /// A scheduled run was skipped.
-    pub fn skipped(&self, plan: &str) {
-        self.skipped.get_or_create(&l(&[("plan", plan)])).inc();
+    /// A scheduled run of `task` was skipped.
+    pub fn skipped(&self, plan: &str, task: Task) {
+        match task {
+            Task::Backup => self.skipped.get_or_create(&l(&[("plan", plan)])).inc(),
+            t => self
+                .task_skipped
+                .get_or_create(&l(&[("plan", plan), ("task", t.as_str())]))
+                .inc(),
+        };
+    }
+
+    /// A plan's check or prune ended (`end` seconds since the epoch).
+    fn task_ended(&self, plan: &str, task: &str, end: f64, ok: bool) {
+        let p = l(&[("plan", plan), ("task", task)]);
+        self.task_last_run.get_or_create(&p).set(end);
+        self.task_last_ok.get_or_create(&p).set(ok as i64);
     }
 
     /// A job ended.
@@ -221,8 +271,13 @@ impl Metrics {
         let end = v
             .finished
             .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
-        self.plan_last_run.get_or_create(&p).set(end);
         let ok = matches!(v.state, JobState::Ok | JobState::Warnings);
+        if v.kind != "run" {
+            self.task_ended(plan, &v.kind, end, ok);
+            self.check_findings(&repo, &v.report);
+            return;
+        }
+        self.plan_last_run.get_or_create(&p).set(end);
         self.plan_last_ok.get_or_create(&p).set(ok as i64);
         if ok {
             self.plan_last_success.get_or_create(&p).set(end);
@@ -235,30 +290,35 @@ impl Metrics {
         if let Some(b) = r.get("bytes_added").and_then(|b| b.as_i64()) {
             self.plan_bytes_added.get_or_create(&p).set(b);
         }
-        let steps = r
-            .get("steps")
-            .and_then(|s| s.as_array())
-            .cloned()
-            .unwrap_or_default();
-        for s in steps {
-            match s.get("name").and_then(|n| n.as_str()) {
-                Some("snapshot") => {
-                    if let Some(f) = s.pointer("/report/summary/files").and_then(|f| f.as_i64()) {
-                        self.plan_files.get_or_create(&p).set(f);
-                    }
+        for s in steps(r) {
+            if s.get("name").and_then(|n| n.as_str()) == Some("snapshot") {
+                if let Some(f) = s.pointer("/report/summary/files").and_then(|f| f.as_i64()) {
+                    self.plan_files.get_or_create(&p).set(f);
                 }
-                Some("check") => {
-                    if let Some(f) = s.pointer("/report/findings").and_then(|f| f.as_array()) {
-                        self.repo_findings.get_or_create(&repo).set(f.len() as i64);
-                    }
+            }
+        }
+        self.check_findings(&repo, r);
+    }
+
+    /// The findings of a run's check step, if it had one.
+    fn check_findings(&self, repo: &Labels, report: &serde_json::Value) {
+        for s in steps(report) {
+            if s.get("name").and_then(|n| n.as_str()) == Some("check") {
+                if let Some(f) = s.pointer("/report/findings").and_then(|f| f.as_array()) {
+                    self.repo_findings.get_or_create(repo).set(f.len() as i64);
                 }
-                _ => {}
             }
         }
     }
 
     /// A plan's remembered last run (at start, from this host's plan state).
     pub fn plan_state(&self, plan: &str, st: &crate::plan::state::PlanState) {
+        for (task, r) in [("check", &st.last_check), ("prune", &st.last_prune)] {
+            if let Some(r) = r {
+                let ok = matches!(r.status.as_str(), "ok" | "warnings");
+                self.task_ended(plan, task, r.finished.timestamp() as f64, ok);
+            }
+        }
         let p = l(&[("plan", plan)]);
         if let Some(t) = st.last_success {
             self.plan_last_success
@@ -274,11 +334,16 @@ impl Metrics {
         }
     }
 
-    /// When the scheduler next runs `plan`.
-    pub fn next_run(&self, plan: &str, at: chrono::DateTime<chrono::Utc>) {
-        self.plan_next_run
-            .get_or_create(&l(&[("plan", plan)]))
-            .set(at.timestamp() as f64);
+    /// When the scheduler next runs `plan`'s `task`.
+    pub fn next_run(&self, plan: &str, task: Task, at: chrono::DateTime<chrono::Utc>) {
+        let at = at.timestamp() as f64;
+        match task {
+            Task::Backup => self.plan_next_run.get_or_create(&l(&[("plan", plan)])),
+            t => self
+                .task_next_run
+                .get_or_create(&l(&[("plan", plan), ("task", t.as_str())])),
+        }
+        .set(at);
     }
 
     /// A repository's statistics.

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::journal::{self, Record, Sink};
 use crate::ops::context::Ctx;
-use crate::ops::run::Opener;
+use crate::ops::run::{Opener, Task};
 use crate::plan::{Config, RepositoryConf};
 use crate::repository::Repository;
 use jobs::{JobSpec, JobView, Jobs, Outcome, Work};
@@ -142,8 +142,13 @@ impl Service {
         Ok((name, r))
     }
 
-    /// Queues a run of `plan`.
-    pub fn run_plan(self: &Arc<Self>, plan: &str, requested_by: &str) -> ApiResult<JobView> {
+    /// Queues a run of `plan`'s `task`.
+    pub fn run_plan(
+        self: &Arc<Self>,
+        plan: &str,
+        task: Task,
+        requested_by: &str,
+    ) -> ApiResult<JobView> {
         let p = self
             .config
             .plan(plan)
@@ -158,13 +163,19 @@ impl Service {
                 opener: &svc.repos,
                 state_dir: svc.state_root.join("plans"),
                 journal_root: svc.state_root.clone(),
-                command: vec!["repo-serve".into(), "run".into(), plan_name.clone()],
+                command: vec![
+                    "repo-serve".into(),
+                    "run".into(),
+                    plan_name.clone(),
+                    format!("--task={}", task.as_str()),
+                ],
                 operation: Some(id.to_string()),
                 token,
             };
             let req = crate::ops::run::RunRequest {
                 plan: plan_name.clone(),
                 dry_run: false,
+                task,
             };
             let r = crate::ops::run::run(&env, &req, ctx);
             let mut out = Outcome::of(r, |r| r.status == crate::ops::run::Status::Warnings);
@@ -181,7 +192,7 @@ impl Service {
         });
         self.jobs.submit(
             JobSpec {
-                kind: "run",
+                kind: task.record_kind(),
                 plan: Some(p.name.clone()),
                 repository: p.repository.clone(),
                 requested_by: requested_by.to_string(),

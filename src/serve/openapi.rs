@@ -36,7 +36,7 @@ impl Modify for Bearer {
     ),
     components(schemas(Problem, JobView, JobState, ProgressView, MessageView, Role, TokenInfo,
         api::Health, api::backup::CreateBackup, api::backup::SnapshotDetail, api::backup::TopEntry,
-        api::recovery::RestoreBody, api::plans::PlanView, api::tokens::NewToken,
+        api::recovery::RestoreBody, api::plans::PlanView, api::plans::TaskView, api::tokens::NewToken,
         api::tokens::CreatedToken, super::follow::FollowView)),
     modifiers(&Bearer),
 )]

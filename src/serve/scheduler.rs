@@ -1,7 +1,8 @@
 //! The scheduler: one thread that runs each plan with a schedule when it falls due, plus
-//! up to `[service] jitter` at random. A plan whose previous run is still going is
-//! skipped that time (one plan never runs twice at once; the skip is logged and counted).
-//! At start, a plan whose last run on this host is older than its most recent due time
+//! up to `[service] jitter` at random — and the plan's check and prune when they have
+//! schedules of their own. A task whose previous run is still going is skipped that
+//! time (one plan task never runs twice at once; the skip is logged and counted). At
+//! start, a task whose last run on this host is older than its most recent due time
 //! (the service was down then) runs once at once — not once per missed time. Once a
 //! minute it also looks for plans with no success for `stale-after` and raises `stale`
 //! (once per stretch: again only after a success).
@@ -15,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::Service;
+use crate::ops::run::Task;
 use crate::plan::notify::{self, Event, Notice};
 use crate::plan::state::PlanState;
 
@@ -41,30 +43,36 @@ fn jitter(max_secs: u64) -> chrono::Duration {
     chrono::Duration::milliseconds(rand::random::<u64>() as i64 % (max_secs as i64 * 1000))
 }
 
-/// When each scheduled plan runs next: now for one that missed a run while the service
-/// was down, else its next due time after now.
-fn first_times(svc: &Service, now: DateTime<Utc>) -> BTreeMap<String, DateTime<Utc>> {
+/// A plan's task: what the scheduler keeps a due time for.
+type Key = (String, Task);
+
+/// When each scheduled plan task runs next: now for one that missed a run while the
+/// service was down, else its next due time after now.
+fn first_times(svc: &Service, now: DateTime<Utc>) -> BTreeMap<Key, DateTime<Utc>> {
     let dir = svc.state_root.join("plans");
     let mut due = BTreeMap::new();
     for plan in svc.config.plans.values() {
         let st = PlanState::load(&dir, &plan.name);
         svc.metrics.plan_state(&plan.name, &st);
-        let Some(s) = &plan.schedule else { continue };
-        let missed = st
-            .last_run
-            .as_ref()
-            .and_then(|r| s.next_after(r.started))
-            .is_some_and(|t| t <= now);
-        let at = if missed {
-            tracing::info!(plan = %plan.name, "a scheduled run was missed while the service was down: running it now");
-            Some(now)
-        } else {
-            s.next_after(now)
-                .map(|t| t + jitter(svc.config.service.jitter_secs))
-        };
-        if let Some(at) = at {
-            svc.metrics.next_run(&plan.name, at);
-            due.insert(plan.name.clone(), at);
+        for task in Task::ALL {
+            let Some(s) = task.schedule(plan) else {
+                continue;
+            };
+            let missed = st
+                .last(task.as_str())
+                .and_then(|r| s.next_after(r.started))
+                .is_some_and(|t| t <= now);
+            let at = if missed {
+                tracing::info!(plan = %plan.name, task = task.as_str(), "a scheduled run was missed while the service was down: running it now");
+                Some(now)
+            } else {
+                s.next_after(now)
+                    .map(|t| t + jitter(svc.config.service.jitter_secs))
+            };
+            if let Some(at) = at {
+                svc.metrics.next_run(&plan.name, task, at);
+                due.insert((plan.name.clone(), task), at);
+            }
         }
     }
     due
@@ -100,6 +108,7 @@ fn check_stale(svc: &Service, alerted: &mut HashMap<String, Option<DateTime<Utc>
         alerted.insert(plan.name.clone(), st.last_success);
         let host = plan.host.clone().unwrap_or_else(crate::sysinfo::hostname);
         let notice = Notice {
+            task: "backup".into(),
             event: Event::Stale,
             plan: plan.name.clone(),
             host: host.clone(),
@@ -150,33 +159,36 @@ fn run(svc: &Arc<Service>, stop: &AtomicBool) {
             lag_checked = std::time::Instant::now();
         }
         let now = Utc::now();
-        let ready: Vec<String> = due
+        let ready: Vec<Key> = due
             .iter()
             .filter(|(_, t)| **t <= now)
-            .map(|(p, _)| p.clone())
+            .map(|(k, _)| k.clone())
             .collect();
-        for name in ready {
-            match svc.run_plan(&name, "scheduler") {
-                Ok(job) => tracing::info!(plan = %name, job = %job.id, "scheduled run queued"),
+        for key in ready {
+            let (name, task) = (&key.0, key.1);
+            match svc.run_plan(name, task, "scheduler") {
+                Ok(job) => {
+                    tracing::info!(plan = %name, task = task.as_str(), job = %job.id, "scheduled run queued")
+                }
                 Err(p) => {
-                    svc.metrics.skipped(&name);
-                    tracing::warn!(plan = %name, "scheduled run skipped: {}", p.detail);
+                    svc.metrics.skipped(name, task);
+                    tracing::warn!(plan = %name, task = task.as_str(), "scheduled run skipped: {}", p.detail);
                 }
             }
             let next = svc
                 .config
                 .plans
-                .get(&name)
-                .and_then(|p| p.schedule.as_ref())
-                .and_then(|s| s.next_after(now.max(due[&name])));
+                .get(name)
+                .and_then(|p| task.schedule(p))
+                .and_then(|s| s.next_after(now.max(due[&key])));
             match next {
                 Some(t) => {
                     let t = t + jitter(svc.config.service.jitter_secs);
-                    svc.metrics.next_run(&name, t);
-                    due.insert(name, t);
+                    svc.metrics.next_run(name, task, t);
+                    due.insert(key, t);
                 }
                 None => {
-                    due.remove(&name);
+                    due.remove(&key);
                 }
             }
         }

@@ -392,3 +392,27 @@ pub fn objects(repo: &Path) -> std::collections::BTreeMap<String, u64> {
     }
     out
 }
+
+/// A real SMTP server (aiosmtpd, printing each message to its stdout) on a free loopback
+/// port, or None when the test servers are not required and it is not installed.
+pub fn smtp_sink() -> Option<(std::process::Child, u16)> {
+    let aiosmtpd = service("REPO_TEST_AIOSMTPD")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let sink = Command::new(&aiosmtpd)
+        .args(["-n", "-l", &format!("127.0.0.1:{port}")])
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("aiosmtpd");
+    // Wait until it accepts connections.
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "aiosmtpd did not start");
+    Some((sink, port))
+}

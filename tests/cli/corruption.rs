@@ -227,3 +227,66 @@ fn a_damaged_tree_is_its_own_finding_with_the_snapshots_and_paths_it_hurts() {
     assert!(!kinds.contains(&"tree_damaged"), "{kinds:?}");
     let _ = &s.src;
 }
+
+/// `check --read-data-subset`: groups `1/2` and `2/2` read every pack exactly once between
+/// them and only the one holding the damaged pack fails; a percentage and a size read what
+/// they say; bad values and `--read-data` with a subset are refused.
+#[test]
+fn a_read_data_subset_reads_its_packs_and_two_groups_cover_them_all() {
+    let s = setup();
+    let pack = victim_pack(&s);
+    flip_byte(&pack, 1000);
+    let check = |subset: &str| {
+        let o = s
+            .env
+            .run(&["check", "--read-data-subset", subset, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&o.stderr));
+        });
+        (o.status.code(), v)
+    };
+    let finds = |v: &serde_json::Value| {
+        v["findings"].as_array().unwrap().iter().any(|f| {
+            f["kind"] == "blob_damaged" && f["message"].as_str().unwrap().contains(&short(&pack))
+        })
+    };
+    let (c1, g1) = check("1/2");
+    let (c2, g2) = check("2/2");
+    let packs = g1["packs"].as_u64().unwrap();
+    assert!(packs >= 4, "{g1}");
+    assert_eq!(
+        g1["packs_read"].as_u64().unwrap() + g2["packs_read"].as_u64().unwrap(),
+        packs,
+        "the two groups read every pack once: {g1} {g2}"
+    );
+    assert!(g1["packs_read"].as_u64().unwrap() < packs);
+    assert_ne!(finds(&g1), finds(&g2), "exactly one group holds the damage");
+    assert_eq!(if finds(&g1) { c1 } else { c2 }, Some(1));
+    assert_eq!(if finds(&g1) { c2 } else { c1 }, Some(0));
+
+    let (code, all) = check("100%");
+    assert_eq!(code, Some(1));
+    assert!(finds(&all), "{all}");
+    assert_eq!(all["packs_read"].as_u64().unwrap(), packs);
+    let (_, one) = check("1B");
+    assert_eq!(one["packs_read"], 1, "{one}");
+    let (_, half) = check("50%");
+    assert_eq!(
+        half["packs_read"].as_u64().unwrap(),
+        packs.div_ceil(2),
+        "{half}"
+    );
+
+    for bad in [
+        &["--read-data-subset", "0%"][..],
+        &["--read-data-subset", "3/2"],
+        &["--read-data-subset", "5%", "--read-data"],
+    ] {
+        let mut args = vec!["check"];
+        args.extend_from_slice(bad);
+        let o = s.env.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("read-data"), "{bad:?}: {err}");
+    }
+}

@@ -53,6 +53,8 @@ mod object_store;
 #[cfg(feature = "testing")]
 mod operation_log;
 #[cfg(feature = "testing")]
+mod plan_tasks;
+#[cfg(feature = "testing")]
 mod plans;
 #[cfg(feature = "testing")]
 mod prune_windows;

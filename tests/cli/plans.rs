@@ -555,28 +555,11 @@ on = ["failure", "success", "recovered"]
 
 #[test]
 fn a_failed_run_is_emailed_through_a_real_smtp_server() {
-    let Some(aiosmtpd) = crate::common::service("REPO_TEST_AIOSMTPD") else {
+    let Some((mut sink, port)) = crate::common::smtp_sink() else {
         return;
     };
     let env = Env::new();
     env.init();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let mut sink = std::process::Command::new(&aiosmtpd)
-        .args(["-n", "-l", &format!("127.0.0.1:{port}")])
-        .env("PYTHONUNBUFFERED", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("aiosmtpd");
-    // Wait until it accepts connections.
-    let up = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "aiosmtpd did not start");
     let src = source_tree(&env);
     let config = format!(
         r#"[repositories.main]

@@ -3,36 +3,13 @@
 //! webhook and a real SMTP server, SIGTERM waits then cancels cleanly, and a
 //! non-loopback address needs TLS.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{service, Env};
+use crate::common::{smtp_sink, Env};
 use crate::plans::listener;
 use crate::serve_client::{config, token, Server};
-
-fn smtp_sink() -> (std::process::Child, u16) {
-    let aiosmtpd =
-        service("REPO_TEST_AIOSMTPD").expect("REPO_TEST_AIOSMTPD (scripts/test sets it)");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let sink = std::process::Command::new(&aiosmtpd)
-        .args(["-n", "-l", &format!("127.0.0.1:{port}")])
-        .env("PYTHONUNBUFFERED", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("aiosmtpd");
-    let up = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "aiosmtpd did not start");
-    (sink, port)
-}
 
 fn runs_of<'a>(jobs: &'a Value, plan: &str) -> Vec<&'a Value> {
     let mut v: Vec<&Value> = jobs
@@ -53,7 +30,7 @@ fn schedules_never_overlap_and_a_missed_run_catches_up_and_alerts() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("f"), "x").unwrap();
     let (hook_url, got) = listener(200);
-    let (mut smtp, port) = smtp_sink();
+    let (mut smtp, port) = smtp_sink().expect("the SMTP test server");
     config(
         &env,
         &format!(

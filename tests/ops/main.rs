@@ -147,7 +147,15 @@ fn snapshot_restore_check_forget_prune_as_library_calls() {
     restore::run(&repo, &restore_into(&out2, SnapshotRef::latest()), &ctx).expect("restore 2");
     assert_eq!(contents(&restored(&out2, &src)), contents(&src));
 
-    let c = check::run(&repo, &check::CheckRequest { read_data: true }, &ctx).expect("check");
+    let c = check::run(
+        &repo,
+        &check::CheckRequest {
+            read_data: true,
+            ..Default::default()
+        },
+        &ctx,
+    )
+    .expect("check");
     assert!(c.findings.is_empty(), "{:?}", c.findings);
     assert_eq!(c.snapshots, 2);
 
@@ -175,7 +183,15 @@ fn snapshot_restore_check_forget_prune_as_library_calls() {
     let json = serde_json::to_value(&pr).unwrap();
     assert!(json["bytes_freed"].as_u64().unwrap() > 0);
 
-    let c = check::run(&repo, &check::CheckRequest { read_data: true }, &ctx).expect("check");
+    let c = check::run(
+        &repo,
+        &check::CheckRequest {
+            read_data: true,
+            ..Default::default()
+        },
+        &ctx,
+    )
+    .expect("check");
     assert!(c.findings.is_empty(), "{:?}", c.findings);
     let out3 = f.path("out3");
     restore::run(&repo, &restore_into(&out3, SnapshotRef::latest()), &ctx).expect("restore 3");
@@ -279,7 +295,15 @@ fn a_cancelled_snapshot_commits_nothing_and_releases_its_lock() {
         &ctx,
     )
     .expect("prune after a cancelled snapshot");
-    let c = check::run(&repo, &check::CheckRequest { read_data: true }, &ctx).unwrap();
+    let c = check::run(
+        &repo,
+        &check::CheckRequest {
+            read_data: true,
+            ..Default::default()
+        },
+        &ctx,
+    )
+    .unwrap();
     assert!(c.findings.is_empty(), "{:?}", c.findings);
     snapshot::run(&repo, &snapshot_of(&[&src]), &ctx).expect("snapshot after cancel");
 }

@@ -6,6 +6,7 @@
 
 mod oplog;
 mod packs;
+mod subset;
 mod trees;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use crate::index::BlobLocation;
 use crate::ops::context::{Ctx, Phase};
 use crate::progress::Progress;
 use crate::repository::Repository;
+pub use subset::DataSubset;
 
 /// How serious a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -124,8 +126,10 @@ pub struct CheckReport {
     pub slices: usize,
     /// Operation-log records read.
     pub log_records: usize,
-    /// Bytes read and verified with `--read-data`.
+    /// Bytes read and verified with `--read-data` (or a subset).
     pub bytes_read: u64,
+    /// Packs read in full.
+    pub packs_read: usize,
     /// Everything wrong, errors first.
     pub findings: Vec<Finding>,
 }
@@ -170,6 +174,28 @@ pub(crate) struct SegmentIndex {
 pub struct CheckRequest {
     /// Also read, decrypt and re-hash every blob of every pack.
     pub read_data: bool,
+    /// Read only these packs in full (implies reading data).
+    pub read_data_subset: Option<DataSubset>,
+}
+
+/// Which packs a check reads in full.
+pub(crate) enum DataRead {
+    /// None: sizes and trailers only.
+    Nothing,
+    /// Every pack.
+    All,
+    /// A subset.
+    Subset(DataSubset),
+}
+
+impl CheckRequest {
+    fn data_read(&self) -> DataRead {
+        match (self.read_data_subset, self.read_data) {
+            (Some(s), _) => DataRead::Subset(s),
+            (None, true) => DataRead::All,
+            (None, false) => DataRead::Nothing,
+        }
+    }
 }
 
 /// Audits the repository under the shared lock. Damage is reported as findings (see
@@ -177,14 +203,14 @@ pub struct CheckRequest {
 pub fn run(repo: &Repository, req: &CheckRequest, ctx: &Ctx) -> Result<CheckReport> {
     let _lock = repo.lock_for(crate::lock::LockKind::Shared, "check")?;
     let progress = ctx.phase(Phase::Checking);
-    let r = audit(repo, req.read_data, ctx, &progress);
+    let r = audit(repo, &req.data_read(), ctx, &progress);
     ctx.phase_done(Phase::Checking);
     r
 }
 
 fn audit(
     repo: &Repository,
-    read_data: bool,
+    read_data: &DataRead,
     ctx: &Ctx,
     progress: &Progress,
 ) -> Result<CheckReport> {

@@ -85,7 +85,7 @@ fn add_packs(idx: &mut SegmentIndex, packs: Vec<crate::index::segment::PackRecor
 pub(super) fn check_packs(
     repo: &Repository,
     index: &SegmentIndex,
-    read_data: bool,
+    read_data: &super::DataRead,
     progress: &Progress,
     ctx: &crate::ops::context::Ctx,
     report: &mut CheckReport,
@@ -130,17 +130,28 @@ pub(super) fn check_packs(
         .store(index.packs.values().sum(), Relaxed);
     progress.totals_final.store(true, Relaxed);
 
-    let mut packs: Vec<(&PackId, &u64)> = index.packs.iter().collect();
+    let mut packs: Vec<(PackId, u64)> = index.packs.iter().map(|(p, s)| (*p, *s)).collect();
     packs.sort();
+    let subset = match read_data {
+        super::DataRead::Subset(s) => Some(s.select(&packs)),
+        _ => None,
+    };
+    let reads = |id: &PackId| match read_data {
+        super::DataRead::Nothing => false,
+        super::DataRead::All => true,
+        super::DataRead::Subset(_) => subset.as_ref().is_some_and(|s| s.contains(id)),
+    };
     let results: Vec<PackResult> = crate::backend::with_read_threads(repo.backend(), || {
         packs
             .par_iter()
             .filter(|_| !ctx.cancelled())
             .map(|(id, size)| {
                 let blobs = by_pack.get(id).map(Vec::as_slice).unwrap_or(&[]);
-                let mut r = check_one(repo, id, **size, present.get(id).copied(), blobs, read_data);
-                progress.done(1, **size);
-                r.read = if read_data { **size } else { 0 };
+                let read_data = reads(id);
+                let mut r = check_one(repo, id, *size, present.get(id).copied(), blobs, read_data);
+                progress.done(1, *size);
+                r.read = if read_data { *size } else { 0 };
+                r.read_data = read_data;
                 if let Some((_, why)) = &r.whole {
                     r.bad = blobs.iter().map(|b| (b.1, why.clone())).collect();
                 }
@@ -152,6 +163,8 @@ pub(super) fn check_packs(
     let mut damaged = Damaged::new();
     for r in results {
         report.bytes_read += r.read;
+        report.packs_read += usize::from(r.read_data && r.whole.is_none());
+        let read_data = r.read_data;
         let pack = r.pack;
         if let Some(t) = &r.trailer {
             // The blobs are reached through the index, not the trailer: only a rebuild
@@ -205,6 +218,8 @@ struct PackResult {
     trailer: Option<String>,
     /// Bytes read from the backend.
     read: u64,
+    /// Whether its blobs were read.
+    read_data: bool,
 }
 
 /// Checks one pack: its presence and size, its trailer, and with `read_data` every blob
@@ -223,6 +238,7 @@ fn check_one(
         whole: None,
         trailer: None,
         read: 0,
+        read_data,
     };
     let Some(actual) = actual else {
         r.whole = Some((

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use super::{RunEnv, RunReport, Runner, Status};
+use super::{RunEnv, RunReport, Runner, Status, Task};
 use crate::error::Result;
 use crate::journal::{self, Record, Sink};
 use crate::ops::forget;
@@ -143,11 +143,16 @@ impl Runner<'_> {
 }
 
 fn notice(r: &RunReport, event: Event) -> Notice {
+    let (done, what) = match r.task {
+        Task::Backup => ("backed up", String::new()),
+        Task::Check => ("checked, no damage found", "check ".to_string()),
+        Task::Prune => ("pruned", "prune ".to_string()),
+    };
     let message = match r.status {
-        Status::Ok => format!("plan {} on {}: backed up", r.plan, r.host),
-        Status::Warnings => format!("plan {} on {}: backed up, with warnings", r.plan, r.host),
+        Status::Ok => format!("plan {} on {}: {done}", r.plan, r.host),
+        Status::Warnings => format!("plan {} on {}: {done}, with warnings", r.plan, r.host),
         Status::Skipped | Status::Failed | Status::Cancelled => format!(
-            "plan {} on {}: {} — {}",
+            "plan {} on {}: {what}{} — {}",
             r.plan,
             r.host,
             r.status.as_str(),
@@ -157,6 +162,7 @@ fn notice(r: &RunReport, event: Event) -> Notice {
     Notice {
         event,
         plan: r.plan.clone(),
+        task: r.task.as_str().to_string(),
         host: r.host.clone(),
         operation: r.operation.clone(),
         status: r.status.as_str().to_string(),
@@ -168,12 +174,19 @@ fn notice(r: &RunReport, event: Event) -> Notice {
     }
 }
 
-/// The events a finished run raises, given what this host remembers.
+/// The events a finished run raises, given what this host remembers. A check or prune
+/// raises only `failure` and `recovered`: `success` and `stale` speak of backups.
 fn events(report: &RunReport, plan: &Plan, before: &PlanState) -> Vec<Event> {
     let failed_before = before
-        .last_run
-        .as_ref()
+        .last(report.task.as_str())
         .is_some_and(|r| r.status == "failed" || r.status == "skipped");
+    if report.task != Task::Backup {
+        return match report.status {
+            Status::Ok | Status::Warnings if failed_before => vec![Event::Recovered],
+            Status::Ok | Status::Warnings => Vec::new(),
+            _ => vec![Event::Failure],
+        };
+    }
     match report.status {
         Status::Ok | Status::Warnings => {
             let mut ev = vec![if report.status == Status::Ok {
@@ -221,14 +234,17 @@ pub(super) fn finish(
         }
     }
     let mut state = state_before;
-    state.last_run = Some(RunRecord {
-        id: report.operation.clone(),
-        started: report.started,
-        finished: report.finished,
-        status: report.status.as_str().to_string(),
-        snapshot: report.snapshot.clone(),
-    });
-    if matches!(report.status, Status::Ok | Status::Warnings) {
+    state.set_last(
+        report.task.as_str(),
+        RunRecord {
+            id: report.operation.clone(),
+            started: report.started,
+            finished: report.finished,
+            status: report.status.as_str().to_string(),
+            snapshot: report.snapshot.clone(),
+        },
+    );
+    if report.task == Task::Backup && matches!(report.status, Status::Ok | Status::Warnings) {
         state.last_success = Some(report.finished);
     }
     if let Err(e) = state.save(&env.state_dir, &plan.name) {
@@ -237,7 +253,7 @@ pub(super) fn finish(
     if let Err(e) = write_report(env, &report) {
         tracing::warn!("writing the run report: {e}");
     }
-    let mut rec = Record::start("run", &env.command);
+    let mut rec = Record::start(report.task.record_kind(), &env.command);
     rec.id = report.operation.clone();
     rec.plan = Some(plan.name.clone());
     rec.token = env.token.clone();

@@ -23,6 +23,7 @@ use crate::repository::Repository;
 use crate::selection::SnapshotFilter;
 
 mod finish;
+mod maintain;
 use finish::finish;
 
 /// `run`: which plan.
@@ -33,6 +34,67 @@ pub struct RunRequest {
     pub plan: String,
     /// Open the repositories and read the sources' settings, change nothing, run no hook.
     pub dry_run: bool,
+    /// The backup (default), or only the plan's check or prune.
+    pub task: Task,
+}
+
+/// What of a plan to run.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Hooks, snapshot, copies, retention, the check unless it has its own schedule.
+    #[default]
+    Backup,
+    /// The plan's check policy on its repository.
+    Check,
+    /// A prune of its repository with the plan's prune settings.
+    Prune,
+}
+
+impl Task {
+    /// All of them, in the order `repo plans` shows them.
+    pub const ALL: [Task; 3] = [Task::Backup, Task::Check, Task::Prune];
+
+    /// As in reports, job kinds and the operation log (`run` for a backup).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Backup => "backup",
+            Task::Check => "check",
+            Task::Prune => "prune",
+        }
+    }
+
+    /// The operation-log kind of a run of this task.
+    pub fn record_kind(self) -> &'static str {
+        match self {
+            Task::Backup => "run",
+            Task::Check => "check",
+            Task::Prune => "prune",
+        }
+    }
+
+    /// Reads "backup", "check" or "prune".
+    pub fn parse(s: &str) -> Result<Task> {
+        match s {
+            "backup" => Ok(Task::Backup),
+            "check" => Ok(Task::Check),
+            "prune" => Ok(Task::Prune),
+            other => Err(crate::Error::Invalid(format!(
+                "task {other:?}: use backup, check or prune"
+            ))),
+        }
+    }
+
+    /// When `plan` runs this task on its own (`None`: never on a schedule).
+    pub fn schedule(self, plan: &Plan) -> Option<&crate::plan::Schedule> {
+        match self {
+            Task::Backup => plan.schedule.as_ref(),
+            Task::Check => plan.check.schedule.as_ref().filter(|_| plan.check.enabled),
+            Task::Prune => plan.prune.as_ref().map(|p| &p.schedule),
+        }
+    }
 }
 
 /// Opens a configured repository (the face decides how to ask for a password the
@@ -114,6 +176,9 @@ pub struct RunReport {
     pub plan: String,
     pub repository: String,
     pub host: String,
+    /// backup, check or prune.
+    #[serde(default)]
+    pub task: Task,
     pub dry_run: bool,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
@@ -146,6 +211,7 @@ pub fn run(env: &RunEnv, req: &RunRequest, ctx: &Ctx) -> Result<RunReport> {
             plan: plan.name.clone(),
             repository: repo_conf.name.clone(),
             host: plan.host.clone().unwrap_or_else(crate::sysinfo::hostname),
+            task: req.task,
             dry_run: req.dry_run,
             started: Utc::now(),
             finished: Utc::now(),
@@ -161,6 +227,18 @@ pub fn run(env: &RunEnv, req: &RunRequest, ctx: &Ctx) -> Result<RunReport> {
     if req.dry_run {
         r.dry_run(repo_conf);
         return Ok(r.finish_report());
+    }
+    if req.task != Task::Backup {
+        r.maintain(repo_conf, req.task);
+        let sink = r.sink.take();
+        let report = r.finish_report();
+        return Ok(finish(
+            env,
+            plan,
+            report,
+            sink.as_ref(),
+            &repo_conf.location,
+        ));
     }
     r.start_pings();
     let before = r.hook("before", plan.hooks.before.as_deref());
@@ -278,12 +356,16 @@ impl Runner<'_> {
             let r = self.forget(&repo, ret);
             self.step("forget".into(), t, r);
         }
-        if self.plan.check.enabled {
-            let t = Instant::now();
-            let req = check::CheckRequest {
-                read_data: self.plan.check.read_data,
-            };
-            match check::run(&repo, &req, self.ctx) {
+        if self.plan.check.after_each_run() {
+            self.check(&repo);
+        }
+    }
+
+    /// The plan's check policy against `repo`: damage fails the step.
+    fn check(&mut self, repo: &Repository) {
+        let t = Instant::now();
+        {
+            match check::run(repo, &self.plan.check.request(), self.ctx) {
                 // Damage fails the step, and its report (the findings) stays in it.
                 Ok(rep) if rep.errors() > 0 => {
                     let error = format!("check found {} error(s); see its report", rep.errors());

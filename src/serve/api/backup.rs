@@ -109,7 +109,7 @@ pub async fn create(
         }
         return Ok((
             StatusCode::ACCEPTED,
-            Json(svc.run_plan(plan, &caller.name)?),
+            Json(svc.run_plan(plan, crate::ops::run::Task::Backup, &caller.name)?),
         ));
     }
     if b.paths.is_empty() {

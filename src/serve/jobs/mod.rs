@@ -219,21 +219,22 @@ impl Jobs {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `work`. A plan already queued or running is a conflict: one plan never
-    /// runs twice at once.
+    /// Queues `work`. A plan's task (backup run, check, prune) already queued or running
+    /// is a conflict: one never runs twice at once.
     pub fn submit(self: &Arc<Self>, spec: JobSpec, work: Work) -> Result<JobView, Problem> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Problem::unavailable("the service is shutting down"));
         }
         let mut t = self.lock();
         if let Some(plan) = &spec.plan {
-            if let Some(j) = t
-                .jobs
-                .values()
-                .find(|j| j.view.plan.as_ref() == Some(plan) && !j.view.state.done())
-            {
+            if let Some(j) = t.jobs.values().find(|j| {
+                j.view.plan.as_ref() == Some(plan)
+                    && j.view.kind == spec.kind
+                    && !j.view.state.done()
+            }) {
                 return Err(Problem::conflict(format!(
-                    "plan {plan:?} is already {} as job {}",
+                    "plan {plan:?}: its {} is already {} as job {}",
+                    spec.kind,
                     j.view.state.as_str(),
                     j.view.id
                 )));
