@@ -91,13 +91,14 @@ impl FromRequestParts<Arc<Service>> for Caller {
         };
         match svc.tokens.verify(token) {
             Ok(Some(t)) => {
-                if let Some(who) = parts.extensions.get::<super::api::Who>() {
-                    *who.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.name.clone());
-                }
-                Ok(Caller {
+                let caller = Caller {
                     name: t.name,
                     role: t.role,
-                })
+                };
+                if let Some(who) = parts.extensions.get::<super::api::Who>() {
+                    *who.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(caller.clone());
+                }
+                Ok(caller)
             }
             Ok(None) => {
                 svc.limiter.failed(ip);

@@ -9,6 +9,7 @@
 //! reports into JSON.
 
 pub mod api;
+pub mod audit;
 mod auth;
 pub mod follow;
 pub mod jobs;
@@ -109,6 +110,8 @@ pub struct Service {
     /// Repositories whose statistics are being computed.
     stats_busy: Mutex<std::collections::HashSet<String>>,
     limiter: auth::Limiter,
+    /// Every HTTP request.
+    audit: audit::AuditLog,
     state_root: PathBuf,
     pub started: DateTime<Utc>,
 }
@@ -323,6 +326,7 @@ pub fn run(config: Config, opts: ServeOptions) -> Result<()> {
         followers: follow::Followers::default(),
         stats_busy: Mutex::default(),
         limiter: auth::Limiter::default(),
+        audit: audit::AuditLog::new(&opts.state_root),
         state_root: opts.state_root,
         started: Utc::now(),
         config,

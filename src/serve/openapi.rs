@@ -31,13 +31,13 @@ impl Modify for Bearer {
         api::recovery::status, api::recovery::history,
         api::jobs::list, api::jobs::show, api::jobs::cancel, api::jobs::events,
         api::plans::list, api::plans::run,
-        api::tokens::list, api::tokens::create, api::tokens::revoke,
+        api::tokens::list, api::tokens::create, api::tokens::revoke, api::audit::list,
         api::healthz, api::metrics, api::openapi,
     ),
     components(schemas(Problem, JobView, JobState, ProgressView, MessageView, Role, TokenInfo,
         api::Health, api::backup::CreateBackup, api::backup::SnapshotDetail, api::backup::TopEntry,
         api::recovery::RestoreBody, api::plans::PlanView, api::plans::TaskView, api::tokens::NewToken,
-        api::tokens::CreatedToken, super::follow::FollowView)),
+        api::tokens::CreatedToken, super::follow::FollowView, super::audit::AuditEntry)),
     modifiers(&Bearer),
 )]
 struct Doc;

@@ -57,6 +57,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)>
         ("POST", "/api/plans/nope/run", None, "operator"),
         ("DELETE", "/api/backup/00000000", None, "admin"),
         ("GET", "/api/tokens", None, "admin"),
+        ("GET", "/api/audit", None, "admin"),
     ]
 }
 
@@ -315,6 +316,59 @@ fn backup_restore_verify_forget_through_the_api() {
     let (s, _) = srv.call("DELETE", "/api/tokens/tmp", Some(&admin), None);
     assert_eq!(s, 204);
     assert_eq!(srv.call("GET", "/api/jobs", Some(&tmp), None).0, 401);
+
+    // The audit log has every call: reads, token changes, the refused one.
+    let audit = srv.get("/api/audit?limit=10000", &admin);
+    let calls: Vec<(String, String, u64, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_string(),
+                e["route"].as_str().unwrap().to_string(),
+                e["status"].as_u64().unwrap(),
+                e["token"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("GET", "/api/backup/list", 200, "dash"),
+        ("POST", "/api/tokens", 201, "root"),
+        ("DELETE", "/api/tokens/{name}", 204, "root"),
+        ("GET", "/api/jobs", 200, "tmp"),
+        ("GET", "/api/jobs", 401, "-"),
+        ("POST", "/api/recovery/restore", 202, "ops-bot"),
+    ] {
+        let want = (
+            want.0.to_string(),
+            want.1.to_string(),
+            want.2,
+            want.3.to_string(),
+        );
+        assert!(
+            calls.contains(&want),
+            "{want:?} not in the audit log: {calls:?}"
+        );
+    }
+    assert_eq!(audit[0]["ip"], "127.0.0.1", "{}", audit[0]);
+    let only = srv.get("/api/audit?token=tmp", &admin);
+    assert!(
+        only.as_array().unwrap().iter().all(|e| e["token"] == "tmp"),
+        "{only}"
+    );
+    assert_eq!(srv.call("GET", "/api/audit", Some(&viewer), None).0, 403);
+    assert_eq!(
+        srv.call("GET", "/api/audit?limit=0", Some(&admin), None).0,
+        400
+    );
+    let audit_file = env.path("home/.local/state/repo/audit.jsonl");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&audit_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let audit_text = std::fs::read_to_string(&audit_file).unwrap();
     let (code, log) = srv.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(
@@ -334,6 +388,10 @@ fn backup_restore_verify_forget_through_the_api() {
         assert!(
             !log.contains(secret.as_str()),
             "a secret in the service log"
+        );
+        assert!(
+            !audit_text.contains(secret.as_str()),
+            "a secret in the audit log"
         );
     }
 }

@@ -3,6 +3,7 @@
 //! `/api/tokens/*`; this file holds the router, `/healthz`, `/metrics`, the OpenAPI
 //! document and the extractors that turn bad input into problem documents.
 
+pub mod audit;
 pub mod backup;
 pub mod jobs;
 pub mod plans;
@@ -101,6 +102,7 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/api/plans/{name}/run", post(plans::run))
         .route("/api/tokens", get(tokens::list).post(tokens::create))
         .route("/api/tokens/{name}", axum::routing::delete(tokens::revoke))
+        .route("/api/audit", get(audit::list))
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
@@ -116,30 +118,42 @@ async fn not_found() -> Problem {
 
 /// Who made a request, filled in by the [`Caller`] extractor for the access log.
 #[derive(Clone, Default)]
-pub struct Who(pub Arc<std::sync::Mutex<Option<String>>>);
+pub struct Who(pub Arc<std::sync::Mutex<Option<Caller>>>);
 
-/// Counts each request by route, method and status, and logs it with the caller's token
-/// name (never the token) and how long it took.
+/// Counts each request by route, method and status, logs it with the caller's token
+/// name (never the token) and how long it took, and appends it to the audit log.
 async fn count(State(svc): State<Arc<Service>>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "-".to_string(), |c| c.0.ip().to_string());
     let who = Who::default();
     req.extensions_mut().insert(who.clone());
     let started = std::time::Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16();
     svc.metrics.http(&route, &method, status);
-    let by = who
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-        .unwrap_or_else(|| "-".into());
+    let caller = who.0.lock().unwrap_or_else(|p| p.into_inner()).take();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let by = caller.as_ref().map_or("-", |c| c.name.as_str());
     tracing::info!(%method, %route, status, token = %by, ms, "request");
+    svc.audit.write(&super::audit::AuditEntry {
+        time: chrono::Utc::now(),
+        method,
+        route,
+        path,
+        status,
+        token: caller.as_ref().map(|c| c.name.clone()),
+        role: caller.map(|c| c.role.as_str().to_string()),
+        ip,
+        ms,
+    });
     res
 }
 
