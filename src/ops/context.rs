@@ -100,6 +100,15 @@ pub enum Event {
         /// The lost range.
         gap: Gap,
     },
+    /// The oplog was read up to the server's present: what the server said of itself.
+    Polled {
+        /// The server's clock when the read began.
+        server_time: Option<chrono::DateTime<chrono::Utc>>,
+        /// The newest write the server had committed then (the oplog's head).
+        head: Option<ClusterTime>,
+        /// Everything up to here has been read.
+        read_until: ClusterTime,
+    },
     /// Reading failed (server down, network); trying again after a pause.
     Retrying {
         /// What failed.

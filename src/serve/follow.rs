@@ -41,13 +41,46 @@ pub struct FollowView {
     pub last_error: Option<String>,
     /// When the state last changed.
     pub since: DateTime<Utc>,
+    /// The server's clock at the follower's last read of the oplog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<DateTime<Utc>>,
+    /// Seconds of oplog between the server's newest write and what has been read, at
+    /// the last read (server timestamps: no clock skew).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind_head_secs: Option<u64>,
+    /// When (this host's clock) the last read happened.
+    #[serde(skip)]
+    polled_at: Option<std::time::Instant>,
 }
 
 impl FollowView {
-    /// Seconds the capture is behind now (`None` before the first slice).
+    fn new(plan: &str) -> Self {
+        Self {
+            plan: plan.to_string(),
+            state: "starting".into(),
+            covered_until: None,
+            slices: 0,
+            gaps: 0,
+            restarts: 0,
+            last_error: None,
+            since: Utc::now(),
+            server_time: None,
+            behind_head_secs: None,
+            polled_at: None,
+        }
+    }
+
+    /// Seconds the restorable end is behind the server's present (`None` before the
+    /// first slice). The server's present is its clock at the last read plus the time
+    /// since on this host, so a skew between the two clocks does not count as lag;
+    /// before any read, this host's clock stands in.
     pub fn lag_secs(&self) -> Option<f64> {
-        self.covered_until
-            .map(|t| ((Utc::now() - t).num_milliseconds() as f64 / 1000.0).max(0.0))
+        let covered = self.covered_until?;
+        let present = match (self.server_time, self.polled_at) {
+            (Some(t), Some(at)) => t + chrono::Duration::from_std(at.elapsed()).unwrap_or_default(),
+            _ => Utc::now(),
+        };
+        Some(((present - covered).num_milliseconds() as f64 / 1000.0).max(0.0))
     }
 }
 
@@ -107,19 +140,7 @@ pub fn start(svc: &Arc<Service>) {
             .states
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                plan.name.clone(),
-                FollowView {
-                    plan: plan.name.clone(),
-                    state: "starting".into(),
-                    covered_until: None,
-                    slices: 0,
-                    gaps: 0,
-                    restarts: 0,
-                    last_error: None,
-                    since: Utc::now(),
-                },
-            );
+            .insert(plan.name.clone(), FollowView::new(&plan.name));
         let (s, name, c) = (svc.clone(), plan.name.clone(), cancel.clone());
         match std::thread::Builder::new()
             .name(format!("follow-{name}"))
@@ -200,6 +221,20 @@ impl Observer for Watch {
                 update(states, &self.plan, |v| v.gaps += 1);
                 alert(&self.svc, &self.plan, "oplog-gap", format!("the oplog rolled over past the capture: entries from {} to {} are lost; take a snapshot to restart point-in-time coverage", gap.from, gap.to));
             }
+            VerbEvent::Polled {
+                server_time,
+                head,
+                read_until,
+            } => update(states, &self.plan, |v| {
+                v.polled_at = Some(Instant::now());
+                v.server_time = *server_time;
+                v.behind_head_secs = head.map(|h| u64::from(h.t.saturating_sub(read_until.t)));
+                if v.state == "retrying" {
+                    v.state = "running".into();
+                    v.since = Utc::now();
+                    v.last_error = None;
+                }
+            }),
             VerbEvent::Retrying { error, in_secs } => update(states, &self.plan, |v| {
                 if v.state != "retrying" {
                     v.since = Utc::now();
@@ -302,5 +337,28 @@ pub fn check_lag(svc: &Service, alerted: &mut BTreeMap<String, bool>) {
             );
             alert(svc, &v.plan, "follow-lagging", what);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_measured_on_the_servers_clock() {
+        let mut v = FollowView::new("p");
+        assert_eq!(v.lag_secs(), None, "nothing sealed yet");
+        // The server's clock runs an hour behind this host's.
+        let server_now = Utc::now() - chrono::Duration::hours(1);
+        v.covered_until = Some(server_now - chrono::Duration::seconds(2));
+        let no_reading = v.lag_secs().unwrap();
+        assert!(
+            no_reading > 3600.0,
+            "before a reading, this host's clock: {no_reading}"
+        );
+        v.server_time = Some(server_now);
+        v.polled_at = Some(Instant::now());
+        let lag = v.lag_secs().unwrap();
+        assert!((1.9..3.0).contains(&lag), "{lag}");
     }
 }

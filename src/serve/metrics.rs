@@ -60,6 +60,7 @@ pub struct Metrics {
     skipped: Family<Labels, Counter>,
     follow_up: Family<Labels, Gauge>,
     follow_lag: Family<Labels, FGauge>,
+    follow_behind: Family<Labels, Gauge>,
     follow_covered: Family<Labels, FGauge>,
     follow_gaps: Family<Labels, Gauge>,
     follow_restarts: Family<Labels, Gauge>,
@@ -91,6 +92,7 @@ impl Metrics {
             skipped: Family::default(),
             follow_up: Family::default(),
             follow_lag: Family::default(),
+            follow_behind: Family::default(),
             follow_covered: Family::default(),
             follow_gaps: Family::default(),
             follow_restarts: Family::default(),
@@ -199,8 +201,13 @@ impl Metrics {
             );
             r.register(
                 "follow_lag_seconds",
-                "How far the follower's restorable end is behind now",
+                "How far the follower's restorable end is behind the server's present (server clock)",
                 m.follow_lag.clone(),
+            );
+            r.register(
+                "follow_behind_head_seconds",
+                "Seconds of oplog between the server's newest write and what the follower has read",
+                m.follow_behind.clone(),
             );
             r.register(
                 "follow_covered_until_timestamp_seconds",
@@ -370,6 +377,9 @@ impl Metrics {
             self.follow_restarts
                 .get_or_create(&p)
                 .set(f.restarts as i64);
+            if let Some(b) = f.behind_head_secs {
+                self.follow_behind.get_or_create(&p).set(b as i64);
+            }
             if let (Some(lag), Some(c)) = (f.lag_secs(), f.covered_until) {
                 self.follow_lag.get_or_create(&p).set(lag);
                 self.follow_covered

@@ -53,13 +53,18 @@ pub struct ServeOptions {
     pub tokens: TokenStore,
 }
 
+/// One repository's place in the cache: empty until opened.
+type Slot = Arc<Mutex<Option<Arc<Repository>>>>;
+
 /// Configured repositories, each opened once and shared by every job and request, so
 /// they share one local index.
 pub struct RepoCache {
     confs: std::collections::BTreeMap<String, RepositoryConf>,
     cache_root: PathBuf,
     lock_wait: Duration,
-    open: Mutex<HashMap<String, Arc<Repository>>>,
+    /// One slot per repository: opening one (a key derivation, the local index) holds
+    /// only its own slot, so requests for the others go on meanwhile.
+    open: Mutex<HashMap<String, Slot>>,
 }
 
 impl RepoCache {
@@ -69,8 +74,15 @@ impl RepoCache {
             .confs
             .get(name)
             .ok_or_else(|| Error::Invalid(format!("no repository {name:?} in the config file")))?;
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = open.get(name) {
+        let slot = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = slot.as_ref() {
             return Ok(r.clone());
         }
         if matches!(conf.password, crate::plan::PasswordSource::Ask) {
@@ -81,7 +93,7 @@ impl RepoCache {
         let mut r = crate::plan::open_repository(conf, &self.cache_root, None)?;
         r.set_lock_wait(self.lock_wait);
         let r = Arc::new(r);
-        open.insert(name.to_string(), r.clone());
+        *slot = Some(r.clone());
         Ok(r)
     }
 
@@ -107,8 +119,8 @@ pub struct Service {
     pub tokens: TokenStore,
     metrics: Arc<metrics::Metrics>,
     followers: follow::Followers,
-    /// Repositories whose statistics are being computed.
-    stats_busy: Mutex<std::collections::HashSet<String>>,
+    /// Repositories whose statistics are being computed, and whether they changed since.
+    stats_busy: Mutex<HashMap<String, bool>>,
     limiter: auth::Limiter,
     /// Every HTTP request.
     audit: audit::AuditLog,
@@ -247,37 +259,52 @@ impl Service {
 }
 
 impl Service {
-    /// Refreshes repository `name`'s statistics in the metrics on a background thread,
-    /// one at a time per repository: at start, and after each job that changed it.
+    /// Refreshes repository `name`'s statistics in the metrics on a background thread:
+    /// at start, and after each job that changed it. One walk per repository at a time;
+    /// a change during a walk asks for one more after it. Between two walks the thread
+    /// waits ten times as long as the last one took (at least two seconds), so the
+    /// statistics of a large repository take at most a tenth of a core.
     pub fn refresh_stats(self: &Arc<Self>, name: &str) {
         let mut busy = self.stats_busy.lock().unwrap_or_else(|p| p.into_inner());
-        if !busy.insert(name.to_string()) {
+        if let Some(again) = busy.get_mut(name) {
+            *again = true;
             return;
         }
+        busy.insert(name.to_string(), false);
         drop(busy);
         let (svc, owned) = (self.clone(), name.to_string());
         let spawned = std::thread::Builder::new()
             .name("stats".into())
-            .spawn(move || {
-                let req = crate::ops::stats::StatsRequest::default();
-                match svc
-                    .repos
-                    .get(&owned)
-                    .and_then(|r| crate::ops::stats::run(&r, &req, &Ctx::default()))
-                {
-                    Ok(s) => svc.metrics.repository(&owned, &s),
-                    Err(e) => tracing::warn!(repository = %owned, "statistics: {e}"),
-                }
-                svc.stats_busy
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&owned);
-            });
+            .spawn(move || svc.stats_loop(&owned));
         if spawned.is_err() {
             self.stats_busy
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(name);
+        }
+    }
+
+    fn stats_loop(&self, name: &str) {
+        loop {
+            let started = std::time::Instant::now();
+            let req = crate::ops::stats::StatsRequest::default();
+            match self
+                .repos
+                .get(name)
+                .and_then(|r| crate::ops::stats::run(&r, &req, &Ctx::default()))
+            {
+                Ok(s) => self.metrics.repository(name, &s),
+                Err(e) => tracing::warn!(repository = %name, "statistics: {e}"),
+            }
+            std::thread::sleep((started.elapsed() * 10).max(Duration::from_secs(2)));
+            let mut busy = self.stats_busy.lock().unwrap_or_else(|p| p.into_inner());
+            match busy.get_mut(name) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    busy.remove(name);
+                    return;
+                }
+            }
         }
     }
 

@@ -1,9 +1,11 @@
 //! API tokens: 32 random bytes shown once (`repo_` + 64 hex digits), stored only as their
 //! SHA-256 with a name and a role in `<state root>/tokens.json` (mode 0600, replaced
-//! atomically). The service reads the file on every request, so `repo token revoke`
+//! atomically). The service looks at the file on every request (a `stat`; it reads it
+//! again only when its inode, size or modification time changed), so `repo token revoke`
 //! takes effect at once without a restart.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,9 +72,40 @@ struct File {
 }
 
 /// The token file.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TokenStore {
     path: PathBuf,
+    /// The file as last read, with what identified that version of it.
+    cache: Arc<Mutex<Option<Cached>>>,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// The file as read, and which version of it.
+type Cached = (Stamp, Arc<File>);
+
+/// Identifies one version of the file: it is replaced by rename, so a new inode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(Stamp {
+        ino: m.ino(),
+        len: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    })
 }
 
 fn digest(token: &str) -> String {
@@ -87,7 +120,10 @@ fn same(a: &str, b: &str) -> bool {
 impl TokenStore {
     /// The file at `path`.
     pub fn at(path: PathBuf) -> Self {
-        Self { path }
+        Self {
+            path,
+            cache: Arc::default(),
+        }
     }
 
     /// `<state root>/tokens.json`.
@@ -180,15 +216,33 @@ impl TokenStore {
         Ok(true)
     }
 
+    /// The file, read again only when it changed since the last call.
+    fn current(&self) -> Result<Arc<File>> {
+        let now = match stamp(&self.path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::default()),
+            Err(e) => return Err(Error::io(format!("reading {}", self.path.display()), e)),
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, f)) = cache.as_ref() {
+            if *s == now {
+                return Ok(f.clone());
+            }
+        }
+        let f = Arc::new(self.load()?);
+        *cache = Some((now, f.clone()));
+        Ok(f)
+    }
+
     /// The token `token` is, if it is one.
     pub fn verify(&self, token: &str) -> Result<Option<TokenInfo>> {
         let d = digest(token);
         Ok(self
-            .load()?
+            .current()?
             .tokens
-            .into_iter()
+            .iter()
             .find(|t| same(&t.hash, &d))
-            .map(|t| t.info))
+            .map(|t| t.info.clone()))
     }
 }
 
@@ -214,5 +268,25 @@ mod tests {
         assert!(s.revoke("ci").unwrap());
         assert!(!s.revoke("ci").unwrap());
         assert!(s.verify(&tok).unwrap().is_none());
+    }
+
+    #[test]
+    fn another_process_revoking_is_seen_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let service = TokenStore::at(path.clone());
+        let (_, a) = service.create("a", Role::Viewer).unwrap();
+        assert!(service.verify(&a).unwrap().is_some());
+        // The CLI is another store on the same file.
+        let cli = TokenStore::at(path);
+        let (_, b) = cli.create("b", Role::Admin).unwrap();
+        assert_eq!(service.verify(&b).unwrap().unwrap().role, Role::Admin);
+        assert!(cli.revoke("a").unwrap());
+        assert!(
+            service.verify(&a).unwrap().is_none(),
+            "revocation is immediate"
+        );
+        std::fs::remove_file(service.path()).unwrap();
+        assert!(service.verify(&b).unwrap().is_none());
     }
 }

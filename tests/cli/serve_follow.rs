@@ -78,12 +78,31 @@ fn the_service_follows_the_oplog_and_restores_to_a_moment_through_the_api() {
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(follow["slices"].as_u64().unwrap() >= 1, "{follow}");
+    // The follower reads up to the server's present: its clock and the oplog's head.
+    assert!(follow["server_time"].is_string(), "{follow}");
+    assert!(
+        follow["behind_head_secs"].as_u64().is_some_and(|b| b <= 5),
+        "{follow}"
+    );
     let m = srv.call("GET", "/metrics", Some(&op), None).1;
     let m = m.as_str().unwrap();
     assert!(m.contains("repo_follow_up{plan=\"db\"} 1"), "{m}");
     assert!(
         m.contains("repo_follow_covered_until_timestamp_seconds{plan=\"db\"}"),
         "{m}"
+    );
+    assert!(
+        m.contains("repo_follow_behind_head_seconds{plan=\"db\"}"),
+        "{m}"
+    );
+    let lag: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("repo_follow_lag_seconds{plan=\"db\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no lag: {m}"));
+    assert!(
+        (0.0..30.0).contains(&lag),
+        "lag against the server's clock: {lag}"
     );
 
     // Restore the state at that moment into another database: all twenty documents.

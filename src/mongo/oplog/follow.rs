@@ -200,12 +200,27 @@ impl Tail {
     }
 
     /// Reads everything new; returns whether anything was added to the buffer.
-    fn read(&mut self) -> Result<bool> {
+    fn read(&mut self, ctx: &Ctx) -> Result<bool> {
         let Clock {
             last_write,
             cluster,
             local,
         } = self.clock()?;
+        let added = self.read_to_present(last_write, cluster, local)?;
+        ctx.event(Event::Polled {
+            server_time: local,
+            head: last_write,
+            read_until: self.until,
+        });
+        Ok(added)
+    }
+
+    fn read_to_present(
+        &mut self,
+        last_write: Option<ClusterTime>,
+        cluster: Option<ClusterTime>,
+        local: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<bool> {
         let mut added = false;
         loop {
             let mut cursor = self
@@ -341,7 +356,7 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
                 report.gaps.push(gap);
                 ctx.event(Event::OplogGap { gap });
             }
-            tail.read()
+            tail.read(ctx)
         });
         let added = match polled {
             Ok(added) => {
