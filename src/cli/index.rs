@@ -14,6 +14,13 @@ pub struct Args {
     command: IndexCommand,
 }
 
+impl Args {
+    /// Whether it writes to the repository (`rebuild --from-packs` adds a segment).
+    pub fn changes(&self) -> bool {
+        matches!(self.command, IndexCommand::Rebuild { from_packs: true })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum IndexCommand {
     /// Recreate the local index from the repository's index segments (nothing is written

@@ -118,6 +118,8 @@ impl Command {
             Command::Repair(_) => "repair",
             Command::Unlock(_) => "unlock",
             Command::Key(a) if a.changes() => "key",
+            Command::Settings(a) if a.changes() => "settings",
+            Command::Index(a) if a.changes() => "index",
             #[cfg(feature = "mongo")]
             Command::Mongodb(a) if a.is_follow() => "follow",
             _ => return None,

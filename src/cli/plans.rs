@@ -124,6 +124,16 @@ fn print_plan(cfg: &Config, plan: &Plan, st: Option<&PlanState>) {
         println!("  copy to     {}", plan.copy_to.join(", "));
     }
     println!("  check       {}", describe_check(plan));
+    if let Some(c) = &plan.scheduled_check {
+        if let Some(s) = &c.schedule {
+            println!(
+                "  sched check {} (next: {}), {}",
+                s.as_str(),
+                next(s),
+                c.describe_reads()
+            );
+        }
+    }
     if let Some(p) = &plan.prune {
         println!(
             "  prune       {} (next: {}), repack over {}% unused",
@@ -164,20 +174,12 @@ fn next(s: &repo::plan::Schedule) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
-/// "after each run, structure only", "0 3 * * 0 (next: …), reading 10% of the packs".
+/// "after each run, structure only", or "off".
 fn describe_check(plan: &Plan) -> String {
-    let c = &plan.check;
-    if !c.enabled {
-        return "off".into();
-    }
-    let reads = match (&c.read_data_subset, c.read_data) {
-        (Some(s), _) => format!("reading a subset of the packs ({s})"),
-        (None, true) => "reading every pack".into(),
-        (None, false) => "structure only".into(),
-    };
-    match &c.schedule {
-        Some(s) => format!("{} (next: {}), {reads}", s.as_str(), next(s)),
-        None => format!("after each run, {reads}"),
+    if plan.check.enabled {
+        format!("after each run, {}", plan.check.describe_reads())
+    } else {
+        "off after runs".into()
     }
 }
 
@@ -195,7 +197,7 @@ pub fn plans(g: &GlobalOpts) -> Result<i32> {
                     "next_run": p.schedule.as_ref().and_then(|s| s.next_after(Utc::now())),
                     "last_run": st.last_run,
                     "last_success": st.last_success,
-                    "next_check": p.check.schedule.as_ref().and_then(|s| s.next_after(Utc::now())),
+                    "next_check": p.scheduled_check.as_ref().and_then(|c| c.schedule.as_ref()).and_then(|s| s.next_after(Utc::now())),
                     "last_check": st.last_check,
                     "next_prune": p.prune.as_ref().and_then(|s| s.schedule.next_after(Utc::now())),
                     "last_prune": st.last_prune,

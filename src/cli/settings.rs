@@ -17,6 +17,13 @@ pub struct SettingsArgs {
     clear_policy: bool,
 }
 
+impl SettingsArgs {
+    /// Whether it changes the repository (else it only shows the settings).
+    pub fn changes(&self) -> bool {
+        self.quota.is_some() || self.clear_policy
+    }
+}
+
 pub fn run(g: &GlobalOpts, a: SettingsArgs) -> Result<i32> {
     let req = SettingsRequest {
         set_quota: a

@@ -161,23 +161,41 @@ pub type Unreadable = Vec<(String, String)>;
 /// Every record in the repository, oldest first, and the names of those that could not
 /// be read (with why).
 pub fn list(backend: &dyn Backend, key: &MasterKey) -> Result<(Vec<Record>, Unreadable)> {
+    list_via(backend, |path, name| {
+        backend
+            .get(path)
+            .and_then(|b| key.open(&b, name))
+            .and_then(|p| Record::decode(&p, name))
+    })
+}
+
+/// [`list`] with each record read and opened by `read(object path, name)` — several at
+/// once, as each is a round trip to remote storage.
+pub fn list_via(
+    backend: &dyn Backend,
+    read: impl Fn(&str, &str) -> Result<Record> + Sync,
+) -> Result<(Vec<Record>, Unreadable)> {
+    use rayon::prelude::*;
     let mut objs = backend.list(PREFIX)?;
     objs.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut out = Vec::new();
-    let mut bad = Vec::new();
-    for o in objs {
-        let name = o.path.trim_start_matches('/').to_string();
-        if name
+    objs.retain(|o| {
+        !o.path
             .rsplit('/')
             .next()
             .is_some_and(|n| n.starts_with(".tmp-"))
-        {
-            continue;
-        }
-        let read = backend
-            .get(&o.path)
-            .and_then(|b| key.open(&b, &name))
-            .and_then(|p| Record::decode(&p, &name));
+    });
+    let results: Vec<(String, Result<Record>)> = crate::backend::with_read_threads(backend, || {
+        objs.par_iter()
+            .map(|o| {
+                let name = o.path.trim_start_matches('/').to_string();
+                let r = read(&o.path, &name);
+                (name, r)
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (name, read) in results {
         match read {
             Ok(r) => out.push(r),
             // Trimmed between list and get.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::journal::{self, Record};
+use crate::journal::Record;
 use crate::repository::Repository;
 
 /// `history`: which records.
@@ -31,7 +31,7 @@ pub struct HistoryReport {
 
 /// The operation log, filtered. Reads only; takes no lock.
 pub fn run(repo: &Repository, req: &HistoryRequest) -> Result<HistoryReport> {
-    let (records, unreadable) = journal::list(repo.backend(), repo.key())?;
+    let (records, unreadable) = repo.log_records()?;
     let records = records
         .into_iter()
         .filter(|r| req.plan.as_ref().is_none_or(|p| r.plan.as_ref() == Some(p)))
@@ -51,7 +51,7 @@ pub fn status(repo: &Repository, id: &str) -> Result<Record> {
     if want.is_empty() {
         return Err(Error::Selection("the operation id is empty".into()));
     }
-    let (records, _) = journal::list(repo.backend(), repo.key())?;
+    let (records, _) = repo.log_records()?;
     let mut found: Vec<Record> = records
         .into_iter()
         .filter(|r| r.id.starts_with(&want))

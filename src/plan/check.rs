@@ -304,7 +304,12 @@ fn email(p: &mut Problems, e: &Spanned<file::EmailFile>) -> Option<Email> {
         );
         ok = false;
     }
+    if f.ca_file.is_some() && security == Security::None {
+        p.at(e.span(), "email: ca-file needs security = starttls or tls");
+        ok = false;
+    }
     ok.then(|| Email {
+        ca_file: f.ca_file.as_ref().map(PathBuf::from),
         to: f.to.clone(),
         from: f.from.clone(),
         server: f.server.clone(),
@@ -429,6 +434,7 @@ fn plan(p: &mut Problems, name: &str, pl: &Spanned<file::PlanFile>, raw: &File) 
         retention,
         copy_to: f.copy_to.iter().map(|c| c.get_ref().clone()).collect(),
         check: super::maintenance::check(p, f.check.as_ref()),
+        scheduled_check: super::maintenance::scheduled_check(p, f.scheduled_check.as_ref()),
         prune,
         follow_oplog: f.follow_oplog,
         hooks,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use serde::Serialize;
 
@@ -61,6 +62,8 @@ pub struct Email {
     pub username: Option<String>,
     /// Where its password comes from (`Ask`: none).
     pub password: PasswordSource,
+    /// Extra trusted certificates (PEM), for a relay with a private CA.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Whether `s` is an address lettre accepts ("ops@example.net", "Ops <ops@example.net>").
@@ -99,12 +102,7 @@ impl Email {
         }
         let msg = b.body(body(notice)).map_err(|e| e.to_string())?;
         let port = self.port.unwrap_or(self.security.default_port());
-        let builder = match self.security {
-            Security::Starttls => SmtpTransport::starttls_relay(&self.server),
-            Security::Tls => SmtpTransport::relay(&self.server),
-            Security::None => Ok(SmtpTransport::builder_dangerous(&self.server)),
-        }
-        .map_err(|e| format!("{}: {e}", self.server))?;
+        let builder = SmtpTransport::builder_dangerous(&self.server).tls(self.tls()?);
         let mut builder = builder.port(port).timeout(Some(Duration::from_secs(30)));
         if let (Some(user), Some(pw)) = (&self.username, self.password()?) {
             builder = builder.credentials(Credentials::new(user.clone(), pw));
@@ -115,6 +113,45 @@ impl Email {
             .map(drop)
             .map_err(|e| format!("sending to {}:{port}: {e}", self.server))
     }
+}
+
+impl Email {
+    /// How to protect the connection: the certificate is always verified (against the
+    /// usual roots plus `ca-file`), and STARTTLS is required, never optional.
+    fn tls(&self) -> Result<Tls, String> {
+        if self.security == Security::None {
+            return Ok(Tls::None);
+        }
+        let mut params = TlsParameters::builder(self.server.clone());
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading ca-file {}: {e}", path.display()))?;
+            for block in pem_blocks(&pem) {
+                let cert = Certificate::from_pem(block.as_bytes())
+                    .map_err(|e| format!("ca-file {}: {e}", path.display()))?;
+                params = params.add_root_certificate(cert);
+            }
+        }
+        let params = params
+            .build_rustls()
+            .map_err(|e| format!("TLS for {}: {e}", self.server))?;
+        Ok(match self.security {
+            Security::Tls => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        })
+    }
+}
+
+/// Each `-----BEGIN CERTIFICATE-----` block of a PEM file, one certificate per block.
+fn pem_blocks(pem: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(pem);
+    let end = "-----END CERTIFICATE-----";
+    text.split_inclusive(end)
+        .filter_map(|part| {
+            let start = part.find("-----BEGIN CERTIFICATE-----")?;
+            part.ends_with(end).then(|| part[start..].to_string())
+        })
+        .collect()
 }
 
 /// The message text: the one-line summary, then the facts an operator looks for.

@@ -102,6 +102,8 @@ pub struct PlanFile {
     #[serde(default)]
     pub copy_to: Vec<Spanned<String>>,
     pub check: Option<Spanned<CheckFile>>,
+    /// A check on its own schedule.
+    pub scheduled_check: Option<Spanned<ScheduledCheckFile>>,
     /// Prune on a schedule of its own.
     pub prune: Option<Spanned<PruneFile>>,
     /// Whether the service follows the MongoDB oplog for point-in-time recovery.
@@ -158,8 +160,19 @@ pub struct CheckFile {
     pub read_data: bool,
     /// Read and verify some packs: "10%", "2/5", "5GiB".
     pub read_data_subset: Option<Spanned<String>>,
-    /// Check on this schedule instead of after each run.
-    pub schedule: Option<Spanned<String>>,
+}
+
+/// `scheduled-check = { … }`: a check on a schedule of its own (the service runs it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScheduledCheckFile {
+    /// When.
+    pub schedule: Spanned<String>,
+    /// Also read and verify every pack.
+    #[serde(default)]
+    pub read_data: bool,
+    /// Read and verify some packs: "10%", "2/5", "5GiB".
+    pub read_data_subset: Option<Spanned<String>>,
 }
 
 /// `prune = { … }`: prune on a schedule instead of after each run's retention.
@@ -217,4 +230,7 @@ pub struct EmailFile {
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<String>,
+    /// Trust the server's certificate when this PEM file's certificates vouch for it
+    /// (a relay with a private CA), besides the usual roots.
+    pub ca_file: Option<String>,
 }

@@ -1,13 +1,14 @@
-//! A plan's repository maintenance: the check (after each run, or on its own schedule,
-//! reading all, some or none of the data) and prune (after retention, or on its own
-//! schedule). A weekly `check` reading a tenth of the packs and a monthly prune are the
-//! usual shape: both are repository-wide and cost far more than a backup.
+//! A plan's repository maintenance: the check after each run (`check`: structure, all
+//! the data or a subset), a check on its own schedule (`scheduled-check`), and prune
+//! (after retention, or on its own schedule). A subset read after every run, everything
+//! read weekly and a monthly prune are the usual shape: checks and prunes are
+//! repository-wide and cost far more than a backup.
 
 use serde::Serialize;
 use toml::Spanned;
 
 use super::check::Problems;
-use super::file::{CheckFile, PruneFile};
+use super::file::{CheckFile, PruneFile, ScheduledCheckFile};
 use super::Schedule;
 use crate::ops::check::DataSubset;
 
@@ -20,7 +21,7 @@ pub struct CheckPolicy {
     pub read_data: bool,
     /// Read only these packs.
     pub read_data_subset: Option<DataSubset>,
-    /// Its own schedule; `None`: after each run.
+    /// Its own schedule (`scheduled-check`); `None`: after each run (`check`).
     pub schedule: Option<Schedule>,
 }
 
@@ -36,16 +37,20 @@ impl Default for CheckPolicy {
 }
 
 impl CheckPolicy {
-    /// Whether a run checks after its backup (no schedule of its own).
-    pub fn after_each_run(&self) -> bool {
-        self.enabled && self.schedule.is_none()
-    }
-
     /// The check this policy asks for.
     pub fn request(&self) -> crate::ops::check::CheckRequest {
         crate::ops::check::CheckRequest {
             read_data: self.read_data,
             read_data_subset: self.read_data_subset,
+        }
+    }
+
+    /// "structure only", "reading every pack", "reading a subset of the packs (10%)".
+    pub fn describe_reads(&self) -> String {
+        match (&self.read_data_subset, self.read_data) {
+            (Some(s), _) => format!("reading a subset of the packs ({s})"),
+            (None, true) => "reading every pack".into(),
+            (None, false) => "structure only".into(),
         }
     }
 }
@@ -79,36 +84,61 @@ fn schedule(p: &mut Problems, s: &Spanned<String>) -> Option<Schedule> {
     }
 }
 
-/// `check = { … }`.
+fn subset(p: &mut Problems, s: Option<&Spanned<String>>) -> Option<DataSubset> {
+    let s = s?;
+    DataSubset::parse(s.get_ref())
+        .map_err(|e| p.at(s.span(), e))
+        .ok()
+}
+
+fn not_both(p: &mut Problems, span: std::ops::Range<usize>, key: &str, both: bool) {
+    if both {
+        p.at(
+            span,
+            format!("{key}: give read-data (every pack) or read-data-subset (some), not both"),
+        );
+    }
+}
+
+/// `check = { … }`: after each run.
 pub(super) fn check(p: &mut Problems, f: Option<&Spanned<CheckFile>>) -> CheckPolicy {
     let Some(f) = f else {
         return CheckPolicy::default();
     };
     let c = f.get_ref();
-    let enabled = c.enabled.unwrap_or(true);
-    let read_data_subset = c.read_data_subset.as_ref().and_then(|s| {
-        DataSubset::parse(s.get_ref())
-            .map_err(|e| p.at(s.span(), e))
-            .ok()
-    });
-    if c.read_data && c.read_data_subset.is_some() {
-        p.at(
-            f.span(),
-            "check: give read-data (every pack) or read-data-subset (some), not both",
-        );
-    }
-    if !enabled && c.schedule.is_some() {
-        p.at(
-            f.span(),
-            "check: enabled = false and a schedule: remove one",
-        );
-    }
+    not_both(
+        p,
+        f.span(),
+        "check",
+        c.read_data && c.read_data_subset.is_some(),
+    );
     CheckPolicy {
-        enabled,
+        enabled: c.enabled.unwrap_or(true),
         read_data: c.read_data,
-        read_data_subset,
-        schedule: c.schedule.as_ref().and_then(|s| schedule(p, s)),
+        read_data_subset: subset(p, c.read_data_subset.as_ref()),
+        schedule: None,
     }
+}
+
+/// `scheduled-check = { … }`: on its own schedule.
+pub(super) fn scheduled_check(
+    p: &mut Problems,
+    f: Option<&Spanned<ScheduledCheckFile>>,
+) -> Option<CheckPolicy> {
+    let f = f?;
+    let c = f.get_ref();
+    not_both(
+        p,
+        f.span(),
+        "scheduled-check",
+        c.read_data && c.read_data_subset.is_some(),
+    );
+    Some(CheckPolicy {
+        enabled: true,
+        read_data: c.read_data,
+        read_data_subset: subset(p, c.read_data_subset.as_ref()),
+        schedule: Some(schedule(p, &c.schedule)?),
+    })
 }
 
 /// `prune = { … }`.

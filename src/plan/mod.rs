@@ -87,8 +87,10 @@ pub struct Plan {
     pub retention: Option<Retention>,
     /// Repositories each new snapshot is copied to.
     pub copy_to: Vec<String>,
-    /// What to check, after each run or on its own schedule.
+    /// What to check after each run.
     pub check: CheckPolicy,
+    /// A check on its own schedule.
+    pub scheduled_check: Option<CheckPolicy>,
     /// Prune on its own schedule.
     pub prune: Option<PrunePolicy>,
     /// Whether the service follows the MongoDB oplog.

@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -98,9 +99,18 @@ fn first_line(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>> {
     Ok(line.to_vec())
 }
 
+/// How long a password command may take (a password manager may wait for a touch or a
+/// passphrase on the terminal; a service must not hang on one forever).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Runs `cmd` with `sh -c`, its stderr passed through (a password manager may prompt
-/// there), and returns what it printed.
+/// there), and returns what it printed; killed after [`COMMAND_TIMEOUT`].
 fn run(cmd: &str) -> Result<Vec<u8>> {
+    run_within(cmd, COMMAND_TIMEOUT)
+}
+
+fn run_within(cmd: &str, timeout: Duration) -> Result<Vec<u8>> {
+    // Same process group: a prompt on the terminal must stay in the foreground.
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -109,15 +119,36 @@ fn run(cmd: &str) -> Result<Vec<u8>> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| Error::io("running password-command", e))?;
-    let mut out = Vec::new();
+    let (tx, rx) = std::sync::mpsc::channel();
     if let Some(mut stdout) = child.stdout.take() {
-        stdout
-            .read_to_end(&mut out)
-            .map_err(|e| Error::io("reading password-command's output", e))?;
+        // A reader of its own: the output arrives whenever the command writes it.
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let r = stdout.read_to_end(&mut out).map(|_| out);
+            let _ = tx.send(r);
+        });
     }
-    let status = child
-        .wait()
-        .map_err(|e| Error::io("running password-command", e))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Invalid(format!(
+                    "password-command did not finish within {} s and was stopped",
+                    timeout.as_secs()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(Error::io("running password-command", e)),
+        }
+    };
+    // What it printed; a background child still holding the pipe gets a moment only.
+    let mut out = match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(r) => r.map_err(|e| Error::io("reading password-command's output", e))?,
+        Err(_) => Vec::new(),
+    };
     if !status.success() {
         zeroize::Zeroize::zeroize(&mut out);
         return Err(Error::Invalid(format!(
@@ -154,5 +185,16 @@ mod tests {
         let uri = UriSource::File(f).read().unwrap();
         assert_eq!(uri.expose(), "mongodb://u:p@h/");
         assert!(!format!("{uri:?} {uri}").contains(":p@"));
+    }
+
+    #[test]
+    fn a_hanging_command_is_stopped() {
+        let t = Instant::now();
+        let err = run_within("sleep 30", Duration::from_millis(300)).unwrap_err();
+        assert!(err.to_string().contains("did not finish"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+        // Output written after a pause still arrives.
+        let out = run_within("sleep 0.2; echo late", Duration::from_secs(10)).unwrap();
+        assert_eq!(out, b"late\n");
     }
 }

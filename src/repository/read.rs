@@ -138,6 +138,18 @@ impl Repository {
         self.load_sealed(&slice_path(id), |b| Slice::open(&self.key, b, id))
     }
 
+    /// The operation log, oldest first, read through the object cache: a record never
+    /// changes once written (`forget --keep-log` only deletes), so a remote repository's
+    /// history is fetched once per record.
+    pub fn log_records(&self) -> Result<(Vec<crate::journal::Record>, crate::journal::Unreadable)> {
+        crate::journal::list_via(&*self.backend, |path, name| {
+            self.load_sealed(path, |b| {
+                let plain = self.key.open(b, name)?;
+                crate::journal::Record::decode(&plain, name)
+            })
+        })
+    }
+
     /// Reads an immutable sealed object through the object cache (remote repositories); a
     /// cached copy that does not open is dropped and read again from the repository.
     fn load_sealed<T>(&self, path: &str, open: impl Fn(&[u8]) -> Result<T>) -> Result<T> {

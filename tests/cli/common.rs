@@ -393,9 +393,37 @@ pub fn objects(repo: &Path) -> std::collections::BTreeMap<String, u64> {
     out
 }
 
+/// A self-signed certificate and key in `dir` (`cert.pem`, `key.pem`) for `san`
+/// (`IP:127.0.0.1`, `DNS:localhost`), usable by rustls clients that trust it directly.
+pub fn self_signed(dir: &Path, san: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let o = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", &format!("subjectAltName={san}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (cert, key)
+}
+
 /// A real SMTP server (aiosmtpd, printing each message to its stdout) on a free loopback
 /// port, or None when the test servers are not required and it is not installed.
 pub fn smtp_sink() -> Option<(std::process::Child, u16)> {
+    smtp_sink_with(&[])
+}
+
+/// [`smtp_sink`] with more aiosmtpd arguments (`--tlscert`, `--smtpscert`, …).
+pub fn smtp_sink_with(args: &[&std::ffi::OsStr]) -> Option<(std::process::Child, u16)> {
     let aiosmtpd = service("REPO_TEST_AIOSMTPD")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -403,6 +431,7 @@ pub fn smtp_sink() -> Option<(std::process::Child, u16)> {
         .unwrap();
     let sink = Command::new(&aiosmtpd)
         .args(["-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(args)
         .env("PYTHONUNBUFFERED", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -268,6 +268,25 @@ fn every_command_works_on_s3_with_faults_and_two_writers() {
         cached.iter().any(|p| p.contains("/objects/packs/")),
         "{cached:?}"
     );
+    // The operation log too: records never change once written.
+    let log = ok(s3_cmd(&env, &repo, "cache-b", &["history", "--json"]));
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let n = log.as_array().unwrap().len();
+    assert!(n >= 4, "{log}");
+    let cached = cached_objects(&env.path("cache-b"));
+    assert_eq!(
+        cached
+            .iter()
+            .filter(|p| p.contains("/objects/log/"))
+            .count(),
+        n,
+        "{cached:?}"
+    );
+    let again = ok(s3_cmd(&env, &repo, "cache-b", &["history", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&again).unwrap(),
+        log
+    );
 
     // Two writers from different "hosts" (own caches) at the same time.
     let other = env.path("other");

@@ -40,6 +40,20 @@ fn changing_commands_leave_records_that_any_host_reads_and_readers_leave_none() 
     let mut c = env.cmd(&["key", "add"]);
     c.env("REPO_NEW_PASSWORD", "second password");
     assert!(c.status().unwrap().success());
+    // Every other verb that changes the repository, or acts on it for a user.
+    let other = env.path("other");
+    for args in [&["init"][..], &["snapshot", s]] {
+        let mut c = env.cmd(args);
+        c.env("REPO_REPOSITORY", &other);
+        assert!(c.status().unwrap().success(), "{args:?}");
+    }
+    let mut c = env.cmd(&["copy", "--from", other.to_str().unwrap()]);
+    c.env("REPO_FROM_PASSWORD", "correct horse battery staple");
+    assert!(c.status().unwrap().success());
+    env.ok(&["repair", "index"]);
+    env.ok(&["unlock"]);
+    env.ok(&["settings", "--quota", "10GiB"]);
+    env.ok(&["index", "rebuild", "--from-packs"]);
 
     let before = history(&env, &[]).len();
     for args in [
@@ -51,6 +65,10 @@ fn changing_commands_leave_records_that_any_host_reads_and_readers_leave_none() 
         &["history"],
         &["prune", "--dry-run"],
         &["forget", "--keep-last", "1", "--dry-run"],
+        &["settings"],
+        &["index", "rebuild"],
+        &["key", "list"],
+        &["repair", "index", "--dry-run"],
     ] {
         env.ok(args);
     }
@@ -85,6 +103,11 @@ fn changing_commands_leave_records_that_any_host_reads_and_readers_leave_none() 
             ("forget", "ok"),
             ("prune", "ok"),
             ("key", "ok"),
+            ("copy", "ok"),
+            ("repair", "ok"),
+            ("unlock", "ok"),
+            ("settings", "ok"),
+            ("index", "ok"),
         ]
     );
     let ids: Vec<&str> = all.iter().map(|r| r["id"].as_str().unwrap()).collect();
@@ -151,8 +174,8 @@ fn changing_commands_leave_records_that_any_host_reads_and_readers_leave_none() 
     assert_eq!(left[0]["kind"], "forget");
     assert_eq!(
         env.json(&["snapshots"]).as_array().unwrap().len(),
-        1,
-        "no snapshot went"
+        2,
+        "no snapshot went (the one kept and the copied one)"
     );
     let _ = s;
 }

@@ -59,12 +59,20 @@ fn config_rules_for_check_and_prune_schedules() {
             r#"check = { read-data = true, read-data-subset = "10%" }"#,
             "not both",
         ),
+        (r#"scheduled-check = { read-data = true }"#, "schedule"),
         (
-            r#"check = { enabled = false, schedule = "0 3 * * 0" }"#,
-            "enabled = false",
+            r#"scheduled-check = { schedule = "0 3 * * 0", read-data = true, read-data-subset = "1%" }"#,
+            "not both",
+        ),
+        (
+            r#"check = { schedule = "0 3 * * 0" }"#,
+            "unknown key `schedule`",
         ),
         (r#"check = { read-data-subset = "150%" }"#, "at most 100%"),
-        (r#"check = { schedule = "every sunday" }"#, "schedule"),
+        (
+            r#"scheduled-check = { schedule = "every sunday" }"#,
+            "schedule",
+        ),
         (
             r#"prune = { schedule = "0 4 1 * *", max-unused = "200%" }"#,
             "max-unused",
@@ -105,25 +113,32 @@ fn run_task_check_and_prune_from_the_command_line() {
     plan_config(
         &env,
         &src,
-        r#"check = { schedule = "0 3 * * 0", read-data-subset = "1/1" }
+        r#"check = { read-data-subset = "1B" }
+scheduled-check = { schedule = "0 3 * * 0", read-data-subset = "1/1" }
 prune = { schedule = "0 4 1 * *", max-unused = "0%" }"#,
     );
     env.ok(&["config", "check"]);
     let plans = env.ok(&["plans"]);
     assert!(
-        plans.contains("check       0 3 * * 0 (next: ")
+        plans.contains("check       after each run, reading a subset of the packs (1B)"),
+        "{plans}"
+    );
+    assert!(
+        plans.contains("sched check 0 3 * * 0 (next: ")
             && plans.contains("reading a subset of the packs (1/1)"),
         "{plans}"
     );
     assert!(plans.contains("prune       0 4 1 * * (next: "), "{plans}");
 
-    // Backups neither check nor prune: both have schedules of their own.
+    // Backups check a little (one pack's worth of bytes) and do not prune: the full
+    // check and the prune have schedules of their own.
     let first = env.json(&["run", "app"]);
     assert_eq!(first["status"], "ok", "{first}");
-    assert_eq!(steps(&first), ["snapshot", "forget"]);
+    assert_eq!(steps(&first), ["snapshot", "forget", "check"]);
+    assert_eq!(first["steps"][2]["report"]["packs_read"], 1, "{first}");
     std::fs::write(src.join("big.bin"), "replaced").unwrap();
     let second = env.json(&["run", "app"]);
-    assert_eq!(steps(&second), ["snapshot", "forget"]);
+    assert_eq!(steps(&second), ["snapshot", "forget", "check"]);
     assert!(second["steps"][1]["report"]["prune"].is_null(), "{second}");
 
     let check = env.json(&["run", "app", "--task", "check"]);
@@ -215,7 +230,7 @@ fn the_service_runs_checks_and_prunes_on_their_schedules_and_alerts() {
         &env,
         &src,
         &format!(
-            r#"check = {{ schedule = "*/2 * * * * *", read-data-subset = "100%" }}
+            r#"scheduled-check = {{ schedule = "*/2 * * * * *", read-data = true }}
 prune = {{ schedule = "*/3 * * * * *" }}
 notify = ["hook"]
 

@@ -622,3 +622,80 @@ email = {{ to = ["ops@example.net", "Backup Team <team@example.net>"], from = "r
         stderr(&o)
     );
 }
+
+/// Email over STARTTLS and over implicit TLS to a real SMTP server whose certificate a
+/// private CA (`ca-file`) vouches for; without it the certificate is refused, and a
+/// server that cannot STARTTLS is refused rather than sent to in the clear.
+#[test]
+fn email_goes_over_starttls_and_tls_with_a_verified_certificate() {
+    let env = Env::new();
+    env.init();
+    let (cert, key) = crate::common::self_signed(&env.path("tls"), "DNS:localhost");
+    let src = source_tree(&env);
+    let send = |security: &str, port: u16, ca: bool| {
+        let ca = if ca {
+            format!(", ca-file = \"{}\"", cert.display())
+        } else {
+            String::new()
+        };
+        write_config(
+            &env,
+            &format!(
+                r#"[repositories.main]
+location = "{repo}"
+password-env = "REPO_PASSWORD"
+
+[plans.app]
+repository = "main"
+paths = ["{src}"]
+hooks = {{ before = "exit 9" }}
+notify = ["mail"]
+
+[notify.mail]
+email = {{ to = ["ops@example.net"], from = "repo@example.net", server = "localhost", port = {port}, security = "{security}"{ca} }}
+"#,
+                repo = env.repo().display(),
+                src = src.display(),
+            ),
+        );
+        let o = env.run(&["run", "app", "--json"]);
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        r["notifications"][0].clone()
+    };
+    let read = |mut sink: std::process::Child| {
+        let _ = sink.kill();
+        String::from_utf8_lossy(&sink.wait_with_output().unwrap().stdout).to_string()
+    };
+    let (c, k) = (cert.as_os_str(), key.as_os_str());
+    for (security, flags) in [
+        ("starttls", ["--tlscert", "--tlskey"]),
+        ("tls", ["--smtpscert", "--smtpskey"]),
+    ] {
+        let args = [
+            std::ffi::OsStr::new(flags[0]),
+            c,
+            std::ffi::OsStr::new(flags[1]),
+            k,
+        ];
+        let Some((sink, port)) = crate::common::smtp_sink_with(&args) else {
+            return;
+        };
+        let d = send(security, port, true);
+        assert_eq!(d["ok"], true, "{security}: {d}");
+        let mail = read(sink);
+        assert!(
+            mail.contains("Subject: [repo] app failure: skipped"),
+            "{security}: {mail}"
+        );
+
+        let (sink, port) = crate::common::smtp_sink_with(&args).unwrap();
+        let d = send(security, port, false);
+        assert_eq!(d["ok"], false, "{security}: an unknown CA is refused: {d}");
+        assert!(!read(sink).contains("Subject:"), "{security}: nothing sent");
+    }
+    // A server without STARTTLS: refused, not sent in the clear.
+    let (sink, port) = crate::common::smtp_sink().unwrap();
+    let d = send("starttls", port, true);
+    assert_eq!(d["ok"], false, "{d}");
+    assert!(!read(sink).contains("Subject:"));
+}

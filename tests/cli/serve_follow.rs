@@ -78,10 +78,12 @@ fn the_service_follows_the_oplog_and_restores_to_a_moment_through_the_api() {
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(follow["slices"].as_u64().unwrap() >= 1, "{follow}");
-    // The follower reads up to the server's present: its clock and the oplog's head.
+    // The follower reads up to the server's present: its clock and the oplog's head (a
+    // poll can meet a write that is committed but not yet visible to readers, such as
+    // the server's ten-second no-op, so allow one such interval and a bit).
     assert!(follow["server_time"].is_string(), "{follow}");
     assert!(
-        follow["behind_head_secs"].as_u64().is_some_and(|b| b <= 5),
+        follow["behind_head_secs"].as_u64().is_some_and(|b| b <= 15),
         "{follow}"
     );
     let m = srv.call("GET", "/metrics", Some(&op), None).1;

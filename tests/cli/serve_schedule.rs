@@ -199,31 +199,7 @@ fn a_non_loopback_address_needs_tls_and_tls_serves() {
     );
 
     let dir = env.path("tls");
-    std::fs::create_dir_all(&dir).unwrap();
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("openssl");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    crate::common::self_signed(&dir, "IP:127.0.0.1");
     let mut c = env.cmd(&["serve", "--listen", "127.0.0.1:0"]);
     c.arg("--tls-cert").arg(dir.join("cert.pem"));
     c.arg("--tls-key").arg(dir.join("key.pem"));

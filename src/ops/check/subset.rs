@@ -98,9 +98,24 @@ fn group_of(id: &PackId, of: u32) -> u32 {
 impl fmt::Display for DataSubset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DataSubset::Fraction(v) => write!(f, "{}%", v * 100.0),
+            DataSubset::Fraction(v) => {
+                // 7% is 0.07, and 0.07 × 100 is 7.000000000000001 in binary.
+                let p = format!("{:.6}", v * 100.0);
+                write!(f, "{}%", p.trim_end_matches('0').trim_end_matches('.'))
+            }
             DataSubset::Group { n, of } => write!(f, "{n}/{of}"),
-            DataSubset::Bytes(b) => write!(f, "{b}"),
+            DataSubset::Bytes(b) => {
+                let units = [
+                    (1u64 << 40, "TiB"),
+                    (1 << 30, "GiB"),
+                    (1 << 20, "MiB"),
+                    (1 << 10, "KiB"),
+                ];
+                match units.iter().find(|(u, _)| b % u == 0) {
+                    Some((u, name)) => write!(f, "{}{name}", b / u),
+                    None => write!(f, "{b}B"),
+                }
+            }
         }
     }
 }
@@ -141,8 +156,11 @@ mod tests {
         ] {
             assert!(DataSubset::parse(bad).is_err(), "{bad:?} accepted");
         }
-        let s = DataSubset::parse("2/5").unwrap();
-        assert_eq!(DataSubset::parse(&s.to_string()).unwrap(), s);
+        for text in ["2/5", "12.5%", "7%", "5GiB", "1000B"] {
+            let s = DataSubset::parse(text).unwrap();
+            assert_eq!(s.to_string(), text);
+            assert_eq!(DataSubset::parse(&s.to_string()).unwrap(), s);
+        }
     }
 
     #[test]

@@ -20,7 +20,15 @@ impl Runner<'_> {
         self.sink = Some(crate::journal::Sink::of(&repo));
         match task {
             Task::Backup => {}
-            Task::Check => self.check(&repo),
+            // Its scheduled check, or asked for by hand without one, its after-run check.
+            Task::Check => {
+                let policy = self
+                    .plan
+                    .scheduled_check
+                    .as_ref()
+                    .unwrap_or(&self.plan.check);
+                self.check(&repo, policy)
+            }
             Task::Prune => {
                 let req = self
                     .plan

@@ -91,7 +91,10 @@ impl Task {
     pub fn schedule(self, plan: &Plan) -> Option<&crate::plan::Schedule> {
         match self {
             Task::Backup => plan.schedule.as_ref(),
-            Task::Check => plan.check.schedule.as_ref().filter(|_| plan.check.enabled),
+            Task::Check => plan
+                .scheduled_check
+                .as_ref()
+                .and_then(|c| c.schedule.as_ref()),
             Task::Prune => plan.prune.as_ref().map(|p| &p.schedule),
         }
     }
@@ -356,16 +359,16 @@ impl Runner<'_> {
             let r = self.forget(&repo, ret);
             self.step("forget".into(), t, r);
         }
-        if self.plan.check.after_each_run() {
-            self.check(&repo);
+        if self.plan.check.enabled {
+            self.check(&repo, &self.plan.check);
         }
     }
 
-    /// The plan's check policy against `repo`: damage fails the step.
-    fn check(&mut self, repo: &Repository) {
+    /// A check of `repo` by `policy`: damage fails the step.
+    fn check(&mut self, repo: &Repository, policy: &crate::plan::CheckPolicy) {
         let t = Instant::now();
         {
-            match check::run(repo, &self.plan.check.request(), self.ctx) {
+            match check::run(repo, &policy.request(), self.ctx) {
                 // Damage fails the step, and its report (the findings) stays in it.
                 Ok(rep) if rep.errors() > 0 => {
                     let error = format!("check found {} error(s); see its report", rep.errors());
