@@ -46,6 +46,7 @@ pub mod serve;
 pub mod settings;
 pub mod snapshot;
 pub mod source;
+pub mod subset;
 pub mod sysinfo;
 pub mod timespec;
 pub mod tree;

@@ -10,6 +10,23 @@ use chrono::{DateTime, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, T
 
 use crate::error::{Error, Result};
 
+/// Reads a fraction written as a percentage ("5%") or a number ("0.05"), between 0 and 1;
+/// `what` names the option in messages.
+pub fn parse_fraction(text: &str, what: &str) -> Result<f64> {
+    let s = text.trim();
+    let v: f64 = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => s.parse::<f64>(),
+    }
+    .map_err(|_| Error::Invalid(format!("{what} {s:?}: expected a percentage like 5%")))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(Error::Invalid(format!(
+            "{what} {s:?}: must be between 0% and 100%"
+        )));
+    }
+    Ok(v)
+}
+
 /// Parses "500GiB", "2 TB", "10m", "4096".
 pub fn parse_size(s: &str) -> Result<u64> {
     let bad = || {

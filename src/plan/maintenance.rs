@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::check::Problems;
 use super::file::{CheckFile, PruneFile, ScheduledCheckFile};
 use super::Schedule;
-use crate::ops::check::DataSubset;
+use crate::subset::DataSubset;
 
 /// What a plan checks, and when.
 #[derive(Clone, Debug, Serialize)]
@@ -38,6 +38,7 @@ impl Default for CheckPolicy {
 
 impl CheckPolicy {
     /// The check this policy asks for.
+    #[cfg(feature = "local-index")]
     pub fn request(&self) -> crate::ops::check::CheckRequest {
         crate::ops::check::CheckRequest {
             read_data: self.read_data,
@@ -66,6 +67,7 @@ pub struct PrunePolicy {
 
 impl PrunePolicy {
     /// The prune this policy asks for.
+    #[cfg(feature = "local-index")]
     pub fn request(&self) -> crate::ops::prune::PruneRequest {
         crate::ops::prune::PruneRequest {
             max_unused: self.max_unused,
@@ -146,14 +148,12 @@ pub(super) fn prune(p: &mut Problems, f: Option<&Spanned<PruneFile>>) -> Option<
     let f = f?;
     let c = f.get_ref();
     let max_unused = match &c.max_unused {
-        None => crate::ops::prune::PruneRequest::default().max_unused,
-        Some(m) => match crate::ops::prune::PruneRequest::parse_max_unused(m.get_ref()) {
+        // The same default as `repo prune`.
+        None => 0.05,
+        Some(m) => match crate::timespec::parse_fraction(m.get_ref(), "max-unused") {
             Ok(v) => v,
             Err(e) => {
-                p.at(
-                    m.span(),
-                    e.to_string().replace("--max-unused", "max-unused"),
-                );
+                p.at(m.span(), e);
                 return None;
             }
         },

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 
 use super::problem::{ApiResult, Problem};
 use super::tokens::Role;
@@ -24,13 +24,13 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub struct Limiter(Mutex<HashMap<IpAddr, (u32, Instant)>>);
 
 impl Limiter {
-    fn blocked(&self, ip: IpAddr) -> bool {
+    pub(crate) fn blocked(&self, ip: IpAddr) -> bool {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         m.retain(|_, (_, since)| since.elapsed() < WINDOW);
         m.get(&ip).is_some_and(|(n, _)| *n >= MAX_FAILURES)
     }
 
-    fn failed(&self, ip: IpAddr) {
+    pub(crate) fn failed(&self, ip: IpAddr) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let e = m.entry(ip).or_insert((0, Instant::now()));
         e.0 += 1;
@@ -85,9 +85,10 @@ impl FromRequestParts<Arc<Service>> for Caller {
             Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail.to_string())
         };
         let Some(token) = token else {
-            return Err(unauthorized(
-                "send a token as `Authorization: Bearer TOKEN` (create one with `repo token create`)",
-            ));
+            let csrf = !matches!(parts.method, Method::GET | Method::HEAD);
+            let caller = session_caller(parts, svc, csrf)?;
+            note(parts, &caller);
+            return Ok(caller);
         };
         match svc.tokens.verify(token) {
             Ok(Some(t)) => {
@@ -95,9 +96,7 @@ impl FromRequestParts<Arc<Service>> for Caller {
                     name: t.name,
                     role: t.role,
                 };
-                if let Some(who) = parts.extensions.get::<super::api::Who>() {
-                    *who.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(caller.clone());
-                }
+                note(parts, &caller);
                 Ok(caller)
             }
             Ok(None) => {
@@ -109,6 +108,70 @@ impl FromRequestParts<Arc<Service>> for Caller {
                 tracing::error!("reading the token file: {e}");
                 Err(Problem::unavailable("the token file cannot be read"))
             }
+        }
+    }
+}
+
+/// Tells the access and audit logs who called.
+pub fn note(parts: &Parts, caller: &Caller) {
+    if let Some(who) = parts.extensions.get::<super::api::Who>() {
+        *who.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(caller.clone());
+    }
+}
+
+/// The caller of a request made with a browser session's cookie; with `csrf`, the
+/// request must carry the session's CSRF token in `X-CSRF-Token`.
+pub fn session_caller(parts: &Parts, svc: &Service, csrf: bool) -> ApiResult<Caller> {
+    let (caller, session) = session_of(parts, svc)?;
+    if csrf {
+        let sent = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok());
+        if !sent.is_some_and(|t| super::web::session::same(t, &session.csrf)) {
+            return Err(Problem::forbidden(
+                "a request that changes something, made with a session cookie, needs the session's X-CSRF-Token",
+            ));
+        }
+    }
+    Ok(caller)
+}
+
+/// The session the request's cookie names, and who it is now (its token may have been
+/// revoked or given another role since it signed in).
+pub fn session_of(
+    parts: &Parts,
+    svc: &Service,
+) -> ApiResult<(Caller, super::web::session::Session)> {
+    let unauthorized =
+        |detail: &str| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail.to_string());
+    let Some(id) = super::web::session::cookie(&parts.headers) else {
+        return Err(unauthorized(
+            "send a token as `Authorization: Bearer TOKEN` (create one with `repo token create`), or sign in at /login",
+        ));
+    };
+    let Some(session) = svc.sessions.get(&id) else {
+        return Err(unauthorized(
+            "the session has ended: sign in again at /login",
+        ));
+    };
+    match svc.tokens.lookup(&session.token) {
+        Ok(Some(t)) => Ok((
+            Caller {
+                name: t.name,
+                role: t.role,
+            },
+            session,
+        )),
+        Ok(None) => {
+            svc.sessions.end(&id);
+            Err(unauthorized(
+                "the token this session signed in with was revoked",
+            ))
+        }
+        Err(e) => {
+            tracing::error!("reading the token file: {e}");
+            Err(Problem::unavailable("the token file cannot be read"))
         }
     }
 }

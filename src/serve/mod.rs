@@ -18,6 +18,7 @@ mod openapi;
 pub mod problem;
 mod scheduler;
 pub mod tokens;
+pub mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -124,6 +125,10 @@ pub struct Service {
     limiter: auth::Limiter,
     /// Every HTTP request.
     audit: audit::AuditLog,
+    /// Browsers signed in to the dashboard.
+    sessions: web::session::Sessions,
+    /// Whether session cookies get `Secure` (served over TLS).
+    secure_cookies: bool,
     state_root: PathBuf,
     pub started: DateTime<Utc>,
 }
@@ -354,6 +359,8 @@ pub fn run(config: Config, opts: ServeOptions) -> Result<()> {
         stats_busy: Mutex::default(),
         limiter: auth::Limiter::default(),
         audit: audit::AuditLog::new(&opts.state_root),
+        sessions: web::session::Sessions::default(),
+        secure_cookies: tls.is_some(),
         state_root: opts.state_root,
         started: Utc::now(),
         config,

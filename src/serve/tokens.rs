@@ -234,6 +234,16 @@ impl TokenStore {
         Ok(f)
     }
 
+    /// The token called `name`, if there is one (a session's token still standing).
+    pub fn lookup(&self, name: &str) -> Result<Option<TokenInfo>> {
+        Ok(self
+            .current()?
+            .tokens
+            .iter()
+            .find(|t| t.info.name == name)
+            .map(|t| t.info.clone()))
+    }
+
     /// The token `token` is, if it is one.
     pub fn verify(&self, token: &str) -> Result<Option<TokenInfo>> {
         let d = digest(token);

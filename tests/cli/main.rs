@@ -74,6 +74,8 @@ mod serve_client;
 mod serve_follow;
 #[cfg(feature = "testing")]
 mod serve_schedule;
+#[cfg(feature = "testing")]
+mod serve_web;
 #[cfg(all(feature = "object-store", feature = "testing"))]
 mod sftp;
 #[cfg(feature = "testing")]

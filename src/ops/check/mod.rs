@@ -6,7 +6,6 @@
 
 mod oplog;
 mod packs;
-mod subset;
 mod trees;
 
 use std::collections::HashMap;
@@ -20,7 +19,7 @@ use crate::index::BlobLocation;
 use crate::ops::context::{Ctx, Phase};
 use crate::progress::Progress;
 use crate::repository::Repository;
-pub use subset::DataSubset;
+pub use crate::subset::DataSubset;
 
 /// How serious a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -75,27 +75,17 @@ pub struct PruneRequest {
 impl PruneRequest {
     /// Reads a `--max-unused` value: "5%", "0.05" or "100%".
     pub fn parse_max_unused(text: &str) -> Result<f64> {
-        let s = text.trim();
-        let v: f64 = match s.strip_suffix('%') {
-            Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
-            None => s.parse::<f64>(),
-        }
-        .map_err(|_| {
-            Error::Invalid(format!("--max-unused {s:?}: expected a percentage like 5%"))
-        })?;
-        if !(0.0..=1.0).contains(&v) {
-            return Err(Error::Invalid(format!(
-                "--max-unused {s:?}: must be between 0% and 100%"
-            )));
-        }
-        Ok(v)
+        crate::timespec::parse_fraction(text, "--max-unused")
     }
 }
+
+/// Repack packs more than this fraction unused, unless told otherwise.
+pub const DEFAULT_MAX_UNUSED: f64 = 0.05;
 
 impl Default for PruneRequest {
     fn default() -> Self {
         Self {
-            max_unused: 0.05,
+            max_unused: DEFAULT_MAX_UNUSED,
             dry_run: false,
             grace: DEFAULT_GRACE,
         }

@@ -106,7 +106,8 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
-    api.fallback(not_found)
+    api.merge(super::web::router())
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(svc.clone(), count))
         .with_state(svc)

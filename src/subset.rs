@@ -1,4 +1,5 @@
-//! `--read-data-subset`: which packs a check reads in full. A full `--read-data` reads
+//! `--read-data-subset`: which packs a check reads in full (here, outside `ops`, because
+//! the config file names one too). A full `--read-data` reads
 //! every byte of the repository, which on object storage costs time and egress; a subset
 //! spreads that cost over several checks, as restic's option of the same name does.
 

@@ -1,0 +1,264 @@
+//! The dashboard's sign-in and overview over real HTTP: a token becomes an HttpOnly,
+//! SameSite=Strict session cookie; the overview lists plans failing first with their
+//! health; operators get a Run button that needs the session's CSRF token, viewers get
+//! none and are refused; a revoked token ends its sessions; signing out ends one.
+
+use std::time::{Duration, Instant};
+
+use crate::common::Env;
+use crate::serve_client::{config, token, Server};
+
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    csp: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Browser {
+            agent,
+            base: base.to_string(),
+            cookie: None,
+        }
+    }
+
+    fn page(mut res: ureq::http::Response<ureq::Body>) -> Page {
+        let h = |k: &str| {
+            res.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (location, set_cookie, csp) =
+            (h("location"), h("set-cookie"), h("content-security-policy"));
+        Page {
+            status: res.status().as_u16(),
+            location,
+            set_cookie,
+            csp,
+            body: res.body_mut().read_to_string().unwrap_or_default(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Page {
+        let mut r = self.agent.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            r = r.header("Cookie", c);
+        }
+        Self::page(r.call().unwrap())
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
+        let mut r = self.agent.post(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            r = r.header("Cookie", c);
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        Self::page(r.send_form(form.iter().copied()).unwrap())
+    }
+
+    /// Signs in with `token`; keeps the cookie.
+    fn sign_in(&mut self, token: &str) -> Page {
+        let p = self.post("/login", &[("token", token)], &[]);
+        if let Some(c) = &p.set_cookie {
+            self.cookie = c.split(';').next().map(str::to_string);
+        }
+        p
+    }
+}
+
+/// The session's CSRF token, from a form on `page`.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with csrf")
+        + 19;
+    page[at..at + 64].to_string()
+}
+
+#[test]
+fn dashboard_sign_in_overview_run_csrf_and_sign_out() {
+    let env = Env::new();
+    env.init();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), "x").unwrap();
+    config(
+        &env,
+        &format!(
+            r#"[repositories.main]
+location = "{repo}"
+password-env = "REPO_PASSWORD"
+
+[plans.files]
+repository = "main"
+paths = ["{data}"]
+
+[plans.broken]
+repository = "main"
+paths = ["{missing}"]
+"#,
+            repo = env.repo().display(),
+            data = data.display(),
+            missing = env.path("gone").display(),
+        ),
+    );
+    let viewer = token(&env, "eyes", "viewer");
+    let op = token(&env, "hands", "operator");
+    let admin = token(&env, "root", "admin");
+    let srv = Server::start(&env, &[]);
+    let mut b = Browser::new(&srv.base);
+
+    // Not signed in: to the sign-in page, which labels its field.
+    let p = b.get("/");
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/login")));
+    let p = b.get("/login");
+    assert_eq!(p.status, 200);
+    assert!(
+        p.body.contains("<label for=\"token\">API token</label>"),
+        "{}",
+        p.body
+    );
+    assert!(p.csp.unwrap().contains("default-src 'none'"));
+    let p = b.sign_in("repo_0000");
+    assert_eq!(p.status, 401);
+    assert!(p.set_cookie.is_none() && p.body.contains("Unknown or revoked token"));
+
+    // A viewer: cookie flags, the overview, no buttons, and a refused run.
+    let p = b.sign_in(&viewer);
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/")));
+    let c = p.set_cookie.unwrap();
+    assert!(
+        c.contains("HttpOnly") && c.contains("SameSite=Strict") && !c.contains("Secure"),
+        "{c}"
+    );
+    assert!(!c.contains(&viewer), "the cookie is not the token");
+    let p = b.get("/");
+    assert_eq!(p.status, 200);
+    assert!(
+        p.body.contains("data-plan=\"files\"") && p.body.contains("eyes (viewer)"),
+        "{}",
+        p.body
+    );
+    assert!(!p.body.contains("Run now"), "viewers get no buttons");
+    let token = csrf(&p.body);
+    let p = b.post("/ui/plans/files/run", &[("csrf", &token)], &[]);
+    assert_eq!(p.status, 403);
+    // The cookie reads the API, but a change needs the CSRF header.
+    let viewer_b = b;
+    let p = viewer_b.get("/api/jobs");
+    assert_eq!(p.status, 200, "{}", p.body);
+
+    // An operator runs plans from the overview.
+    let mut b = Browser::new(&srv.base);
+    b.sign_in(&op);
+    let p = b.get("/");
+    assert!(p.body.contains("Run now") && p.body.contains("aria-label=\"Run plan files now\""));
+    let token = csrf(&p.body);
+    assert_eq!(b.post("/ui/plans/files/run", &[], &[]).status, 400);
+    assert_eq!(
+        b.post("/ui/plans/files/run", &[("csrf", &"0".repeat(64))], &[])
+            .status,
+        403
+    );
+    let api = b.post("/api/plans/files/run", &[], &[]);
+    assert_eq!(
+        api.status, 403,
+        "a cookie without X-CSRF-Token: {}",
+        api.body
+    );
+    let p = b.post("/ui/plans/files/run", &[("csrf", &token)], &[]);
+    assert_eq!(
+        (p.status, p.location.as_deref()),
+        (303, Some("/")),
+        "{}",
+        p.body
+    );
+    let p = b.post("/ui/plans/broken/run", &[("csrf", &token)], &[]);
+    assert_eq!(p.status, 303, "{}", p.body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let page = loop {
+        let jobs = srv.get("/api/jobs", &admin);
+        let done = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["state"] != "queued" && j["state"] != "running")
+            .count();
+        if done == 2 {
+            assert!(
+                jobs.as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|j| j["requested_by"] == "hands"),
+                "{jobs}"
+            );
+            break b.get("/").body;
+        }
+        assert!(Instant::now() < deadline, "{jobs}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let failing = page.find("data-plan=\"broken\"").unwrap();
+    let fine = page.find("data-plan=\"files\"").unwrap();
+    assert!(failing < fine, "failing plans first");
+    assert!(
+        page[failing..fine].contains("data-health=\"red\""),
+        "{page}"
+    );
+    assert!(page[fine..].contains("data-health=\"ok\""), "{page}");
+    let header_csrf = csrf(&page);
+    let api = b.post(
+        "/api/plans/files/run",
+        &[],
+        &[("X-CSRF-Token", &header_csrf)],
+    );
+    assert_eq!(api.status, 202, "{}", api.body);
+
+    // Revoking the operator's token ends its session at once.
+    let (s, _) = srv.call("DELETE", "/api/tokens/hands", Some(&admin), None);
+    assert_eq!(s, 204);
+    assert_eq!(b.get("/").location.as_deref(), Some("/login"));
+    assert_eq!(b.get("/api/jobs").status, 401);
+
+    // Signing out ends the viewer's.
+    let token = csrf(&viewer_b.get("/").body);
+    let p = viewer_b.post("/logout", &[("csrf", &token)], &[]);
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/login")));
+    assert!(p.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(viewer_b.get("/").location.as_deref(), Some("/login"));
+
+    // The audit log names the sessions' tokens.
+    let audit = srv.get("/api/audit?limit=1000", &admin);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["route"] == "/ui/plans/{name}/run"
+                && e["token"] == "hands"
+                && e["status"] == 303),
+        "{audit}"
+    );
+    let (code, log) = srv.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for secret in [&viewer, &op, &admin] {
+        assert!(!log.contains(secret.as_str()));
+    }
+}
