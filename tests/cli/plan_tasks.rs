@@ -237,6 +237,10 @@ notify = ["hook"]
 [notify.hook]
 webhook = "{hook_url}/alert"
 on = ["failure", "recovered"]
+
+# Waiting for a lock does not yet heed a cancel: keep waits short so SIGTERM is prompt.
+[service]
+lock-wait = "2s"
 "#
         ),
     );
@@ -246,8 +250,9 @@ on = ["failure", "recovered"]
     let admin = token(&env, "a", "admin");
     let srv = Server::start(&env, &[]);
 
-    // Wait for a successful scheduled check and prune.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Wait for a successful scheduled check and prune (a prune waits for the checks'
+    // shared locks: generous under a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(180);
     let done_ok = |jobs: &Value, kind: &str| {
         jobs_of(jobs, kind)
             .iter()
@@ -312,7 +317,7 @@ on = ["failure", "recovered"]
     let mut bytes = std::fs::read(&pack).unwrap();
     bytes[100] ^= 0x40;
     std::fs::write(&pack, bytes).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let alert = loop {
         let hit = got.lock().unwrap().iter().find_map(|(_, body)| {
             let v: Value = serde_json::from_slice(body).ok()?;
@@ -334,7 +339,18 @@ on = ["failure", "recovered"]
         alert["message"].as_str().unwrap().contains("check failed"),
         "{alert}"
     );
-    let jobs = srv.get("/api/jobs", &viewer);
+    // The alert goes out as the job ends; its state follows a moment later.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let jobs = loop {
+        let jobs = srv.get("/api/jobs", &viewer);
+        let failed = jobs_of(&jobs, "check")
+            .iter()
+            .any(|j| j["state"] == "failed");
+        if failed || Instant::now() > deadline {
+            break jobs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(
         jobs_of(&jobs, "check")
             .iter()
