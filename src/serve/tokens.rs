@@ -113,7 +113,7 @@ fn digest(token: &str) -> String {
 }
 
 /// Equal without leaking where they differ through timing.
-fn same(a: &str, b: &str) -> bool {
+pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 

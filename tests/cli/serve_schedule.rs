@@ -30,7 +30,7 @@ fn schedules_never_overlap_and_a_missed_run_catches_up_and_alerts() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("f"), "x").unwrap();
     let (hook_url, got) = listener(200);
-    let (mut smtp, port) = smtp_sink().expect("the SMTP test server");
+    let (mut smtp, port) = smtp_sink();
     config(
         &env,
         &format!(

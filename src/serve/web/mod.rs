@@ -11,6 +11,7 @@ pub mod session;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -110,33 +111,32 @@ struct CsrfForm {
     csrf: String,
 }
 
-/// The session of a form post, once its CSRF field matches.
-fn form_session(
-    svc: &Service,
-    parts: &axum::http::request::Parts,
-    sent: &str,
-) -> Result<(Caller, session::Session), Box<Response>> {
-    let (caller, s) = session_of(parts, svc).map_err(|_| Box::new(to_login()))?;
-    if !session::same(sent, &s.csrf) {
-        let body = page::message("Refused", "This form is out of date or was not sent by this dashboard. Go back, reload and try again.");
-        return Err(Box::new(html(StatusCode::FORBIDDEN, body)));
-    }
-    Ok((caller, s))
-}
-
-async fn logout(State(svc): State<Arc<Service>>, req: Request) -> Response {
+/// The caller of a form post: its session, once the form's CSRF field matches (and the
+/// access and audit logs are told who it is).
+async fn form_caller(svc: &Service, req: Request) -> Result<(Caller, Parts), Box<Response>> {
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts.clone(), body);
     let Ok(Form(f)) = Form::<CsrfForm>::from_request(req, &()).await else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            page::message("Refused", "The form is incomplete."),
-        );
+        let body = page::message("Refused", "The form is incomplete.");
+        return Err(Box::new(html(StatusCode::BAD_REQUEST, body)));
     };
-    match form_session(&svc, &parts, &f.csrf) {
-        Ok((caller, _)) => note(&parts, &caller),
-        Err(r) => return *r,
+    let (caller, s) = session_of(&parts, svc).map_err(|_| Box::new(to_login()))?;
+    if !session::same(&f.csrf, &s.csrf) {
+        let body = page::message(
+            "Refused",
+            "This form is out of date or was not sent by this dashboard. Go back, reload and try again.",
+        );
+        return Err(Box::new(html(StatusCode::FORBIDDEN, body)));
     }
+    note(&parts, &caller);
+    Ok((caller, parts))
+}
+
+async fn logout(State(svc): State<Arc<Service>>, req: Request) -> Response {
+    let parts = match form_caller(&svc, req).await {
+        Ok((_, parts)) => parts,
+        Err(r) => return *r,
+    };
     if let Some(id) = session::cookie(&parts.headers) {
         svc.sessions.end(&id);
     }
@@ -166,19 +166,10 @@ async fn run_plan(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let req = Request::from_parts(parts.clone(), body);
-    let Ok(Form(f)) = Form::<CsrfForm>::from_request(req, &()).await else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            page::message("Refused", "The form is incomplete."),
-        );
-    };
-    let caller = match form_session(&svc, &parts, &f.csrf) {
+    let caller = match form_caller(&svc, req).await {
         Ok((c, _)) => c,
         Err(r) => return *r,
     };
-    note(&parts, &caller);
     if caller.role < Role::Operator {
         let body = page::message("Not allowed", "Running a plan needs an operator's token.");
         return html(StatusCode::FORBIDDEN, body);
