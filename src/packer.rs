@@ -255,6 +255,12 @@ impl Drop for PackStore<'_> {
 
 fn upload(backend: &dyn Backend, p: FinishedPack) -> Result<PackRecord> {
     backend.put(&pack_path(&p.id), &p.bytes)?;
+    tracing::debug!(
+        "wrote pack {} ({} bytes, {} blobs)",
+        p.id.short(),
+        p.bytes.len(),
+        p.entries.len()
+    );
     Ok(PackRecord {
         id: p.id,
         size: p.bytes.len() as u64,

@@ -55,30 +55,64 @@ pub fn parse_size(s: &str) -> Result<u64> {
     Ok((n * mult) as u64)
 }
 
-/// Parses a duration like `90s`, `15m`, `2h`, `7d`, `2w`, `3 months`, `1y`.
+/// Parses a duration — one syntax for every flag and config key: `500ms`, `90s`, `15m`,
+/// `2h`, `7d`, `2w`, `6mo`, `1y`, and sums of them (`1h30m`, `2h 15m`). Months are 30 days
+/// and years 365 days (retention counts in calendar-free units); every other unit is read
+/// by the `humantime` crate.
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let bad = || {
         Error::Invalid(format!(
-            "cannot read {s:?} as a duration; use e.g. 30m, 2h, 7d, 4w, 6mo, 1y"
+            "cannot read {s:?} as a duration; use e.g. 500ms, 90s, 30m, 2h, 7d, 4w, 6mo, 1y or 1h30m"
         ))
     };
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (num, unit) = t.split_at(split);
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let secs: i64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "s" | "sec" | "secs" | "second" | "seconds" => 1,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60,
-        "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86_400,
-        "w" | "week" | "weeks" => 7 * 86_400,
-        "mo" | "month" | "months" => 30 * 86_400,
-        "y" | "year" | "years" => 365 * 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(secs)
-        .and_then(Duration::try_seconds)
-        .ok_or_else(bad)
+    if t.is_empty() || !t.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let mut total = Duration::zero();
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let (num, after) = rest.split_at(digits);
+        let after = after.trim_start();
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        if unit == "M" {
+            // humantime's months, or minutes? Neither guess is safe.
+            return Err(Error::Invalid(format!(
+                "{s:?}: \"M\" is ambiguous; write m for minutes or mo for months"
+            )));
+        }
+        let days = match unit.to_ascii_lowercase().as_str() {
+            "mo" | "month" | "months" => Some(30),
+            "y" | "yr" | "yrs" | "year" | "years" => Some(365),
+            _ => None,
+        };
+        let part = match days {
+            Some(d) => n
+                .checked_mul(d * 86_400)
+                .and_then(Duration::try_seconds)
+                .ok_or_else(bad)?,
+            // Units are read in lower case ("5H" is five hours); "M" was refused above.
+            None if unit.is_empty() => return Err(bad()),
+            None => {
+                let std = humantime::parse_duration(&format!("{n}{}", unit.to_ascii_lowercase()))
+                    .map_err(|_| bad())?;
+                Duration::from_std(std).map_err(|_| bad())?
+            }
+        };
+        total = total.checked_add(&part).ok_or_else(bad)?;
+        rest = next.trim_start();
+    }
+    Ok(total)
 }
 
 /// A duration as people write it: `1h`, `90s`, `2h30m`, `0s`.
@@ -128,9 +162,22 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
             return Ok(now - d);
         }
     }
+    // "last week", "last 3 days": the same as "1w ago", "3d ago".
+    if let Some(span) = t.to_ascii_lowercase().strip_prefix("last ") {
+        let span = span.trim();
+        let span = if span.starts_with(|c: char| c.is_ascii_digit()) {
+            span.to_string()
+        } else {
+            format!("1{span}")
+        };
+        if let Ok(d) = parse_duration(&span) {
+            return Ok(now - d);
+        }
+    }
     Err(Error::Invalid(format!(
         "cannot read {s:?} as a time; use RFC 3339 (2026-11-28T09:00:00Z), local \
-         \"2026-11-28 09:00\", or a relative time (2h ago, 7d, yesterday)"
+         \"2026-11-28 09:00\" or 2026-11-28, now, today, yesterday, or a relative time \
+         (2h ago, 7d, 1h30m ago, last week, last 3 days)"
     )))
 }
 
@@ -216,5 +263,36 @@ mod tests {
         }
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("99999999999999999y").is_err());
+        for s in ["ms", "5 parsecs", "1h30", "-5s", "5M"] {
+            assert!(parse_duration(s).is_err(), "{s:?} accepted");
+        }
+    }
+
+    #[test]
+    fn one_duration_syntax() {
+        let d = |s: &str| parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(d("500ms"), Duration::milliseconds(500));
+        assert_eq!(d("90s"), Duration::seconds(90));
+        assert_eq!(d("2h"), Duration::hours(2));
+        assert_eq!(d("7d"), Duration::days(7));
+        assert_eq!(d("1w"), Duration::days(7));
+        assert_eq!(d("6mo"), Duration::days(180));
+        assert_eq!(d("1y"), Duration::days(365));
+        assert_eq!(d("1h30m"), Duration::minutes(90));
+        assert_eq!(d("2h 15m"), Duration::minutes(135));
+        assert_eq!(d("3 days"), Duration::days(3));
+        assert_eq!(d("0s"), Duration::zero());
+        let n = now();
+        assert_eq!(parse_time("last week", n).ok(), Some(n - Duration::days(7)));
+        assert_eq!(
+            parse_time("last 3 days", n).ok(),
+            Some(n - Duration::days(3))
+        );
+        assert_eq!(
+            parse_time("1h30m ago", n).ok(),
+            Some(n - Duration::minutes(90))
+        );
+        let e = parse_time("the day before", n).unwrap_err().to_string();
+        assert!(e.contains("last week") && e.contains("2h ago"), "{e}");
     }
 }

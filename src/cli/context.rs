@@ -30,9 +30,25 @@ pub struct GlobalOpts {
     /// Print machine-readable JSON on stdout instead of text
     #[arg(long, global = true)]
     pub json: bool,
-    /// No progress display
-    #[arg(long, short = 'q', global = true)]
+    /// Print nothing but errors and warnings: no progress, no summary
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Log more: -v info, -vv debug, -vvv trace (to stderr, or --log-file)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log level: error, warn, info, debug or trace (instead of -v)
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Append the log to this file (with timestamps) instead of stderr
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// When stderr is not a terminal (cron, systemd): print a progress line this often
+    /// (e.g. "30s"); with --json-progress, how often to print a JSON event [default: 1s]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub progress_interval: Option<String>,
+    /// Progress as JSON lines on stderr ({"phase", "items", "total_items", "bytes", …})
+    #[arg(long, global = true)]
+    pub json_progress: bool,
     /// How long to wait for a conflicting repository lock (e.g. "10m"; default: fail at once)
     #[arg(long, global = true, value_name = "DURATION")]
     pub lock_wait: Option<String>,
@@ -198,6 +214,34 @@ impl GlobalOpts {
         !self.quiet && !self.json && std::io::stderr().is_terminal()
     }
 
+    /// How progress is shown: bars on a terminal; otherwise lines or JSON events at an
+    /// interval when asked; nothing with `--quiet`.
+    pub fn progress_mode(&self) -> Result<super::progress::Mode> {
+        use super::progress::Mode;
+        let every = match &self.progress_interval {
+            Some(t) => Some(
+                repo::timespec::parse_duration(t)
+                    .with_context(|| format!("--progress-interval {t:?}"))?
+                    .to_std()
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .with_context(|| format!("--progress-interval {t:?}: must be above zero"))?,
+            ),
+            None => None,
+        };
+        Ok(if self.quiet {
+            Mode::None
+        } else if self.json_progress {
+            Mode::Json(every.unwrap_or(std::time::Duration::from_secs(1)))
+        } else if self.show_progress() {
+            Mode::Bars
+        } else if let Some(d) = every {
+            Mode::Lines(d)
+        } else {
+            Mode::None
+        })
+    }
+
     /// The backend for the location (storage options apply to object stores only).
     pub fn backend(&self, loc: &Location) -> Result<Arc<dyn Backend>> {
         // Read (and so check) the options file even for a directory, where its keys do
@@ -302,7 +346,14 @@ impl GlobalOpts {
     /// The observer and cancellation token a verb runs with: progress bars on a terminal,
     /// messages on stderr (unless `--quiet`), and Ctrl-C/SIGTERM as cancellation.
     pub fn ctx(&self) -> repo::ops::context::Ctx {
-        super::progress::context(self.show_progress(), self.quiet, self.json)
+        // A bad --progress-interval is reported when the command starts (`check_args`).
+        let mode = self.progress_mode().unwrap_or(super::progress::Mode::None);
+        super::progress::context(mode, self.quiet, self.json)
+    }
+
+    /// Fails on global options that are wrong whatever the command.
+    pub fn check_args(&self) -> Result<()> {
+        self.progress_mode().map(|_| ())
     }
 }
 

@@ -5,7 +5,6 @@ use anyhow::Result;
 use super::context::GlobalOpts;
 use repo::ops::ls::{self, LsEntry, LsRequest};
 use repo::ops::select::SnapshotRef;
-use repo::selection::SnapshotFilter;
 use repo::tree::NodeKind;
 
 /// Arguments of `repo ls`.
@@ -19,22 +18,14 @@ pub struct Args {
     /// Show type, mode, owner, size and modification time
     #[arg(long, short = 'l')]
     long: bool,
-    /// With "latest": only snapshots of this host (repeatable)
-    #[arg(long = "host")]
-    hosts: Vec<String>,
-    /// With "latest": only snapshots with this tag (repeatable: all must match)
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    select: super::snapshots::SelectArgs,
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = g.open(false)?;
     let req = LsRequest {
-        snapshot: SnapshotRef::id(a.snapshot).with_filter(SnapshotFilter {
-            hosts: a.hosts,
-            tags: a.tags,
-            ..SnapshotFilter::default()
-        }),
+        snapshot: SnapshotRef::id(a.snapshot).with_filter(a.select.filter()?),
         path: a.path,
     };
     // JSON is one array: entries are gathered; text is printed as it is read.

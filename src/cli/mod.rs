@@ -5,6 +5,8 @@ mod check;
 pub mod context;
 mod copy;
 mod diff;
+mod docs;
+mod dump;
 pub mod exit;
 mod find;
 mod fmt;
@@ -49,7 +51,8 @@ pub struct Cli {
 enum Command {
     /// Create a new repository
     Init(init::Args),
-    /// Back up paths into a new snapshot
+    /// Back up paths into a new snapshot (also `repo backup`)
+    #[command(visible_alias = "backup")]
     Snapshot(snapshot::Args),
     /// List snapshots
     Snapshots(snapshots::Args),
@@ -57,6 +60,8 @@ enum Command {
     Ls(ls::Args),
     /// Restore a snapshot (or part of it) into a directory
     Restore(restore::Args),
+    /// Write a file of a snapshot to stdout, or a directory as a tar archive
+    Dump(dump::Args),
     /// Verify the repository's integrity
     Check(check::Args),
     /// Show what changed between two snapshots
@@ -102,6 +107,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage the service's API tokens
     Token(serve::TokenArgs),
+    /// Print shell completions for bash, zsh, fish, powershell or elvish
+    Completions(docs::CompletionsArgs),
+    /// Write man pages (repo.1 and one per command) into a directory
+    Man(docs::ManArgs),
 }
 
 impl Command {
@@ -128,19 +137,40 @@ impl Command {
 }
 
 impl Cli {
+    /// Whether output is JSON (`--json`): errors are then a JSON object on stdout too.
+    pub fn wants_json(&self) -> bool {
+        self.global.json
+    }
+
     /// Starts logging: the service logs its events at info (human or JSON); every other
-    /// command prints only warnings and errors.
-    pub fn init_log(&self) {
+    /// command warnings and errors, more with `-v`/`--log-level`, to `--log-file` if given.
+    pub fn init_log(&self) -> anyhow::Result<()> {
+        let g = &self.global;
         match &self.command {
-            Command::Serve(a) => log::init_service(a.log_format == serve::LogFormat::Json),
-            _ => log::init(),
+            Command::Serve(a) => {
+                log::init_service(a.log_format == serve::LogFormat::Json);
+                Ok(())
+            }
+            _ => log::init(
+                log::level(g.verbose, g.log_level.as_deref())?,
+                g.log_file.as_deref(),
+            ),
         }
     }
 }
 
 /// Runs the parsed command and records it in the operation log; returns the exit code.
 pub fn run(mut cli: Cli) -> anyhow::Result<i32> {
+    cli.global.check_args()?;
     cli.global.apply_plan()?;
+    // `-q` on a command that does something prints nothing on success: its summary on
+    // stdout goes nowhere (errors and warnings still reach stderr). Commands whose output
+    // is the point (ls, dump, snapshots, …) still print it.
+    let doer = cli.command.logged_kind().is_some()
+        || matches!(cli.command, Command::Init(_) | Command::Run(_));
+    if cli.global.quiet && !cli.global.json && doer {
+        silence_stdout()?;
+    }
     let Some(kind) = cli.command.logged_kind() else {
         return dispatch(&cli.global, cli.command);
     };
@@ -152,6 +182,17 @@ pub fn run(mut cli: Cli) -> anyhow::Result<i32> {
     let outcome = dispatch(&cli.global, cli.command);
     journal::record(&cli.global, rec, &outcome);
     outcome
+}
+
+/// Points stdout at /dev/null.
+fn silence_stdout() -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| anyhow::anyhow!("opening /dev/null: {e}"))?;
+    nix::unistd::dup2(null.as_raw_fd(), 1).map_err(|e| anyhow::anyhow!("--quiet: {e}"))?;
+    Ok(())
 }
 
 fn dispatch(g: &GlobalOpts, command: Command) -> anyhow::Result<i32> {
@@ -166,6 +207,7 @@ fn dispatch(g: &GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Snapshots(a) => snapshots::run(g, a),
         Command::Ls(a) => ls::run(g, a),
         Command::Restore(a) => restore::run(g, a),
+        Command::Dump(a) => dump::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Diff(a) => diff::run(g, a),
         Command::Find(a) => find::run(g, a),
@@ -182,6 +224,8 @@ fn dispatch(g: &GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Copy(a) => copy::run(g, a),
         Command::Serve(a) => serve::serve(g, a),
         Command::Token(a) => serve::token(g, a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
         #[cfg(feature = "mongo")]
         Command::Mongodb(a) => mongodb::run(g, a),
     }

@@ -75,16 +75,8 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     }
 }
 
-/// "500ms" or anything `parse_duration` reads ("2s", "5m").
+/// A positive duration in the one syntax every flag takes ("500ms", "2s", "5m").
 fn duration(text: &str, flag: &str) -> Result<std::time::Duration> {
-    if let Some(ms) = text.trim().strip_suffix("ms") {
-        let ms: u64 = ms
-            .trim()
-            .parse()
-            .with_context(|| format!("{flag} {text:?}"))?;
-        anyhow::ensure!(ms > 0, "{flag} {text:?}: must be above zero");
-        return Ok(std::time::Duration::from_millis(ms));
-    }
     let d = repo::timespec::parse_duration(text).with_context(|| format!("{flag} {text:?}"))?;
     d.to_std()
         .ok()

@@ -1,6 +1,7 @@
 //! The terminal's view of a running verb: a progress bar per phase on stderr (when it is
-//! a terminal and not `--quiet`/`--json`), messages on stderr, follow's events as they
-//! happen, and Ctrl-C turned into cancellation.
+//! a terminal and not `--quiet`/`--json`), or a line or a JSON event per interval for
+//! logs (`--progress-interval`, `--json-progress`); messages on stderr, follow's events
+//! as they happen, and Ctrl-C turned into cancellation.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -11,9 +12,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 use repo::ops::context::{CancelToken, Ctx, Event, Level, Message, Observer, Phase};
 use repo::progress::Progress;
 
-/// Renders each phase's counters as a bar while the phase runs.
+/// How a running phase is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Nothing.
+    None,
+    /// A bar on the terminal.
+    Bars,
+    /// A text line on stderr this often (cron, systemd journals).
+    Lines(Duration),
+    /// A JSON object on stderr this often.
+    Json(Duration),
+}
+
+/// Renders each phase's counters while the phase runs.
 pub struct Terminal {
-    bars: bool,
+    mode: Mode,
     /// `--quiet`: no informational messages (stderr; `--json` output is on stdout).
     quiet: bool,
     json: bool,
@@ -37,12 +51,18 @@ impl Terminal {
 impl Observer for Terminal {
     fn phase(&self, phase: Phase, progress: &Arc<Progress>) {
         self.stop();
-        if !self.bars {
-            return;
-        }
         let stop = Arc::new(AtomicBool::new(false));
         let (s, p) = (stop.clone(), progress.clone());
-        let thread = std::thread::spawn(move || draw(&p, phase.verb(), &s));
+        let thread = match self.mode {
+            Mode::None => return,
+            Mode::Bars => std::thread::spawn(move || draw(&p, phase.verb(), &s)),
+            Mode::Lines(every) => {
+                std::thread::spawn(move || lines(&p, phase.verb(), &s, every, false))
+            }
+            Mode::Json(every) => {
+                std::thread::spawn(move || lines(&p, phase.verb(), &s, every, true))
+            }
+        };
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some((stop, thread));
     }
 
@@ -119,10 +139,52 @@ fn draw(p: &Progress, verb: &str, stop: &AtomicBool) {
     bar.finish_and_clear();
 }
 
-/// The context a CLI command runs its verb with: the terminal display (bars when `bars`,
-/// messages unless `quiet`; `json` prints follow's slices as JSON lines), and a token that
+/// One progress report: text, or a JSON object.
+fn report(p: &Progress, verb: &str, elapsed: Duration, json: bool, done: bool) -> String {
+    let c = p.counts();
+    if json {
+        return serde_json::json!({
+            "phase": verb, "items": c.items, "total_items": c.total_items,
+            "bytes": c.bytes, "total_bytes": c.total_bytes, "totals_final": c.totals_final,
+            "elapsed_secs": elapsed.as_secs_f64(), "done": done,
+        })
+        .to_string();
+    }
+    let pct = if c.totals_final && c.total_bytes > 0 {
+        format!(" ({:.0}%)", c.bytes as f64 * 100.0 / c.total_bytes as f64)
+    } else {
+        String::new()
+    };
+    let more = if c.totals_final { "" } else { "+" };
+    format!(
+        "progress: {verb} {}/{}{more} items, {}/{}{more}{pct}, {}s elapsed{}",
+        c.items,
+        c.total_items,
+        super::fmt::bytes(c.bytes),
+        super::fmt::bytes(c.total_bytes.max(c.bytes)),
+        elapsed.as_secs(),
+        if done { ", done" } else { "" }
+    )
+}
+
+/// Prints a report every `every` while the phase runs, and one when it ends.
+fn lines(p: &Progress, verb: &str, stop: &AtomicBool, every: Duration, json: bool) {
+    let started = std::time::Instant::now();
+    let mut next = started + every;
+    while !stop.load(Relaxed) {
+        if std::time::Instant::now() >= next {
+            eprintln!("{}", report(p, verb, started.elapsed(), json, false));
+            next += every;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(every));
+    }
+    eprintln!("{}", report(p, verb, started.elapsed(), json, true));
+}
+
+/// The context a CLI command runs its verb with: the progress display (`mode`), messages
+/// unless `quiet` (`json` prints follow's slices as JSON lines), and a token that
 /// SIGINT/SIGTERM cancel (a second signal exits at once).
-pub fn context(bars: bool, quiet: bool, json: bool) -> Ctx {
+pub fn context(mode: Mode, quiet: bool, json: bool) -> Ctx {
     let cancel = CancelToken::new();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Once the flag is set, the next signal terminates without waiting.
@@ -130,7 +192,7 @@ pub fn context(bars: bool, quiet: bool, json: bool) -> Ctx {
         let _ = signal_hook::flag::register(sig, cancel.flag());
     }
     let observer = Terminal {
-        bars,
+        mode,
         quiet,
         json,
         running: Mutex::new(None),

@@ -12,7 +12,6 @@ use repo::ops::restore::{
     self, Action, Conflict, FilesTarget, RestoreInto, RestoreOutcome, RestoreReport, RestoreRequest,
 };
 use repo::ops::select::SnapshotRef;
-use repo::selection::SnapshotFilter;
 use repo::timespec::parse_time;
 
 /// `--conflict` values.
@@ -79,12 +78,8 @@ pub struct Args {
     /// state at that moment, or at exactly oplog timestamp "2026-11-28T10:16:59Z #3"
     #[arg(long)]
     at: Option<String>,
-    /// Choose among snapshots of this host only (repeatable)
-    #[arg(long = "host")]
-    hosts: Vec<String>,
-    /// Choose among snapshots with this tag only (repeatable: all must match)
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    select: super::snapshots::SelectArgs,
     /// Leave out entries matching this glob and everything below them (repeatable;
     /// without "/" it matches names, with "/" whole snapshot paths)
     #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
@@ -168,11 +163,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
 /// The arguments as a request: which snapshot (or moment), which part, into what.
 fn request(a: Args) -> Result<RestoreRequest> {
     let mut include = a.includes;
-    let filter = SnapshotFilter {
-        hosts: a.hosts,
-        tags: a.tags,
-        ..SnapshotFilter::default()
-    };
+    let filter = a.select.filter()?;
     let (snapshot, ordinal) = match &a.at {
         Some(at) => {
             // "TIME #N" (as `repo mongodb coverage` prints): exactly oplog timestamp (TIME, N).

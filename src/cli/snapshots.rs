@@ -53,6 +53,38 @@ impl FilterArgs {
     }
 }
 
+/// How commands that take one SNAPSHOT narrow `latest` (and `--at`): the newest snapshot
+/// of these hosts, holding these paths, with these tags.
+#[derive(clap::Args, Debug, Default)]
+pub struct SelectArgs {
+    /// With "latest" or --at: only snapshots of this host (repeatable)
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// With "latest" or --at: only snapshots that contain this path (repeatable)
+    #[arg(long = "path")]
+    pub paths: Vec<String>,
+    /// With "latest" or --at: only snapshots with this tag (repeatable: all must match)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+}
+
+impl SelectArgs {
+    /// The filter these flags describe (paths made absolute).
+    pub fn filter(self) -> Result<SnapshotFilter> {
+        let mut paths = Vec::new();
+        for p in &self.paths {
+            let abs = repo::source::fs::absolute(std::path::Path::new(p))?;
+            paths.push(abs.display().to_string());
+        }
+        Ok(SnapshotFilter {
+            hosts: self.hosts,
+            paths,
+            tags: self.tags,
+            ..SnapshotFilter::default()
+        })
+    }
+}
+
 /// Arguments of `repo snapshots`.
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -4,6 +4,7 @@ pub mod check;
 pub mod context;
 pub mod copy;
 pub mod diff;
+pub mod dump;
 pub mod find;
 pub mod forget;
 pub mod history;

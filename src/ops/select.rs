@@ -80,7 +80,7 @@ pub fn snapshot(repo: &Repository, r: &SnapshotRef, paths: &[String]) -> Result<
         let snap = by_id(repo, sel)?;
         if !r.filter.matches(&snap) {
             return Err(Error::Selection(format!(
-                "snapshot {} does not match the given --host/--path/--tag/--source filters",
+                "snapshot {} does not match the given filters (--host, --path, --tag)",
                 snap.id.short()
             )));
         }
@@ -103,7 +103,7 @@ pub fn snapshot(repo: &Repository, r: &SnapshotRef, paths: &[String]) -> Result<
             Error::Selection(if r.filter == SnapshotFilter::default() {
                 "the repository has no snapshots yet".into()
             } else {
-                "no snapshot matches the given --host/--path/--tag/--source filters".into()
+                "no snapshot matches the given filters (--host, --path, --tag)".into()
             })
         }),
     }

@@ -35,6 +35,9 @@ pub struct RunRecord {
     pub status: String,
     /// The snapshot it made.
     pub snapshot: Option<String>,
+    /// Why it failed (secrets already removed, as in the report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// This host's state: `$XDG_STATE_HOME/repo` (or the data directory).

@@ -175,6 +175,12 @@ impl Repository {
         let hasher = IdHasher::new(key.id_key());
         let cache_dir = cache_root.join(config.id.to_hex());
         let cache = ObjectCache::new(backend.is_remote().then(|| cache_dir.join("objects")));
+        tracing::info!(
+            "opened repository {} (format version {}, key {})",
+            backend.location(),
+            config.version,
+            key_id.short()
+        );
         Ok(Self {
             immutable: Layered::new(backend.clone(), cache),
             backend,
@@ -252,6 +258,11 @@ impl Repository {
         if let Some(i) = self.current_index() {
             let _guard = self.index_init.lock().unwrap_or_else(|p| p.into_inner());
             let (report, _) = index::sync(&i, self.backend(), &self.key)?;
+            tracing::debug!(
+                "local index refreshed: {} segments merged, {} packs read from their trailers",
+                report.segments_merged,
+                report.packs_from_trailers
+            );
             warn_damaged(&report);
         }
         Ok(())

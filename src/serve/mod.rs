@@ -17,6 +17,7 @@ mod metrics;
 mod openapi;
 pub mod problem;
 mod scheduler;
+mod stats;
 pub mod tokens;
 pub mod web;
 
@@ -122,6 +123,8 @@ pub struct Service {
     followers: follow::Followers,
     /// Repositories whose statistics are being computed, and whether they changed since.
     stats_busy: Mutex<HashMap<String, bool>>,
+    /// Each repository's latest statistics, and when they were computed.
+    stats_cache: Mutex<HashMap<String, (DateTime<Utc>, crate::ops::stats::RepoStats)>>,
     limiter: auth::Limiter,
     /// Every HTTP request.
     audit: audit::AuditLog,
@@ -264,55 +267,6 @@ impl Service {
 }
 
 impl Service {
-    /// Refreshes repository `name`'s statistics in the metrics on a background thread:
-    /// at start, and after each job that changed it. One walk per repository at a time;
-    /// a change during a walk asks for one more after it. Between two walks the thread
-    /// waits ten times as long as the last one took (at least two seconds), so the
-    /// statistics of a large repository take at most a tenth of a core.
-    pub fn refresh_stats(self: &Arc<Self>, name: &str) {
-        let mut busy = self.stats_busy.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(again) = busy.get_mut(name) {
-            *again = true;
-            return;
-        }
-        busy.insert(name.to_string(), false);
-        drop(busy);
-        let (svc, owned) = (self.clone(), name.to_string());
-        let spawned = std::thread::Builder::new()
-            .name("stats".into())
-            .spawn(move || svc.stats_loop(&owned));
-        if spawned.is_err() {
-            self.stats_busy
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(name);
-        }
-    }
-
-    fn stats_loop(&self, name: &str) {
-        loop {
-            let started = std::time::Instant::now();
-            let req = crate::ops::stats::StatsRequest::default();
-            match self
-                .repos
-                .get(name)
-                .and_then(|r| crate::ops::stats::run(&r, &req, &Ctx::default()))
-            {
-                Ok(s) => self.metrics.repository(name, &s),
-                Err(e) => tracing::warn!(repository = %name, "statistics: {e}"),
-            }
-            std::thread::sleep((started.elapsed() * 10).max(Duration::from_secs(2)));
-            let mut busy = self.stats_busy.lock().unwrap_or_else(|p| p.into_inner());
-            match busy.get_mut(name) {
-                Some(again) if *again => *again = false,
-                _ => {
-                    busy.remove(name);
-                    return;
-                }
-            }
-        }
-    }
-
     /// Writes `rec` to repository `repo`'s operation log (this host's journal when the
     /// repository cannot take it).
     fn record(&self, repo: &str, sink: Option<&Sink>, rec: &Record) {
@@ -357,6 +311,7 @@ pub fn run(config: Config, opts: ServeOptions) -> Result<()> {
         metrics,
         followers: follow::Followers::default(),
         stats_busy: Mutex::default(),
+        stats_cache: Mutex::default(),
         limiter: auth::Limiter::default(),
         audit: audit::AuditLog::new(&opts.state_root),
         sessions: web::session::Sessions::default(),

@@ -11,6 +11,8 @@ fn the_end_to_end_suite_needs_the_testing_feature() {
 }
 
 #[cfg(feature = "testing")]
+mod cli_polish;
+#[cfg(feature = "testing")]
 mod common;
 #[cfg(feature = "testing")]
 mod copy;
@@ -20,6 +22,8 @@ mod corruption;
 mod crash;
 #[cfg(feature = "testing")]
 mod dedup;
+#[cfg(feature = "testing")]
+mod dump;
 #[cfg(feature = "testing")]
 mod errors;
 #[cfg(feature = "testing")]
@@ -68,6 +72,8 @@ mod roundtrip;
 mod scan;
 #[cfg(feature = "testing")]
 mod serve;
+#[cfg(feature = "testing")]
+mod serve_browser;
 #[cfg(feature = "testing")]
 mod serve_client;
 #[cfg(feature = "testing")]

@@ -185,12 +185,14 @@ paths = ["{missing}"]
         api.body
     );
     let p = b.post("/ui/plans/files/run", &[("csrf", &token)], &[]);
-    assert_eq!(
-        (p.status, p.location.as_deref()),
-        (303, Some("/")),
-        "{}",
-        p.body
+    assert_eq!(p.status, 303, "{}", p.body);
+    let job_page = p.location.unwrap();
+    assert!(
+        job_page.starts_with("/jobs/"),
+        "to the job's page: {job_page}"
     );
+    let p = b.get(&job_page);
+    assert!(p.body.contains("data-state="), "{}", p.body);
     let p = b.post("/ui/plans/broken/run", &[("csrf", &token)], &[]);
     assert_eq!(p.status, 303, "{}", p.body);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -242,6 +242,7 @@ pub(super) fn finish(
             finished: report.finished,
             status: report.status.as_str().to_string(),
             snapshot: report.snapshot.clone(),
+            error: report.error.clone(),
         },
     );
     if report.task == Task::Backup && matches!(report.status, Status::Ok | Status::Warnings) {

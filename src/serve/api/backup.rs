@@ -283,7 +283,7 @@ pub async fn storage(
     blocking(move || {
         let (name, repo) = svc.repository(q.repository.as_deref())?;
         let s = stats::run(&repo, &stats::StatsRequest::default(), &Ctx::default())?;
-        svc.metrics.repository(&name, &s);
+        svc.keep_stats(&name, &s);
         Ok(Json(json(&s)))
     })
     .await

@@ -223,7 +223,7 @@ pub struct RestoreBody {
     pub mongodb_conflict: Option<String>,
 }
 
-fn restore_request(svc: &Service, b: &RestoreBody, dry_run: bool) -> ApiResult<RestoreRequest> {
+pub fn restore_request(svc: &Service, b: &RestoreBody, dry_run: bool) -> ApiResult<RestoreRequest> {
     let into = match (&b.target, &b.mongodb_plan) {
         (Some(t), None) => RestoreInto::Files(FilesTarget {
             target: restore_target(svc, t)?,
@@ -301,13 +301,24 @@ pub async fn restore(
     J(b): J<RestoreBody>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     caller.require(Role::Operator)?;
-    let req = restore_request(&svc, &b, false)?;
+    let job = submit_restore(&svc, &caller.name, &b, "POST /api/recovery/restore")?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Queues the restore `b` describes as a job of `by` (the API and the dashboard).
+pub fn submit_restore(
+    svc: &Arc<Service>,
+    by: &str,
+    b: &RestoreBody,
+    route: &str,
+) -> ApiResult<JobView> {
+    let req = restore_request(svc, b, false)?;
     let name = svc.repository_name(b.repository.as_deref())?;
-    let cmd = vec!["POST /api/recovery/restore".into(), json(&req).to_string()];
-    let job = svc.submit(
+    let cmd = vec![route.to_string(), json(&req).to_string()];
+    svc.submit(
         "restore",
         name,
-        &caller.name,
+        by,
         cmd,
         move |repo, ctx| match restore::run(repo, &req, ctx) {
             Ok(o) => {
@@ -320,8 +331,7 @@ pub async fn restore(
             }
             Err(e) => Outcome::of::<()>(Err(e), |_| false),
         },
-    )?;
-    Ok((StatusCode::ACCEPTED, Json(job)))
+    )
 }
 
 /// A job, or an operation from the log (viewer).

@@ -1,14 +1,12 @@
-//! The HTML of the dashboard's pages. Every value from the config, the plan state or a
-//! job goes through [`esc`]; the layout is one readable column at phone width and a
-//! table at desktop width, with visible focus and labelled controls.
+//! The dashboard's shared HTML: escaping, the page frame with its navigation and sign-out
+//! form, and small formatting helpers. Every value from the config, the repository, the
+//! plan state or a job goes through [`esc`]; the layout is one readable column at phone
+//! width and tables that scroll sideways, with visible focus and labelled controls.
 
 use chrono::{DateTime, Utc};
 
-use crate::plan::state::PlanState;
 use crate::serve::auth::Caller;
-use crate::serve::jobs::JobView;
 use crate::serve::tokens::Role;
-use crate::serve::Service;
 
 /// Escapes text for HTML content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -26,23 +24,103 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font:16px/1.4 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}\
-header{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;justify-content:space-between;padding:.75rem 1rem;background:#20313f;color:#fff}\
-header a,header button{color:#fff}main{padding:1rem;max-width:80rem;margin:auto}\
-table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.5rem;border-bottom:1px solid #ddd;vertical-align:top}\
-.scroll{overflow-x:auto}.badge{display:inline-block;padding:.1rem .5rem;border-radius:1rem;font-weight:600}\
-.ok{background:#d7f5dd;color:#0b5d1e}.amber{background:#fff1c2;color:#6b4e00}.red{background:#ffd9d6;color:#8a1c12}.grey{background:#e6e6e6;color:#333}\
-button{font:inherit;padding:.35rem .8rem;cursor:pointer}:focus-visible{outline:3px solid #1a73e8;outline-offset:2px}\
-label{display:block;font-weight:600;margin-bottom:.25rem}input{font:inherit;padding:.4rem;width:100%;max-width:30rem;box-sizing:border-box}\
-.error{color:#8a1c12;font-weight:600}";
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn url(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
-fn shell(title: &str, header_right: &str, body: &str) -> String {
+const STYLE: &str = "body{font:16px/1.4 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}\
+header{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;justify-content:space-between;padding:.75rem 1rem;background:#20313f;color:#fff}\
+header a{color:#fff}header button{color:#fff;background:transparent;border:1px solid #fff;border-radius:.25rem}nav ul{display:flex;flex-wrap:wrap;gap:.25rem 1rem;list-style:none;margin:0;padding:0}\
+nav a[aria-current]{font-weight:700;text-decoration-thickness:3px}main{padding:1rem;max-width:80rem;margin:auto}\
+table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.5rem;border-bottom:1px solid #ddd;vertical-align:top}\
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}.scroll{overflow-x:auto}\
+.badge{display:inline-block;padding:.1rem .5rem;border-radius:1rem;font-weight:600}\
+.ok{background:#d7f5dd;color:#0b5d1e}.amber{background:#fff1c2;color:#6b4e00}.red{background:#ffd9d6;color:#8a1c12}.grey{background:#e6e6e6;color:#333}\
+button,.button{font:inherit;padding:.35rem .8rem;cursor:pointer}:focus-visible{outline:3px solid #1a73e8;outline-offset:2px}\
+label{display:block;font-weight:600;margin:.5rem 0 .25rem}input,select{font:inherit;padding:.4rem;width:100%;max-width:30rem;box-sizing:border-box}\
+input[type=checkbox],input[type=radio]{width:auto}fieldset{border:1px solid #ccc;margin:.75rem 0;padding:.5rem 1rem}\
+.filters{display:grid;grid-template-columns:repeat(auto-fill,minmax(12rem,1fr));gap:0 1rem;align-items:end}\
+.error{color:#8a1c12;font-weight:600}.muted{color:#555}pre{white-space:pre-wrap;word-break:break-word;background:#fff;padding:.5rem;border:1px solid #ddd}\
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}\
+svg{max-width:100%;height:auto}.sr{position:absolute;left:-9999px}progress{width:100%;max-width:30rem;height:1.25rem}\
+.tl a:focus rect{stroke:#1a73e8;stroke-width:3}";
+
+/// Who is looking at a page, and the session's CSRF token for its forms.
+pub struct Frame<'a> {
+    pub caller: &'a Caller,
+    pub csrf: &'a str,
+}
+
+impl Frame<'_> {
+    /// Whether the caller may do what needs `role` (so the page shows its button).
+    pub fn can(&self, role: Role) -> bool {
+        self.caller.role >= role
+    }
+
+    /// The hidden CSRF field every state-changing form carries.
+    pub fn csrf_field(&self) -> String {
+        format!(
+            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+            esc(self.csrf)
+        )
+    }
+}
+
+const NAV: [(&str, &str); 5] = [
+    ("/", "Overview"),
+    ("/snapshots", "Snapshots"),
+    ("/restore", "Restore"),
+    ("/history", "History"),
+    ("/storage", "Storage"),
+];
+
+fn document(title: &str, head_extra: &str, header: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{head_extra}\
 <title>{t} — repo</title><style>{STYLE}</style></head><body>\
-<header><strong>repo</strong>{header_right}</header><main>{body}</main></body></html>",
+<header>{header}</header><main id=\"main\">{body}</main></body></html>",
         t = esc(title)
+    )
+}
+
+/// A signed-in page: navigation (the current page marked), who is signed in, sign-out.
+pub fn layout(f: &Frame, title: &str, current: &str, body: &str) -> String {
+    layout_with(f, title, current, "", body)
+}
+
+/// [`layout`] with extra `<head>` markup (a refresh while a job runs).
+pub fn layout_with(f: &Frame, title: &str, current: &str, head: &str, body: &str) -> String {
+    let mut nav = String::from("<nav aria-label=\"Pages\"><ul>");
+    for (href, name) in NAV {
+        let cur = if href == current {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        nav.push_str(&format!("<li><a href=\"{href}\"{cur}>{name}</a></li>"));
+    }
+    nav.push_str("</ul></nav>");
+    let signed = format!(
+        "<form method=\"post\" action=\"/logout\"><span>{} ({})</span> {}<button type=\"submit\">Sign out</button></form>",
+        esc(&f.caller.name),
+        f.caller.role.as_str(),
+        f.csrf_field()
+    );
+    document(
+        title,
+        head,
+        &format!("<strong>repo</strong>{nav}{signed}"),
+        body,
     )
 }
 
@@ -55,140 +133,64 @@ pub fn login(error: Option<&str>) -> String {
         "<h1>Sign in</h1>{err}<form method=\"post\" action=\"/login\">\
 <label for=\"token\">API token</label>\
 <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
-<p><button type=\"submit\">Sign in</button></p></form>\
+<p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>\
 <p>Create a token on the server with <code>repo token create --name NAME --role viewer</code>.</p>"
     );
-    shell("Sign in", "", &body)
+    document("Sign in", "", "<strong>repo</strong>", &body)
 }
 
 /// A page that only says something.
 pub fn message(title: &str, text: &str) -> String {
     let body = format!(
-        "<h1>{}</h1><p>{}</p><p><a href=\"/\">Back to the overview</a></p>",
+        "<h1>{}</h1><p role=\"alert\">{}</p><p><a href=\"/\">Back to the overview</a></p>",
         esc(title),
         esc(text)
     );
-    shell(title, "", &body)
+    document(title, "", "<strong>repo</strong>", &body)
 }
 
-/// One plan as the overview shows it.
-pub struct PlanRow {
-    pub name: String,
-    pub repository: String,
-    pub schedule: Option<String>,
-    pub next_run: Option<DateTime<Utc>>,
-    pub state: PlanState,
-    /// green, amber, red or grey, and why.
-    pub health: (&'static str, String),
-}
-
-/// Health from the last result and from staleness against the plan's schedule.
-fn health(plan: &crate::plan::Plan, st: &PlanState, now: DateTime<Utc>) -> (&'static str, String) {
-    let Some(last) = &st.last_run else {
-        return ("grey", "never run on this host".into());
-    };
-    if matches!(last.status.as_str(), "failed" | "skipped" | "cancelled") {
-        return ("red", format!("last run {}", last.status));
-    }
-    // Stale: past `stale-after`, or two scheduled runs missed.
-    let since = st.last_success.unwrap_or(last.finished);
-    let stale_after = plan
-        .stale_after
-        .map(|d| chrono::Duration::from_std(d).unwrap_or_default());
-    let missed = plan
-        .schedule
-        .as_ref()
-        .and_then(|s| s.next_after(since))
-        .and_then(|first| plan.schedule.as_ref()?.next_after(first))
-        .is_some_and(|second| second < now);
-    if stale_after.is_some_and(|d| now - since > d) || missed {
-        return ("amber", "stale: no recent successful run".into());
-    }
-    if last.status == "warnings" {
-        return ("amber", "last run had warnings".into());
-    }
-    ("ok", "last run ok".into())
-}
-
-/// Every plan, failing and stale ones first.
-pub fn plan_rows(svc: &Service) -> Vec<PlanRow> {
-    let dir = svc.state_root.join("plans");
-    let now = Utc::now();
-    let mut rows: Vec<PlanRow> = svc
-        .config
-        .plans
-        .values()
-        .map(|p| {
-            let state = PlanState::load(&dir, &p.name);
-            PlanRow {
-                name: p.name.clone(),
-                repository: p.repository.clone(),
-                schedule: p.schedule.as_ref().map(|s| s.as_str().to_string()),
-                next_run: p.schedule.as_ref().and_then(|s| s.next_after(now)),
-                health: health(p, &state, now),
-                state,
-            }
-        })
-        .collect();
-    let rank = |h: &str| match h {
-        "red" => 0,
-        "amber" => 1,
-        "grey" => 2,
-        _ => 3,
-    };
-    rows.sort_by(|a, b| {
-        rank(a.health.0)
-            .cmp(&rank(b.health.0))
-            .then(a.name.cmp(&b.name))
-    });
-    rows
-}
-
-fn when(t: Option<DateTime<Utc>>) -> String {
+/// A moment, machine-readable and to the second.
+pub fn when(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| {
         format!(
             "<time datetime=\"{}\">{}</time>",
-            t.to_rfc3339(),
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             t.format("%Y-%m-%d %H:%M:%S UTC")
         )
     })
     .unwrap_or_else(|| "—".into())
 }
 
-fn plan_table(caller: &Caller, csrf: &str, plans: &[PlanRow]) -> String {
-    let can_run = caller.role >= Role::Operator;
-    let mut s = String::from(
-        "<div class=\"scroll\"><table><caption class=\"sr\">Plans</caption><thead><tr><th scope=\"col\">Plan</th>\
-<th scope=\"col\">Health</th><th scope=\"col\">Last run</th><th scope=\"col\">Next run</th>\
-<th scope=\"col\">Repository</th>",
+/// Bytes in binary units ("1.5 GiB").
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A table with a header row; cells are HTML already escaped by the caller.
+pub fn table(caption: &str, head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!(
+        "<div class=\"scroll\"><table><caption class=\"sr\">{}</caption><thead><tr>",
+        esc(caption)
     );
-    if can_run {
-        s.push_str("<th scope=\"col\"><span class=\"sr\">Actions</span></th>");
+    for h in head {
+        s.push_str(&format!("<th scope=\"col\">{h}</th>"));
     }
     s.push_str("</tr></thead><tbody>");
-    for p in plans {
-        let last = p.state.last_run.as_ref().map_or("—".to_string(), |r| {
-            format!("{} {}", esc(&r.status), when(Some(r.finished)))
-        });
-        let next = match &p.schedule {
-            Some(sch) => format!("{} <small>({})</small>", when(p.next_run), esc(sch)),
-            None => "not scheduled".into(),
-        };
-        s.push_str(&format!(
-            "<tr data-plan=\"{n}\"><th scope=\"row\">{n}</th><td><span class=\"badge {cls}\" data-health=\"{cls}\">{why}</span></td>\
-<td>{last}</td><td>{next}</td><td>{repo}</td>",
-            n = esc(&p.name),
-            cls = p.health.0,
-            why = esc(&p.health.1),
-            repo = esc(&p.repository),
-        ));
-        if can_run {
-            s.push_str(&format!(
-                "<td><form method=\"post\" action=\"/ui/plans/{n}/run\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button type=\"submit\" aria-label=\"Run plan {n} now\">Run now</button></form></td>",
-                n = esc(&p.name),
-                c = esc(csrf),
-            ));
+    for r in rows {
+        s.push_str("<tr>");
+        for c in r {
+            s.push_str(&format!("<td>{c}</td>"));
         }
         s.push_str("</tr>");
     }
@@ -196,62 +198,44 @@ fn plan_table(caller: &Caller, csrf: &str, plans: &[PlanRow]) -> String {
     s
 }
 
-fn job_list(jobs: &[JobView]) -> String {
-    let active: Vec<&JobView> = jobs.iter().filter(|j| !j.state.done()).collect();
-    if active.is_empty() {
-        return "<p>No job is queued or running.</p>".into();
-    }
-    let mut s = String::from("<ul>");
-    for j in active {
-        let progress = j.progress.as_ref().map_or(String::new(), |p| {
-            let pct = (p.total_bytes > 0).then(|| p.bytes as f64 * 100.0 / p.total_bytes as f64);
-            format!(
-                " — {}: {} items{}",
-                esc(&p.phase),
-                p.items,
-                pct.map(|v| format!(", {v:.0}%")).unwrap_or_default()
-            )
-        });
-        s.push_str(&format!(
-            "<li data-job=\"{id}\">{kind} {plan} <span class=\"badge grey\">{state}</span>{progress} \
-<small>by {by}, job {id}</small></li>",
-            id = esc(&j.id),
-            kind = esc(&j.kind),
-            plan = esc(j.plan.as_deref().unwrap_or("")),
-            state = j.state.as_str(),
-            by = esc(&j.requested_by),
-        ));
-    }
-    s.push_str("</ul>");
-    s
+/// A labelled text field.
+pub fn field(id: &str, label: &str, value: &str, hint: &str) -> String {
+    let hint_html = if hint.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<small id=\"{id}-hint\" class=\"muted\">{}</small>",
+            esc(hint)
+        )
+    };
+    let described = if hint.is_empty() {
+        String::new()
+    } else {
+        format!(" aria-describedby=\"{id}-hint\"")
+    };
+    format!(
+        "<div><label for=\"{id}\">{}</label><input id=\"{id}\" name=\"{id}\" value=\"{}\"{described}>{hint_html}</div>",
+        esc(label),
+        esc(value)
+    )
 }
 
-/// The overview: plans with their health, and the jobs running now.
-pub fn overview(caller: &Caller, csrf: &str, plans: &[PlanRow], jobs: &[JobView]) -> String {
-    let signed = format!(
-        "<form method=\"post\" action=\"/logout\"><span>{} ({})</span> \
-<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form>",
-        esc(&caller.name),
-        caller.role.as_str(),
-        esc(csrf)
+/// A labelled choice among `options` (value, text).
+pub fn choice(id: &str, label: &str, options: &[(&str, &str)], selected: &str) -> String {
+    let mut s = format!(
+        "<div><label for=\"{id}\">{}</label><select id=\"{id}\" name=\"{id}\">",
+        esc(label)
     );
-    let body = format!(
-        "<h1>Plans</h1>{}<h2>Jobs</h2>{}",
-        if plans.is_empty() {
-            "<p>The config file defines no plans.</p>".to_string()
-        } else {
-            plan_table(caller, csrf, plans)
-        },
-        job_list(jobs)
-    );
-    shell(
-        "Overview",
-        &signed,
-        &body.replace(
-            "class=\"sr\"",
-            "class=\"sr\" style=\"position:absolute;left:-9999px\"",
-        ),
-    )
+    for (v, t) in options {
+        let sel = if *v == selected { " selected" } else { "" };
+        s.push_str(&format!(
+            "<option value=\"{}\"{sel}>{}</option>",
+            esc(v),
+            esc(t)
+        ));
+    }
+    s.push_str("</select></div>");
+    s
 }
 
 #[cfg(test)]
@@ -267,5 +251,7 @@ mod tests {
         let page = login(Some("<script>alert(1)</script>"));
         assert!(!page.contains("<script>"));
         assert!(page.contains("<label for=\"token\">"));
+        assert_eq!(url("/a b/ü&x=1"), "/a%20b/%C3%BC%26x%3D1");
+        assert_eq!(bytes(1536), "1.5 KiB");
     }
 }

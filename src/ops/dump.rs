@@ -1,0 +1,271 @@
+//! `repo dump`: one path of a snapshot written to a stream — a file as its bytes, a
+//! directory (or the whole snapshot) as a tar archive — without restoring anything to
+//! disk. The dashboard's downloads use the same call.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::BlobKind;
+use crate::error::{Error, Result};
+use crate::id::SnapshotId;
+use crate::ops::context::Ctx;
+use crate::ops::select::{self, SnapshotRef};
+use crate::repository::Repository;
+use crate::tree::walk::{TreeWalk, Visit};
+use crate::tree::{Node, NodeKind};
+
+/// `dump`: a snapshot and a path in it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpRequest {
+    /// The snapshot (`latest` prefers the newest that holds `path`).
+    #[serde(default)]
+    pub snapshot: SnapshotRef,
+    /// A file (its bytes) or a directory (a tar archive of it); `/` is the whole snapshot.
+    pub path: String,
+    /// Write a tar archive even when `path` is a single file.
+    #[serde(default)]
+    pub tar: bool,
+}
+
+/// What [`run`] would write, known before the first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpKind {
+    /// A regular file's content.
+    File,
+    /// A tar archive.
+    Tar,
+}
+
+/// What was written.
+#[derive(Clone, Debug, Serialize)]
+pub struct DumpReport {
+    /// The snapshot read.
+    pub snapshot: SnapshotId,
+    /// File bytes or a tar archive.
+    pub kind: DumpKind,
+    /// Entries written (1 for a file).
+    pub entries: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+/// Resolves what `req` names without writing anything: the snapshot, the entry's node
+/// (`None` for the snapshot's root) and what [`write`] will produce. Callers that must
+/// choose headers before streaming (the dashboard) call this first.
+pub fn resolve(
+    repo: &Repository,
+    req: &DumpRequest,
+) -> Result<(crate::snapshot::Snapshot, Option<Node>, DumpKind)> {
+    let snap = select::snapshot(repo, &req.snapshot, std::slice::from_ref(&req.path))?;
+    let mut found = None;
+    let trimmed = req.path.trim_matches('/');
+    if !trimmed.is_empty() {
+        TreeWalk::new(repo).walk_from(&snap.tree, &req.path, &mut |_, n| {
+            found = Some(n.clone());
+            Ok(Visit::Skip)
+        })?;
+    }
+    let kind = match &found {
+        Some(n) if n.kind() == NodeKind::File && !req.tar => DumpKind::File,
+        Some(n) if !matches!(n.kind(), NodeKind::File | NodeKind::Dir) && !req.tar => {
+            return Err(Error::Selection(format!(
+                "{}: not a file or directory (type {}); ask for a tar archive",
+                req.path,
+                n.kind().letter()
+            )))
+        }
+        _ => DumpKind::Tar,
+    };
+    Ok((snap, found, kind))
+}
+
+/// Writes the entry `req` names to `out` (see the module comment). No lock: it only reads.
+pub fn run(
+    repo: &Repository,
+    req: &DumpRequest,
+    ctx: &Ctx,
+    out: &mut dyn Write,
+) -> Result<DumpReport> {
+    let (snap, node, kind) = resolve(repo, req)?;
+    write(repo, &snap, node.as_ref(), &req.path, kind, ctx, out)
+}
+
+/// [`run`] after [`resolve`].
+pub fn write(
+    repo: &Repository,
+    snap: &crate::snapshot::Snapshot,
+    node: Option<&Node>,
+    path: &str,
+    kind: DumpKind,
+    ctx: &Ctx,
+    out: &mut dyn Write,
+) -> Result<DumpReport> {
+    let mut report = DumpReport {
+        snapshot: snap.id,
+        kind,
+        entries: 0,
+        bytes: 0,
+    };
+    match (kind, node) {
+        (DumpKind::File, Some(n)) => {
+            report.bytes = content(repo, n, ctx, out)?;
+            report.entries = 1;
+        }
+        _ => {
+            let mut ar = tar::Builder::new(out);
+            // The archive holds the entry by its own name ("projects/…"), as `tar -C
+            // parent -c name` would, so unpacking it does not recreate the absolute path.
+            let base = path.trim_end_matches('/');
+            let strip = base.rfind('/').map_or(0, |i| i + 1);
+            let mut each = |p: &str, n: &Node| -> Result<Visit> {
+                ctx.check()?;
+                let name = p.get(strip..).unwrap_or(p).trim_start_matches('/');
+                if name.is_empty() {
+                    return Ok(Visit::Descend);
+                }
+                report.entries += 1;
+                report.bytes += append(repo, &mut ar, name, n, ctx)?;
+                Ok(Visit::Descend)
+            };
+            match node {
+                None => TreeWalk::new(repo).walk(&snap.tree, "", &mut each)?,
+                Some(_) => TreeWalk::new(repo).walk_from(&snap.tree, path, &mut each)?,
+            }
+            ar.finish()
+                .map_err(|e| Error::io("writing the tar archive", e))?;
+        }
+    }
+    Ok(report)
+}
+
+/// A file's content as a reader: its chunks, read one at a time as they are needed (a
+/// file of any size costs one chunk of memory). A total that disagrees with the node's
+/// size is an error, not a short or long file.
+struct Content<'a> {
+    repo: &'a Repository,
+    node: &'a Node,
+    ctx: &'a Ctx,
+    next: usize,
+    buf: Vec<u8>,
+    pos: usize,
+    total: u64,
+}
+
+impl<'a> Content<'a> {
+    fn new(repo: &'a Repository, node: &'a Node, ctx: &'a Ctx) -> Self {
+        Content {
+            repo,
+            node,
+            ctx,
+            next: 0,
+            buf: Vec::new(),
+            pos: 0,
+            total: 0,
+        }
+    }
+
+    fn fill(&mut self) -> Result<bool> {
+        let Some(c) = self.node.content.get(self.next) else {
+            if self.total != self.node.size {
+                return Err(Error::corrupt(
+                    format!("file of {} bytes", self.node.size),
+                    format!("its chunks hold {} bytes", self.total),
+                ));
+            }
+            return Ok(false);
+        };
+        self.ctx.check()?;
+        self.buf = self.repo.read_blob(BlobKind::Data, &(*c).into())?;
+        self.pos = 0;
+        self.next += 1;
+        self.total += self.buf.len() as u64;
+        Ok(true)
+    }
+}
+
+impl std::io::Read for Content<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.fill() {
+                Ok(true) => {}
+                Ok(false) => return Ok(0),
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The repository error inside an I/O error from [`Content`], or the I/O error itself.
+fn unwrap_io(e: std::io::Error, context: &str) -> Error {
+    if e.get_ref().is_some_and(|i| i.is::<Error>()) {
+        if let Some(Ok(inner)) = e.into_inner().map(|b| b.downcast::<Error>()) {
+            return *inner;
+        }
+        return Error::Internal("a dump read error lost its cause".into());
+    }
+    Error::io(context.to_string(), e)
+}
+
+/// Writes a file's chunks in order; returns the bytes written.
+fn content(repo: &Repository, n: &Node, ctx: &Ctx, out: &mut dyn Write) -> Result<u64> {
+    std::io::copy(&mut Content::new(repo, n, ctx), out)
+        .map_err(|e| unwrap_io(e, "writing the dump"))
+}
+
+/// Appends one entry to the archive with its mode, owner and time.
+fn append(
+    repo: &Repository,
+    ar: &mut tar::Builder<&mut dyn Write>,
+    name: &str,
+    n: &Node,
+    ctx: &Ctx,
+) -> Result<u64> {
+    let io = |e| Error::io(format!("writing {name} to the tar archive"), e);
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(n.mode);
+    h.set_uid(u64::from(n.uid));
+    h.set_gid(u64::from(n.gid));
+    let _ = h.set_username(&n.user);
+    let _ = h.set_groupname(&n.group);
+    h.set_mtime(u64::try_from(n.mtime.sec).unwrap_or(0));
+    if n.mtime.nsec != 0 && n.mtime.sec >= 0 {
+        // The header holds whole seconds; a PAX record keeps the nanoseconds (GNU tar
+        // and bsdtar restore them).
+        let exact = format!("{}.{:09}", n.mtime.sec, n.mtime.nsec);
+        ar.append_pax_extensions([("mtime", exact.as_bytes())])
+            .map_err(io)?;
+    }
+    match n.kind() {
+        NodeKind::File => {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(n.size);
+            let mut r = Content::new(repo, n, ctx);
+            ar.append_data(&mut h, name, &mut r)
+                .map_err(|e| unwrap_io(e, &format!("writing {name} to the tar archive")))?;
+            Ok(r.total)
+        }
+        NodeKind::Dir => {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            ar.append_data(&mut h, format!("{name}/"), std::io::empty())
+                .map_err(io)?;
+            Ok(0)
+        }
+        NodeKind::Symlink => {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            let target = String::from_utf8_lossy(&n.target).into_owned();
+            ar.append_link(&mut h, name, target).map_err(io)?;
+            Ok(0)
+        }
+        // Devices, fifos and sockets are left out: a download cannot recreate them.
+        _ => Ok(0),
+    }
+}

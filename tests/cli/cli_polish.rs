@@ -1,0 +1,210 @@
+//! The CLI as operators expect it: shell completions and man pages from the parser's own
+//! definitions, `backup` for restic users, one duration syntax, and `--json` errors.
+
+use crate::common::Env;
+
+#[test]
+fn completions_man_pages_and_the_backup_alias() {
+    let env = Env::new();
+    for (shell, marker) in [
+        ("bash", "_repo()"),
+        ("zsh", "#compdef repo"),
+        ("fish", "complete -c repo"),
+    ] {
+        let out = env.ok(&["completions", shell]);
+        assert!(
+            out.contains(marker),
+            "{shell}: {}",
+            &out[..out.len().min(300)]
+        );
+        assert!(
+            out.contains("snapshot") && out.contains("restore"),
+            "{shell}"
+        );
+    }
+    assert_eq!(env.run(&["completions", "tcsh"]).status.code(), Some(2));
+
+    let dir = env.path("man");
+    env.ok(&["man", dir.to_str().unwrap()]);
+    let main = std::fs::read_to_string(dir.join("repo.1")).unwrap();
+    assert!(
+        main.contains(".TH repo") && main.contains("snapshot"),
+        "{main}"
+    );
+    let restore = std::fs::read_to_string(dir.join("repo-restore.1")).unwrap();
+    assert!(restore.contains("\\-\\-target"), "{restore}");
+
+    env.init();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), "x").unwrap();
+    let v = env.json(&["backup", data.to_str().unwrap()]);
+    assert!(v["id"].is_string(), "{v}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn json_errors_and_one_duration_syntax() {
+    let env = Env::new();
+    // No repository yet: exit 10, and with --json one object on stdout.
+    let out = env.run(&["snapshots", "--json"]);
+    assert_eq!(out.status.code(), Some(10));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+    assert_eq!(v["error"]["kind"], "no_repository", "{v}");
+    assert_eq!(v["error"]["exit_code"], 10);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("repository"));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+    // Without --json, stdout stays empty.
+    assert!(env.run(&["snapshots"]).stdout.is_empty());
+
+    env.init();
+    // --lock-wait takes the same syntax as --poll.
+    env.ok(&["snapshots", "--lock-wait", "500ms"]);
+    env.ok(&["snapshots", "--lock-wait", "1m30s"]);
+    let out = env.run(&["snapshots", "--lock-wait", "soon"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("500ms") && err.contains("--lock-wait"),
+        "{err}"
+    );
+    // Times: "last week" works, and a time that cannot be read says which forms can.
+    env.ok(&["snapshots", "--since", "last week"]);
+    let out = env.run(&["snapshots", "--since", "a while back"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("2h ago") && err.contains("RFC 3339"),
+        "{err}"
+    );
+}
+
+/// Every `--flag` an error message suggests exists on the command that printed it.
+fn assert_hints_exist(env: &Env, command: &str, message: &str) {
+    let help = env.ok(&[command, "--help"]);
+    let mut found = 0;
+    for word in message.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        if word.starts_with("--") && word.len() > 2 {
+            found += 1;
+            assert!(
+                help.contains(word),
+                "`repo {command}` suggests {word}, which it does not take:\n{message}"
+            );
+        }
+    }
+    assert!(found > 0, "no hint in: {message}");
+}
+
+#[test]
+fn latest_is_scoped_by_path_and_hints_name_real_flags() {
+    let env = Env::new();
+    env.init();
+    let (a, b) = (env.path("a"), env.path("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("f"), d.display().to_string()).unwrap();
+    }
+    env.snapshot(&[&a]);
+    env.snapshot(&[&b]);
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+
+    // `latest PATH` is the newest snapshot holding PATH, and --path says so explicitly.
+    let ls = env.ok(&["ls", "latest", a_s]);
+    assert!(ls.contains("/a/f"), "{ls}");
+    let ls = env.ok(&["ls", "latest", "--path", a_s]);
+    assert!(ls.contains("/a/f") && !ls.contains("/b/"), "{ls}");
+    assert_eq!(env.ok(&["dump", "latest", &format!("{a_s}/f")]), a_s);
+    let t = env.path("t");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--path",
+        a_s,
+        "--target",
+        t.to_str().unwrap(),
+    ]);
+    assert!(t.join(a.strip_prefix("/").unwrap()).join("f").exists());
+
+    // Two sources at one moment: the error's hints are flags restore takes, and work.
+    let out = env.run(&["restore", "--at", "now", "--target", t.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("--path"), "{err}");
+    assert_hints_exist(&env, "restore", &err);
+    let t2 = env.path("t2");
+    env.ok(&[
+        "restore",
+        "--at",
+        "now",
+        "--path",
+        b_s,
+        "--target",
+        t2.to_str().unwrap(),
+    ]);
+    assert!(t2.join(b.strip_prefix("/").unwrap()).join("f").exists());
+
+    // A filter nothing matches names the flags ls takes.
+    let out = env.run(&["ls", "latest", "--host", "elsewhere"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert_hints_exist(&env, "ls", &err);
+}
+
+#[test]
+fn quiet_verbose_log_file_and_progress_for_logs() {
+    let env = Env::new();
+    env.init();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    crate::common::write_big_file(&data.join("big"), 8 << 20, 1);
+    let d = data.to_str().unwrap();
+
+    // -q: nothing at all on success.
+    let out = env.run(&["-q", "snapshot", d]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    // Readers still print what they were asked for.
+    assert!(!env.run(&["-q", "snapshots"]).stdout.is_empty());
+
+    // -v: our events at info on stderr; --log-file: there instead, with timestamps.
+    let out = env.run(&["-v", "snapshots"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("info: opened repository"), "{err}");
+    let log = env.path("repo.log");
+    let out = env.run(&["-vv", "--log-file", log.to_str().unwrap(), "snapshot", d]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("opened repository") && text.contains("DEBUG"),
+        "{text}"
+    );
+    assert!(!text.contains("correct horse"), "no password in the log");
+    let out = env.run(&["--log-level", "loud", "snapshots"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Not a terminal: a progress line per interval when asked, and JSON events.
+    std::fs::write(data.join("more"), crate::common::random_bytes(4 << 20, 9)).unwrap();
+    let out = env.run(&["snapshot", d, "--progress-interval", "1ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("progress: ") && l.ends_with(", done")),
+        "{err}"
+    );
+    std::fs::write(data.join("more"), crate::common::random_bytes(4 << 20, 10)).unwrap();
+    let out = env.run(&["snapshot", d, "--json-progress"]);
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["done"] == true && e["phase"].is_string()),
+        "{events:?}"
+    );
+    let out = env.run(&["snapshots", "--progress-interval", "often"]);
+    assert_eq!(out.status.code(), Some(1));
+}

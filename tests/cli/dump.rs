@@ -1,0 +1,141 @@
+//! `repo dump`: a file as its bytes, a directory as a tar archive that unpacks to the
+//! source (modes, times, symlinks, odd names), the whole snapshot, a closed pipe ended
+//! quietly, and clear errors for paths that are not there.
+
+use std::process::{Command, Stdio};
+
+use crate::common::{assert_same_tree, write_big_file, Env};
+
+#[test]
+fn dump_writes_files_and_directories_that_equal_the_source() {
+    let env = Env::new();
+    env.init();
+    let data = env.path("data");
+    let dir = data.join("proj ü/src");
+    std::fs::create_dir_all(dir.join("deep")).unwrap();
+    write_big_file(&dir.join("big.bin"), 5 << 20, 3);
+    std::fs::write(dir.join("a \"quoted\" name.txt"), "a\n").unwrap();
+    std::fs::write(dir.join("deep/empty"), "").unwrap();
+    std::os::unix::fs::symlink("../big.bin", dir.join("deep/link")).unwrap();
+    let exe = dir.join("run.sh");
+    std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+    let mut perm = std::fs::metadata(&exe).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o750);
+    std::fs::set_permissions(&exe, perm).unwrap();
+    env.snapshot(&[&data]);
+
+    // A file: its bytes.
+    let big = dir.join("big.bin");
+    let out = env.run(&["dump", "latest", big.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == std::fs::read(&big).unwrap(),
+        "file bytes differ"
+    );
+
+    // A directory: a tar archive of it, by its own name.
+    let unpacked = env.path("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let mut dump = env
+        .cmd(&["dump", "latest", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&unpacked)
+        .stdin(dump.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success() && dump.wait().unwrap().success());
+    assert_same_tree(&dir, &unpacked.join("src"));
+
+    // The whole snapshot.
+    let all = env.path("all");
+    std::fs::create_dir_all(&all).unwrap();
+    let tarball = env.path("all.tar");
+    let out = env.run(&["dump", "latest", "/"]);
+    assert!(out.status.success());
+    std::fs::write(&tarball, &out.stdout).unwrap();
+    assert!(Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&all)
+        .status()
+        .unwrap()
+        .success());
+    assert_same_tree(&data, &all.join(data.strip_prefix("/").unwrap()));
+
+    // A reader that stops early: no panic, no error.
+    let mut dump = env
+        .cmd(&["dump", "latest", big.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(dump.stdout.take());
+    let out = dump.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Not there: a clear error and a non-zero exit.
+    let missing = data.join("nope");
+    let out = env.run(&["dump", "latest", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn listing_into_a_closed_pipe_ends_quietly() {
+    let env = Env::new();
+    env.init();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for i in 0..3000 {
+        std::fs::write(
+            data.join(format!("a-rather-long-file-name-to-fill-the-pipe-{i:05}")),
+            "x",
+        )
+        .unwrap();
+    }
+    env.snapshot(&[&data]);
+    for args in [
+        vec!["ls", "latest", "/"],
+        vec!["ls", "-l", "latest", "/"],
+        vec!["find", "*file-name*"],
+    ] {
+        let mut c = env
+            .cmd(&args)
+            .env("RUST_BACKTRACE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one line, as `| head -1` does, then go away.
+        let mut out = c.stdout.take().unwrap();
+        let mut first = [0u8; 64];
+        let n = std::io::Read::read(&mut out, &mut first).unwrap();
+        assert!(n > 0);
+        drop(out);
+        let o = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?} printed: {err}");
+    }
+}
