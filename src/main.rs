@@ -50,7 +50,7 @@ fn main() {
         Ok(Err(e)) => {
             let message = one_line(e.chain().map(|c| c.to_string()));
             eprintln!("error: {message}");
-            if json.load(std::sync::atomic::Ordering::Relaxed) {
+            if json.load(std::sync::atomic::Ordering::Relaxed) && !cli::Cli::printed_json() {
                 // Scripts reading stdout get one JSON object too, not an empty stream.
                 let kind = e
                     .chain()

@@ -132,8 +132,8 @@ pub fn at_or_before(snaps: Vec<Snapshot>, at: DateTime<Utc>) -> Result<Snapshot>
     match newest.len() {
         0 => Err(Error::Selection(format!(
             "no snapshot was taken at or before {}; the first matching one is from {}",
-            at.to_rfc3339(),
-            first.to_rfc3339()
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ))),
         1 => Ok(newest.remove(0)),
         _ => {
@@ -151,7 +151,7 @@ pub fn at_or_before(snaps: Vec<Snapshot>, at: DateTime<Utc>) -> Result<Snapshot>
             Err(Error::Selection(format!(
                 "several sources have a snapshot at or before {}; narrow it with --host, \
                  --path or --tag:\n{}",
-                at.to_rfc3339(),
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 list.join("\n")
             )))
         }

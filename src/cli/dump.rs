@@ -15,23 +15,59 @@ pub struct Args {
     snapshot: String,
     /// A file (written as its bytes) or a directory (written as a tar archive); "/" is
     /// the whole snapshot
-    path: String,
+    #[cfg_attr(feature = "mongo", arg(required_unless_present = "mongodb"))]
+    path: Option<String>,
     /// Write a tar archive even for a single file
     #[arg(long)]
     tar: bool,
+    /// Instead of a path: the collection DB.COLL of a MongoDB snapshot
+    #[cfg(feature = "mongo")]
+    #[arg(long, value_name = "DB.COLL", conflicts_with_all = ["path", "tar"])]
+    mongodb: Option<String>,
+    /// With --mongodb: jsonl (canonical extended JSON, one document per line), bson (the
+    /// raw stream, as mongorestore reads it) or indexes (the index specs as JSON)
+    #[cfg(feature = "mongo")]
+    #[arg(long, value_enum, default_value = "jsonl", requires = "mongodb")]
+    format: CollectionFormatArg,
     #[command(flatten)]
     select: super::snapshots::SelectArgs,
 }
 
+/// `--format` of a collection.
+#[cfg(feature = "mongo")]
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CollectionFormatArg {
+    Jsonl,
+    Bson,
+    Indexes,
+}
+
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = g.open(false)?;
+    let snapshot = SnapshotRef::id(a.snapshot).with_filter(a.select.filter()?);
+    let stdout = std::io::stdout();
+    #[cfg(feature = "mongo")]
+    if let Some(ns) = a.mongodb {
+        use repo::ops::dump::{CollectionDump, CollectionFormat};
+        let req = CollectionDump {
+            snapshot,
+            ns,
+            format: match a.format {
+                CollectionFormatArg::Jsonl => CollectionFormat::Jsonl,
+                CollectionFormatArg::Bson => CollectionFormat::Bson,
+                CollectionFormatArg::Indexes => CollectionFormat::Indexes,
+            },
+        };
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        let done = dump::collection(&repo, &req, &g.ctx(), &mut out);
+        return finish(g, done, out);
+    }
     let req = DumpRequest {
-        snapshot: SnapshotRef::id(a.snapshot).with_filter(a.select.filter()?),
-        path: a.path,
+        snapshot,
+        path: a.path.unwrap_or_else(|| "/".into()),
         tar: a.tar,
     };
     let (snap, node, kind) = dump::resolve(&repo, &req)?;
-    let stdout = std::io::stdout();
     if kind == dump::DumpKind::Tar && std::io::IsTerminal::is_terminal(&stdout) {
         anyhow::bail!("refusing to write a tar archive to a terminal: redirect it (`> out.tar`) or pipe it (`| tar -x`)");
     }
@@ -45,6 +81,15 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         &g.ctx(),
         &mut out,
     );
+    finish(g, written, out)
+}
+
+/// Flushes the output and reports; a reader that went away (`| head`) ends it quietly.
+fn finish(
+    g: &GlobalOpts,
+    written: repo::Result<dump::DumpReport>,
+    mut out: impl Write,
+) -> Result<i32> {
     match written.and_then(|r| {
         out.flush()
             .map_err(|e| repo::Error::io("writing the dump", e))

@@ -26,7 +26,22 @@ pub fn local_time(t: &chrono::DateTime<chrono::Utc>) -> String {
 
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
+    mark_printed();
     Ok(())
+}
+
+/// Whether the command printed JSON on stdout (then a failure adds no error object, which
+/// would turn one document into two).
+static PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that JSON went to stdout.
+pub fn mark_printed() {
+    PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// See [`PRINTED`].
+pub fn printed() -> bool {
+    PRINTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Formats rows as left-aligned columns with a header.

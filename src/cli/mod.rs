@@ -137,6 +137,12 @@ impl Command {
 }
 
 impl Cli {
+    /// Whether the command already printed its JSON report (a failure after it, such as
+    /// `check` finding damage, then adds no second document).
+    pub fn printed_json() -> bool {
+        fmt::printed()
+    }
+
     /// Whether output is JSON (`--json`): errors are then a JSON object on stdout too.
     pub fn wants_json(&self) -> bool {
         self.global.json

@@ -92,6 +92,7 @@ impl Observer for Terminal {
             Event::SliceSealed { slice } if self.json => {
                 if let Ok(v) = serde_json::to_string(slice) {
                     println!("{v}");
+                    super::fmt::mark_printed();
                 }
             }
             Event::SliceSealed { slice } if !self.quiet => println!(

@@ -63,6 +63,24 @@ pub fn hello(client: &Client) -> Result<Document> {
         .map_err(|e| db_err("hello", e))
 }
 
+/// The first server's error in a server-selection failure ("Connection refused (os error
+/// 111)"), or a short generic reason.
+fn selection_cause(message: &str) -> String {
+    message
+        .split("Error: ")
+        .nth(1)
+        .map(|s| s.split(", labels").next().unwrap_or(s))
+        .map(|s| {
+            s.trim_start_matches("Kind: ")
+                .trim_end_matches([' ', '}', ']', ','])
+        })
+        .filter(|s| !s.is_empty())
+        .map_or_else(
+            || "no reachable server".to_string(),
+            |s| s.chars().take(200).collect(),
+        )
+}
+
 /// Connects and checks the server answers (and the credentials work).
 pub fn connect(uri: &str) -> Result<Client> {
     let mut opts = ClientOptions::parse(uri)
@@ -75,11 +93,37 @@ pub fn connect(uri: &str) -> Result<Client> {
     if opts.connect_timeout.is_none() {
         opts.connect_timeout = Some(Duration::from_secs(10));
     }
+    let hosts: Vec<String> = opts.hosts.iter().map(|h| h.to_string()).collect();
+    let wait = opts.server_selection_timeout.unwrap_or_default();
     let client = Client::with_options(opts).map_err(|e| db_err("client", e))?;
     client
         .database("admin")
         .run_command(doc! {"ping": 1})
         .run()
-        .map_err(|e| db_err(&format!("cannot reach {}", redact(uri)), e))?;
+        .map_err(|e| match e.kind.as_ref() {
+            // The driver's message is a dump of its topology; say what was tried instead.
+            mongodb::error::ErrorKind::ServerSelection { message, .. } => Error::Source(format!(
+                "MongoDB: no server answered at {} within {} s ({}): check the host and \
+                 port, that the server runs and is reachable from here (a longer wait: \
+                 serverSelectionTimeoutMS in the connection string)",
+                hosts.join(", "),
+                wait.as_secs_f64(),
+                selection_cause(message)
+            )),
+            _ => db_err(&format!("cannot reach {}", redact(uri)), e),
+        })?;
     Ok(client)
+}
+
+#[cfg(test)]
+mod selection_tests {
+    #[test]
+    fn a_topology_dump_becomes_its_cause() {
+        let m = "Server selection timeout: No available servers. Topology: { Type: Unknown, Servers: [ { Address: 127.0.0.1:1, Type: Unknown, Error: Kind: I/O error: Connection refused (os error 111), labels: {} } ] }";
+        assert_eq!(
+            super::selection_cause(m),
+            "I/O error: Connection refused (os error 111)"
+        );
+        assert_eq!(super::selection_cause("nothing"), "no reachable server");
+    }
 }

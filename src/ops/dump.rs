@@ -141,6 +141,102 @@ pub fn write(
     Ok(report)
 }
 
+/// How a collection is written.
+#[cfg(feature = "mongo")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectionFormat {
+    /// The raw BSON stream, as `mongorestore` and `bsondump` read it.
+    Bson,
+    /// Canonical extended JSON, one document per line.
+    Jsonl,
+    /// The index specs as `listIndexes` returned them, as a JSON array.
+    Indexes,
+}
+
+/// `dump --mongodb NS`: one collection of a snapshot.
+#[cfg(feature = "mongo")]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionDump {
+    /// The snapshot (`latest`: the newest holding MongoDB collections).
+    #[serde(default)]
+    pub snapshot: SnapshotRef,
+    /// "db.collection".
+    pub ns: String,
+    /// What to write.
+    pub format: CollectionFormat,
+}
+
+/// Writes one collection of a snapshot to `out`, streamed document by document. No lock:
+/// it only reads.
+#[cfg(feature = "mongo")]
+pub fn collection(
+    repo: &Repository,
+    req: &CollectionDump,
+    ctx: &Ctx,
+    out: &mut dyn Write,
+) -> Result<DumpReport> {
+    let mut r = req.snapshot.clone();
+    if r.filter.source.is_none() {
+        r.filter.source = Some("mongodb".into());
+    }
+    let snap = select::snapshot(repo, &r, &[])?;
+    let saved = crate::mongo::restore::saved(repo, &snap)?;
+    let Some(c) = saved.iter().find(|c| c.ns() == req.ns) else {
+        let mut names: Vec<String> = saved.iter().map(|c| c.ns()).collect();
+        names.sort();
+        return Err(Error::Selection(format!(
+            "snapshot {} has no collection {:?}; it has: {}",
+            snap.id.short(),
+            req.ns,
+            names.join(", ")
+        )));
+    };
+    let mut report = DumpReport {
+        snapshot: snap.id,
+        kind: DumpKind::File,
+        entries: 0,
+        bytes: 0,
+    };
+    let io = |e| Error::io("writing the dump", e);
+    match (req.format, &c.data) {
+        (CollectionFormat::Indexes, _) => {
+            let specs: Vec<serde_json::Value> = c
+                .index_specs()
+                .into_iter()
+                .map(|d| mongodb::bson::Bson::Document(d).into_canonical_extjson())
+                .collect();
+            let text = serde_json::to_string_pretty(&specs)
+                .map_err(|e| Error::Internal(format!("index specs as JSON: {e}")))?;
+            out.write_all(text.as_bytes()).map_err(io)?;
+            out.write_all(b"\n").map_err(io)?;
+            report.entries = specs.len() as u64;
+        }
+        (_, None) => {} // a view has no documents
+        (CollectionFormat::Bson, Some(node)) => {
+            report.bytes = content(repo, node, ctx, out)?;
+        }
+        (CollectionFormat::Jsonl, Some(node)) => {
+            crate::mongo::restore::for_each_saved_doc(repo, node, &req.ns, |raw| {
+                ctx.check()?;
+                let doc = mongodb::bson::Document::try_from(raw.as_ref()).map_err(|e| {
+                    Error::corrupt(format!("a document of {}", req.ns), e.to_string())
+                })?;
+                let line = mongodb::bson::Bson::Document(doc).into_canonical_extjson();
+                let mut text = serde_json::to_vec(&line)
+                    .map_err(|e| Error::Internal(format!("a document as JSON: {e}")))?;
+                text.push(b'\n');
+                out.write_all(&text).map_err(io)?;
+                report.entries += 1;
+                report.bytes += raw.as_bytes().len() as u64;
+                Ok(())
+            })?;
+        }
+    }
+    Ok(report)
+}
+
 /// A file's content as a reader: its chunks, read one at a time as they are needed (a
 /// file of any size costs one chunk of memory). A total that disagrees with the node's
 /// size is an error, not a short or long file.

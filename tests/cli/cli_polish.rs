@@ -208,3 +208,24 @@ fn quiet_verbose_log_file_and_progress_for_logs() {
     let out = env.run(&["snapshots", "--progress-interval", "often"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn an_unreachable_mongodb_says_where_and_how_long() {
+    let env = Env::new();
+    env.init();
+    let out = env.run(&[
+        "snapshot",
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("0.3 s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("refused") && !err.contains("Topology"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

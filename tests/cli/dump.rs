@@ -139,3 +139,83 @@ fn listing_into_a_closed_pipe_ends_quietly() {
         assert!(err.is_empty(), "{args:?} printed: {err}");
     }
 }
+
+#[test]
+fn dump_a_collection_as_json_lines_bson_and_index_specs() {
+    use mongodb::bson::{doc, Bson, Document};
+    let Some((uri, client)) = crate::common::mongo_server() else {
+        return;
+    };
+    let name = crate::common::unique_db("dumpc");
+    let users = client
+        .database(&name)
+        .collection::<Document>("odd name.users");
+    let docs: Vec<Document> = (0..500)
+        .map(|i| {
+            doc! {"_id": i, "oid": mongodb::bson::oid::ObjectId::new(), "when": mongodb::bson::DateTime::from_millis(1_700_000_000_000 + i64::from(i)),
+            "bin": Bson::Binary(mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes: vec![i as u8; 3] }),
+            "nested": {"a": [1, "two", {"three": 3.5}], "i64": i64::MAX - i64::from(i)}, "text": "é\u{1F600}\"\n"}
+        })
+        .collect();
+    users.insert_many(docs.clone()).run().unwrap();
+    users
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! {"when": -1})
+                .build(),
+        )
+        .run()
+        .unwrap();
+    let env = Env::new();
+    env.init();
+    env.ok(&["snapshot", &uri, &format!("--db={name}")]);
+    let ns = format!("{name}.odd name.users");
+
+    let out = env.run(&["dump", "latest", "--mongodb", &ns]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<Document> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            match Bson::try_from(v).unwrap() {
+                Bson::Document(d) => d,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(got, docs, "JSON lines round-trip to the documents");
+
+    let out = env.run(&["dump", "latest", "--mongodb", &ns, "--format", "bson"]);
+    let mut raw = out.stdout.as_slice();
+    let mut from_bson = Vec::new();
+    while !raw.is_empty() {
+        from_bson.push(Document::from_reader(&mut raw).unwrap());
+    }
+    assert_eq!(from_bson, docs, "the BSON stream is the documents");
+
+    let v: serde_json::Value = serde_json::from_slice(
+        &env.run(&["dump", "latest", "--mongodb", &ns, "--format", "indexes"])
+            .stdout,
+    )
+    .unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["_id_", "when_-1"]);
+
+    let out = env.run(&["dump", "latest", "--mongodb", &format!("{name}.nope")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("odd name.users"),
+        "{err}"
+    );
+    client.database(&name).drop().run().unwrap();
+}

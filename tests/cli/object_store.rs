@@ -123,6 +123,13 @@ fn wrong_credentials_fail_clearly() {
         err.contains("storage") && (err.contains("denied") || err.contains("403")),
         "{err}"
     );
+    // The message says where credentials come from and which are set, never the key.
+    assert!(
+        err.contains("AZURE_STORAGE_KEY (set)")
+            && err.contains("AZURE_STORAGE_CONNECTION_STRING (not set)"),
+        "{err}"
+    );
+    assert!(!err.contains("d3JvbmcgYnV0IHdlbGwtZm9ybWVkIGtleQ"), "{err}");
 }
 
 /// Init, snapshot and restore of a small tree with only the environment `vars` (none of

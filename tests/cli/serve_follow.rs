@@ -66,8 +66,13 @@ fn the_service_follows_the_oplog_and_restores_to_a_moment_through_the_api() {
         let covered = f["covered_until"]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        // The follower reads up to the server's present: its clock and the oplog's head
+        // (a poll can meet a write that is committed but not yet visible to readers, such
+        // as the server's ten-second no-op, so allow one such interval and a bit; on a
+        // loaded machine it may take a few polls to get there).
         if f["state"] == "running"
             && covered.is_some_and(|c| c > wanted + chrono::Duration::seconds(2))
+            && f["behind_head_secs"].as_u64().is_some_and(|b| b <= 15)
         {
             break f;
         }
@@ -78,14 +83,7 @@ fn the_service_follows_the_oplog_and_restores_to_a_moment_through_the_api() {
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(follow["slices"].as_u64().unwrap() >= 1, "{follow}");
-    // The follower reads up to the server's present: its clock and the oplog's head (a
-    // poll can meet a write that is committed but not yet visible to readers, such as
-    // the server's ten-second no-op, so allow one such interval and a bit).
     assert!(follow["server_time"].is_string(), "{follow}");
-    assert!(
-        follow["behind_head_secs"].as_u64().is_some_and(|b| b <= 15),
-        "{follow}"
-    );
     let m = srv.call("GET", "/metrics", Some(&op), None).1;
     let m = m.as_str().unwrap();
     assert!(m.contains("repo_follow_up{plan=\"db\"} 1"), "{m}");

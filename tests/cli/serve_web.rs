@@ -161,6 +161,32 @@ paths = ["{missing}"]
     let token = csrf(&p.body);
     let p = b.post("/ui/plans/files/run", &[("csrf", &token)], &[]);
     assert_eq!(p.status, 403);
+    // Nor can a viewer restore or cancel by posting the forms by hand.
+    let target = env.path("r");
+    let p = b.post(
+        "/ui/restore",
+        &[
+            ("csrf", &token),
+            ("mode", "files"),
+            ("target", target.to_str().unwrap()),
+        ],
+        &[],
+    );
+    assert_eq!(p.status, 403, "{}", p.body);
+    assert_eq!(
+        b.post("/ui/jobs/x/cancel", &[("csrf", &token)], &[]).status,
+        403
+    );
+    // Every page renders for a viewer, with the navigation marking where it is.
+    for page in ["/snapshots", "/restore", "/history", "/storage"] {
+        let p = b.get(page);
+        assert_eq!(p.status, 200, "{page}: {}", p.body);
+        assert!(
+            p.body
+                .contains(&format!("<a href=\"{page}\" aria-current=\"page\">")),
+            "{page}"
+        );
+    }
     // The cookie reads the API, but a change needs the CSRF header.
     let viewer_b = b;
     let p = viewer_b.get("/api/jobs");

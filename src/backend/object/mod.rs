@@ -134,14 +134,28 @@ impl ObjectBackend {
         // retry layer tries again.
         let transient = e.is_temporary();
         let e = format!("{e}{detail}");
+        // Refused, or the request could not even be signed: say where credentials come
+        // from and which of those are set.
+        let unsigned = e.to_ascii_lowercase().contains("credential");
         match kind {
             ErrorKind::NotFound => Error::Missing(format!("{path} in {}", self.location)),
             ErrorKind::PermissionDenied => Error::storage(
                 format!(
-                    "{what} {path} in {}: access denied (check the credentials): {e}",
-                    self.location
+                    "{what} {path} in {}: access denied: {e}; {}",
+                    self.location,
+                    services::credential_sources(&self.location)
+                        .unwrap_or_else(|| "check the credentials".into())
                 ),
                 false,
+            ),
+            _ if unsigned => Error::storage(
+                format!(
+                    "{what} {path} in {}: no usable credentials ({e}); {}",
+                    self.location,
+                    services::credential_sources(&self.location)
+                        .unwrap_or_else(|| "check the credentials".into())
+                ),
+                transient,
             ),
             _ => Error::storage(
                 format!("{what} {path} in {}: {e}", self.location),

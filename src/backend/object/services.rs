@@ -176,3 +176,55 @@ fn sftp(
     }
     Operator::new(b).map_err(|e| invalid(location, e))
 }
+
+/// For a refused request: where credentials for `location`'s kind of store are looked for,
+/// and which of those places are set here (names only, never values), so the message says
+/// what to fix instead of the signing library's internals.
+pub(super) fn credential_sources(location: &str) -> Option<String> {
+    let set = |names: &[&str]| -> String {
+        names
+            .iter()
+            .map(|n| {
+                format!(
+                    "{n} {}",
+                    if env(n).is_some() {
+                        "(set)"
+                    } else {
+                        "(not set)"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let home_file = |rel: &str| {
+        let p = dirs::home_dir().map(|h| h.join(rel));
+        let there = p.as_ref().is_some_and(|p| p.exists());
+        format!("~/{rel} ({})", if there { "present" } else { "absent" })
+    };
+    let scheme = location.split(':').next().unwrap_or("");
+    Some(match scheme {
+        "s3" => format!(
+            "credentials are read from {}, then {}, {}, {}, then instance metadata",
+            set(&[
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN"
+            ]),
+            set(&["AWS_PROFILE"]),
+            home_file(".aws/credentials"),
+            home_file(".aws/config"),
+        ),
+        "gs" => format!(
+            "credentials are read from {}, then the VM's service account",
+            set(&["GOOGLE_APPLICATION_CREDENTIALS"])
+        ),
+        "azure" => format!(
+            "credentials are read from {}, or {} with {}",
+            set(&["AZURE_STORAGE_CONNECTION_STRING"]),
+            set(&["AZURE_STORAGE_ACCOUNT"]),
+            set(&["AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"])
+        ),
+        _ => return None,
+    })
+}

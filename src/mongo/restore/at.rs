@@ -53,7 +53,7 @@ fn not_after_snapshot(snap: &Snapshot, at: DateTime<Utc>, why: &str) -> Error {
         "{} is not restorable: {why}; nearest restorable: {moment} (snapshot {}: restore it \
          with `repo restore {} --mongodb-uri …`, or capture the oplog with `repo mongodb \
          follow` to make later moments restorable)",
-        at.to_rfc3339(),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         snap.id.short(),
         snap.id.short()
     ))
@@ -144,7 +144,7 @@ pub fn plan_at(
         "{} is not restorable for {source}: the oplog was not captured after {} (a gap, \
          or `follow` has not sealed that far yet); nearest restorable: {} (see `repo \
          mongodb coverage`)",
-        at.to_rfc3339(),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         when(missing),
         if nearest.is_empty() {
             "none".to_string()

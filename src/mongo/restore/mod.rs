@@ -107,7 +107,7 @@ pub struct CollectionOutcome {
 use crate::mongo::client::mongo_error;
 
 /// Every saved collection in the snapshot.
-pub(crate) fn saved(repo: &Repository, snap: &Snapshot) -> Result<Vec<Saved>> {
+pub fn saved(repo: &Repository, snap: &Snapshot) -> Result<Vec<Saved>> {
     let root = repo.load_tree(&snap.tree)?;
     let top = root
         .nodes

@@ -139,7 +139,10 @@ pub fn run(repo: &Repository, req: &RestoreRequest, ctx: &Ctx) -> Result<Restore
                 (Some(at), None) => Some((at, None)),
                 (Some(at), Some(i)) if at.timestamp_subsec_nanos() == 0 => {
                     let t = u32::try_from(at.timestamp()).map_err(|_| {
-                        Error::Invalid(format!("{} is not an oplog time", at.to_rfc3339()))
+                        Error::Invalid(format!(
+                            "{} is not an oplog time",
+                            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ))
                     })?;
                     Some((at, Some(crate::snapshot::ClusterTime { t, i })))
                 }
