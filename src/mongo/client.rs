@@ -103,7 +103,7 @@ pub fn connect(uri: &str) -> Result<Client> {
         .map_err(|e| match e.kind.as_ref() {
             // The driver's message is a dump of its topology; say what was tried instead.
             mongodb::error::ErrorKind::ServerSelection { message, .. } => Error::Source(format!(
-                "MongoDB: no server answered at {} within {} s ({}): check the host and \
+                "MongoDB: cannot reach {}: no answer within {} s ({}); check the host and \
                  port, that the server runs and is reachable from here (a longer wait: \
                  serverSelectionTimeoutMS in the connection string)",
                 hosts.join(", "),

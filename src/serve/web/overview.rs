@@ -1,13 +1,14 @@
 //! The overview (`/`): every plan with its health, last and next run, last snapshot,
 //! bytes added and a size trend, failing and stale plans first; the jobs queued or
-//! running, each linking to its live page.
+//! running with their progress (the page reloads itself while there are any), each
+//! linking to its live page.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
 use super::chart::sparkline;
-use super::page::{bytes, esc, layout, url, when, Frame};
+use super::page::{bytes, esc, layout_with, url, when, Frame};
 use crate::plan::state::PlanState;
 use crate::serve::jobs::JobView;
 use crate::serve::tokens::Role;
@@ -249,5 +250,54 @@ pub fn render(f: &Frame, plans: &[PlanRow], jobs: &[JobView]) -> String {
         },
         job_list(jobs)
     );
-    layout(f, "Overview", "/", &body)
+    // While a job is queued or running the page follows it (every five seconds: its
+    // progress here, its health once it ends); an idle overview does not reload.
+    let head = if jobs.iter().any(|j| !j.state.done()) {
+        "<meta http-equiv=\"refresh\" content=\"5\">"
+    } else {
+        ""
+    };
+    layout_with(f, "Overview", "/", head, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::auth::Caller;
+    use crate::serve::jobs::JobState;
+
+    fn job(state: JobState) -> JobView {
+        JobView {
+            id: "01J".into(),
+            kind: "run".into(),
+            plan: Some("p<1>".into()),
+            repository: "main".into(),
+            requested_by: "ops".into(),
+            state,
+            created: Utc::now(),
+            started: None,
+            finished: None,
+            progress: None,
+            messages: Vec::new(),
+            report: serde_json::Value::Null,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_overview_follows_running_jobs_and_escapes_them() {
+        let caller = Caller {
+            name: "v".into(),
+            role: Role::Viewer,
+        };
+        let f = Frame {
+            caller: &caller,
+            csrf: "c",
+        };
+        let busy = render(&f, &[], &[job(JobState::Running)]);
+        assert!(busy.contains("http-equiv=\"refresh\"") && busy.contains("p&lt;1&gt;"));
+        let idle = render(&f, &[], &[job(JobState::Ok)]);
+        assert!(!idle.contains("http-equiv") && idle.contains("No job is queued or running"));
+        assert!(!idle.contains("Run now"), "a viewer gets no buttons");
+    }
 }
