@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::journal::{self, Record, Sink};
-use crate::ops::context::Ctx;
+use crate::ops::context::{CancelToken, Ctx};
 use crate::ops::run::{Opener, Task};
 use crate::plan::{Config, RepositoryConf};
 use crate::repository::Repository;
@@ -123,6 +123,11 @@ pub struct Service {
     followers: follow::Followers,
     /// Repositories whose statistics are being computed, and whether they changed since.
     stats_busy: Mutex<HashMap<String, bool>>,
+    /// Statistics threads, joined at shutdown: a walk still running when `main` returns
+    /// would race the process's exit (RocksDB's static destructors) and kill it.
+    stats_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Cancelled at shutdown: no new statistics walks, running ones stop at their next check.
+    stats_stop: CancelToken,
     /// Each repository's latest statistics, and when they were computed.
     stats_cache: Mutex<HashMap<String, (DateTime<Utc>, crate::ops::stats::RepoStats)>>,
     limiter: auth::Limiter,
@@ -311,6 +316,8 @@ pub fn run(config: Config, opts: ServeOptions) -> Result<()> {
         metrics,
         followers: follow::Followers::default(),
         stats_busy: Mutex::default(),
+        stats_threads: Mutex::default(),
+        stats_stop: CancelToken::new(),
         stats_cache: Mutex::default(),
         limiter: auth::Limiter::default(),
         audit: audit::AuditLog::new(&opts.state_root),
@@ -333,6 +340,7 @@ pub fn run(config: Config, opts: ServeOptions) -> Result<()> {
         grace.as_secs()
     );
     svc.jobs.shutdown(grace);
+    svc.stop_stats();
     tracing::info!("stopped");
     Ok(())
 }

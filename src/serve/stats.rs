@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Service;
-use crate::ops::context::Ctx;
+use crate::ops::context::{Ctx, Silent};
 use crate::ops::stats::RepoStats;
 
 /// Points kept in a repository's size history.
@@ -32,6 +32,9 @@ impl Service {
     /// waits ten times as long as the last one took (at least two seconds), so the
     /// statistics of a large repository take at most a tenth of a core.
     pub fn refresh_stats(self: &Arc<Self>, name: &str) {
+        if self.stats_stop.is_cancelled() {
+            return;
+        }
         let mut busy = self.stats_busy.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(again) = busy.get_mut(name) {
             *again = true;
@@ -43,11 +46,34 @@ impl Service {
         let spawned = std::thread::Builder::new()
             .name("stats".into())
             .spawn(move || svc.stats_loop(&owned));
-        if spawned.is_err() {
-            self.stats_busy
+        match spawned {
+            Ok(t) => self
+                .stats_threads
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(name);
+                .push(t),
+            Err(_) => {
+                self.stats_busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+            }
+        }
+    }
+
+    /// Stops the statistics threads and waits for them (at shutdown, before the process
+    /// exits). A walk stops at its next check; the pause between walks is cut short.
+    pub(super) fn stop_stats(&self) {
+        self.stats_stop.cancel();
+        loop {
+            let threads =
+                std::mem::take(&mut *self.stats_threads.lock().unwrap_or_else(|p| p.into_inner()));
+            if threads.is_empty() {
+                return;
+            }
+            for t in threads {
+                let _ = t.join();
+            }
         }
     }
 
@@ -55,18 +81,24 @@ impl Service {
         loop {
             let started = std::time::Instant::now();
             let req = crate::ops::stats::StatsRequest::default();
+            let ctx = Ctx::new(Arc::new(Silent), self.stats_stop.clone());
             match self
                 .repos
                 .get(name)
-                .and_then(|r| crate::ops::stats::run(&r, &req, &Ctx::default()))
+                .and_then(|r| crate::ops::stats::run(&r, &req, &ctx))
             {
                 Ok(s) => self.keep_stats(name, &s),
+                Err(_) if self.stats_stop.is_cancelled() => {}
                 Err(e) => tracing::warn!(repository = %name, "statistics: {e}"),
             }
-            std::thread::sleep((started.elapsed() * 10).max(Duration::from_secs(2)));
+            let pause = (started.elapsed() * 10).max(Duration::from_secs(2));
+            let until = std::time::Instant::now() + pause;
+            while !self.stats_stop.is_cancelled() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             let mut busy = self.stats_busy.lock().unwrap_or_else(|p| p.into_inner());
             match busy.get_mut(name) {
-                Some(again) if *again => *again = false,
+                Some(again) if *again && !self.stats_stop.is_cancelled() => *again = false,
                 _ => {
                     busy.remove(name);
                     return;
