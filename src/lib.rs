@@ -29,6 +29,8 @@ pub mod journal;
 pub mod key;
 pub mod lock;
 pub mod mongo;
+#[cfg(feature = "mount")]
+pub mod mount;
 #[cfg(feature = "local-index")]
 pub mod ops;
 pub mod pack;

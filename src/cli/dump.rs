@@ -11,12 +11,18 @@ use repo::ops::select::SnapshotRef;
 /// Arguments of `repo dump`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Snapshot id (or unique prefix), or "latest" (the newest that holds PATH)
-    snapshot: String,
+    /// Snapshot id (or unique prefix), or "latest" (the newest that holds PATH); with
+    /// --at it may be left out
+    #[arg(required_unless_present = "at")]
+    snapshot: Option<String>,
     /// A file (written as its bytes) or a directory (written as a tar archive); "/" is
     /// the whole snapshot
-    #[cfg_attr(feature = "mongo", arg(required_unless_present = "mongodb"))]
     path: Option<String>,
+    /// Instead of a snapshot id: the newest snapshot taken at or before this time (RFC
+    /// 3339, local "2026-11-28 10:00", or "3 days ago"); for MongoDB that snapshot's
+    /// state (`restore --at` replays the oplog up to the moment)
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
     /// Write a tar archive even for a single file
     #[arg(long)]
     tar: bool,
@@ -42,9 +48,38 @@ enum CollectionFormatArg {
     Indexes,
 }
 
-pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+/// Which snapshot, and the path: with --at the one positional is the path (or
+/// "latest" then the path).
+fn target(a: &mut Args) -> Result<(SnapshotRef, Option<String>)> {
+    let Some(at) = &a.at else {
+        let id = a.snapshot.take().unwrap_or_else(|| "latest".into());
+        return Ok((SnapshotRef::id(id), a.path.take()));
+    };
+    let when = repo::timespec::parse_time(at, chrono::Utc::now())
+        .with_context(|| format!("--at {at:?}"))?;
+    let path = match (a.snapshot.take(), a.path.take()) {
+        (Some(s), p) if s == "latest" => p,
+        (Some(p), None) => Some(p),
+        (None, p) => p,
+        (Some(s), Some(_)) => {
+            anyhow::bail!("give a snapshot id ({s}) or --at, not both")
+        }
+    };
+    Ok((SnapshotRef::at(when), path))
+}
+
+pub fn run(g: &GlobalOpts, mut a: Args) -> Result<i32> {
+    let (snapshot, path) = target(&mut a)?;
+    #[cfg(feature = "mongo")]
+    if path.is_none() && a.mongodb.is_none() {
+        anyhow::bail!("give a PATH in the snapshot, or --mongodb DB.COLL");
+    }
+    #[cfg(not(feature = "mongo"))]
+    if path.is_none() {
+        anyhow::bail!("give a PATH in the snapshot");
+    }
     let repo = g.open(false)?;
-    let snapshot = SnapshotRef::id(a.snapshot).with_filter(a.select.filter()?);
+    let snapshot = snapshot.with_filter(a.select.filter()?);
     let stdout = std::io::stdout();
     #[cfg(feature = "mongo")]
     if let Some(ns) = a.mongodb {
@@ -64,7 +99,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     }
     let req = DumpRequest {
         snapshot,
-        path: a.path.unwrap_or_else(|| "/".into()),
+        path: path.unwrap_or_else(|| "/".into()),
         tar: a.tar,
     };
     let (snap, node, kind) = dump::resolve(&repo, &req)?;

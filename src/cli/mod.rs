@@ -19,6 +19,8 @@ pub mod log;
 mod ls;
 #[cfg(feature = "mongo")]
 mod mongodb;
+#[cfg(feature = "mount")]
+mod mount;
 mod plans;
 mod progress;
 mod prune;
@@ -62,6 +64,9 @@ enum Command {
     Restore(restore::Args),
     /// Write a file of a snapshot to stdout, or a directory as a tar archive
     Dump(dump::Args),
+    /// Show snapshots as a read-only file system (FUSE) until interrupted
+    #[cfg(feature = "mount")]
+    Mount(mount::Args),
     /// Verify the repository's integrity
     Check(check::Args),
     /// Show what changed between two snapshots
@@ -214,6 +219,8 @@ fn dispatch(g: &GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Ls(a) => ls::run(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Dump(a) => dump::run(g, a),
+        #[cfg(feature = "mount")]
+        Command::Mount(a) => mount::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Diff(a) => diff::run(g, a),
         Command::Find(a) => find::run(g, a),

@@ -189,8 +189,63 @@ fn legacy_entry_name(name: &str) -> String {
     name.replace('%', "%25").replace('/', "%2F")
 }
 
+/// Calls `f` with each whole document at the start of `buf` (a collection's saved stream
+/// is BSON documents back to back, split across chunks anywhere); returns the bytes used,
+/// so the caller keeps the rest for when the next chunk arrives. `what` names the stream
+/// in errors.
+pub fn whole_documents(
+    buf: &[u8],
+    what: &str,
+    mut f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<usize> {
+    let mut at = 0;
+    while let Some(head) = buf.get(at..at + 4) {
+        let len = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l >= 5)
+            .ok_or_else(|| {
+                Error::corrupt(format!("saved documents of {what}"), "bad document length")
+            })?;
+        let Some(doc) = buf.get(at..at + len) else {
+            break;
+        };
+        f(doc)?;
+        at += len;
+    }
+    Ok(at)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn whole_documents_are_found_however_the_stream_is_split() {
+        use mongodb::bson::doc;
+        let docs: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                mongodb::bson::to_vec(&doc! {"_id": i as i64, "s": "x".repeat(i * 7)}).unwrap()
+            })
+            .collect();
+        let stream: Vec<u8> = docs.concat();
+        for step in [1, 3, 4, 5, 17, 64, stream.len()] {
+            let (mut pending, mut got) = (Vec::new(), Vec::new());
+            for piece in stream.chunks(step) {
+                pending.extend_from_slice(piece);
+                let used = whole_documents(&pending, "t", |d| {
+                    got.push(d.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+                pending.drain(..used);
+            }
+            assert!(pending.is_empty(), "step {step}");
+            assert_eq!(got, docs, "step {step}");
+        }
+        for bad in [[0u8, 0, 0, 0], [4, 0, 0, 0], [255, 255, 255, 255]] {
+            assert!(whole_documents(&bad, "t", |_| Ok(())).is_err(), "{bad:?}");
+        }
+    }
     use super::*;
 
     #[test]

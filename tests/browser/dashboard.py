@@ -32,8 +32,10 @@ def browser(width=1280, height=900):
     """A headless Chromium at this window size (the system's, from Debian)."""
     o = webdriver.ChromeOptions()
     o.binary_location = E["CHROMIUM"]
+    # No background networking: this machine's closed network refuses it, noisily.
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              f"--window-size={width},{height}"):
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--no-first-run", "--disable-quic", f"--window-size={width},{height}"):
         o.add_argument(a)
     o.add_experimental_option("prefs", {
         "download.default_directory": DOWNLOADS,
@@ -42,6 +44,8 @@ def browser(width=1280, height=900):
     })
     d = webdriver.Chrome(service=Service(E["CHROMEDRIVER"]), options=o)
     d.set_page_load_timeout(120)
+    # A click that navigates may return before the next page is there: lookups wait for it.
+    d.implicitly_wait(10)
     d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": DOWNLOADS})
     return d
 
@@ -71,6 +75,10 @@ def sign_in(d, token):
 
 def wait_job(d, timeout=180):
     """On a job page (which reloads itself while the job runs): its final state."""
+    # A click on a form button returns before the browser has followed the redirect.
+    end = time.time() + 30
+    while "/jobs/" not in d.current_url and time.time() < end:
+        time.sleep(0.1)
     check("/jobs/" in d.current_url, "on a job page", d)
     end = time.time() + timeout
     while time.time() < end:
@@ -140,6 +148,9 @@ def operator(d):
     d.find_element(By.LINK_TEXT, "Snapshots").click()
     Select(d.find_element(By.ID, "plan")).select_by_value("files")
     d.find_element(By.XPATH, "//button[text()='Filter']").click()
+    end = time.time() + 30
+    while "plan=files" not in d.current_url and time.time() < end:
+        time.sleep(0.1)
     check("plan=files" in d.current_url, "the filter is in the address", d)
     links = d.find_elements(By.CSS_SELECTOR, "a[data-snapshot]")
     check(len(links) == 1, f"one snapshot of plan files ({len(links)})", d)

@@ -219,3 +219,50 @@ fn dump_a_collection_as_json_lines_bson_and_index_specs() {
     );
     client.database(&name).drop().run().unwrap();
 }
+
+#[test]
+fn dump_at_a_moment_reads_the_snapshot_of_that_moment() {
+    let env = Env::new();
+    env.init();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let f = data.join("notes.txt");
+    std::fs::write(&f, "first\n").unwrap();
+    let first = env.snapshot(&[&data]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::fs::write(&f, "second\n").unwrap();
+    env.snapshot(&[&data]);
+    let list = env.json(&["snapshots"]);
+    let t1: chrono::DateTime<chrono::Utc> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == first["id"])
+        .unwrap()["time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let between = (t1 + chrono::Duration::seconds(1)).to_rfc3339();
+    let file = f.to_str().unwrap();
+
+    let out = env.run(&["dump", "--at", &between, file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"first\n");
+    let out = env.run(&["dump", "latest", "--at", &between, file]);
+    assert_eq!(out.stdout, b"first\n");
+    assert_eq!(env.run(&["dump", "--at", "now", file]).stdout, b"second\n");
+
+    // Before the first snapshot: nothing to read; an id and --at together: refused.
+    let before = (t1 - chrono::Duration::hours(1)).to_rfc3339();
+    let out = env.run(&["dump", "--at", &before, file]);
+    assert!(!out.status.success() && out.stdout.is_empty());
+    let id = first["id"].as_str().unwrap();
+    let out = env.run(&["dump", id, file, "--at", &between]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("not both"), "{e}");
+}

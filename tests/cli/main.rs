@@ -52,6 +52,8 @@ mod mongodb_pitr_scope;
 mod mongodb_replay;
 #[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_restore;
+#[cfg(all(feature = "mount", feature = "testing"))]
+mod mount;
 #[cfg(all(feature = "object-store", feature = "testing"))]
 mod object_store;
 #[cfg(feature = "testing")]

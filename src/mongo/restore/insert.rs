@@ -54,27 +54,10 @@ pub fn for_each_saved_doc(
     let mut pending: Vec<u8> = Vec::new();
     for chunk in &node.content {
         pending.extend(repo.read_blob(BlobKind::Data, &BlobId::from(*chunk))?);
-        let mut at = 0;
-        while pending.len() - at >= 4 {
-            let len = i32::from_le_bytes([
-                pending[at],
-                pending[at + 1],
-                pending[at + 2],
-                pending[at + 3],
-            ]);
-            if len < 5 {
-                return Err(bad("bad document length".into()));
-            }
-            let len = len as usize;
-            if pending.len() - at < len {
-                break;
-            }
-            let d = RawDocumentBuf::from_bytes(pending[at..at + len].to_vec())
-                .map_err(|e| bad(e.to_string()))?;
-            at += len;
-            f(d)?;
-        }
-        pending.drain(..at);
+        let used = crate::mongo::layout::whole_documents(&pending, coll, |d| {
+            f(RawDocumentBuf::from_bytes(d.to_vec()).map_err(|e| bad(e.to_string()))?)
+        })?;
+        pending.drain(..used);
     }
     if !pending.is_empty() {
         return Err(bad("truncated document".into()));
