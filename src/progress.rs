@@ -3,6 +3,7 @@
 //! the hot path nothing but a relaxed add.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -19,6 +20,8 @@ pub struct Progress {
     pub total_bytes: AtomicU64,
     /// Set when the totals are final.
     pub totals_final: AtomicBool,
+    /// What an item is ("files", "packs", "documents"); "items" until set.
+    unit: OnceLock<&'static str>,
 }
 
 impl Progress {
@@ -27,6 +30,16 @@ impl Progress {
         self.total_items.store(items, Relaxed);
         self.total_bytes.store(bytes, Relaxed);
         self.totals_final.store(true, Relaxed);
+    }
+
+    /// Names what the items are, for progress lines ("packs"). The first name given stays.
+    pub fn set_unit(&self, unit: &'static str) {
+        let _ = self.unit.set(unit);
+    }
+
+    /// What the items are.
+    pub fn unit(&self) -> &'static str {
+        self.unit.get().copied().unwrap_or("items")
     }
 
     /// Adds finished work.

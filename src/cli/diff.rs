@@ -14,13 +14,16 @@ pub struct Args {
     a: String,
     /// The newer snapshot
     b: String,
+    #[command(flatten)]
+    select: super::snapshots::SelectArgs,
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+    let filter = a.select.filter(g)?;
     let repo = g.open(false)?;
     let req = DiffRequest {
-        from: SnapshotRef::id(a.a),
-        to: SnapshotRef::id(a.b),
+        from: SnapshotRef::id(a.a).with_filter(filter.clone()),
+        to: SnapshotRef::id(a.b).with_filter(filter),
     };
     let r = diff::run(&repo, &req, &g.ctx())?;
     if g.json {

@@ -79,7 +79,7 @@ pub fn run(g: &GlobalOpts, mut a: Args) -> Result<i32> {
         anyhow::bail!("give a PATH in the snapshot");
     }
     let repo = g.open(false)?;
-    let snapshot = snapshot.with_filter(a.select.filter()?);
+    let snapshot = snapshot.with_filter(a.select.filter(g)?);
     let stdout = std::io::stdout();
     #[cfg(feature = "mongo")]
     if let Some(ns) = a.mongodb {

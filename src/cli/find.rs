@@ -20,7 +20,7 @@ pub struct Args {
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let req = FindRequest {
         pattern: a.pattern,
-        filter: a.filter.filter()?,
+        filter: a.filter.filter(g)?,
     };
     let repo = g.open(false)?;
     let found = find::run(&repo, &req, &g.ctx())?;

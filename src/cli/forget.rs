@@ -88,7 +88,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         ids: a.ids,
         save_policy: a.save_policy,
         group_by: by,
-        filter: a.filter.filter()?,
+        filter: a.filter.filter(g)?,
         dry_run: a.dry_run,
         keep_log: a.keep_log,
     };

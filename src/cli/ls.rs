@@ -25,7 +25,7 @@ pub struct Args {
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = g.open(false)?;
     let req = LsRequest {
-        snapshot: SnapshotRef::id(a.snapshot).with_filter(a.select.filter()?),
+        snapshot: SnapshotRef::id(a.snapshot).with_filter(a.select.filter(g)?),
         path: a.path,
     };
     // JSON is one array: entries are gathered; text is printed as it is read.

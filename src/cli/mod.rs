@@ -123,7 +123,7 @@ impl Command {
     /// it; `None` for readers (and for `run`, which logs itself with its steps).
     fn logged_kind(&self) -> Option<&'static str> {
         Some(match self {
-            Command::Snapshot(_) => "snapshot",
+            Command::Snapshot(a) if !a.is_dry_run() => "snapshot",
             Command::Restore(_) => "restore",
             Command::Check(_) => "check",
             Command::Forget(_) => "forget",

@@ -24,7 +24,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = Arc::new(g.open(false)?);
     let req = MountRequest {
         mountpoint: a.mountpoint,
-        filter: a.filter.filter()?,
+        filter: a.filter.filter(g)?,
         allow_other: a.allow_other,
     };
     let ctx = g.ctx();

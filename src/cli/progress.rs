@@ -134,7 +134,12 @@ fn draw(p: &Progress, verb: &str, stop: &AtomicBool) {
         bar.set_length(c.total_bytes.max(c.bytes));
         bar.set_position(c.bytes);
         let more = if c.totals_final { "" } else { "+" };
-        bar.set_message(format!("{verb} {}/{}{more}", c.items, c.total_items));
+        bar.set_message(format!(
+            "{verb} {}/{}{more} {}",
+            c.items,
+            c.total_items,
+            p.unit()
+        ));
         std::thread::sleep(Duration::from_millis(100));
     }
     bar.finish_and_clear();
@@ -145,7 +150,7 @@ fn report(p: &Progress, verb: &str, elapsed: Duration, json: bool, done: bool) -
     let c = p.counts();
     if json {
         return serde_json::json!({
-            "phase": verb, "items": c.items, "total_items": c.total_items,
+            "phase": verb, "items": c.items, "total_items": c.total_items, "unit": p.unit(),
             "bytes": c.bytes, "total_bytes": c.total_bytes, "totals_final": c.totals_final,
             "elapsed_secs": elapsed.as_secs_f64(), "done": done,
         })
@@ -158,9 +163,10 @@ fn report(p: &Progress, verb: &str, elapsed: Duration, json: bool, done: bool) -
     };
     let more = if c.totals_final { "" } else { "+" };
     format!(
-        "progress: {verb} {}/{}{more} items, {}/{}{more}{pct}, {}s elapsed{}",
+        "progress: {verb} {}/{}{more} {}, {}/{}{more}{pct}, {}s elapsed{}",
         c.items,
         c.total_items,
+        p.unit(),
         super::fmt::bytes(c.bytes),
         super::fmt::bytes(c.total_bytes.max(c.bytes)),
         elapsed.as_secs(),

@@ -130,7 +130,7 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let req = request(a)?;
+    let req = request(g, a)?;
     let repo = g.open(false)?;
     let outcome = restore::run(&repo, &req, &g.ctx())?;
     g.journal.report(&outcome, req.dry_run);
@@ -161,9 +161,9 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
 }
 
 /// The arguments as a request: which snapshot (or moment), which part, into what.
-fn request(a: Args) -> Result<RestoreRequest> {
+fn request(g: &GlobalOpts, a: Args) -> Result<RestoreRequest> {
     let mut include = a.includes;
-    let filter = a.select.filter()?;
+    let filter = a.select.filter(g)?;
     let (snapshot, ordinal) = match &a.at {
         Some(at) => {
             // "TIME #N" (as `repo mongodb coverage` prints): exactly oplog timestamp (TIME, N).

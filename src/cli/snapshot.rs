@@ -60,10 +60,26 @@ pub struct Args {
     /// Do not descend into other file systems (mount points are kept as empty directories)
     #[arg(long, short = 'x')]
     one_file_system: bool,
+    /// Print what would be backed up (files new, changed and unchanged against the
+    /// parent, bytes to read, what cannot be read), with the excludes applied; read no
+    /// file content and write nothing
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+}
+
+impl Args {
+    /// Whether this is `--dry-run` (it writes nothing, not even the operation log).
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
+    let dry = a.dry_run;
     let req = request(a)?;
+    if dry {
+        return dry_run(g, &req);
+    }
     let repo = g.open(true)?;
     let snap = snapshot::run(&repo, &req, &g.ctx())?;
     g.journal.report(&snap, false);
@@ -110,6 +126,45 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             "warning: {} item(s) could not be read and are not in the snapshot:",
             unread.len()
         );
+        for k in &unread {
+            eprintln!("  {}: {}", k.path, k.error);
+        }
+        return Ok(super::exit::INCOMPLETE);
+    }
+    Ok(0)
+}
+
+/// `--dry-run`: the walk's counts; exit 3 (incomplete) when something could not be read.
+fn dry_run(g: &GlobalOpts, req: &SnapshotRequest) -> Result<i32> {
+    let repo = g.open(false)?;
+    let r = snapshot::dry_run(&repo, req, &g.ctx())?;
+    if g.json {
+        print_json(&r)?;
+    } else {
+        match r.parent {
+            Some(p) => println!("dry run: nothing written (parent {})", p.short()),
+            None => println!("dry run: nothing written (no parent: every file would be read)"),
+        }
+        println!(
+            "  files: {} new, {} changed, {} unchanged, {} removed; dirs: {}, others: {}",
+            r.files_new, r.files_changed, r.files_unchanged, r.files_removed, r.dirs, r.others
+        );
+        println!(
+            "  would read {} (at most that added, before deduplication and compression); {} unchanged",
+            bytes(r.bytes_to_read),
+            bytes(r.bytes_unchanged)
+        );
+        if req.mongodb.is_some() {
+            println!("  MongoDB collections are always read (and counted above without sizes)");
+        }
+    }
+    let unread: Vec<_> = r
+        .skipped
+        .iter()
+        .filter(|k| k.error != snapshot::SOCKET_SKIPPED)
+        .collect();
+    if !unread.is_empty() {
+        eprintln!("warning: {} item(s) could not be read:", unread.len());
         for k in &unread {
             eprintln!("  {}: {}", k.path, k.error);
         }

@@ -9,18 +9,12 @@ use repo::selection::{group, SnapshotFilter};
 use repo::snapshot::Snapshot;
 use repo::timespec::parse_time;
 
-/// Snapshot filter flags shared by the history commands (`snapshots`, `find`).
+/// Snapshot filter flags shared by the history commands (`snapshots`, `find`, `forget`,
+/// `mount`): [`SelectArgs`] plus the source kind and a time window.
 #[derive(clap::Args, Debug)]
 pub struct FilterArgs {
-    /// Only snapshots of this host (repeatable)
-    #[arg(long = "host")]
-    pub hosts: Vec<String>,
-    /// Only snapshots that contain this path (repeatable)
-    #[arg(long = "path")]
-    pub paths: Vec<String>,
-    /// Only snapshots with this tag (repeatable: all must match)
-    #[arg(long = "tag")]
-    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Only snapshots of this source kind
     #[arg(long, value_parser = ["files", "mongodb"])]
     source: Option<String>,
@@ -33,53 +27,52 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    /// The filter these flags describe; paths are made absolute, times parsed.
-    pub fn filter(self) -> Result<SnapshotFilter> {
+    /// The filter these flags (and `-P PLAN`) describe; paths are made absolute, times
+    /// parsed.
+    pub fn filter(self, g: &GlobalOpts) -> Result<SnapshotFilter> {
         let now = chrono::Utc::now();
-        let mut paths = Vec::new();
-        for p in &self.paths {
-            let abs = repo::source::fs::absolute(std::path::Path::new(p))?;
-            paths.push(abs.display().to_string());
-        }
         let time = |t: Option<String>| t.map(|s| parse_time(&s, now)).transpose();
         Ok(SnapshotFilter {
-            hosts: self.hosts,
-            paths,
-            tags: self.tags,
             source: self.source,
             since: time(self.since)?,
             until: time(self.until)?,
+            ..self.select.filter(g)?
         })
     }
 }
 
-/// How commands that take one SNAPSHOT narrow `latest` (and `--at`): the newest snapshot
-/// of these hosts, holding these paths, with these tags.
+/// How commands that take a SNAPSHOT narrow `latest` (and `--at`): the newest snapshot
+/// of these hosts, holding these paths, with these tags — and of the `-P` plan.
 #[derive(clap::Args, Debug, Default)]
 pub struct SelectArgs {
-    /// With "latest" or --at: only snapshots of this host (repeatable)
+    /// Only snapshots of this host (repeatable); `latest` is the newest of them
     #[arg(long = "host")]
     pub hosts: Vec<String>,
-    /// With "latest" or --at: only snapshots that contain this path (repeatable)
+    /// Only snapshots that contain this path (repeatable)
     #[arg(long = "path")]
     pub paths: Vec<String>,
-    /// With "latest" or --at: only snapshots with this tag (repeatable: all must match)
+    /// Only snapshots with this tag (repeatable: all must match)
     #[arg(long = "tag")]
     pub tags: Vec<String>,
 }
 
 impl SelectArgs {
-    /// The filter these flags describe (paths made absolute).
-    pub fn filter(self) -> Result<SnapshotFilter> {
+    /// The filter these flags describe (paths made absolute); with `-P PLAN`, only that
+    /// plan's snapshots (tag `plan:PLAN`).
+    pub fn filter(self, g: &GlobalOpts) -> Result<SnapshotFilter> {
         let mut paths = Vec::new();
         for p in &self.paths {
             let abs = repo::source::fs::absolute(std::path::Path::new(p))?;
             paths.push(abs.display().to_string());
         }
+        let mut tags = self.tags;
+        if let Some(plan) = &g.plan {
+            tags.push(format!("plan:{plan}"));
+        }
         Ok(SnapshotFilter {
             hosts: self.hosts,
             paths,
-            tags: self.tags,
+            tags,
             ..SnapshotFilter::default()
         })
     }
@@ -97,7 +90,7 @@ pub struct Args {
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let req = SnapshotsRequest {
-        filter: a.filter.filter()?,
+        filter: a.filter.filter(g)?,
         latest: a.latest,
     };
     let repo = g.open(false)?;

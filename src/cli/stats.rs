@@ -10,15 +10,25 @@ use repo::ops::stats::{self, StatsRequest};
 /// Arguments of `repo stats`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Only list this snapshot in the per-snapshot table
+    /// Only list this snapshot in the per-snapshot table ("latest" with the filters below
+    /// when only they are given)
     snapshot: Option<String>,
+    #[command(flatten)]
+    select: super::snapshots::SelectArgs,
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let repo = g.open(false)?;
-    let req = StatsRequest {
-        snapshot: a.snapshot.map(SnapshotRef::id),
+    let narrowed =
+        !(a.select.hosts.is_empty() && a.select.paths.is_empty() && a.select.tags.is_empty())
+            || g.plan.is_some();
+    let filter = a.select.filter(g)?;
+    let snapshot = match a.snapshot {
+        Some(s) => Some(SnapshotRef::id(s).with_filter(filter)),
+        None if narrowed => Some(SnapshotRef::latest().with_filter(filter)),
+        None => None,
     };
+    let repo = g.open(false)?;
+    let req = StatsRequest { snapshot };
     let st = stats::run(&repo, &req, &g.ctx())?;
     if g.json {
         print_json(&st)?;

@@ -423,3 +423,17 @@ mod mongo {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe;
+
+    #[test]
+    fn hosts_and_tags_become_one_directory_name() {
+        assert_eq!(safe("web-1"), "web-1");
+        assert_eq!(safe("a/b"), "a_b");
+        assert_eq!(safe(".."), "_..");
+        assert_eq!(safe(""), "_");
+        assert_eq!(safe("x\0y"), "x_y");
+    }
+}

@@ -179,3 +179,15 @@ fn unmount(session: fuser::BackgroundSession, at: &Path) {
         tracing::warn!("the mount of {} ended with: {e}", at.display());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape("/mnt/tab\\011x\\134y"), "/mnt/tab\tx\\y");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

@@ -277,6 +277,7 @@ fn copy(
     let slice_chunks: Vec<ChunkId> = slices.iter().flat_map(|s| s.chunks.clone()).collect();
     copier.prefetch(&roots, &slice_chunks)?;
     let mut pending = Vec::new();
+    progress.set_unit("snapshots");
     progress.set_totals(to_copy.len() as u64, 0);
     for s in to_copy {
         ctx.check()?;

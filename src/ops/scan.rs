@@ -165,6 +165,7 @@ fn scan(
         ..Default::default()
     };
     let chunker = Chunker::new(repo.config().chunker_files, repo.key().chunker_seed());
+    progress.set_unit("files");
     progress.set_totals(saved.len() as u64, 0);
     for (p, node) in &saved {
         ctx.check()?;

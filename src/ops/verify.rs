@@ -81,6 +81,7 @@ pub fn run(repo: &Repository, req: &VerifyRequest, ctx: &Ctx) -> Result<VerifyRe
         },
     )?;
     let progress = ctx.phase(Phase::Checking);
+    progress.set_unit("chunks");
     progress.set_totals(chunks.len() as u64, 0);
     let chunks: Vec<ChunkId> = chunks.into_iter().collect();
     let results: Vec<std::result::Result<u64, Damaged>> = chunks

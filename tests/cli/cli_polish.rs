@@ -150,6 +150,133 @@ fn latest_is_scoped_by_path_and_hints_name_real_flags() {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success());
     assert_hints_exist(&env, "ls", &err);
+
+    // diff and stats take the same filters: `latest --path A` is A's newest snapshot,
+    // though B's is newer.
+    let first_a = env.json(&["snapshots", "--path", a_s])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(a.join("g"), "new").unwrap();
+    let second_a = env.snapshot(&[&a]);
+    let newest_b = env.snapshot(&[&b]);
+    let d = env.json(&["diff", &first_a, "latest", "--path", a_s]);
+    assert_eq!(d["to"], second_a["id"], "{d}");
+    let changed: Vec<&str> = d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert!(changed.iter().any(|p| p.ends_with("/a/g")), "{changed:?}");
+    let st = env.json(&["stats", "--path", a_s]);
+    let per = st["per_snapshot"].as_array().unwrap();
+    assert_eq!(per.len(), 1, "{st}");
+    assert_eq!(per[0]["id"], second_a["id"], "{st}");
+    assert_ne!(per[0]["id"], newest_b["id"]);
+}
+
+/// Snapshots of plan `app` (tagged `plan:app`) and one taken by hand: `-P app` narrows
+/// `latest`, the lists and the filters to the plan's.
+#[test]
+fn dash_p_plan_scopes_latest_and_the_lists() {
+    let env = Env::new();
+    env.init();
+    let (a, b) = (env.path("a"), env.path("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("f"), d.display().to_string()).unwrap();
+    }
+    let p = env.path("home/config/repo/config.toml");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        format!(
+            "[repositories.main]\nlocation = \"{}\"\npassword-env = \"REPO_PASSWORD\"\n\n[plans.app]\nrepository = \"main\"\npaths = [\"{}\"]\n",
+            env.repo().display(),
+            a.display()
+        ),
+    )
+    .unwrap();
+    env.ok(&["run", "app"]);
+    env.snapshot(&[&b]);
+    let all = env.json(&["snapshots"]);
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    let app = env.json(&["-P", "app", "snapshots"]);
+    let app = app.as_array().unwrap();
+    assert_eq!(app.len(), 1, "{app:?}");
+    assert!(app[0]["tags"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("plan:app")));
+    // `latest` is the plan's newest, though the hand-made snapshot of b is newer.
+    let ls = env.ok(&["-P", "app", "ls", "latest"]);
+    assert!(ls.contains("/a/f") && !ls.contains("/b/"), "{ls}");
+    let f = format!("{}/f", a.display());
+    assert_eq!(
+        env.ok(&["-P", "app", "dump", "latest", &f]),
+        a.display().to_string()
+    );
+    let out = env.run(&["-P", "app", "dump", "latest", &format!("{}/f", b.display())]);
+    assert!(!out.status.success(), "b is in no snapshot of the plan");
+}
+
+/// `snapshot --dry-run`: the counts a real run would report, with excludes applied,
+/// against the parent; nothing written, not even the operation log.
+#[test]
+fn snapshot_dry_run_counts_what_would_be_read_and_writes_nothing() {
+    let env = Env::new();
+    env.init();
+    let data = env.path("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    for i in 0..5 {
+        std::fs::write(
+            data.join(format!("sub/f{i}.txt")),
+            "x".repeat(1000 * (i + 1)),
+        )
+        .unwrap();
+    }
+    std::fs::write(data.join("debug.log"), "y".repeat(50_000)).unwrap();
+    std::os::unix::fs::symlink("sub/f0.txt", data.join("link")).unwrap();
+    let d = data.to_str().unwrap();
+    let history = |env: &Env| env.json(&["history"]).as_array().unwrap().len();
+    let before = history(&env);
+
+    let r = env.json(&["snapshot", "--dry-run", d, "--exclude", "*.log"]);
+    assert_eq!(r["files_new"], 5, "{r}");
+    assert_eq!(r["files_changed"], 0, "{r}");
+    assert_eq!(
+        r["bytes_to_read"], 15_000,
+        "the excluded log is not counted: {r}"
+    );
+    assert_eq!(r["others"], 1, "{r}");
+    assert!(r["parent"].is_null(), "{r}");
+    assert!(
+        env.json(&["snapshots"]).as_array().unwrap().is_empty(),
+        "no snapshot"
+    );
+    assert_eq!(history(&env), before, "no operation-log record");
+    let human = env.ok(&["snapshot", "-n", d]);
+    assert!(
+        human.contains("6 new") && human.contains("nothing written"),
+        "{human}"
+    );
+
+    // Against a parent: one file changed, one new; the rest unchanged and not counted.
+    let snap = env.snapshot(&[&data]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(data.join("sub/f1.txt"), "changed").unwrap();
+    std::fs::write(data.join("sub/new.txt"), "new!").unwrap();
+    let r = env.json(&["snapshot", "--dry-run", d]);
+    assert_eq!(r["parent"], snap["id"], "{r}");
+    assert_eq!(
+        (r["files_new"].as_u64(), r["files_changed"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["files_unchanged"], 5, "{r}");
+    assert_eq!(r["bytes_to_read"], 11, "{r}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -193,6 +320,19 @@ fn quiet_verbose_log_file_and_progress_for_logs() {
             .any(|l| l.starts_with("progress: ") && l.ends_with(", done")),
         "{err}"
     );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("progress: backing up ") && l.contains(" files, ")),
+        "{err}"
+    );
+    // check counts packs, with their bytes.
+    let out = env.run(&["check", "--progress-interval", "1ms"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("progress: checking ") && l.contains(" packs, ")),
+        "{err}"
+    );
     std::fs::write(data.join("more"), crate::common::random_bytes(4 << 20, 10)).unwrap();
     let out = env.run(&["snapshot", d, "--json-progress"]);
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
@@ -202,7 +342,7 @@ fn quiet_verbose_log_file_and_progress_for_logs() {
     assert!(
         events
             .iter()
-            .any(|e| e["done"] == true && e["phase"].is_string()),
+            .any(|e| e["done"] == true && e["phase"].is_string() && e["unit"] == "files"),
         "{events:?}"
     );
     let out = env.run(&["snapshots", "--progress-interval", "often"]);

@@ -259,7 +259,9 @@ fn a_read_data_subset_reads_its_packs_and_two_groups_cover_them_all() {
         packs,
         "the two groups read every pack once: {g1} {g2}"
     );
-    assert!(g1["packs_read"].as_u64().unwrap() < packs);
+    // (Which group a pack falls in depends on its random id: with a handful of packs one
+    // group may hold them all, so neither group's size is asserted here; "1B" and "50%"
+    // below show that a subset reads less.)
     assert_ne!(finds(&g1), finds(&g2), "exactly one group holds the damage");
     assert_eq!(if finds(&g1) { c1 } else { c2 }, Some(1));
     assert_eq!(if finds(&g1) { c2 } else { c1 }, Some(0));

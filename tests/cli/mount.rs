@@ -239,10 +239,41 @@ fn mongodb_collections_read_as_bson_json_lines_and_index_specs() {
         .unwrap();
     let env = Env::new();
     env.init();
-    env.ok(&["snapshot", &uri, &format!("--db={name}")]);
+    // Files and collections in one snapshot: both show, the collections under mongodb/.
+    let files = env.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("notes.txt"), "beside the database\n").unwrap();
+    env.ok(&[
+        "snapshot",
+        files.to_str().unwrap(),
+        &uri,
+        &format!("--db={name}"),
+    ]);
     let mnt = env.path("mnt");
-    let m = Mount::start(&env, &mnt, &["--source", "mongodb"]);
+    let m = Mount::start(&env, &mnt, &[]);
+    assert_eq!(
+        std::fs::read_to_string(
+            mnt.join("latest")
+                .join(files.strip_prefix("/").unwrap())
+                .join("notes.txt")
+        )
+        .unwrap(),
+        "beside the database\n"
+    );
     let dir = mnt.join("latest/mongodb").join(&name);
+    let mut listed: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "odd name.users.bson",
+            "odd name.users.indexes.json",
+            "odd name.users.jsonl"
+        ]
+    );
     let bson = std::fs::read(dir.join("odd name.users.bson")).unwrap();
     let mut raw = bson.as_slice();
     let mut from_bson = Vec::new();

@@ -213,6 +213,7 @@ pub fn roll_forward(
     let (sel, known) = selection(rf, namespaces, renames)?;
     let client = connect(uri)?;
     let mut replayer = Replayer::new(&client, &sel, known);
+    progress.set_unit("oplog entries");
     progress.set_totals(
         rf.parts.iter().map(|(s, _, _)| s.entries).sum(),
         rf.parts.iter().map(|(s, _, _)| s.bytes).sum(),

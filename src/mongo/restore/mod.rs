@@ -282,6 +282,7 @@ pub fn run(
     if opts.dry_run {
         return Ok(outcomes);
     }
+    progress.set_unit("documents");
     progress.set_totals(outcomes.iter().map(|o| o.documents).sum(), 0);
     // Collections before views: a view's source should exist when it is created.
     let mut order: Vec<usize> = (0..chosen.len()).collect();

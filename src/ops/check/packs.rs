@@ -2,7 +2,6 @@
 //! `--read-data` every blob's authentication and hash).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 
 use rayon::prelude::*;
 
@@ -122,13 +121,8 @@ pub(super) fn check_packs(
         }
     }
     report.packs = index.packs.len();
-    progress
-        .total_items
-        .store(index.packs.len() as u64, Relaxed);
-    progress
-        .total_bytes
-        .store(index.packs.values().sum(), Relaxed);
-    progress.totals_final.store(true, Relaxed);
+    progress.set_unit("packs");
+    progress.set_totals(index.packs.len() as u64, index.packs.values().sum());
 
     let mut packs: Vec<(PackId, u64)> = index.packs.iter().map(|(p, s)| (*p, *s)).collect();
     packs.sort();

@@ -274,6 +274,7 @@ fn prune(
     }
 
     ctx.check()?;
+    progress.set_unit("packs");
     progress.set_totals(report.packs_before, report.bytes_before);
     // 4. Deletions that need no write first.
     let due: Vec<PendingPack> = keep

@@ -20,7 +20,6 @@ pub use conflict::{Action, Conflict};
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -127,13 +126,11 @@ fn restore(
             opts.includes.join(", ")
         )));
     }
-    progress
-        .total_items
-        .store(plan.files().count() as u64, Relaxed);
-    progress
-        .total_bytes
-        .store(plan.files().map(|i| i.node.size).sum(), Relaxed);
-    progress.totals_final.store(true, Relaxed);
+    progress.set_unit("files");
+    progress.set_totals(
+        plan.files().count() as u64,
+        plan.files().map(|i| i.node.size).sum(),
+    );
     // A dry run looks at the target as it is and creates nothing, not even the target.
     let target = if opts.dry_run {
         TargetDir::open_existing(&opts.target)?

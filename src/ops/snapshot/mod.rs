@@ -13,10 +13,12 @@
 //! trees (and their ids) never depend on thread timing. The snapshot object is written only
 //! after the packer has made every pack and segment durable.
 
+mod dry_run;
 mod parent;
 mod stages;
 mod walk;
 
+pub use dry_run::DryRunReport;
 pub use parent::ParentChoice;
 pub use walk::SOCKET_SKIPPED;
 
@@ -103,6 +105,24 @@ type Seen = Claims;
 /// touched. Cancelled (`ctx`), it stops reading, writes no snapshot, releases its lock
 /// and returns [`Error::Cancelled`]; what it stored meanwhile is unreferenced until a prune.
 pub fn run(repo: &Repository, req: &SnapshotRequest, ctx: &Ctx) -> Result<Snapshot> {
+    with_job(req, ctx, |job| {
+        let _lock = repo.lock_for(crate::lock::LockKind::Shared, "snapshot")?;
+        let progress = ctx.phase(Phase::BackingUp);
+        let result = pipeline(repo, job, ctx, progress);
+        ctx.phase_done(Phase::BackingUp);
+        result
+    })
+}
+
+/// `snapshot --dry-run`: what [`run`] would read, with the same sources, exclusions and
+/// parent, without reading any content or writing anything (no lock).
+pub fn dry_run(repo: &Repository, req: &SnapshotRequest, ctx: &Ctx) -> Result<DryRunReport> {
+    with_job(req, ctx, |job| dry_run::run(repo, job, ctx))
+}
+
+/// Resolves `req` (exclude files read, the MongoDB server reached and planned) and calls
+/// `f` with it.
+fn with_job<T>(req: &SnapshotRequest, ctx: &Ctx, f: impl FnOnce(&Job) -> Result<T>) -> Result<T> {
     if req.paths.is_empty() && req.mongodb.is_none() {
         return Err(Error::Invalid(
             "nothing to back up: give paths or a MongoDB connection string".into(),
@@ -135,11 +155,7 @@ pub fn run(repo: &Repository, req: &SnapshotRequest, ctx: &Ctx) -> Result<Snapsh
         job.mongodb = Some(record);
         job.virtual_sources.push(m);
     }
-    let _lock = repo.lock_for(crate::lock::LockKind::Shared, "snapshot")?;
-    let progress = ctx.phase(Phase::BackingUp);
-    let result = pipeline(repo, &job, ctx, progress);
-    ctx.phase_done(Phase::BackingUp);
-    result
+    f(&job)
 }
 
 #[cfg(feature = "mongo")]
@@ -158,9 +174,20 @@ fn mongo_source(_: &MongoSourceRequest) -> Result<std::convert::Infallible> {
     ))
 }
 
-fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) -> Result<Snapshot> {
+/// What a run works on before any thread starts: the sources in tree order, the
+/// exclusions, the series (host, kind, paths) and its parent snapshot.
+struct Prepared {
+    sources: Vec<PathBuf>,
+    excluder: Excluder,
+    time: chrono::DateTime<chrono::Utc>,
+    host: String,
+    paths: Vec<String>,
+    kind: String,
+    parent: Option<Snapshot>,
+}
+
+fn prepare(repo: &Repository, job: &Job) -> Result<Prepared> {
     let (opts, virtual_sources) = (job.req, job.virtual_sources.as_slice());
-    let started = Instant::now();
     let time = chrono::Utc::now();
     let sources = if opts.paths.is_empty() && !virtual_sources.is_empty() {
         Vec::new()
@@ -178,7 +205,6 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     }
     let excluder = Excluder::new(&job.excludes)?;
     repo.index()?; // open and sync before threads start, so errors surface here
-    let budget = repo.quota_headroom()?;
     let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
     let mut paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
     paths.extend(virtual_sources.iter().map(|v| v.description()));
@@ -194,17 +220,48 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
         paths: paths.clone(),
     };
     let parent = parent::find(repo, &opts.parent, &series)?;
-    let ctx = WalkContext {
-        repo,
-        cancel: run.token().clone(),
-        excluder: &excluder,
-        parent_root: parent.as_ref().and_then(|p| PrevDir::load(repo, p.tree)),
-        virtual_sources,
-        time: crate::tree::Timestamp {
-            sec: time.timestamp(),
-            nsec: time.timestamp_subsec_nanos(),
-        },
-    };
+    Ok(Prepared {
+        sources,
+        excluder,
+        time,
+        host,
+        paths,
+        kind,
+        parent,
+    })
+}
+
+impl Prepared {
+    fn walk_context<'a>(
+        &'a self,
+        repo: &'a Repository,
+        job: &'a Job,
+        cancel: CancelToken,
+    ) -> WalkContext<'a> {
+        WalkContext {
+            repo,
+            cancel,
+            excluder: &self.excluder,
+            parent_root: self
+                .parent
+                .as_ref()
+                .and_then(|p| PrevDir::load(repo, p.tree)),
+            virtual_sources: job.virtual_sources.as_slice(),
+            time: crate::tree::Timestamp {
+                sec: self.time.timestamp(),
+                nsec: self.time.timestamp_subsec_nanos(),
+            },
+        }
+    }
+}
+
+fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) -> Result<Snapshot> {
+    let (opts, virtual_sources) = (job.req, job.virtual_sources.as_slice());
+    let started = Instant::now();
+    let prepared = prepare(repo, job)?;
+    let budget = repo.quota_headroom()?;
+    let ctx = prepared.walk_context(repo, job, run.token().clone());
+    let sources = &prepared.sources;
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -225,7 +282,7 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     let outcome = std::thread::scope(|s| {
         let walker = {
             let progress = progress.clone();
-            let (sources, ctx) = (&sources, &ctx);
+            let ctx = &ctx;
             std::thread::Builder::new()
                 .stack_size(64 << 20)
                 .spawn_scoped(s, move || {
@@ -322,16 +379,16 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     let snap = Snapshot {
         version: SNAPSHOT_VERSION,
         id: SnapshotId::random(),
-        time,
-        host,
+        time: prepared.time,
+        host: prepared.host.clone(),
         user: crate::sysinfo::username(),
         source: Source {
-            kind,
-            description: paths.join(" "),
+            kind: prepared.kind.clone(),
+            description: prepared.paths.join(" "),
         },
-        paths,
+        paths: prepared.paths.clone(),
         tags: opts.tags.clone(),
-        parent: parent.map(|p| p.id),
+        parent: prepared.parent.as_ref().map(|p| p.id),
         tree: root,
         summary,
         excludes: job.excludes.clone(),

@@ -394,6 +394,7 @@ pub(super) fn walk(
     jobs: &Sender<FileJob>,
     progress: &Progress,
 ) -> Result<WalkStats> {
+    progress.set_unit("files");
     let mut w = Walker {
         ctx,
         events,

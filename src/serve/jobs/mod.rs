@@ -69,6 +69,8 @@ pub struct ProgressView {
     pub total_bytes: u64,
     /// Whether the totals are final.
     pub totals_final: bool,
+    /// What the items are: files, packs, documents…
+    pub unit: String,
 }
 
 /// A message the verb gave.
@@ -177,6 +179,7 @@ impl Job {
                     total_items: c.total_items,
                     total_bytes: c.total_bytes,
                     totals_final: c.totals_final,
+                    unit: p.unit().to_string(),
                 }
             });
         v.messages = self.messages.iter().cloned().collect();

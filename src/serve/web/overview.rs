@@ -205,9 +205,10 @@ pub fn progress_of(j: &JobView) -> String {
         String::new()
     };
     format!(
-        " {}: {} items, {}{} {bar}",
+        " {}: {} {}, {}{} {bar}",
         esc(&p.phase),
         p.items,
+        esc(&p.unit),
         bytes(p.bytes),
         if p.total_bytes > 0 {
             format!(" of {}", bytes(p.total_bytes))
