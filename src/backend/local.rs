@@ -26,9 +26,14 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
-    /// A backend rooted at `root` (which need not exist yet).
+    /// A backend rooted at `root` (which need not exist yet). A relative root is made
+    /// absolute against the current directory, so messages, the operation log and a later
+    /// `cd` all mean the same directory.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        Self {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     /// The root directory.
@@ -60,7 +65,8 @@ fn sync_dir(dir: &Path) {
 /// Creates `dir` and any missing parents with mode 0700, fsyncing each parent that gained
 /// an entry (a new directory is only durable once its parent's entry is).
 fn ensure_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
+    // "" is the parent of a relative path's first component: the current directory.
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {

@@ -177,9 +177,15 @@ impl GlobalOpts {
             Some(dir) => (dir, None),
             None => (s, repo::backend::target::Target::parse(s)?),
         };
+        // A local directory is named absolutely in messages and records, whatever the
+        // current directory is later.
+        let path = match target {
+            None => std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path)),
+            Some(_) => PathBuf::from(path),
+        };
         Ok(Location {
             spec: s.to_string(),
-            path: PathBuf::from(path),
+            path,
             target,
             is_default: false,
         })

@@ -1,6 +1,8 @@
 //! The CLI as operators expect it: shell completions and man pages from the parser's own
 //! definitions, `backup` for restic users, one duration syntax, and `--json` errors.
 
+use std::path::Path;
+
 use crate::common::Env;
 
 #[test]
@@ -368,4 +370,31 @@ fn an_unreachable_mongodb_says_where_and_how_long() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_relative_repository_path_means_the_directory_it_named_when_given() {
+    let env = Env::new();
+    let work = env.path("work");
+    let data = work.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f"), "relative").unwrap();
+    let run = |cwd: &Path, args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.current_dir(cwd).env_remove("REPO_REPOSITORY");
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // A path with no existing parent component, as `repo init -r backups` gives.
+    let said = run(&work, &["init", "-r", "backups"]);
+    assert!(work.join("backups/config").is_file());
+    // Messages name the absolute directory, not "backups".
+    let repo = work.join("backups");
+    assert!(said.contains(repo.to_str().unwrap()), "{said}");
+    run(&work, &["snapshot", "-r", "backups", "data"]);
+    let elsewhere = env.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let listed = run(&elsewhere, &["ls", "-r", repo.to_str().unwrap(), "latest"]);
+    assert!(listed.contains("/data/f"), "{listed}");
 }
