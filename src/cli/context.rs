@@ -46,7 +46,7 @@ pub struct GlobalOpts {
     /// (e.g. "30s"); with --json-progress, how often to print a JSON event [default: 1s]
     #[arg(long, global = true, value_name = "DURATION")]
     pub progress_interval: Option<String>,
-    /// Progress as JSON lines on stderr ({"phase", "items", "total_items", "bytes", …})
+    /// Progress as JSON lines on stderr ({"phase", "items", "total_items", "unit", "bytes", …})
     #[arg(long, global = true)]
     pub json_progress: bool,
     /// How long to wait for a conflicting repository lock (e.g. "10m"; default: fail at once)

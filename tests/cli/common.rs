@@ -448,3 +448,29 @@ pub fn smtp_sink_with(args: &[&std::ffi::OsStr]) -> (std::process::Child, u16) {
     assert!(up, "aiosmtpd did not start");
     (sink, port)
 }
+
+/// Inserts `n` documents with awkward BSON (ObjectIds, dates, binary, nested arrays,
+/// `i64` extremes, non-ASCII and escaped text) into `DB."odd name.users"`, with a
+/// descending index on `when`, and returns them.
+pub fn odd_users(client: &mongodb::sync::Client, db: &str, n: i32) -> Vec<mongodb::bson::Document> {
+    use mongodb::bson::{doc, Bson, Document};
+    let users = client.database(db).collection::<Document>("odd name.users");
+    let docs: Vec<Document> = (0..n)
+        .map(|i| {
+            doc! {"_id": i, "oid": mongodb::bson::oid::ObjectId::new(),
+            "when": mongodb::bson::DateTime::from_millis(1_700_000_000_000 + i64::from(i)),
+            "bin": Bson::Binary(mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes: vec![i as u8; 3] }),
+            "nested": {"a": [1, "two", {"three": 3.5}], "i64": i64::MAX - i64::from(i)}, "text": "é\u{1F600}\"\n"}
+        })
+        .collect();
+    users.insert_many(docs.clone()).run().unwrap();
+    users
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! {"when": -1})
+                .build(),
+        )
+        .run()
+        .unwrap();
+    docs
+}

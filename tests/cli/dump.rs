@@ -142,30 +142,12 @@ fn listing_into_a_closed_pipe_ends_quietly() {
 
 #[test]
 fn dump_a_collection_as_json_lines_bson_and_index_specs() {
-    use mongodb::bson::{doc, Bson, Document};
+    use mongodb::bson::{Bson, Document};
     let Some((uri, client)) = crate::common::mongo_server() else {
         return;
     };
     let name = crate::common::unique_db("dumpc");
-    let users = client
-        .database(&name)
-        .collection::<Document>("odd name.users");
-    let docs: Vec<Document> = (0..500)
-        .map(|i| {
-            doc! {"_id": i, "oid": mongodb::bson::oid::ObjectId::new(), "when": mongodb::bson::DateTime::from_millis(1_700_000_000_000 + i64::from(i)),
-            "bin": Bson::Binary(mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes: vec![i as u8; 3] }),
-            "nested": {"a": [1, "two", {"three": 3.5}], "i64": i64::MAX - i64::from(i)}, "text": "é\u{1F600}\"\n"}
-        })
-        .collect();
-    users.insert_many(docs.clone()).run().unwrap();
-    users
-        .create_index(
-            mongodb::IndexModel::builder()
-                .keys(doc! {"when": -1})
-                .build(),
-        )
-        .run()
-        .unwrap();
+    let docs = crate::common::odd_users(&client, &name, 500);
     let env = Env::new();
     env.init();
     env.ok(&["snapshot", &uri, &format!("--db={name}")]);

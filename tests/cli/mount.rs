@@ -206,7 +206,7 @@ fn mounted_snapshots_equal_the_source_and_reads_fetch_only_what_they_touch() {
 
 #[test]
 fn mongodb_collections_read_as_bson_json_lines_and_index_specs() {
-    use mongodb::bson::{doc, Bson, Document};
+    use mongodb::bson::Document;
     if !fuse_available() {
         return;
     }
@@ -217,26 +217,7 @@ fn mongodb_collections_read_as_bson_json_lines_and_index_specs() {
         return;
     };
     let name = crate::common::unique_db("mountc");
-    let users = client
-        .database(&name)
-        .collection::<Document>("odd name.users");
-    let docs: Vec<Document> = (0..300)
-        .map(|i| {
-            doc! {"_id": i, "oid": mongodb::bson::oid::ObjectId::new(),
-            "when": mongodb::bson::DateTime::from_millis(1_700_000_000_000 + i64::from(i)),
-            "bin": Bson::Binary(mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes: vec![i as u8; 3] }),
-            "nested": {"a": [1, "two", {"three": 3.5}], "i64": i64::MAX - i64::from(i)}, "text": "é\u{1F600}\"\n"}
-        })
-        .collect();
-    users.insert_many(docs.clone()).run().unwrap();
-    users
-        .create_index(
-            mongodb::IndexModel::builder()
-                .keys(doc! {"when": -1})
-                .build(),
-        )
-        .run()
-        .unwrap();
+    let docs = crate::common::odd_users(&client, &name, 300);
     let env = Env::new();
     env.init();
     // Files and collections in one snapshot: both show, the collections under mongodb/.
