@@ -103,7 +103,7 @@ fn stages(c: &mut Criterion) {
             for (i, s) in sealed.iter().enumerate() {
                 p.add(BlobKind::Data, BlobId([i as u8; 32]), s, 1 << 20);
             }
-            black_box(p.finish(&key).id)
+            black_box(p.finish(&key, 2).id)
         })
     });
     g.finish();
@@ -150,13 +150,7 @@ fn bench_id(i: u32) -> BlobId {
 
 fn entries(range: std::ops::Range<u32>) -> Vec<PackEntry> {
     range
-        .map(|i| PackEntry {
-            kind: BlobKind::Data,
-            id: bench_id(i),
-            offset: u64::from(i),
-            length: 1,
-            raw_length: 1,
-        })
+        .map(|i| PackEntry::solo(BlobKind::Data, bench_id(i), u64::from(i), 1, 1))
         .collect()
 }
 

@@ -8,8 +8,9 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::id::RepoId;
 
-/// The repository format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The repository format version this build writes into new repositories. It reads and
+/// writes every version from 1: version 2 adds compression units (format-spec/pack.md).
+pub const FORMAT_VERSION: u32 = 2;
 /// Object name of the config.
 pub const CONFIG_PATH: &str = "config";
 
@@ -48,7 +49,7 @@ impl RepoConfig {
 
     /// Checks values a hostile or mistaken config could carry.
     pub fn validate(&self) -> Result<()> {
-        if self.version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&self.version) {
             return Err(Error::UnsupportedVersion {
                 found: self.version,
                 supported: FORMAT_VERSION,
@@ -69,6 +70,18 @@ impl RepoConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The version of packs trailers and index segments this repository's writers write:
+    /// the format version (1 or 2).
+    pub fn structure_version(&self) -> u8 {
+        self.version.min(FORMAT_VERSION) as u8
+    }
+
+    /// Whether writers may put several small blobs in one envelope (a compression unit);
+    /// version 1 readers do not know units.
+    pub fn groups_small_blobs(&self) -> bool {
+        self.version >= 2 && self.compression_level > 0
     }
 
     /// Seals the config for storage.

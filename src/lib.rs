@@ -52,6 +52,7 @@ pub mod subset;
 pub mod sysinfo;
 pub mod timespec;
 pub mod tree;
+pub mod unit;
 #[cfg(feature = "local-index")]
 pub mod writer;
 

@@ -22,6 +22,7 @@ use crate::index::segment::{self, PackRecord};
 use crate::pack::pack_path;
 use crate::pack::writer::{FinishedPack, PackBuilder};
 use crate::repository::Repository;
+use crate::unit::SealedUnit;
 
 /// Packs per index segment: bounds how much a crash can orphan and how often we write.
 const PACKS_PER_SEGMENT: usize = 8;
@@ -88,17 +89,36 @@ impl<'r> Packer<'r> {
         self
     }
 
-    /// Adds one sealed blob; writes a pack when it reaches the target size.
+    /// Adds one sealed blob alone in its envelope (copied as it is: prune's repack,
+    /// repair's salvage); writes a pack when it reaches the target size.
     pub fn add(&mut self, kind: BlobKind, id: BlobId, sealed: &[u8], raw_len: u32) -> Result<()> {
         self.stats.blobs += 1;
         self.stats.raw_bytes += u64::from(raw_len);
         self.stats.sealed_bytes += sealed.len() as u64;
-        let target = self.repo.config().pack_size as usize;
-        let builder = match kind {
+        self.builder(kind).add(kind, id, sealed, raw_len);
+        self.fill_check(kind)
+    }
+
+    /// Adds one envelope from a [`crate::unit::Grouper`]: a lone blob or a unit.
+    pub fn add_unit(&mut self, unit: &SealedUnit) -> Result<()> {
+        self.stats.blobs += unit.blobs.len() as u64;
+        self.stats.raw_bytes += u64::from(unit.raw_length);
+        self.stats.sealed_bytes += unit.bytes.len() as u64;
+        self.builder(unit.kind).add_unit(unit);
+        self.fill_check(unit.kind)
+    }
+
+    fn builder(&mut self, kind: BlobKind) -> &mut PackBuilder {
+        match kind {
             BlobKind::Data => &mut self.data,
             BlobKind::Tree => &mut self.tree,
-        };
-        builder.add(kind, id, sealed, raw_len);
+        }
+    }
+
+    /// Writes the pack of `kind` once it reaches the target size.
+    fn fill_check(&mut self, kind: BlobKind) -> Result<()> {
+        let target = self.repo.config().pack_size as usize;
+        let builder = self.builder(kind);
         if builder.len() >= target {
             let full = std::mem::take(builder);
             self.write_pack(full)?;
@@ -110,7 +130,7 @@ impl<'r> Packer<'r> {
         if builder.is_empty() {
             return Ok(());
         }
-        let p = builder.finish(self.repo.key());
+        let p = builder.finish(self.repo.key(), self.repo.config().structure_version());
         let after = self.stats.pack_bytes + p.bytes.len() as u64;
         if let Some(budget) = self.budget.filter(|b| after > *b) {
             return Err(Error::Refused(format!(
@@ -218,7 +238,11 @@ impl<'r> PackStore<'r> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let (id, bytes) = segment::seal(self.repo.key(), &self.pending);
+        let (id, bytes) = segment::seal(
+            self.repo.key(),
+            self.repo.config().structure_version(),
+            &self.pending,
+        );
         self.repo
             .backend()
             .put(&segment::segment_path(&id), &bytes)?;

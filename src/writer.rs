@@ -1,20 +1,21 @@
 //! The one write path for blobs: is it new (the dedup rule, [`Claims`])? → seal (compress,
-//! encrypt: [`seal`]) → pack → durable pack → index segment ([`crate::packer`]).
+//! encrypt, small blobs in units: [`Grouper`]) → pack → durable pack → index segment ([`crate::packer`]).
 //!
 //! `snapshot` runs these stages on its own threads (claims from the chunkers, sealing on
-//! the sealers, packing on the packer), with the same [`Claims`] and [`seal`]; every
+//! the sealers, packing on the packer), with the same [`Claims`] and [`Grouper`]; every
 //! other writer (`copy`, `mongodb follow`, prune's repack) goes through [`BlobWriter`].
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::blob::{self, BlobKind};
+use crate::blob::BlobKind;
 use crate::chunk::Chunker;
 use crate::error::Result;
 use crate::id::{BlobId, ChunkId};
 use crate::index::segment::PackRecord;
 use crate::packer::{Packer, PackerStats};
 use crate::repository::Repository;
+use crate::unit::Grouper;
 
 /// Blob ids a run is storing that the index does not list yet, so a blob met twice is
 /// stored once. Ids leave once their segment is in the index ([`Claims::indexed`]), so
@@ -52,17 +53,13 @@ impl Claims {
     }
 }
 
-/// Compresses and encrypts a blob for `repo`.
-pub fn seal(repo: &Repository, data: &[u8]) -> Vec<u8> {
-    blob::seal(repo.key(), data, repo.config().compression_level)
-}
-
 /// Stores blobs one at a time: what the repository lacks is sealed and packed; packs are
 /// written (and listed in segments) as they fill, the rest by [`BlobWriter::finish`].
 /// Nothing stored is referenced until the caller writes the object that uses it (a
 /// snapshot, a slice) after `finish`.
 pub struct BlobWriter<'r> {
     repo: &'r Repository,
+    grouper: Grouper<'r>,
     packer: Packer<'r>,
     claims: Claims,
 }
@@ -72,6 +69,7 @@ impl<'r> BlobWriter<'r> {
     pub fn new(repo: &'r Repository) -> Self {
         Self {
             repo,
+            grouper: Grouper::new(repo),
             packer: Packer::new(repo),
             claims: Claims::default(),
         }
@@ -83,9 +81,15 @@ impl<'r> BlobWriter<'r> {
         if !self.claims.claim(self.repo, kind, id)? {
             return Ok(false);
         }
-        let sealed = seal(self.repo, data);
-        self.packer.add(kind, id, &sealed, data.len() as u32)?;
+        self.group(kind, id, data)?;
         Ok(true)
+    }
+
+    fn group(&mut self, kind: BlobKind, id: BlobId, data: &[u8]) -> Result<()> {
+        match self.grouper.push(kind, id, data) {
+            Some(sealed) => self.packer.add_unit(&sealed),
+            None => Ok(()),
+        }
     }
 
     /// Cuts `buf` into chunks with `chunker`, stores the new ones, and returns the ids
@@ -103,21 +107,32 @@ impl<'r> BlobWriter<'r> {
         Ok(ids)
     }
 
-    /// Moves an already sealed blob (same repository, same key) into a new pack: prune's
-    /// repack. The caller has verified it.
-    pub fn add_sealed(
+    /// Moves a blob the index already lists (same repository, same key) into a new
+    /// pack: prune's repack, repair's salvage. `data` is its plaintext as
+    /// [`Repository::open_blob`] verified it from `sealed` (damage is never carried
+    /// forward). A blob alone in its envelope is copied as it is; one from a unit joins a
+    /// new unit (its old unit's other blobs may be dead).
+    pub fn carry(
         &mut self,
         kind: BlobKind,
         id: BlobId,
         sealed: &[u8],
-        raw_len: u32,
+        loc: &crate::index::BlobLocation,
+        data: &[u8],
     ) -> Result<()> {
-        self.packer.add(kind, id, sealed, raw_len)
+        if loc.is_solo() {
+            self.packer.add(kind, id, sealed, loc.raw_length)
+        } else {
+            self.group(kind, id, data)
+        }
     }
 
     /// Writes the partial packs and the last segment; everything stored is then durable
     /// and listed by the index.
-    pub fn finish(self) -> Result<PackerStats> {
+    pub fn finish(mut self) -> Result<PackerStats> {
+        if let Some(sealed) = self.grouper.flush() {
+            self.packer.add_unit(&sealed)?;
+        }
         self.packer.finish()
     }
 }

@@ -16,6 +16,10 @@ pub struct Args {
     /// Target pack size in MiB
     #[arg(long, default_value_t = 32)]
     pack_size_mib: u64,
+    /// Repository format version: 2 (the default) compresses small files together; 1 for
+    /// a repository that older clients must also write to
+    #[arg(long, default_value_t = repo::config::FORMAT_VERSION, value_parser = clap::value_parser!(u32).range(1..=i64::from(repo::config::FORMAT_VERSION)))]
+    format_version: u32,
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
@@ -28,6 +32,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let req = InitRequest {
         compression: a.compression,
         pack_size_mib: a.pack_size_mib,
+        format_version: a.format_version,
     };
     let pw = Password::new(g.password(&loc, Purpose::Create)?.to_vec());
     let mut report = init::run(backend.as_ref(), &pw, &req)?;

@@ -30,12 +30,45 @@ pub use sync::{adopt_unlisted, rebuild, sync, DEGRADED};
 pub struct BlobLocation {
     /// The pack holding it.
     pub pack: PackId,
-    /// Offset of the sealed blob in the pack.
+    /// Offset of the blob's envelope in the pack.
     pub offset: u64,
-    /// Sealed length.
+    /// Length of that envelope.
     pub length: u32,
-    /// Plaintext length.
+    /// Plaintext length of the blob.
     pub raw_length: u32,
+    /// Where the blob starts in the envelope's decompressed payload.
+    pub unit_offset: u32,
+    /// Length of the envelope's decompressed payload (`raw_length` when alone).
+    pub unit_length: u32,
+}
+
+impl BlobLocation {
+    /// Where `e`, an entry of `pack`, is.
+    pub fn new(pack: PackId, e: &crate::pack::PackEntry) -> Self {
+        Self {
+            pack,
+            offset: e.offset,
+            length: e.length,
+            raw_length: e.raw_length,
+            unit_offset: e.unit_offset,
+            unit_length: e.unit_length,
+        }
+    }
+
+    /// True when the envelope holds this blob and nothing else.
+    pub fn is_solo(&self) -> bool {
+        self.unit_offset == 0 && self.unit_length == self.raw_length
+    }
+
+    /// The blob's share of its envelope's stored bytes (all of it when alone; in
+    /// proportion to its plaintext in a unit, rounded up so that the shares of a unit
+    /// never add up to less than the unit: prune must not see a live unit as waste).
+    pub fn stored_share(&self) -> u64 {
+        if self.is_solo() || self.unit_length == 0 {
+            return u64::from(self.length);
+        }
+        (u64::from(self.length) * u64::from(self.raw_length)).div_ceil(u64::from(self.unit_length))
+    }
 }
 
 /// What a sync or rebuild did.

@@ -43,15 +43,26 @@ fn prefixed(tag: u8, id: &[u8; 32]) -> [u8; 33] {
     k
 }
 
+/// A blob's value: `pack ‖ offset ‖ length ‖ raw_length ‖ unit_offset ‖ unit_length`;
+/// caches written before units (48 bytes, no unit fields) still read as solo blobs.
 fn decode_location(v: &[u8]) -> Option<BlobLocation> {
-    if v.len() != 48 {
+    if v.len() != 48 && v.len() != 56 {
         return None;
     }
+    let u32_at = |at: usize| v[at..at + 4].try_into().ok().map(u32::from_le_bytes);
+    let raw_length = u32_at(44)?;
+    let (unit_offset, unit_length) = if v.len() == 56 {
+        (u32_at(48)?, u32_at(52)?)
+    } else {
+        (0, raw_length)
+    };
     Some(BlobLocation {
         pack: PackId::from_slice(&v[..32])?,
         offset: u64::from_le_bytes(v[32..40].try_into().ok()?),
-        length: u32::from_le_bytes(v[40..44].try_into().ok()?),
-        raw_length: u32::from_le_bytes(v[44..48].try_into().ok()?),
+        length: u32_at(40)?,
+        raw_length,
+        unit_offset,
+        unit_length,
     })
 }
 
@@ -130,11 +141,13 @@ impl RocksIndex {
         for p in packs {
             batch.put(prefixed(b'p', p.id.as_bytes()), p.size.to_le_bytes());
             for e in &p.entries {
-                let mut v = [0u8; 48];
+                let mut v = [0u8; 56];
                 v[..32].copy_from_slice(p.id.as_bytes());
                 v[32..40].copy_from_slice(&e.offset.to_le_bytes());
                 v[40..44].copy_from_slice(&e.length.to_le_bytes());
                 v[44..48].copy_from_slice(&e.raw_length.to_le_bytes());
+                v[48..52].copy_from_slice(&e.unit_offset.to_le_bytes());
+                v[52..56].copy_from_slice(&e.unit_length.to_le_bytes());
                 batch.put(blob_key(e.kind, &e.id), v);
             }
         }

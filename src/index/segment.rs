@@ -1,17 +1,14 @@
 //! Index segments (`index/<id>`): immutable lists of packs and their blobs, written after
 //! the packs they describe. The local RocksDB index is a materialisation of these.
 
-use crate::blob::BlobKind;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::hash::content_hash;
-use crate::id::{BlobId, PackId, SegmentId};
-use crate::pack::{PackEntry, ENTRY_LEN};
+use crate::id::{PackId, SegmentId};
+use crate::pack::{entry_len, PackEntry, ENTRY_LEN_V2};
 
 /// Magic bytes opening a decrypted segment.
 pub const SEGMENT_MAGIC: &[u8; 4] = b"RIX1";
-/// Segment format version.
-pub const SEGMENT_VERSION: u8 = 1;
 
 /// One pack as recorded in a segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,31 +26,27 @@ pub fn segment_path(id: &SegmentId) -> String {
     format!("index/{}", id.to_hex())
 }
 
-/// Plaintext encoding of a segment.
-pub fn encode(packs: &[PackRecord]) -> Vec<u8> {
+/// Plaintext encoding of a segment in structure `version` (the repository's).
+pub fn encode(version: u8, packs: &[PackRecord]) -> Vec<u8> {
     let blobs: usize = packs.iter().map(|p| p.entries.len()).sum();
-    let mut out = Vec::with_capacity(9 + packs.len() * 44 + blobs * ENTRY_LEN);
+    let mut out = Vec::with_capacity(9 + packs.len() * 44 + blobs * ENTRY_LEN_V2);
     out.extend_from_slice(SEGMENT_MAGIC);
-    out.push(SEGMENT_VERSION);
+    out.push(version);
     out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
     for p in packs {
         out.extend_from_slice(p.id.as_bytes());
         out.extend_from_slice(&p.size.to_le_bytes());
         out.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
         for e in &p.entries {
-            out.push(e.kind.code());
-            out.extend_from_slice(e.id.as_bytes());
-            out.extend_from_slice(&e.offset.to_le_bytes());
-            out.extend_from_slice(&e.length.to_le_bytes());
-            out.extend_from_slice(&e.raw_length.to_le_bytes());
+            e.encode_into(version, &mut out);
         }
     }
     out
 }
 
 /// Seals an encoded segment and names it by the hash of the sealed bytes.
-pub fn seal(key: &MasterKey, packs: &[PackRecord]) -> (SegmentId, Vec<u8>) {
-    let sealed = key.seal(&encode(packs));
+pub fn seal(key: &MasterKey, version: u8, packs: &[PackRecord]) -> (SegmentId, Vec<u8>) {
+    let sealed = key.seal(&encode(version, packs));
     (SegmentId(content_hash(&sealed)), sealed)
 }
 
@@ -95,39 +88,27 @@ pub fn decode(plain: &[u8], what: &str) -> Result<Vec<PackRecord>> {
         return Err(Error::corrupt(what, "segment magic missing"));
     }
     let v = c.take(1)?[0];
-    if v != SEGMENT_VERSION {
-        return Err(Error::corrupt(what, format!("segment version {v} unknown")));
-    }
+    let len =
+        entry_len(v).ok_or_else(|| Error::corrupt(what, format!("segment version {v} unknown")))?;
     let npacks = c.u32()? as usize;
     let mut packs = Vec::with_capacity(npacks.min(1 << 16));
     for _ in 0..npacks {
         let id = PackId(c.id()?);
         let size = c.u64()?;
         let n = c.u32()? as usize;
-        if n.saturating_mul(ENTRY_LEN) > c.b.len() {
+        if n.saturating_mul(len) > c.b.len() {
             return Err(Error::corrupt(what, "entry count exceeds segment"));
         }
         let mut entries = Vec::with_capacity(n);
         for _ in 0..n {
-            let kind = BlobKind::from_code(c.take(1)?[0])
-                .ok_or_else(|| Error::corrupt(what, "unknown blob kind"))?;
-            let id = BlobId(c.id()?);
-            let offset = c.u64()?;
-            let length = c.u32()?;
-            let raw_length = c.u32()?;
-            if offset
-                .checked_add(u64::from(length))
-                .is_none_or(|e| e > size)
+            let e = PackEntry::decode(c.take(len)?, v, what)?;
+            if e.offset
+                .checked_add(u64::from(e.length))
+                .is_none_or(|end| end > size)
             {
                 return Err(Error::corrupt(what, "blob extends past its pack"));
             }
-            entries.push(PackEntry {
-                kind,
-                id,
-                offset,
-                length,
-                raw_length,
-            });
+            entries.push(e);
         }
         packs.push(PackRecord { id, size, entries });
     }
@@ -140,20 +121,31 @@ pub fn decode(plain: &[u8], what: &str) -> Result<Vec<PackRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::BlobKind;
+    use crate::id::BlobId;
     use proptest::prelude::*;
 
     proptest! {
         #[test]
-        fn round_trip(raw in proptest::collection::vec((any::<[u8; 32]>(), proptest::collection::vec((any::<bool>(), any::<[u8; 32]>(), 0u64..100, 0u32..100, any::<u32>()), 0..5)), 0..5)) {
-            let packs: Vec<PackRecord> = raw.into_iter().map(|(id, es)| PackRecord {
-                id: PackId(id),
-                size: 1000,
-                entries: es.into_iter().map(|(t, id, o, l, r)| PackEntry {
-                    kind: if t { BlobKind::Tree } else { BlobKind::Data },
-                    id: BlobId(id), offset: o, length: l, raw_length: r,
-                }).collect(),
-            }).collect();
-            prop_assert_eq!(decode(&encode(&packs), "s").unwrap(), packs);
+        fn round_trip(raw in proptest::collection::vec((any::<[u8; 32]>(), proptest::collection::vec((any::<bool>(), any::<[u8; 32]>(), 0u64..100, 0u32..100, 0u32..1 << 20, 0u32..1 << 20), 0..5)), 0..5)) {
+            for version in [1u8, 2] {
+                let packs: Vec<PackRecord> = raw.iter().map(|(id, es)| PackRecord {
+                    id: PackId(*id),
+                    size: 1000,
+                    entries: es.iter().map(|&(t, id, o, l, r, uo)| {
+                        let kind = if t { BlobKind::Tree } else { BlobKind::Data };
+                        let mut e = PackEntry::solo(kind, BlobId(id), o, l, r);
+                        if version == 2 {
+                            e.unit_offset = uo;
+                            e.unit_length = r + uo;
+                        }
+                        e
+                    }).collect(),
+                }).collect();
+                let enc = encode(version, &packs);
+                prop_assert_eq!(enc[4], version);
+                prop_assert_eq!(decode(&enc, "s").unwrap(), packs);
+            }
         }
 
         #[test]

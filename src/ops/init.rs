@@ -18,6 +18,9 @@ pub struct InitRequest {
     pub compression: i32,
     /// Target pack size in MiB.
     pub pack_size_mib: u64,
+    /// Format version (format-spec/changes.md): the newest by default; 1 for a repository
+    /// that clients without compression units must also write to.
+    pub format_version: u32,
 }
 
 impl Default for InitRequest {
@@ -26,6 +29,7 @@ impl Default for InitRequest {
         Self {
             compression: d.compression_level,
             pack_size_mib: d.pack_size >> 20,
+            format_version: d.version,
         }
     }
 }
@@ -47,6 +51,7 @@ pub fn run(backend: &dyn Backend, password: &Password, req: &InitRequest) -> Res
     let mut cfg = RepoConfig::new_default();
     cfg.compression_level = req.compression;
     cfg.pack_size = req.pack_size_mib.saturating_mul(1 << 20);
+    cfg.version = req.format_version;
     let cfg = Repository::init(backend, password.expose(), cfg, KdfParams::new_default())?;
     Ok(InitReport {
         id: cfg.id,

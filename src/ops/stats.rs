@@ -92,7 +92,7 @@ fn stats(repo: &Repository, only: Option<&Snapshot>, ctx: &Ctx) -> Result<RepoSt
             BlobKind::Data => {
                 data_blobs += 1;
                 raw += u64::from(loc.raw_length);
-                stored += u64::from(loc.length);
+                stored += loc.stored_share();
             }
             BlobKind::Tree => tree_blobs += 1,
         }
@@ -131,7 +131,7 @@ fn stats(repo: &Repository, only: Option<&Snapshot>, ctx: &Ctx) -> Result<RepoSt
             if let Some(loc) = index.lookup(BlobKind::Data, id)? {
                 let u = &mut unique[*last as usize];
                 u.0 += u64::from(loc.raw_length);
-                u.1 += u64::from(loc.length);
+                u.1 += loc.stored_share();
             }
         }
     }

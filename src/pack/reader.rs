@@ -1,11 +1,10 @@
 //! Parses pack trailers read back from a backend; every byte here is untrusted.
 
-use super::{PackEntry, ENTRY_LEN, TRAILER_MAGIC, TRAILER_VERSION};
+use super::{entry_len, PackEntry, TRAILER_MAGIC};
 use crate::backend::Backend;
-use crate::blob::BlobKind;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, PackId};
+use crate::id::PackId;
 
 /// Decodes a plaintext trailer; `data_len` is where the blob area ends, for bounds checks.
 pub fn decode_trailer(plain: &[u8], data_len: u64, what: &str) -> Result<Vec<PackEntry>> {
@@ -13,34 +12,25 @@ pub fn decode_trailer(plain: &[u8], data_len: u64, what: &str) -> Result<Vec<Pac
     if plain.len() < 9 || &plain[..4] != TRAILER_MAGIC {
         return Err(bad("trailer magic missing"));
     }
-    if plain[4] != TRAILER_VERSION {
-        return Err(bad(&format!("trailer version {} unknown", plain[4])));
-    }
+    let version = plain[4];
+    let len =
+        entry_len(version).ok_or_else(|| bad(&format!("trailer version {version} unknown")))?;
     let count = u32::from_le_bytes([plain[5], plain[6], plain[7], plain[8]]) as usize;
     let body = &plain[9..];
-    if body.len() != count.saturating_mul(ENTRY_LEN) {
+    if body.len() != count.saturating_mul(len) {
         return Err(bad("trailer length does not match its entry count"));
     }
     let mut out = Vec::with_capacity(count);
-    for e in body.chunks_exact(ENTRY_LEN) {
-        let kind = BlobKind::from_code(e[0]).ok_or_else(|| bad("unknown blob kind"))?;
-        let id = BlobId::from_slice(&e[1..33]).ok_or_else(|| bad("short id"))?;
-        let offset = u64::from_le_bytes(e[33..41].try_into().map_err(|_| bad("offset"))?);
-        let length = u32::from_le_bytes(e[41..45].try_into().map_err(|_| bad("length"))?);
-        let raw_length = u32::from_le_bytes(e[45..49].try_into().map_err(|_| bad("raw length"))?);
-        if offset
-            .checked_add(u64::from(length))
+    for e in body.chunks_exact(len) {
+        let entry = PackEntry::decode(e, version, what)?;
+        if entry
+            .offset
+            .checked_add(u64::from(entry.length))
             .is_none_or(|end| end > data_len)
         {
             return Err(bad("blob extends past the blob area"));
         }
-        out.push(PackEntry {
-            kind,
-            id,
-            offset,
-            length,
-            raw_length,
-        });
+        out.push(entry);
     }
     Ok(out)
 }
@@ -94,6 +84,8 @@ pub fn read_trailer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::BlobKind;
+    use crate::id::BlobId;
     use crate::pack::writer::{encode_trailer, PackBuilder};
     use proptest::prelude::*;
 
@@ -103,7 +95,7 @@ mod tests {
         let mut b = PackBuilder::new();
         b.add(BlobKind::Data, BlobId([1; 32]), b"sealed-one", 100);
         b.add(BlobKind::Tree, BlobId([2; 32]), b"sealed-two!", 7);
-        let p = b.finish(&k);
+        let p = b.finish(&k, 2);
         let entries = parse_pack(&k, &p.bytes, "p").unwrap();
         assert_eq!(entries, p.entries);
         assert_eq!(entries[1].offset, 10);
@@ -115,20 +107,49 @@ mod tests {
         assert!(parse_pack(&k, &p.bytes[..n - 1], "p").is_err());
     }
 
+    /// kind is tree, id, offset, length, raw length, unit offset, unit bytes after the blob.
+    type RawEntry = (bool, [u8; 32], u64, u32, u32, u32, u32);
+
+    fn entries(raw: &[RawEntry], solo: bool) -> Vec<PackEntry> {
+        raw.iter()
+            .map(|&(t, id, off, len, rl, uo, extra)| {
+                let kind = if t { BlobKind::Tree } else { BlobKind::Data };
+                let mut e = PackEntry::solo(kind, BlobId(id), off, len, rl);
+                if !solo {
+                    e.unit_offset = uo;
+                    e.unit_length = rl + uo + extra;
+                }
+                e
+            })
+            .collect()
+    }
+
     proptest! {
         #[test]
-        fn trailer_round_trip(raw in proptest::collection::vec((any::<bool>(), any::<[u8; 32]>(), 0u64..1000, 0u32..1000, any::<u32>()), 0..20)) {
-            let entries: Vec<PackEntry> = raw.iter().map(|(t, id, off, len, rl)| PackEntry {
-                kind: if *t { BlobKind::Tree } else { BlobKind::Data },
-                id: BlobId(*id), offset: *off, length: *len, raw_length: *rl,
-            }).collect();
-            let enc = encode_trailer(&entries);
-            prop_assert_eq!(decode_trailer(&enc, 2000, "t").unwrap(), entries);
+        fn trailer_round_trip(raw in proptest::collection::vec((any::<bool>(), any::<[u8; 32]>(), 0u64..1000, 0u32..1000, 0u32..1 << 20, 0u32..1 << 20, 0u32..1 << 20), 0..20)) {
+            for version in [1u8, 2] {
+                let entries = entries(&raw, version == 1);
+                let enc = encode_trailer(&entries, version);
+                prop_assert_eq!(enc[4], version);
+                prop_assert_eq!(decode_trailer(&enc, 2000, "t").unwrap(), entries);
+            }
         }
 
         #[test]
         fn trailer_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600), dl in any::<u64>()) {
             let _ = decode_trailer(&bytes, dl, "t");
         }
+    }
+
+    #[test]
+    fn a_blob_past_its_unit_is_rejected() {
+        let mut e = PackEntry::solo(BlobKind::Data, BlobId([1; 32]), 0, 10, 100);
+        e.unit_offset = 50;
+        e.unit_length = 120;
+        let enc = encode_trailer(&[e], 2);
+        assert!(decode_trailer(&enc, 2000, "t").is_err());
+        e.unit_length = 150;
+        let enc = encode_trailer(&[e], 2);
+        assert_eq!(decode_trailer(&enc, 2000, "t").unwrap(), vec![e]);
     }
 }

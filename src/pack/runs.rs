@@ -58,6 +58,8 @@ mod tests {
             offset,
             length,
             raw_length: length,
+            unit_offset: 0,
+            unit_length: length,
         }
     }
 

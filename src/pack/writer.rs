@@ -1,10 +1,11 @@
 //! Builds one pack in memory: append sealed blobs, then seal the trailer and name the pack.
 
-use super::{PackEntry, ENTRY_LEN, TRAILER_MAGIC, TRAILER_VERSION};
+use super::{entry_len, PackEntry, TRAILER_MAGIC};
 use crate::blob::BlobKind;
 use crate::crypto::MasterKey;
 use crate::hash::content_hash;
 use crate::id::{BlobId, PackId};
+use crate::unit::SealedUnit;
 
 /// A pack under construction.
 #[derive(Default)]
@@ -29,16 +30,29 @@ impl PackBuilder {
         Self::default()
     }
 
-    /// Appends one sealed blob.
+    /// Appends one sealed blob, alone in its envelope.
     pub fn add(&mut self, kind: BlobKind, id: BlobId, sealed: &[u8], raw_length: u32) {
-        self.entries.push(PackEntry {
-            kind,
-            id,
-            offset: self.buf.len() as u64,
-            length: sealed.len() as u32,
-            raw_length,
-        });
+        let offset = self.buf.len() as u64;
+        let entry = PackEntry::solo(kind, id, offset, sealed.len() as u32, raw_length);
+        self.entries.push(entry);
         self.buf.extend_from_slice(sealed);
+    }
+
+    /// Appends one sealed unit: an envelope holding the blobs `unit` lists.
+    pub fn add_unit(&mut self, unit: &SealedUnit) {
+        let offset = self.buf.len() as u64;
+        for b in &unit.blobs {
+            self.entries.push(PackEntry {
+                kind: unit.kind,
+                id: b.id,
+                offset,
+                length: unit.bytes.len() as u32,
+                raw_length: b.raw_length,
+                unit_offset: b.offset,
+                unit_length: unit.raw_length,
+            });
+        }
+        self.buf.extend_from_slice(&unit.bytes);
     }
 
     /// Bytes of blob data so far.
@@ -51,9 +65,10 @@ impl PackBuilder {
         self.entries.is_empty()
     }
 
-    /// Seals the trailer, appends it and its length, and names the pack by its hash.
-    pub fn finish(mut self, key: &MasterKey) -> FinishedPack {
-        let trailer = key.seal(&encode_trailer(&self.entries));
+    /// Seals the trailer (structure `version`, the repository's), appends it and its
+    /// length, and names the pack by its hash.
+    pub fn finish(mut self, key: &MasterKey, version: u8) -> FinishedPack {
+        let trailer = key.seal(&encode_trailer(&self.entries, version));
         self.buf.extend_from_slice(&trailer);
         self.buf
             .extend_from_slice(&(trailer.len() as u32).to_le_bytes());
@@ -66,17 +81,14 @@ impl PackBuilder {
 }
 
 /// Plaintext trailer: magic, version, count, then fixed-size entries.
-pub fn encode_trailer(entries: &[PackEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + entries.len() * ENTRY_LEN);
+pub fn encode_trailer(entries: &[PackEntry], version: u8) -> Vec<u8> {
+    let len = entry_len(version).unwrap_or(super::ENTRY_LEN_V2);
+    let mut out = Vec::with_capacity(9 + entries.len() * len);
     out.extend_from_slice(TRAILER_MAGIC);
-    out.push(TRAILER_VERSION);
+    out.push(version);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
-        out.push(e.kind.code());
-        out.extend_from_slice(e.id.as_bytes());
-        out.extend_from_slice(&e.offset.to_le_bytes());
-        out.extend_from_slice(&e.length.to_le_bytes());
-        out.extend_from_slice(&e.raw_length.to_le_bytes());
+        e.encode_into(version, &mut out);
     }
     out
 }

@@ -346,7 +346,12 @@ impl Repository {
             &self.key,
         )?;
         if adopt {
-            let adopted = index::adopt_unlisted(&idx, self.backend(), &self.key)?;
+            let adopted = index::adopt_unlisted(
+                &idx,
+                self.backend(),
+                &self.key,
+                self.config().structure_version(),
+            )?;
             idx.set_flag(index::DEGRADED, false)?;
             report.packs_from_trailers = adopted.packs_from_trailers;
             report.damaged_segments.extend(adopted.damaged_segments);

@@ -46,15 +46,7 @@ impl Repository {
                 continue;
             };
             for e in entries {
-                map.insert(
-                    (e.kind, e.id),
-                    BlobLocation {
-                        pack,
-                        offset: e.offset,
-                        length: e.length,
-                        raw_length: e.raw_length,
-                    },
-                );
+                map.insert((e.kind, e.id), BlobLocation::new(pack, &e));
             }
         }
         Ok(self.unlisted.get_or_init(|| map))
@@ -93,7 +85,17 @@ impl Repository {
             id.short(),
             loc.pack.short()
         );
-        let data = blob::open(&self.key, sealed, loc.raw_length as usize, &what)?;
+        let data = if loc.is_solo() {
+            blob::open(&self.key, sealed, loc.raw_length as usize, &what)?
+        } else {
+            let unit = crate::unit::opened(loc, sealed, || {
+                blob::open(&self.key, sealed, loc.unit_length as usize, &what)
+            })?;
+            let (start, len) = (loc.unit_offset as usize, loc.raw_length as usize);
+            unit.get(start..start + len)
+                .ok_or_else(|| Error::corrupt(&what, "blob extends past its unit"))?
+                .to_vec()
+        };
         let actual = match kind {
             BlobKind::Data => BlobId::from(self.hasher.chunk_id(&data)),
             BlobKind::Tree => BlobId::from(self.hasher.tree_id(&data)),

@@ -87,4 +87,6 @@ mod serve_web;
 #[cfg(all(feature = "object-store", feature = "testing"))]
 mod sftp;
 #[cfg(feature = "testing")]
+mod units;
+#[cfg(feature = "testing")]
 mod vectors;

@@ -164,6 +164,7 @@ fn write_vectors() {
     std::fs::write(d.join("key.json"), kf.encode()).unwrap();
     let mut cfg = RepoConfig::new_default();
     cfg.id = repo::id::RepoId([9; 32]);
+    cfg.version = 1;
     std::fs::write(d.join("config.bin"), cfg.seal(&master)).unwrap();
     let hasher = repo::hash::IdHasher::new(master.id_key());
     let hello = hasher.chunk_id(b"hello, repo\n");
@@ -190,14 +191,14 @@ fn write_vectors() {
         &blob::seal(&master, &plain, 3),
         plain.len() as u32,
     );
-    let p = pb.finish(&master);
+    let p = pb.finish(&master, 1);
     std::fs::write(d.join("pack.bin"), &p.bytes).unwrap();
     let rec = segment::PackRecord {
         id: p.id,
         size: p.bytes.len() as u64,
         entries: p.entries,
     };
-    let (_, seg) = segment::seal(&master, &[rec]);
+    let (_, seg) = segment::seal(&master, 1, &[rec]);
     std::fs::write(d.join("segment.bin"), seg).unwrap();
     let snap = Snapshot {
         version: 1,
@@ -222,4 +223,83 @@ fn write_vectors() {
     };
     std::fs::write(d.join("snapshot.id"), format!("{}\n", snap.id.to_hex())).unwrap();
     std::fs::write(d.join("snapshot.bin"), snap.seal(&master)).unwrap();
+}
+
+/// Format version 2: `pack-v2.bin` holds one compression unit with the data blobs
+/// `hello, repo\n` and `hello, units\n`, then the vector tree alone in its envelope;
+/// `segment-v2.bin` describes it and `config-v2.bin` is a version 2 config.
+#[test]
+fn vectors_v2_decode() {
+    let master = MasterKey::from_secret(SECRET);
+    let cfg = RepoConfig::open(&master, &read("config-v2.bin")).unwrap();
+    assert_eq!(cfg.version, 2);
+    assert_eq!(cfg.structure_version(), 2);
+    let hasher = repo::hash::IdHasher::new(master.id_key());
+    let pack = read("pack-v2.bin");
+    assert_eq!(pack[pack.len() - 4..].len(), 4);
+    let entries = parse_pack(&master, &pack, "vector pack v2").unwrap();
+    assert_eq!(entries.len(), 3);
+    let (a, b, t) = (&entries[0], &entries[1], &entries[2]);
+    assert_eq!(
+        (a.offset, a.length),
+        (b.offset, b.length),
+        "one unit, one envelope"
+    );
+    assert_eq!((a.unit_offset, a.raw_length, a.unit_length), (0, 12, 25));
+    assert_eq!((b.unit_offset, b.raw_length, b.unit_length), (12, 13, 25));
+    let sealed = &pack[a.offset as usize..(a.offset + u64::from(a.length)) as usize];
+    let unit = blob::open(&master, sealed, a.unit_length as usize, "v").unwrap();
+    assert_eq!(unit, b"hello, repo\nhello, units\n");
+    assert_eq!(a.id, BlobId(hex32(HELLO_ID.trim())));
+    assert_eq!(b.id, BlobId::from(hasher.chunk_id(b"hello, units\n")));
+    assert!(t.is_solo());
+    assert_eq!(t.kind, BlobKind::Tree);
+    let sealed = &pack[t.offset as usize..(t.offset + u64::from(t.length)) as usize];
+    assert_eq!(
+        blob::open(&master, sealed, t.unit_length as usize, "v").unwrap(),
+        read("tree.plain")
+    );
+    let seg =
+        segment::decode(&master.open(&read("segment-v2.bin"), "seg").unwrap(), "seg").unwrap();
+    assert_eq!(seg.len(), 1);
+    assert_eq!(seg[0].entries, entries);
+    assert_eq!(seg[0].id.0, *blake3::hash(&pack).as_bytes());
+}
+
+#[test]
+#[ignore = "regenerates the committed version 2 vectors"]
+fn write_vectors_v2() {
+    use repo::pack::writer::PackBuilder;
+    use repo::unit::Grouper;
+    let d = dir();
+    let master = MasterKey::from_secret(SECRET);
+    let mut cfg = RepoConfig::new_default();
+    cfg.id = repo::id::RepoId([9; 32]);
+    assert_eq!(cfg.version, 2);
+    std::fs::write(d.join("config-v2.bin"), cfg.seal(&master)).unwrap();
+    let hasher = repo::hash::IdHasher::new(master.id_key());
+    let mut g = Grouper::with(&master, 3, true);
+    let mut pb = PackBuilder::new();
+    for data in [&b"hello, repo\n"[..], b"hello, units\n"] {
+        assert!(g
+            .push(BlobKind::Data, hasher.chunk_id(data).into(), data)
+            .is_none());
+    }
+    let plain = read("tree.plain");
+    let tree = Grouper::with(&master, 3, false)
+        .push(BlobKind::Tree, hasher.tree_id(&plain).into(), &plain)
+        .unwrap();
+    if let Some(u) = g.flush() {
+        pb.add_unit(&u);
+    }
+    pb.add_unit(&tree);
+    let p = pb.finish(&master, 2);
+    std::fs::write(d.join("pack-v2.bin"), &p.bytes).unwrap();
+    let rec = segment::PackRecord {
+        id: p.id,
+        size: p.bytes.len() as u64,
+        entries: p.entries,
+    };
+    let (_, seg) = segment::seal(&master, 2, &[rec]);
+    std::fs::write(d.join("segment-v2.bin"), seg).unwrap();
 }

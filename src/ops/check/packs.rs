@@ -67,15 +67,8 @@ fn add_packs(idx: &mut SegmentIndex, packs: Vec<crate::index::segment::PackRecor
     for p in packs {
         idx.packs.insert(p.id, p.size);
         for e in p.entries {
-            idx.blobs.insert(
-                (e.kind, e.id),
-                BlobLocation {
-                    pack: p.id,
-                    offset: e.offset,
-                    length: e.length,
-                    raw_length: e.raw_length,
-                },
-            );
+            idx.blobs
+                .insert((e.kind, e.id), BlobLocation::new(p.id, &e));
         }
     }
 }
@@ -96,6 +89,10 @@ pub(super) fn check_packs(
             .entry(loc.pack)
             .or_default()
             .push((*kind, *id, *loc));
+    }
+    // In pack order: the blobs of a unit follow each other, so it is opened once.
+    for blobs in by_pack.values_mut() {
+        blobs.sort_by_key(|(_, _, l)| (l.offset, l.unit_offset));
     }
     // Packs a prune marked for deletion are expected to be unlisted until it deletes them.
     let marks = crate::index::pending::load(repo.backend(), repo.key())?;
@@ -305,9 +302,8 @@ fn trailer_disagrees(
     let wrong = blobs
         .iter()
         .filter(|(kind, id, loc)| {
-            !t.get(&(*kind, *id)).is_some_and(|e| {
-                e.offset == loc.offset && e.length == loc.length && e.raw_length == loc.raw_length
-            })
+            !t.get(&(*kind, *id))
+                .is_some_and(|e| BlobLocation::new(loc.pack, e) == *loc)
         })
         .count();
     (wrong > 0).then(|| format!("it places {wrong} blob(s) differently from the index"))

@@ -130,7 +130,7 @@ pub fn usage(
         u.blobs += 1;
         if is_live {
             u.live_blobs += 1;
-            u.live_bytes += u64::from(loc.length);
+            u.live_bytes += loc.stored_share();
             on_live(kind, &id, &loc);
         }
         Ok(())

@@ -411,7 +411,11 @@ fn write_phase(
     report: &mut PruneReport,
 ) -> Result<(crate::packer::PackerStats, u64)> {
     if !adoption.packs.is_empty() {
-        let (seg, bytes) = segment::seal(repo.key(), &adoption.packs);
+        let (seg, bytes) = segment::seal(
+            repo.key(),
+            repo.config().structure_version(),
+            &adoption.packs,
+        );
         repo.backend().put(&segment::segment_path(&seg), &bytes)?;
         index.insert(Some(&seg), &adoption.packs)?;
         report.segments_after += 1;
@@ -453,7 +457,7 @@ fn decide(
         }
         report.blobs_removed += u.blobs - u.live_blobs;
         // The trailer is not garbage: without this, small packs always look wasteful.
-        let trailer = 4 + envelope_overhead + 9 + crate::pack::ENTRY_LEN as u64 * u.blobs;
+        let trailer = 4 + envelope_overhead + 9 + crate::pack::ENTRY_LEN_V2 as u64 * u.blobs;
         let unused = u.size.saturating_sub(u.live_bytes + trailer);
         if u.live_blobs == 0 {
             d.mark.insert(*id);

@@ -32,8 +32,8 @@ pub(super) fn repack(
                 )
             })?;
             // Never carry damage forward: the copy must decrypt and hash to its id.
-            repo.open_blob(*kind, id, sealed, loc)?;
-            writer.add_sealed(*kind, *id, sealed, loc.raw_length)?;
+            let data = repo.open_blob(*kind, id, sealed, loc)?;
+            writer.carry(*kind, *id, sealed, loc, &data)?;
             report.blobs_copied += 1;
         }
     }

@@ -14,7 +14,6 @@ use crate::index::{list_segments, read_segment, BlobLocation};
 use crate::ops::prune::segments::{self as prune_segments, SegmentPlan};
 use crate::pack::reader::read_trailer;
 use crate::pack::{pack_path, PackEntry};
-use crate::packer::Packer;
 use crate::repository::Repository;
 
 /// What checking one listed pack found.
@@ -174,7 +173,7 @@ pub(super) fn repair(
     // marks of damaged packs; only then are the replaced segments removed.
     report.blobs_salvaged = salvage(repo, &damaged, &mut held, report)?;
     if !adopted.is_empty() {
-        let (seg, bytes) = segment::seal(repo.key(), &adopted);
+        let (seg, bytes) = segment::seal(repo.key(), repo.config().structure_version(), &adopted);
         repo.backend().put(&segment::segment_path(&seg), &bytes)?;
         report.segments_written += 1;
     }
@@ -261,8 +260,8 @@ fn judge(repo: &Repository, p: &PackRecord, actual: Option<u64>, read_data: bool
 fn same_entries(trailer: &[PackEntry], listed: &[PackEntry]) -> bool {
     let mut a: Vec<&PackEntry> = trailer.iter().collect();
     let mut b: Vec<&PackEntry> = listed.iter().collect();
-    a.sort_by_key(|e| e.offset);
-    b.sort_by_key(|e| e.offset);
+    a.sort_by_key(|e| (e.offset, e.unit_offset));
+    b.sort_by_key(|e| (e.offset, e.unit_offset));
     a == b
 }
 
@@ -286,12 +285,7 @@ fn verify_entries(repo: &Repository, p: &PackRecord) -> Vec<PackEntry> {
 }
 
 fn location(pack: PackId, e: &PackEntry) -> BlobLocation {
-    BlobLocation {
-        pack,
-        offset: e.offset,
-        length: e.length,
-        raw_length: e.raw_length,
-    }
+    BlobLocation::new(pack, e)
 }
 
 /// Copies the intact blobs of damaged packs that no other pack holds into new packs.
@@ -301,7 +295,7 @@ fn salvage(
     held: &mut HashSet<(BlobKind, BlobId)>,
     report: &mut RepairReport,
 ) -> Result<u64> {
-    let mut packer = Packer::new(repo);
+    let mut writer = crate::writer::BlobWriter::new(repo);
     let mut n = 0;
     for (id, intact) in damaged {
         let wanted: Vec<&PackEntry> = intact
@@ -318,18 +312,16 @@ fn salvage(
                 continue;
             };
             // Verified again: never carry damage forward.
-            if repo
-                .open_blob(e.kind, &e.id, sealed, &location(*id, e))
-                .is_err()
-            {
+            let loc = location(*id, e);
+            let Ok(data) = repo.open_blob(e.kind, &e.id, sealed, &loc) else {
                 continue;
-            }
-            packer.add(e.kind, e.id, sealed, e.raw_length)?;
+            };
+            writer.carry(e.kind, e.id, sealed, &loc, &data)?;
             held.insert((e.kind, e.id));
             n += 1;
         }
     }
-    let stats = packer.finish()?;
+    let stats = writer.finish()?;
     report.segments_written += stats.segments;
     Ok(n)
 }

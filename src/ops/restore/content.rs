@@ -120,7 +120,7 @@ pub(super) fn restore_files(
             finish_file(target, job, s, progress, fail);
         }
     }
-    uses.sort_by_key(|u| (u.loc.pack, u.loc.offset, u.file, u.at));
+    uses.sort_by_key(|u| (u.loc.pack, u.loc.offset, u.loc.unit_offset, u.file, u.at));
     let packs: Vec<&[Use]> = uses.chunk_by(|a, b| a.loc.pack == b.loc.pack).collect();
     crate::backend::with_read_threads(repo.backend(), || {
         packs.par_iter().for_each(|uses| {
@@ -182,7 +182,10 @@ fn restore_pack(
     for run in read_runs(uses, |u| &u.loc) {
         let (start, len) = span(run, |u| &u.loc);
         let bytes = repo.backend().get_range(&pack_path(&pack), start, len);
-        for same in run.chunk_by(|a, b| a.loc.offset == b.loc.offset) {
+        // One blob per group (blobs of one unit share an offset, not a unit offset).
+        for same in run
+            .chunk_by(|a, b| (a.loc.offset, a.loc.unit_offset) == (b.loc.offset, b.loc.unit_offset))
+        {
             let u0 = &same[0];
             let data = bytes.as_ref().map_err(Error::to_string).and_then(|b| {
                 let from = (u0.loc.offset - start) as usize;

@@ -47,8 +47,9 @@ use crate::source::VirtualSource;
 use crate::tree::{self, Node, Tree};
 use crate::writer::Claims;
 
+use crate::unit::{Grouper, SealedUnit};
 use parent::PrevDir;
-use stages::{chunk_files, seal_blobs, FileDone, SealJob, Sealed, Stages};
+use stages::{chunk_files, seal_blobs, FileDone, SealJob, Stages};
 use walk::{Event, FileJob, WalkContext};
 
 /// A MongoDB server whose collections a snapshot holds.
@@ -277,7 +278,7 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     let (job_tx, job_rx) = bounded::<FileJob>(128);
     let (done_tx, done_rx) = unbounded::<FileDone>();
     let (seal_tx, seal_rx) = bounded::<SealJob>(2 * threads);
-    let (sealed_tx, sealed_rx) = bounded::<Sealed>(2 * threads);
+    let (sealed_tx, sealed_rx) = bounded::<SealedUnit>(2 * threads);
 
     let outcome = std::thread::scope(|s| {
         let walker = {
@@ -315,7 +316,7 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
         let packer = s.spawn(move || -> Result<PackerStats> {
             let mut packer = Packer::queued(repo, pack_tx).with_budget(budget);
             for b in sealed_rx {
-                packer.add(b.kind, b.id, &b.bytes, b.raw_len)?;
+                packer.add_unit(&b)?;
             }
             packer.finish()
         });

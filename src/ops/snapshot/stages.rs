@@ -10,14 +10,6 @@ pub(super) struct SealJob {
     pub data: Vec<u8>,
 }
 
-/// A sealed blob on its way to the packer.
-pub(super) struct Sealed {
-    pub kind: BlobKind,
-    pub id: BlobId,
-    pub bytes: Vec<u8>,
-    pub raw_len: u32,
-}
-
 /// A chunker's answer for one file: its chunks, the bytes read, and whether it changed
 /// while being read.
 pub(super) struct FileDone {
@@ -115,18 +107,19 @@ fn chunk_one(
     Ok((ids, read, changed))
 }
 
-/// Sealer stage: compress and encrypt.
-pub(super) fn seal_blobs(repo: &Repository, jobs: &Receiver<SealJob>, out: &Sender<Sealed>) {
+/// Sealer stage: compress and encrypt, small blobs in units (each sealer keeps its own
+/// open units and seals what is left when the jobs end).
+pub(super) fn seal_blobs(repo: &Repository, jobs: &Receiver<SealJob>, out: &Sender<SealedUnit>) {
+    let mut grouper = Grouper::new(repo);
     for job in jobs {
-        let bytes = crate::writer::seal(repo, &job.data);
-        let sealed = Sealed {
-            kind: job.kind,
-            id: job.id,
-            bytes,
-            raw_len: job.data.len() as u32,
-        };
-        if out.send(sealed).is_err() {
-            return;
+        if let Some(sealed) = grouper.push(job.kind, job.id, &job.data) {
+            if out.send(sealed).is_err() {
+                return;
+            }
         }
+    }
+    if let Some(sealed) = grouper.flush() {
+        // A closed channel means the packer stopped: the run is failing anyway.
+        let _ = out.send(sealed);
     }
 }
