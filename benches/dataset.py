@@ -5,6 +5,9 @@
                                       plus a few large binaries (~2 GB x SCALE in all)
     dataset.py change DIR [SCALE]     the "nightly" change: 1% of files edited, bytes inserted
                                       in the middle of large files, files added and removed
+    dataset.py change-tree DIR        the same kind of change on any tree (the `real` dataset
+                                      of e2e.sh): 1% of files edited in the middle, 0.5%
+                                      removed, 0.5% added as edited copies of others
 
 Everything comes from seeded generators, so two runs (and two machines) get the same bytes.
 """
@@ -178,7 +181,33 @@ def change(root, scale):
         write(os.path.join(root, "src", "new_module", "n%06d.rs" % j), text_file(rng, pool))
 
 
+def change_tree(root):
+    rng = random.Random(42)
+    files = sorted(
+        os.path.join(d, f)
+        for d, _, fs in os.walk(root)
+        for f in fs
+        if os.path.isfile(os.path.join(d, f)) and not os.path.islink(os.path.join(d, f))
+    )
+    n = len(files)
+    picked = rng.sample(files, n // 100 + n // 200 + n // 200)
+    edit, remove, copy = picked[: n // 100], picked[n // 100 : n // 100 + n // 200], picked[n // 100 + n // 200 :]
+    for p in edit:
+        insert_middle(p, rng, 64)
+    for k, p in enumerate(copy):
+        with open(p, "rb") as f:
+            data = f.read()
+        mid = len(data) // 2
+        data = data[:mid] + b"/* changed %d */\n" % k + data[mid:]
+        write(os.path.join(root, "added", "%06d-%s" % (k, os.path.basename(p))), data)
+    for p in remove:
+        os.remove(p)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "change-tree":
+        change_tree(sys.argv[2])
+        return
     if len(sys.argv) < 3 or sys.argv[1] not in ("generate", "change"):
         sys.exit(__doc__)
     root = sys.argv[2]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: repo against restic and BorgBackup on one reproducible dataset.
+# End-to-end benchmark: repo against restic, BorgBackup and bupstash on one dataset.
 #
-#   benches/e2e.sh [--scale N] [--tools repo,restic,borg] [--work DIR] [--keep]
+#   benches/e2e.sh [--dataset synthetic|real] [--scale N] [--tools repo,restic,borg,bupstash]
+#                  [--work DIR] [--keep]
 #
 # Tool `base` is another `repo` binary, REPO_BASE_BIN (e.g. the parent commit's build): with
 # `--tools repo,base` a change is measured against what it changes, in one run.
@@ -14,24 +15,32 @@
 # size and bytes added, plus each peer's ratio to repo. Warm page cache: the source is read
 # once before the first tool runs.
 #
+# `--dataset real` is real-world data instead: the Linux 6.1 source tree (Debian package
+# linux-source-6.1, ~78,600 files, 1.3 GB) and two unpacked binary packages (chromium,
+# libllvm15), all from the Debian archive; the change is benches/dataset.py change-tree
+# (1% of files edited in the middle, 0.5% removed, 0.5% added as edited copies).
+#
 # Comparable settings for all tools: encryption on, zstd level 3 class compression
-# (restic: --compression auto = zstd "default" level; borg: zstd,3; repo: level 3),
-# 2 threads (restic GOMAXPROCS=2; borg 1.2 is single-threaded; repo --threads 2).
+# (restic: --compression auto = zstd "default" level; borg: zstd,3; repo: level 3;
+# bupstash: its default, zstd level 3), 2 threads (restic GOMAXPROCS=2; borg 1.2 is
+# single-threaded; repo --threads 2). bupstash 0.12.0 is built by `cargo install`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 scale=1
+dataset=synthetic
 tools=repo,restic,borg
 work=""
 keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
+    --dataset) dataset="$2"; shift 2 ;;
     --tools) tools="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,6 +54,12 @@ command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/bin/time ] || need+=(time)
 case ",$tools," in *,restic,*) command -v restic >/dev/null || need+=(restic) ;; esac
 case ",$tools," in *,borg,*) command -v borg >/dev/null || need+=(borgbackup) ;; esac
+case ",$tools," in *,bupstash,*) need+=(libsodium-dev pkg-config) ;; esac
+case "$dataset" in
+  synthetic) ;;
+  real) [ -f /usr/src/linux-source-6.1.tar.xz ] || need+=(linux-source-6.1) ;;
+  *) echo "unknown dataset: $dataset (synthetic or real)" >&2; exit 2 ;;
+esac
 case ",$tools," in *,base,*) [ -x "${REPO_BASE_BIN:-}" ] || { echo "tool base needs REPO_BASE_BIN=<a repo binary>" >&2; exit 2; } ;; esac
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -55,6 +70,14 @@ fi
 . scripts/deps.sh
 cargo build --release --quiet --bin repo
 repo_bin="$CARGO_TARGET_DIR/release/repo"
+case ",$tools," in
+  *,bupstash,*)
+    bupstash_root="${XDG_CACHE_HOME:-$HOME/.cache}/repo-bench-tools"
+    [ -x "$bupstash_root/bin/bupstash" ] ||
+      cargo install --quiet --locked bupstash --version 0.12.0 --root "$bupstash_root"
+    export PATH="$bupstash_root/bin:$PATH"
+    ;;
+esac
 
 data="$work/data"
 results="$work/results.tsv"
@@ -64,8 +87,24 @@ export GOMAXPROCS=$threads
 export REPO_PASSWORD=bench-password RESTIC_PASSWORD=bench-password BORG_PASSPHRASE=bench-password
 export BORG_BASE_DIR="$work/borg-home" XDG_CACHE_HOME="$work/cache"
 
-echo "generating dataset (scale $scale) in $data ..."
-python3 benches/dataset.py generate "$data" "$scale"
+# The real-world dataset: a kernel tree and unpacked binary packages.
+real_dataset() {
+  rm -rf "$data" "$work/debs"
+  mkdir -p "$data/pkgs" "$work/debs"
+  tar xJf /usr/src/linux-source-6.1.tar.xz -C "$data"
+  (cd "$work/debs" && apt-get download -qq -o APT::Sandbox::User=root chromium libllvm15 >/dev/null)
+  for deb in "$work"/debs/*.deb; do
+    dpkg-deb -x "$deb" "$data/pkgs/$(basename "$deb" .deb)"
+  done
+  rm -rf "$work/debs"
+}
+
+echo "generating dataset ($dataset, scale $scale) in $data ..."
+if [ "$dataset" = real ]; then
+  real_dataset
+else
+  python3 benches/dataset.py generate "$data" "$scale"
+fi
 sync # no writeback of the fresh dataset during the first measurement
 src_bytes=$(du -sb "$data" | cut -f1)
 src_files=$(find "$data" -type f | wc -l)
@@ -107,19 +146,28 @@ run_tool() {
     borg:incremental) measure borg incremental borg create --compression zstd,3 "$r::incremental" "$data" ;;
     borg:restore) measure borg restore bash -c "mkdir -p '$work/restore-borg' && cd '$work/restore-borg' && borg extract '$r::incremental'" ;;
     borg:check) measure borg check borg check --verify-data "$r" ;;
+    # bupstash has no full-repository check: reading the latest backup back verifies it.
+    bupstash:init) bupstash new-key -o "$work/bupstash.key" && measure bupstash init bupstash init -r "$r" ;;
+    bupstash:initial|bupstash:incremental) measure bupstash "$step" bupstash put -q -r "$r" -k "$work/bupstash.key" --send-log "$work/bupstash.sendlog" step="$step" "$data" ;;
+    bupstash:restore) measure bupstash restore bash -c "mkdir -p '$work/restore-bupstash$data' && bupstash restore -r '$r' -k '$work/bupstash.key' --into '$work/restore-bupstash$data' step=incremental" ;;
+    bupstash:check) measure bupstash check bash -c "bupstash get -r '$r' -k '$work/bupstash.key' step=incremental >/dev/null" ;;
   esac
 }
 
 IFS=, read -r -a tool_list <<<"$tools"
 for t in "${tool_list[@]}"; do rm -rf "$(repo_of "$t")" "$work/restore-$t"; done
-rm -rf "$work/restic-cache" "$work/borg-home" "$work/cache"
+rm -rf "$work/restic-cache" "$work/borg-home" "$work/cache" "$work/bupstash.key" "$work/bupstash.sendlog"
 
-cat "$data"/media/* >/dev/null # warm the page cache
+find "$data" -type f -exec cat {} + >/dev/null # warm the page cache
 for step in init initial; do
   for t in "${tool_list[@]}"; do run_tool "$t" "$step"; done
 done
 echo "applying the nightly change ..."
-python3 benches/dataset.py change "$data" "$scale"
+if [ "$dataset" = real ]; then
+  python3 benches/dataset.py change-tree "$data"
+else
+  python3 benches/dataset.py change "$data" "$scale"
+fi
 sync
 changed_files=$(find "$data" -type f | wc -l)
 for step in incremental restore check; do
@@ -135,6 +183,6 @@ done
 echo
 echo "dataset: $src_files files, $src_bytes bytes (scale $scale); after the change: $changed_files files"
 echo "settings: encryption on for all; compression zstd level 3 class (restic --compression auto, borg zstd,3, repo level 3); $threads threads (borg: 1)"
-echo "versions: $("$repo_bin" --version) | $(restic version | cut -d' ' -f1-2) | $(borg --version)"
+echo "versions: $("$repo_bin" --version) | $(restic version | cut -d' ' -f1-2) | $(borg --version) | $(command -v bupstash >/dev/null && bupstash version)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); warm page cache"
 python3 benches/table.py "$results" "$src_bytes"

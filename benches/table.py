@@ -22,7 +22,7 @@ def main():
         if tool == "repo":
             ours[step] = (wall, cpu, rss, size, added)
     head = ("tool", "step", "wall s", "CPU s", "peak RSS", "repo size", "added", "wall/repo", "CPU/repo", "size/repo")
-    fmt = "%-7s %-12s %8s %8s %11s %12s %12s %9s %9s %9s"
+    fmt = "%-8s %-12s %8s %8s %11s %12s %12s %9s %9s %9s"
     print(fmt % head)
     for tool, step, wall, cpu, rss, size, added in table:
         r = ours.get(step)

@@ -39,6 +39,16 @@ pub fn covers(root: &str, path: &str) -> bool {
 }
 
 impl SnapshotFilter {
+    /// True when no filter is set (every snapshot matches).
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+            && self.paths.is_empty()
+            && self.tags.is_empty()
+            && self.source.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+
     /// Whether `s` passes every filter.
     pub fn matches(&self, s: &Snapshot) -> bool {
         (self.hosts.is_empty() || self.hosts.contains(&s.host))

@@ -3,10 +3,10 @@
 //! zstd on one small file alone finds little to reuse; on a few hundred KiB of neighbours
 //! it finds their shared vocabulary. On a kernel source tree (78,000 files, 909 MB of
 //! files under 512 KiB) blobs under 128 KiB grouped into units of 512 KiB stored 195 MB
-//! against 238 MB one by one; a trained zstd dictionary reached 215–218 MB (README,
-//! "Performance"). Each blob keeps its own id and index entry — dedup is per blob as
-//! before — and reading one decompresses its unit (at most [`UNIT_TARGET`] +
-//! [`SMALL_BLOB`] bytes). Readers keep the last unit they opened per thread
+//! against 238 MB one by one, 1 MiB units a little less again; a trained zstd dictionary
+//! reached 215–218 MB (README, "Performance"). Each blob keeps its own id and index
+//! entry — dedup is per blob as before — and reading one decompresses its unit (at most
+//! [`UNIT_TARGET`] + [`SMALL_BLOB`] bytes, about a millisecond). Readers keep the last unit they opened per thread
 //! (`Repository::open_blob`), so reading a unit's blobs in order decompresses it once.
 
 use crate::blob::{self, BlobKind};
@@ -16,7 +16,7 @@ use crate::id::BlobId;
 /// Blobs shorter than this join units; longer ones compress well alone.
 pub const SMALL_BLOB: usize = 128 << 10;
 /// A unit is sealed once its plaintext reaches this many bytes.
-pub const UNIT_TARGET: usize = 512 << 10;
+pub const UNIT_TARGET: usize = 1 << 20;
 
 /// One blob inside a sealed unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,7 @@ pub struct Grouper<'k> {
 impl<'k> Grouper<'k> {
     /// A grouper for a repository: units only when its format allows them (version 2)
     /// and it compresses.
+    #[cfg(feature = "local-index")]
     pub fn new(repo: &'k crate::repository::Repository) -> Self {
         let cfg = repo.config();
         Self::with(repo.key(), cfg.compression_level, cfg.groups_small_blobs())

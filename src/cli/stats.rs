@@ -18,13 +18,10 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
-    let narrowed =
-        !(a.select.hosts.is_empty() && a.select.paths.is_empty() && a.select.tags.is_empty())
-            || g.plan.is_some();
     let filter = a.select.filter(g)?;
     let snapshot = match a.snapshot {
         Some(s) => Some(SnapshotRef::id(s).with_filter(filter)),
-        None if narrowed => Some(SnapshotRef::latest().with_filter(filter)),
+        None if !filter.is_empty() => Some(SnapshotRef::latest().with_filter(filter)),
         None => None,
     };
     let repo = g.open(false)?;
