@@ -2,6 +2,27 @@
 
 mod cli;
 
+/// glibc's malloc raises its mmap threshold each time a large block is freed (pack
+/// buffers, units, grown tables), up to 32 MiB, and then keeps up to twice that free in
+/// each thread's heap: a snapshot of a million small files ended at 300 MB resident, a
+/// third of it free memory. A fixed threshold keeps blocks of 4 MiB and more in their own
+/// mappings, returned when freed, and the heaps trimmed (210 MB, same speed).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(
+    unsafe_code,
+    reason = "mallopt is a C call; it only changes allocator tuning"
+)]
+fn tune_allocator() {
+    // SAFETY: called first thing in main, before any other thread exists; mallopt takes
+    // plain integers and returns 0 on a value it refuses, which changes nothing.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 use clap::Parser;
 
 /// The panic `print!` raises when stdout is a closed pipe (`repo ls … | head`).
@@ -29,6 +50,7 @@ fn one_line(chain: impl Iterator<Item = String>) -> String {
 }
 
 fn main() {
+    tune_allocator();
     // A reader that went away ends the command quietly, as for other Unix tools: the
     // panic unwinds (locks are released, nothing half-written is committed) and the
     // process exits 0 without a message.

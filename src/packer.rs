@@ -27,6 +27,11 @@ use crate::unit::SealedUnit;
 /// Packs per index segment: bounds how much a crash can orphan and how often we write.
 const PACKS_PER_SEGMENT: usize = 8;
 
+/// Blob entries per index segment: packs of tiny blobs hold ~50,000 each, and until its
+/// segment is written every entry waits in memory twice (here, and in the run's claims),
+/// so a segment is also written once this many are waiting.
+const ENTRIES_PER_SEGMENT: usize = 1 << 16;
+
 /// What a packer wrote.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PackerStats {
@@ -177,6 +182,7 @@ pub struct PackStore<'r> {
     uploads: VecDeque<Upload>,
     parallel: usize,
     pending: Vec<PackRecord>,
+    pending_entries: usize,
     segments: u64,
     indexed: Option<IndexedHook<'r>>,
 }
@@ -189,6 +195,7 @@ impl<'r> PackStore<'r> {
             uploads: VecDeque::new(),
             parallel: repo.backend().parallel_puts().max(1),
             pending: Vec::new(),
+            pending_entries: 0,
             segments: 0,
             indexed: None,
         }
@@ -227,8 +234,9 @@ impl<'r> PackStore<'r> {
     }
 
     fn stored(&mut self, record: PackRecord) -> Result<()> {
+        self.pending_entries += record.entries.len();
         self.pending.push(record);
-        if self.pending.len() >= PACKS_PER_SEGMENT {
+        if self.pending.len() >= PACKS_PER_SEGMENT || self.pending_entries >= ENTRIES_PER_SEGMENT {
             self.write_segment()?;
         }
         Ok(())
@@ -251,6 +259,7 @@ impl<'r> PackStore<'r> {
             hook(&self.pending);
         }
         self.pending.clear();
+        self.pending_entries = 0;
         self.segments += 1;
         Ok(())
     }

@@ -91,6 +91,21 @@ pub fn node_from_meta(
     kind: NodeKind,
     owners: &OwnerNames,
 ) -> Result<Node> {
+    let mut node = node_without_xattrs(name, dir, st, kind, owners)?;
+    let os_name = std::ffi::OsStr::from_bytes(name);
+    node.xattrs = read_xattrs(&crate::dirfd::proc_path_at(dir, os_name));
+    Ok(node)
+}
+
+/// [`node_from_meta`] with the extended attributes left empty, for a caller that reads
+/// them another way (through the open file, or from an unchanged earlier entry).
+pub fn node_without_xattrs(
+    name: &[u8],
+    dir: std::os::fd::BorrowedFd<'_>,
+    st: &crate::dirfd::Meta,
+    kind: NodeKind,
+    owners: &OwnerNames,
+) -> Result<Node> {
     let os_name = std::ffi::OsStr::from_bytes(name);
     let target = if kind == NodeKind::Symlink {
         crate::dirfd::readlink_at(dir, os_name)
@@ -126,7 +141,7 @@ pub fn node_from_meta(
         target,
         subtree: None,
         content: Vec::new(),
-        xattrs: read_xattrs(&crate::dirfd::proc_path_at(dir, os_name)),
+        xattrs: Vec::new(),
     })
 }
 
@@ -181,17 +196,60 @@ pub fn node_from_metadata(
 
 /// Extended attributes of a path (not following symlinks); unsupported filesystems give none.
 pub fn read_xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let Ok(names) = xattr::list(path) else {
+    collect_xattrs(
+        |buf| rustix::fs::llistxattr(path, buf),
+        |name, buf| rustix::fs::lgetxattr(path, name, buf),
+    )
+}
+
+/// Extended attributes of an open file.
+pub fn read_xattrs_of(file: &std::fs::File) -> Vec<(Vec<u8>, Vec<u8>)> {
+    collect_xattrs(
+        |buf| rustix::fs::flistxattr(file, buf),
+        |name, buf| rustix::fs::fgetxattr(file, name, buf),
+    )
+}
+
+type XattrCall<'a> = dyn Fn(&mut [u8]) -> rustix::io::Result<usize> + 'a;
+
+/// Lists names with `list`, reads each with `get`, sorted by name. One call when there are
+/// none (the common case); an attribute removed in between is left out.
+fn collect_xattrs(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&std::ffi::CStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let Some(names) = read_growing(&list) else {
         return Vec::new();
     };
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = names
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
         .filter_map(|n| {
-            let v = xattr::get(path, &n).ok().flatten()?;
-            Some((n.as_bytes().to_vec(), v))
+            let name = std::ffi::CString::new(n).ok()?;
+            let value = read_growing(&|buf: &mut [u8]| get(&name, buf))?;
+            Some((n.to_vec(), value))
         })
         .collect();
     out.sort();
     out
+}
+
+/// Calls `f` with a buffer that grows while the answer does not fit (`ERANGE`); `None` on
+/// any other error (no support for attributes, an attribute gone).
+fn read_growing(f: &XattrCall) -> Option<Vec<u8>> {
+    // Linux caps a value at 64 KiB and a list at 64 KiB; the cap only stops a loop.
+    const MAX: usize = 16 << 20;
+    let mut buf = vec![0u8; 256];
+    loop {
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Some(buf);
+            }
+            Err(rustix::io::Errno::RANGE) if buf.len() < MAX => buf.resize(buf.len() * 8, 0),
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Directory entries sorted by raw name bytes (the tree's canonical order).

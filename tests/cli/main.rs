@@ -41,6 +41,8 @@ mod locking;
 #[cfg(feature = "testing")]
 mod maintenance;
 #[cfg(feature = "testing")]
+mod many_files;
+#[cfg(feature = "testing")]
 mod mongodb;
 #[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_pitr;

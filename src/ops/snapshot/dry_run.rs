@@ -44,26 +44,31 @@ pub struct DryRunReport {
 
 pub(super) fn run(repo: &Repository, job: &Job, ctx: &Ctx) -> Result<DryRunReport> {
     let prepared = super::prepare(repo, job)?;
-    let wctx = prepared.walk_context(repo, job, ctx.token().clone());
+    let mut wctx = prepared.walk_context(repo, job, ctx.token().clone());
+    wctx.prefetch = false;
     let progress = Progress::default();
     let mut r = DryRunReport {
         parent: prepared.parent.as_ref().map(|p| p.id),
         paths: prepared.paths.clone(),
         ..DryRunReport::default()
     };
-    let (ev_tx, ev_rx) = bounded::<Event>(4096);
-    let (job_tx, job_rx) = bounded::<FileJob>(128);
+    let (ev_tx, ev_rx) = bounded::<Vec<Event>>(16);
+    let (job_tx, job_rx) = bounded::<Vec<FileJob>>(4);
     let walked = std::thread::scope(|s| {
         let (wctx, sources, progress) = (&wctx, &prepared.sources, &progress);
         let walker = std::thread::Builder::new()
             .stack_size(64 << 20)
             .spawn_scoped(s, move || {
-                walk::walk(wctx, sources, &ev_tx, &job_tx, progress)
+                let out = walk::WalkOutput {
+                    events: &ev_tx,
+                    jobs: &job_tx,
+                };
+                walk::walk(wctx, sources, out, progress)
             })
             .map_err(|e| Error::io("starting walker thread", e))?;
         // The jobs carry the opened files: dropping them closes them, unread.
         s.spawn(move || job_rx.into_iter().for_each(drop));
-        for ev in ev_rx {
+        for ev in ev_rx.iter().flatten() {
             count(&mut r, ev);
         }
         walker

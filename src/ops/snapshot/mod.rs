@@ -252,6 +252,7 @@ impl Prepared {
                 sec: self.time.timestamp(),
                 nsec: self.time.timestamp_subsec_nanos(),
             },
+            prefetch: true,
         }
     }
 }
@@ -273,11 +274,12 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     );
     let seen = Claims::default();
 
-    let (ev_tx, ev_rx) = bounded::<Event>(4096);
+    // Both travel in batches (walk.rs): 16 × 512 events, 4 × 16 files.
+    let (ev_tx, ev_rx) = bounded::<Vec<Event>>(16);
     // Jobs carry open files: the bound also bounds open descriptors.
-    let (job_tx, job_rx) = bounded::<FileJob>(128);
-    let (done_tx, done_rx) = unbounded::<FileDone>();
-    let (seal_tx, seal_rx) = bounded::<SealJob>(2 * threads);
+    let (job_tx, job_rx) = bounded::<Vec<FileJob>>(4);
+    let (done_tx, done_rx) = unbounded::<Vec<FileDone>>();
+    let (seal_tx, seal_rx) = bounded::<Vec<SealJob>>(2 * threads);
     let (sealed_tx, sealed_rx) = bounded::<SealedUnit>(2 * threads);
 
     let outcome = std::thread::scope(|s| {
@@ -287,7 +289,11 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
             std::thread::Builder::new()
                 .stack_size(64 << 20)
                 .spawn_scoped(s, move || {
-                    walk::walk(ctx, sources, &ev_tx, &job_tx, &progress)
+                    let out = walk::WalkOutput {
+                        events: &ev_tx,
+                        jobs: &job_tx,
+                    };
+                    walk::walk(ctx, sources, out, &progress)
                 })
                 .map_err(|e| Error::io("starting walker thread", e))?
         };
@@ -423,9 +429,9 @@ fn assemble(
     repo: &Repository,
     ctx: &Ctx,
     seen: &Seen,
-    events: Receiver<Event>,
-    done: Receiver<FileDone>,
-    seal: Sender<SealJob>,
+    events: Receiver<Vec<Event>>,
+    done: Receiver<Vec<FileDone>>,
+    seal: Sender<Vec<SealJob>>,
     parent_root: Option<PrevDir>,
 ) -> Result<(TreeId, Summary)> {
     let aborted = || Error::Internal("backup pipeline stopped early".into());
@@ -436,7 +442,7 @@ fn assemble(
         prev: parent_root,
     }];
     let mut waiting: HashMap<u64, FileDone> = HashMap::new();
-    for ev in events {
+    for ev in events.iter().flatten() {
         match ev {
             Event::Enter(node, prev) => stack.push(Frame {
                 node: Some(node),
@@ -469,8 +475,8 @@ fn assemble(
                     if let Some(d) = waiting.remove(&seq) {
                         break d.result;
                     }
-                    let d = done.recv().map_err(|_| aborted())?;
-                    waiting.insert(d.seq, d);
+                    let answers = done.recv().map_err(|_| aborted())?;
+                    waiting.extend(answers.into_iter().map(|d| (d.seq, d)));
                 };
                 match result {
                     Ok((chunks, size, changed)) => {
@@ -510,7 +516,7 @@ fn assemble(
 fn store_tree(
     repo: &Repository,
     seen: &Seen,
-    seal: &Sender<SealJob>,
+    seal: &Sender<Vec<SealJob>>,
     nodes: Vec<Node>,
     prev: Option<PrevDir>,
 ) -> Result<TreeId> {
@@ -524,11 +530,11 @@ fn store_tree(
     let enc = tree::encode(&t);
     let id = repo.hasher().tree_id(&enc);
     if seen.claim(repo, BlobKind::Tree, id.into())? {
-        seal.send(SealJob {
+        seal.send(vec![SealJob {
             kind: BlobKind::Tree,
             id: id.into(),
             data: enc,
-        })
+        }])
         .map_err(|_| Error::Internal("backup pipeline stopped early".into()))?;
     }
     Ok(id)

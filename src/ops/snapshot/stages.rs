@@ -25,31 +25,79 @@ pub(super) struct Stages<'a> {
     pub cancel: &'a CancelToken,
 }
 
-/// Chunker stage: read each file, cut and hash chunks, hand new ones to the sealers.
+/// New blobs travel to the sealers in batches of about this many bytes (a message per
+/// tiny blob would cost more than sealing it); a larger chunk travels alone.
+const SEAL_BATCH_BYTES: usize = 512 << 10;
+
+/// New blobs a chunker has claimed and not yet handed to the sealers.
+pub(super) struct SealBatch<'a> {
+    out: &'a Sender<Vec<SealJob>>,
+    jobs: Vec<SealJob>,
+    bytes: usize,
+}
+
+impl<'a> SealBatch<'a> {
+    pub fn new(out: &'a Sender<Vec<SealJob>>) -> Self {
+        Self {
+            out,
+            jobs: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    pub fn push(&mut self, job: SealJob) -> std::result::Result<(), ChunkError> {
+        self.bytes += job.data.len();
+        self.jobs.push(job);
+        if self.bytes >= SEAL_BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::result::Result<(), ChunkError> {
+        self.bytes = 0;
+        if self.jobs.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.jobs);
+        self.out.send(batch).map_err(|_| ChunkError::Stopped)
+    }
+}
+
+/// Chunker stage: read each file, cut and hash chunks, hand new ones to the sealers. A
+/// batch of files gets one answer, sent before the next batch is awaited (the assembler
+/// may be waiting for it).
 pub(super) fn chunk_files(
     st: &Stages,
     chunkers: (Chunker, Chunker),
-    jobs: &Receiver<FileJob>,
-    done: &Sender<FileDone>,
-    seal: &Sender<SealJob>,
+    jobs: &Receiver<Vec<FileJob>>,
+    done: &Sender<Vec<FileDone>>,
+    seal: &Sender<Vec<SealJob>>,
 ) {
-    for job in jobs {
-        let seq = job.seq;
-        let chunker = if job.small_chunks {
-            chunkers.1
-        } else {
-            chunkers.0
-        };
-        let result = match chunk_one(st, chunker, job, seal) {
-            Ok(r) => Ok(r),
-            Err(ChunkError::Stopped) => return,
-            Err(ChunkError::Failed(e)) => Err(e),
-        };
-        st.progress.done(1, 0);
-        if done.send(FileDone { seq, result }).is_err() {
+    let mut seal = SealBatch::new(seal);
+    for batch in jobs {
+        let mut answers = Vec::with_capacity(batch.len());
+        for job in batch {
+            let seq = job.seq;
+            let chunker = if job.small_chunks {
+                chunkers.1
+            } else {
+                chunkers.0
+            };
+            let result = match chunk_one(st, chunker, job, &mut seal) {
+                Ok(r) => Ok(r),
+                Err(ChunkError::Stopped) => return,
+                Err(ChunkError::Failed(e)) => Err(e),
+            };
+            st.progress.done(1, 0);
+            answers.push(FileDone { seq, result });
+        }
+        if done.send(answers).is_err() {
             return;
         }
     }
+    // A closed channel means the pipeline stopped: the run is failing anyway.
+    let _ = seal.flush();
 }
 
 pub(super) enum ChunkError {
@@ -63,7 +111,7 @@ fn chunk_one(
     st: &Stages,
     chunker: Chunker,
     job: FileJob,
-    seal: &Sender<SealJob>,
+    seal: &mut SealBatch,
 ) -> std::result::Result<(Vec<ChunkId>, u64, bool), ChunkError> {
     let failed = |e: &dyn std::fmt::Display| ChunkError::Failed(e.to_string());
     let mut expect = None;
@@ -97,7 +145,7 @@ fn chunk_one(
                 id: id.into(),
                 data,
             };
-            seal.send(job).map_err(|_| ChunkError::Stopped)?;
+            seal.push(job)?;
         }
     }
     // Written to while we read: what we stored may mix old and new bytes. Say so.
@@ -109,9 +157,13 @@ fn chunk_one(
 
 /// Sealer stage: compress and encrypt, small blobs in units (each sealer keeps its own
 /// open units and seals what is left when the jobs end).
-pub(super) fn seal_blobs(repo: &Repository, jobs: &Receiver<SealJob>, out: &Sender<SealedUnit>) {
+pub(super) fn seal_blobs(
+    repo: &Repository,
+    jobs: &Receiver<Vec<SealJob>>,
+    out: &Sender<SealedUnit>,
+) {
     let mut grouper = Grouper::new(repo);
-    for job in jobs {
+    for job in jobs.iter().flatten() {
         if let Some(sealed) = grouper.push(job.kind, job.id, &job.data) {
             if out.send(sealed).is_err() {
                 return;

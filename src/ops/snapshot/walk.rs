@@ -23,7 +23,10 @@ use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::Skipped;
 use crate::source::exclude::Excluder;
-use crate::source::fs::{absolute, components, kind_of_meta, node_from_meta, OwnerNames};
+use crate::source::fs::{
+    absolute, components, kind_of_meta, node_from_meta, node_without_xattrs, read_xattrs_of,
+    OwnerNames,
+};
 use crate::source::VirtualSource;
 use crate::tree::{Node, NodeKind};
 
@@ -126,12 +129,32 @@ pub(super) struct WalkContext<'a> {
     pub virtual_sources: &'a [&'a dyn VirtualSource],
     /// Modification time recorded for virtual entries (the snapshot's time).
     pub time: crate::tree::Timestamp,
+    /// Start reading small files' content as they are queued ([`dirfd::prefetch`]); off
+    /// for a dry run, which reads no content.
+    pub prefetch: bool,
+}
+
+/// Events per message to the assembler, and at most how many files (or bytes of them) one
+/// message to a chunker carries: a message per file would cost more than a tiny file's
+/// whole work (channel hand-offs wake threads), so both travel in batches.
+const EVENT_BATCH: usize = 512;
+const JOB_BATCH_FILES: usize = 16;
+const JOB_BATCH_BYTES: u64 = 1 << 20;
+
+/// Messages from the walker: ordered events for the assembler, file jobs for the chunkers.
+pub(super) struct WalkOutput<'a> {
+    pub events: &'a Sender<Vec<Event>>,
+    pub jobs: &'a Sender<Vec<FileJob>>,
 }
 
 struct Walker<'a> {
     ctx: &'a WalkContext<'a>,
-    events: &'a Sender<Event>,
-    jobs: &'a Sender<FileJob>,
+    out: WalkOutput<'a>,
+    /// Events not sent yet; sent after `jobs`, so the assembler never waits for a file
+    /// whose job is still here.
+    events: Vec<Event>,
+    jobs: Vec<FileJob>,
+    job_bytes: u64,
     progress: &'a Progress,
     owners: OwnerNames,
     seq: u64,
@@ -144,14 +167,48 @@ struct Walker<'a> {
 struct Stopped;
 
 impl Walker<'_> {
-    fn emit(&self, ev: Event) -> std::result::Result<(), Stopped> {
+    fn emit(&mut self, ev: Event) -> std::result::Result<(), Stopped> {
         if self.ctx.cancel.is_cancelled() {
             return Err(Stopped);
         }
-        self.events.send(ev).map_err(|_| Stopped)
+        self.events.push(ev);
+        if self.events.len() >= EVENT_BATCH {
+            self.flush()?;
+        }
+        Ok(())
     }
 
-    fn skip(&self, path: &Path, error: impl ToString) -> std::result::Result<(), Stopped> {
+    /// Queues a file for the chunkers; `bytes` is its expected size (`u64::MAX`: unknown,
+    /// sent at once).
+    fn queue(&mut self, job: FileJob, bytes: u64) -> std::result::Result<(), Stopped> {
+        self.jobs.push(job);
+        self.job_bytes = self.job_bytes.saturating_add(bytes);
+        if self.jobs.len() >= JOB_BATCH_FILES || self.job_bytes >= JOB_BATCH_BYTES {
+            self.flush_jobs()?;
+        }
+        Ok(())
+    }
+
+    fn flush_jobs(&mut self) -> std::result::Result<(), Stopped> {
+        self.job_bytes = 0;
+        if self.jobs.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.jobs, Vec::with_capacity(JOB_BATCH_FILES));
+        self.out.jobs.send(batch).map_err(|_| Stopped)
+    }
+
+    /// Sends what is queued: the jobs first, then the events that refer to them.
+    fn flush(&mut self) -> std::result::Result<(), Stopped> {
+        self.flush_jobs()?;
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.events, Vec::with_capacity(EVENT_BATCH));
+        self.out.events.send(batch).map_err(|_| Stopped)
+    }
+
+    fn skip(&mut self, path: &Path, error: impl ToString) -> std::result::Result<(), Stopped> {
         self.emit(Event::Skipped(Skipped {
             path: path.display().to_string(),
             error: error.to_string(),
@@ -165,8 +222,21 @@ impl Walker<'_> {
         name: &[u8],
         prev: Option<&PrevDir>,
     ) -> std::result::Result<(), Stopped> {
+        let st = dirfd::lstat_at(dir, OsStr::from_bytes(name));
+        self.visit_stated(dir, path, name, prev, st)
+    }
+
+    /// Visits `name` in `dir`, stat'ed as `st`.
+    fn visit_stated(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        path: &Path,
+        name: &[u8],
+        prev: Option<&PrevDir>,
+        st: std::io::Result<dirfd::Meta>,
+    ) -> std::result::Result<(), Stopped> {
         let os_name = OsStr::from_bytes(name);
-        let st = match dirfd::lstat_at(dir, os_name) {
+        let st = match st {
             Ok(st) => st,
             Err(e) => return self.skip(path, e),
         };
@@ -178,7 +248,14 @@ impl Walker<'_> {
             self.note_removed(before);
             return Ok(());
         }
-        let mut node = match node_from_meta(name, dir, &st, kind, &self.owners) {
+        // A file's extended attributes are read below, through the file or from the
+        // parent snapshot, not through a `/proc` path (the walk's costliest lookup).
+        let built = if kind == NodeKind::File {
+            node_without_xattrs(name, dir, &st, kind, &self.owners)
+        } else {
+            node_from_meta(name, dir, &st, kind, &self.owners)
+        };
+        let mut node = match built {
             Ok(n) => n,
             Err(e) => return self.skip(path, e),
         };
@@ -208,6 +285,9 @@ impl Walker<'_> {
             NodeKind::File => {
                 self.progress.total_items.fetch_add(1, Relaxed);
                 if let Some(b) = before.filter(|b| unchanged(b, &node)) {
+                    // Setting an extended attribute changes ctime, which `unchanged`
+                    // compares: an unchanged file has its parent entry's attributes.
+                    node.xattrs = b.xattrs.clone();
                     node.content = b.content.clone();
                     self.progress.done(1, 0);
                     return self.emit(Event::Unchanged(node));
@@ -221,6 +301,11 @@ impl Walker<'_> {
                 if !dirfd::fstat(&file).is_ok_and(|now| now.same_file(&st)) {
                     return self.skip(path, REPLACED);
                 }
+                node.xattrs = read_xattrs_of(&file);
+                if self.ctx.prefetch {
+                    // Queued jobs' reads start now, in parallel, not one by one later.
+                    dirfd::prefetch(&file, node.size);
+                }
                 self.seq += 1;
                 self.progress.total_bytes.fetch_add(node.size, Relaxed);
                 let job = FileJob {
@@ -230,7 +315,7 @@ impl Walker<'_> {
                     small_chunks: false,
                     size_hint: node.size,
                 };
-                self.jobs.send(job).map_err(|_| Stopped)?;
+                self.queue(job, node.size)?;
                 let existed = before.is_some_and(|b| b.kind == Some(NodeKind::File));
                 self.emit(Event::File(self.seq, path.to_path_buf(), node, existed))
             }
@@ -272,8 +357,8 @@ impl Walker<'_> {
                 }
             }
         }
-        for n in &names {
-            self.visit(dir, &path.join(n), n.as_bytes(), prev)?;
+        for (n, st) in names.iter().zip(stat_all(dir, &names)) {
+            self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st)?;
         }
         Ok(())
     }
@@ -333,7 +418,7 @@ impl Walker<'_> {
                 small_chunks: e.small_chunks,
                 size_hint: 0,
             };
-            self.jobs.send(job).map_err(|_| Stopped)?;
+            self.queue(job, u64::MAX)?;
             self.emit(Event::File(self.seq, path, node, existed))?;
         }
         while open.pop().is_some() {
@@ -383,6 +468,24 @@ impl Walker<'_> {
     }
 }
 
+/// `lstat` of every entry of a directory, on rayon's threads when there are many: with a
+/// parent snapshot most files need nothing else, so the stats are most of the walk's
+/// work, and one thread doing them all was what a no-change snapshot waited for.
+fn stat_all(
+    dir: BorrowedFd<'_>,
+    names: &[std::ffi::OsString],
+) -> Vec<std::io::Result<dirfd::Meta>> {
+    use rayon::prelude::*;
+    if names.len() < 64 {
+        return names.iter().map(|n| dirfd::lstat_at(dir, n)).collect();
+    }
+    names
+        .par_iter()
+        .with_min_len(32)
+        .map(|n| dirfd::lstat_at(dir, n))
+        .collect()
+}
+
 /// Why an entry that changed between being listed and being opened was left out.
 const REPLACED: &str = "replaced while being backed up (not the entry that was listed); left out";
 
@@ -390,15 +493,16 @@ const REPLACED: &str = "replaced while being backed up (not the entry that was l
 pub(super) fn walk(
     ctx: &WalkContext,
     sources: &[PathBuf],
-    events: &Sender<Event>,
-    jobs: &Sender<FileJob>,
+    out: WalkOutput,
     progress: &Progress,
 ) -> Result<WalkStats> {
     progress.set_unit("files");
     let mut w = Walker {
         ctx,
-        events,
-        jobs,
+        out,
+        events: Vec::with_capacity(EVENT_BATCH),
+        jobs: Vec::with_capacity(JOB_BATCH_FILES),
+        job_bytes: 0,
         progress,
         owners: OwnerNames::default(),
         seq: 0,
@@ -456,7 +560,7 @@ pub(super) fn walk(
         for v in w.ctx.virtual_sources {
             w.visit_virtual(*v, root_prev.as_ref())?;
         }
-        Ok(())
+        w.flush()
     };
     let _ = run(&mut w, &mut open);
     progress.totals_final.store(true, Relaxed);
