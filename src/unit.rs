@@ -6,8 +6,9 @@
 //! against 238 MB one by one, 1 MiB units a little less again; a trained zstd dictionary
 //! reached 215–218 MB (README, "Performance"). Each blob keeps its own id and index
 //! entry — dedup is per blob as before — and reading one decompresses its unit (at most
-//! [`UNIT_TARGET`] + [`SMALL_BLOB`] bytes, about a millisecond). Readers keep the last unit they opened per thread
-//! (`Repository::open_blob`), so reading a unit's blobs in order decompresses it once.
+//! [`UNIT_TARGET`] + [`SMALL_BLOB`] bytes, about a millisecond). Readers keep the last
+//! unit they opened per thread (`Repository::open_blob`), so reading a unit's blobs in
+//! order decompresses it once.
 
 use crate::blob::{self, BlobKind};
 use crate::crypto::MasterKey;
@@ -81,9 +82,8 @@ impl Open {
 }
 
 /// Turns blobs into envelopes: large ones and trees at once, small data blobs in units.
-/// One per thread
-/// that seals; nothing it holds is stored until it is returned by [`Grouper::push`] or
-/// [`Grouper::flush`] and packed.
+/// One per thread that seals; nothing it holds is stored until it is returned by
+/// [`Grouper::push`] or [`Grouper::flush`] and packed.
 pub struct Grouper<'k> {
     key: &'k MasterKey,
     level: i32,

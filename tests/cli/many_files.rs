@@ -72,14 +72,14 @@ fn batched_pipeline_is_deterministic_and_restores_exactly() {
     ]);
     assert_eq!(summary(&one, "files_new"), files, "{one}");
     assert_eq!(summary(&three, "files_new"), files, "{three}");
-    assert_eq!(
-        one["tree"], three["tree"],
-        "tree ids depend on thread count"
-    );
-    assert_eq!(
-        summary(&three, "blobs_added"),
-        0,
-        "second run stored blobs: {three}"
+    // The source's trees must come out identical: only the trees of its ancestors may be
+    // new (/tmp's mtime moves while other tests run). Any difference below the source
+    // would add its tree and a directory's on top of those.
+    let ancestors = src.ancestors().count() as u64 - 1;
+    let added = summary(&three, "blobs_added");
+    assert!(
+        added <= ancestors,
+        "tree ids depend on thread count: {added} blobs added, {three}"
     );
 
     let out = env.path("out");
@@ -116,6 +116,6 @@ fn batched_pipeline_is_deterministic_and_restores_exactly() {
     // above the source are new: the test directory gained entries).
     let same = env.json(&["snapshot", path]);
     assert_eq!(summary(&same, "files_unchanged"), files);
-    assert!(summary(&same, "blobs_added") <= 3, "{same}");
+    assert!(summary(&same, "blobs_added") <= ancestors, "{same}");
     assert_eq!(summary(&same, "bytes_read"), 0);
 }

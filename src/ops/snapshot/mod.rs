@@ -253,6 +253,7 @@ impl Prepared {
                 nsec: self.time.timestamp_subsec_nanos(),
             },
             prefetch: true,
+            parallel_stat: true,
         }
     }
 }
@@ -262,12 +263,13 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     let started = Instant::now();
     let prepared = prepare(repo, job)?;
     let budget = repo.quota_headroom()?;
-    let ctx = prepared.walk_context(repo, job, run.token().clone());
+    let mut ctx = prepared.walk_context(repo, job, run.token().clone());
     let sources = &prepared.sources;
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
+    ctx.parallel_stat = threads > 1;
     let chunkers = (
         Chunker::new(repo.config().chunker_files, repo.key().chunker_seed()),
         Chunker::new(repo.config().chunker_bson, repo.key().chunker_seed()),

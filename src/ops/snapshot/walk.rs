@@ -132,6 +132,8 @@ pub(super) struct WalkContext<'a> {
     /// Start reading small files' content as they are queued ([`dirfd::prefetch`]); off
     /// for a dry run, which reads no content.
     pub prefetch: bool,
+    /// Stat large directories' entries on rayon's threads (off with `--threads 1`).
+    pub parallel_stat: bool,
 }
 
 /// Events per message to the assembler, and at most how many files (or bytes of them) one
@@ -357,7 +359,8 @@ impl Walker<'_> {
                 }
             }
         }
-        for (n, st) in names.iter().zip(stat_all(dir, &names)) {
+        let stats = stat_all(dir, &names, self.ctx.parallel_stat);
+        for (n, st) in names.iter().zip(stats) {
             self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st)?;
         }
         Ok(())
@@ -474,9 +477,10 @@ impl Walker<'_> {
 fn stat_all(
     dir: BorrowedFd<'_>,
     names: &[std::ffi::OsString],
+    parallel: bool,
 ) -> Vec<std::io::Result<dirfd::Meta>> {
     use rayon::prelude::*;
-    if names.len() < 64 {
+    if !parallel || names.len() < 64 {
         return names.iter().map(|n| dirfd::lstat_at(dir, n)).collect();
     }
     names
