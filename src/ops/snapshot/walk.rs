@@ -359,9 +359,13 @@ impl Walker<'_> {
                 }
             }
         }
-        let stats = stat_all(dir, &names, self.ctx.parallel_stat);
-        for (n, st) in names.iter().zip(stats) {
-            self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st)?;
+        // In slices: a huge directory's stats are not all held at once, and none is much
+        // older than the visit that uses it.
+        for slice in names.chunks(STAT_SLICE) {
+            let stats = stat_all(dir, slice, self.ctx.parallel_stat);
+            for (n, st) in slice.iter().zip(stats) {
+                self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st)?;
+            }
         }
         Ok(())
     }
@@ -471,7 +475,10 @@ impl Walker<'_> {
     }
 }
 
-/// `lstat` of every entry of a directory, on rayon's threads when there are many: with a
+/// Directory entries stat'ed together, ahead of their visits.
+const STAT_SLICE: usize = 1024;
+
+/// `lstat` of directory entries, on rayon's threads when there are many: with a
 /// parent snapshot most files need nothing else, so the stats are most of the walk's
 /// work, and one thread doing them all was what a no-change snapshot waited for.
 fn stat_all(

@@ -190,6 +190,8 @@ impl Job {
 #[derive(Default)]
 struct Table {
     jobs: BTreeMap<String, Job>,
+    /// Queued jobs in submission order: they take free slots first come, first served.
+    waiting: VecDeque<String>,
     running: usize,
     threads: Vec<JoinHandle<()>>,
 }
@@ -267,12 +269,23 @@ impl Jobs {
         };
         let view = job.view();
         t.jobs.insert(id.clone(), job);
+        t.waiting.push_back(id.clone());
         t.threads.retain(|h| !h.is_finished());
         let me = self.clone();
-        let handle = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("job-{}", &id[id.len() - 6..]))
-            .spawn(move || me.work(id, cancel, work))
-            .map_err(|e| Problem::unavailable(format!("cannot start a job thread: {e}")))?;
+            .spawn(move || me.work(id, cancel, work));
+        let handle = match spawned {
+            Ok(h) => h,
+            Err(e) => {
+                // Not left queued: it would hold up every job behind it.
+                t.jobs.remove(&view.id);
+                t.waiting.retain(|w| *w != view.id);
+                return Err(Problem::unavailable(format!(
+                    "cannot start a job thread: {e}"
+                )));
+            }
+        };
         t.threads.push(handle);
         Ok(view)
     }
@@ -281,13 +294,16 @@ impl Jobs {
     fn work(self: Arc<Self>, id: String, cancel: CancelToken, work: Work) {
         {
             let mut t = self.lock();
-            while t.running >= self.max && !cancel.is_cancelled() {
+            while (t.running >= self.max || t.waiting.front() != Some(&id))
+                && !cancel.is_cancelled()
+            {
                 t = self
                     .slots
                     .wait_timeout(t, Duration::from_millis(500))
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
             }
+            t.waiting.retain(|w| *w != id);
             if cancel.is_cancelled() {
                 drop(t);
                 return self.end(
@@ -302,6 +318,8 @@ impl Jobs {
                 j.view.started = Some(Utc::now());
             }
         }
+        // The next in line may take another free slot.
+        self.slots.notify_all();
         tracing::info!(job = %id, "job started");
         let observer = Arc::new(JobObserver {
             jobs: self.clone(),
@@ -448,6 +466,35 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("job {id} did not end");
+    }
+
+    #[test]
+    fn queued_jobs_start_in_submission_order() {
+        let jobs = Jobs::new(1, Box::new(|_| {}));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let gate: Work = Box::new(|ctx, _| {
+            while !ctx.cancelled() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Outcome::of::<()>(ctx.check(), |_| false)
+        });
+        let first = jobs.submit(spec(None), gate).unwrap();
+        let mut ids = Vec::new();
+        for n in 0..6 {
+            let order = order.clone();
+            let work: Work = Box::new(move |_, _| {
+                order.lock().unwrap().push(n);
+                Outcome::of(Ok(n), |_| false)
+            });
+            ids.push(jobs.submit(spec(None), work).unwrap().id);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(jobs.cancel(&first.id), Some(true));
+        for id in &ids {
+            assert_eq!(wait_done(&jobs, id).state, JobState::Ok);
+        }
+        assert_eq!(*order.lock().unwrap(), (0..6).collect::<Vec<_>>());
+        jobs.shutdown(Duration::from_secs(1));
     }
 
     #[test]
