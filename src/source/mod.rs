@@ -19,6 +19,9 @@ pub struct VirtualEntry {
     pub open: Opener,
     /// Whether to cut it with the config's small-chunk (BSON stream) parameters.
     pub small_chunks: bool,
+    /// The parent snapshot's entry, when the source vouches the content is unchanged
+    /// since: stored as it is, `open` is not called.
+    pub reuse: Option<crate::tree::Node>,
 }
 
 /// A source that is not a directory tree (a database): it lists file-like entries under
@@ -42,5 +45,15 @@ pub trait VirtualSource: Send + Sync {
         _root: crate::id::TreeId,
     ) -> crate::error::Result<()> {
         Ok(())
+    }
+    /// Learns the run's parent snapshot (found under the run's lock, before `entries`),
+    /// so that it can vouch for unchanged entries; returns a note for the report.
+    #[cfg(feature = "local-index")]
+    fn use_parent(
+        &self,
+        _repo: &crate::repository::Repository,
+        _parent: &crate::snapshot::Snapshot,
+    ) -> Option<String> {
+        None
     }
 }

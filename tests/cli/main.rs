@@ -54,6 +54,8 @@ mod mongodb_pitr_scope;
 mod mongodb_replay;
 #[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_restore;
+#[cfg(all(feature = "mongo", feature = "testing"))]
+mod mongodb_reuse;
 #[cfg(all(feature = "mount", feature = "testing"))]
 mod mount;
 #[cfg(all(feature = "object-store", feature = "testing"))]

@@ -12,6 +12,7 @@
 //! `system.*` collections are server-managed and left out (reported), except
 //! `system.js`, the database's stored functions, which are saved like any collection.
 
+pub mod reuse;
 mod stream;
 
 use std::io::{self, Read};
@@ -59,6 +60,8 @@ pub struct CollectionPlan {
     pub indexes: Vec<Document>,
     /// Documents (filled in from the stream for collections; 0 for views).
     pub count: i64,
+    /// The collection's UUID (listCollections `info.uuid`), when the server gives one.
+    pub uuid: Option<Bson>,
 }
 
 impl CollectionPlan {
@@ -79,6 +82,9 @@ impl CollectionPlan {
         };
         if let Some(t) = cluster_time {
             d.insert("clusterTime", t);
+        }
+        if let Some(u) = &self.uuid {
+            d.insert("uuid", u.clone());
         }
         d
     }
@@ -174,6 +180,11 @@ impl MongoSource {
                     continue;
                 }
                 let options = info.get_document("options").cloned().unwrap_or_default();
+                let uuid = info
+                    .get_document("info")
+                    .ok()
+                    .and_then(|i| i.get("uuid"))
+                    .cloned();
                 let (indexes, count) = if kind == "view" {
                     (Vec::new(), 0)
                 } else {
@@ -199,6 +210,7 @@ impl MongoSource {
                     options,
                     indexes,
                     count,
+                    uuid,
                 });
             }
         }
@@ -275,6 +287,8 @@ pub struct MongoBackup {
     source: std::sync::Arc<MongoSource>,
     plan: Vec<CollectionPlan>,
     scope: crate::snapshot::MongoScope,
+    /// Collections taken from the parent snapshot unread ([`reuse`]), by (db, name).
+    reused: std::sync::Mutex<std::collections::HashMap<(String, String), reuse::Reused>>,
 }
 
 impl MongoBackup {
@@ -290,6 +304,7 @@ impl MongoBackup {
                 dbs: sel.dbs.clone(),
                 collections: sel.collections.clone(),
             },
+            reused: Default::default(),
         })
     }
 
@@ -325,6 +340,12 @@ impl MongoBackup {
     pub fn collections(&self) -> &[CollectionPlan] {
         &self.plan
     }
+
+    /// What the parent snapshot gives for `db.name` unread, if anything.
+    fn reused(&self, db: &str, name: &str) -> Option<reuse::Reused> {
+        let map = self.reused.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(db.to_string(), name.to_string())).cloned()
+    }
 }
 
 impl crate::source::VirtualSource for MongoBackup {
@@ -347,7 +368,16 @@ impl crate::source::VirtualSource for MongoBackup {
             let end = std::sync::Arc::new(StreamEnd::default());
             // Data before metadata: chunkers take jobs in order, so the stream whose
             // count the metadata waits for is always already being read.
-            if c.kind != "view" {
+            if let Some(r) = self.reused(&c.db, &c.name) {
+                end.finish(Ok(r.count));
+                out.push(crate::source::VirtualEntry {
+                    dirs: dirs.clone(),
+                    name: layout::DATA.into(),
+                    open: Box::new(|| Err(io::Error::other("taken from the parent unread"))),
+                    small_chunks: true,
+                    reuse: Some(r.data),
+                });
+            } else if c.kind != "view" {
                 let (src, db, name) = (self.source.clone(), c.db.clone(), c.name.clone());
                 let (end, capped) = (end.clone(), is_capped(&c.options));
                 out.push(crate::source::VirtualEntry {
@@ -364,6 +394,7 @@ impl crate::source::VirtualSource for MongoBackup {
                         }
                     }),
                     small_chunks: true,
+                    reuse: None,
                 });
             } else {
                 end.finish(Ok(0));
@@ -382,6 +413,7 @@ impl crate::source::VirtualSource for MongoBackup {
                     Ok(Box::new(io::Cursor::new(bytes)) as Box<dyn Read + Send>)
                 }),
                 small_chunks: true,
+                reuse: None,
             });
         }
         // Tree order: by the escaped names, as the entries will be stored.
@@ -392,6 +424,17 @@ impl crate::source::VirtualSource for MongoBackup {
     #[cfg(feature = "local-index")]
     fn verify(&self, repo: &crate::repository::Repository, root: crate::id::TreeId) -> Result<()> {
         self.verify_tree(repo, root)
+    }
+
+    #[cfg(feature = "local-index")]
+    fn use_parent(
+        &self,
+        repo: &crate::repository::Repository,
+        parent: &crate::snapshot::Snapshot,
+    ) -> Option<String> {
+        let d = reuse::decide(repo, parent, &self.source, &self.plan);
+        *self.reused.lock().unwrap_or_else(|p| p.into_inner()) = d.reused;
+        d.note
     }
 }
 

@@ -10,6 +10,7 @@
 //! entry of its databases in that range, so slices chain when one's `after` equals the
 //! previous one's `until`. A break in the chain is a gap nothing can restore across.
 
+pub mod changes;
 pub mod coverage;
 #[cfg(feature = "mongo")]
 pub mod diff;
@@ -35,6 +36,27 @@ pub fn load_slices(
         );
     }
     Ok(out)
+}
+
+/// A slice's entries (raw BSON documents back to back), read from its chunks and checked
+/// against its recorded size.
+#[cfg(feature = "local-index")]
+pub fn slice_bytes(
+    repo: &crate::repository::Repository,
+    slice: &slice::Slice,
+) -> crate::error::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(slice.bytes as usize);
+    for c in &slice.chunks {
+        let blob = crate::id::BlobId::from(*c);
+        bytes.extend_from_slice(&repo.read_blob(crate::blob::BlobKind::Data, &blob)?);
+    }
+    if bytes.len() as u64 != slice.bytes {
+        return Err(crate::error::Error::corrupt(
+            format!("oplog slice {}", slice.id.short()),
+            "its chunks do not add up to its size",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Slice objects that could not be read, with why.

@@ -5,9 +5,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::blob::BlobKind;
 use crate::error::{Error, Result};
-use crate::id::BlobId;
 use crate::mongo::oplog::coverage::{self, plan};
 use crate::mongo::oplog::namespaces::written_namespaces;
 use crate::mongo::oplog::replay::{Cut, ReplayStats, Replayer, Selection};
@@ -252,16 +250,7 @@ fn for_each_entry(
     mut f: impl FnMut(&RawDocument) -> Result<()>,
 ) -> Result<()> {
     for (slice, from, to) in &rf.parts {
-        let mut bytes = Vec::with_capacity(slice.bytes as usize);
-        for c in &slice.chunks {
-            bytes.extend_from_slice(&repo.read_blob(BlobKind::Data, &BlobId::from(*c))?);
-        }
-        if bytes.len() as u64 != slice.bytes {
-            return Err(Error::corrupt(
-                format!("oplog slice {}", slice.id.short()),
-                "its chunks do not add up to its size",
-            ));
-        }
+        let bytes = crate::mongo::oplog::slice_bytes(repo, slice)?;
         for raw in split_entries(&bytes)? {
             let doc = RawDocument::from_bytes(raw)
                 .map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;

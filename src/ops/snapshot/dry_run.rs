@@ -43,7 +43,7 @@ pub struct DryRunReport {
 }
 
 pub(super) fn run(repo: &Repository, job: &Job, ctx: &Ctx) -> Result<DryRunReport> {
-    let prepared = super::prepare(repo, job)?;
+    let prepared = super::prepare(repo, job, ctx)?;
     let mut wctx = prepared.walk_context(repo, job, ctx.token().clone());
     wctx.prefetch = false;
     let progress = Progress::default();

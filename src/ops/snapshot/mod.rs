@@ -187,7 +187,7 @@ struct Prepared {
     parent: Option<Snapshot>,
 }
 
-fn prepare(repo: &Repository, job: &Job) -> Result<Prepared> {
+fn prepare(repo: &Repository, job: &Job, ctx: &Ctx) -> Result<Prepared> {
     let (opts, virtual_sources) = (job.req, job.virtual_sources.as_slice());
     let time = chrono::Utc::now();
     let sources = if opts.paths.is_empty() && !virtual_sources.is_empty() {
@@ -221,6 +221,13 @@ fn prepare(repo: &Repository, job: &Job) -> Result<Prepared> {
         paths: paths.clone(),
     };
     let parent = parent::find(repo, &opts.parent, &series)?;
+    if let Some(p) = &parent {
+        for v in virtual_sources {
+            if let Some(note) = v.use_parent(repo, p) {
+                ctx.note(format!("{}: {note}", v.kind()));
+            }
+        }
+    }
     Ok(Prepared {
         sources,
         excluder,
@@ -261,7 +268,7 @@ impl Prepared {
 fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) -> Result<Snapshot> {
     let (opts, virtual_sources) = (job.req, job.virtual_sources.as_slice());
     let started = Instant::now();
-    let prepared = prepare(repo, job)?;
+    let prepared = prepare(repo, job, run)?;
     let budget = repo.quota_headroom()?;
     let mut ctx = prepared.walk_context(repo, job, run.token().clone());
     let sources = &prepared.sources;

@@ -370,8 +370,9 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Emits a virtual source's entries under its root directory. Their content is always
-    /// read (a database has no mtime to trust), and dedup keeps unchanged ones free.
+    /// Emits a virtual source's entries under its root directory. Their content is read
+    /// (a database has no mtime to trust; dedup keeps unchanged ones free) unless the
+    /// source vouches for the parent's entry (`reuse`: MongoDB, from the oplog).
     fn visit_virtual(
         &mut self,
         v: &dyn VirtualSource,
@@ -409,7 +410,6 @@ impl Walker<'_> {
             path.push(v.root());
             path.extend(&e.dirs);
             path.push(&e.name);
-            self.seq += 1;
             self.progress.total_items.fetch_add(1, Relaxed);
             let node = Node {
                 name: e.name.as_bytes().to_vec(),
@@ -418,6 +418,17 @@ impl Walker<'_> {
                 mtime: self.ctx.time,
                 ..Node::default()
             };
+            if let Some(prev) = e.reuse {
+                let size = prev.size;
+                self.progress.done(1, 0);
+                self.emit(Event::Unchanged(Node {
+                    size,
+                    content: prev.content,
+                    ..node
+                }))?;
+                continue;
+            }
+            self.seq += 1;
             let job = FileJob {
                 seq: self.seq,
                 file: None,

@@ -1,0 +1,410 @@
+//! Unwritten collections are not read again: when the oplog between the parent snapshot's
+//! cluster time and this snapshot's is known without a break — from slices `follow`
+//! sealed, then from the server's own oplog for the rest — a collection no entry of it
+//! touches ([`Changes`]) has exactly the parent's documents, so its `data.bson` entry is
+//! taken from the parent unread. `check` still verifies those chunks like any others.
+//!
+//! Only collections the parent saved under the same collection UUID qualify (a drop and
+//! re-create, or a rename over it, gives a new UUID even where the oplog capture would not
+//! show it), and only on a replica set whose parent snapshot has the same server identity
+//! and layout. The oplog is read only while that costs less than reading what it spares
+//! (a quarter of those collections' size); otherwise, and on any doubt, everything is read
+//! as before.
+
+use std::collections::{BTreeSet, HashMap};
+
+use mongodb::bson::{doc, Bson, RawDocumentBuf, Timestamp};
+
+use super::{CollectionPlan, MongoSource, ROOT};
+use crate::error::{Error, Result};
+use crate::mongo::client::{db_err, hello};
+use crate::mongo::layout;
+use crate::mongo::oplog::changes::{entry_time, Changes};
+use crate::mongo::oplog::slice::{split_entries, Slice};
+use crate::repository::Repository;
+use crate::snapshot::{ClusterTime, Snapshot};
+use crate::tree::{Node, NodeKind};
+
+/// A collection's saved documents taken over from the parent snapshot.
+#[derive(Clone, Debug)]
+pub struct Reused {
+    /// The parent's `data.bson` entry.
+    pub data: Node,
+    /// Its document count (from the parent's metadata).
+    pub count: i64,
+}
+
+/// What [`decide`] found.
+#[derive(Debug, Default)]
+pub struct Decision {
+    /// Collections to take from the parent, by (db, name).
+    pub reused: HashMap<(String, String), Reused>,
+    /// What was decided and why, for the report.
+    pub note: Option<String>,
+}
+
+/// Why nothing is reused (said in the report), or a failure reading what decides it.
+enum Stop {
+    Why(String),
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+fn why<T>(text: impl Into<String>) -> std::result::Result<T, Stop> {
+    Err(Stop::Why(text.into()))
+}
+
+/// Oplog read so far, against what reading it may cost.
+#[derive(Default)]
+struct Scan {
+    entries: u64,
+    bytes: u64,
+    budget: u64,
+    slices: usize,
+    from_server: u64,
+}
+
+impl Scan {
+    fn spend(&mut self, bytes: u64) -> std::result::Result<(), Stop> {
+        self.entries += 1;
+        // An entry costs the server a read even when little of it is sent.
+        self.bytes += bytes + 64;
+        if self.bytes > self.budget {
+            return why(
+                "the oplog since the parent snapshot is larger than reading the collections would be",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Decides which of `plan`'s collections can be taken from `parent` unread.
+pub fn decide(
+    repo: &Repository,
+    parent: &Snapshot,
+    source: &MongoSource,
+    plan: &[CollectionPlan],
+) -> Decision {
+    let mut decision = Decision::default();
+    match find(repo, parent, source, plan) {
+        Ok((reused, scan, until)) => {
+            let total = plan.iter().filter(|c| c.kind != "view").count();
+            decision.note = Some(format!(
+                "{} of {total} collection(s) unwritten since snapshot {} (oplog to {until} read: \
+                 {} entries, {} from slices, {} from the server): taken from it unread",
+                reused.len(),
+                parent.id.short(),
+                scan.entries,
+                scan.slices,
+                scan.from_server,
+            ));
+            decision.reused = reused;
+        }
+        Err(Stop::Why(text)) => {
+            decision.note = Some(format!("every collection is read: {text}"));
+        }
+        Err(Stop::Failed(e)) => {
+            decision.note = Some(format!(
+                "every collection is read: the oplog could not be checked ({e})"
+            ));
+        }
+    }
+    decision
+}
+
+type Found = (HashMap<(String, String), Reused>, Scan, ClusterTime);
+
+fn find(
+    repo: &Repository,
+    parent: &Snapshot,
+    source: &MongoSource,
+    plan: &[CollectionPlan],
+) -> std::result::Result<Found, Stop> {
+    let Some(m) = parent.mongodb.as_ref() else {
+        return why("the parent snapshot saved no MongoDB server");
+    };
+    if !source.server.starts_with("replset:") {
+        return why("only a replica set's oplog says what changed");
+    }
+    if m.server.as_deref() != Some(source.server.as_str())
+        || m.consistency != "snapshot"
+        || m.layout != Some(layout::LAYOUT)
+    {
+        return why("the parent snapshot is of another server, or older");
+    }
+    let (Some(t0), Some(t1)) = (m.cluster_time, source.cluster_time.map(ct)) else {
+        return why("no cluster time to compare");
+    };
+    if t1 < t0 {
+        return why("the parent snapshot is newer than this one's read time");
+    }
+    let candidates = candidates(repo, parent, plan)?;
+    if candidates.is_empty() {
+        return why("no collection of the parent snapshot matches a collection now");
+    }
+    let size: u64 = candidates.values().map(|r| r.data.size).sum();
+    let mut scan = Scan {
+        budget: size / 4 + (1 << 20),
+        ..Scan::default()
+    };
+    let dbs: BTreeSet<&str> = candidates.keys().map(|(d, _)| d.as_str()).collect();
+    let mut changes = Changes::default();
+    let all_touched = |c: &Changes| candidates.keys().all(|(d, n)| c.touches(d, n));
+    let (mut cur, mut anchor) = (t0, None);
+    let slices = crate::mongo::oplog::load_slices(repo)?;
+    for s in chain(&slices, &source.server, &dbs, t0, t1) {
+        anchor = s.last.or(anchor);
+        let bytes = crate::mongo::oplog::slice_bytes(repo, s)?;
+        scan.slices += 1;
+        for raw in split_entries(&bytes)? {
+            let entry = mongodb::bson::RawDocument::from_bytes(raw)
+                .map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
+            match entry_time(entry) {
+                Some(t) if t <= t0 || t > t1 => continue,
+                Some(_) => {}
+                None => return why("an oplog entry without a time"),
+            }
+            scan.spend(raw.len() as u64)?;
+            changes.add(entry);
+        }
+        cur = s.until;
+        if all_touched(&changes) {
+            return why("every collection was written");
+        }
+    }
+    if cur < t1 {
+        let span = (cur, t1, anchor);
+        from_server(source, span, &mut changes, &mut scan, &all_touched)?;
+    }
+    if changes.everything() || all_touched(&changes) {
+        return why("every collection was written");
+    }
+    let reused = candidates
+        .into_iter()
+        .filter(|((d, n), _)| !changes.touches(d, n))
+        .collect();
+    Ok((reused, scan, t1))
+}
+
+/// The collections of `plan` the parent saved under the same UUID, with their entries.
+fn candidates(
+    repo: &Repository,
+    parent: &Snapshot,
+    plan: &[CollectionPlan],
+) -> Result<HashMap<(String, String), Reused>> {
+    let top = repo
+        .load_tree(&parent.tree)?
+        .nodes
+        .into_iter()
+        .find(|n| n.name == ROOT.as_bytes())
+        .and_then(|n| n.subtree);
+    let Some(top) = top else {
+        return Ok(HashMap::new());
+    };
+    let mut saved: HashMap<(String, String), layout::Saved> = layout::read(repo, top)?
+        .into_iter()
+        .map(|s| ((s.db.clone(), s.name.clone()), s))
+        .collect();
+    let mut out = HashMap::new();
+    for c in plan.iter().filter(|c| c.kind == "collection") {
+        let key = (c.db.clone(), c.name.clone());
+        let (Some(uuid), Some(s)) = (c.uuid.as_ref(), saved.remove(&key)) else {
+            continue;
+        };
+        let count = s.meta.get_i64("count").unwrap_or(-1);
+        let Some(data) = s.data else { continue };
+        let whole = data.size == 0 || !data.content.is_empty();
+        if s.meta.get("uuid") != Some(uuid)
+            || count < 0
+            || data.kind != Some(NodeKind::File)
+            || !whole
+        {
+            continue;
+        }
+        out.insert(key, Reused { data, count });
+    }
+    Ok(out)
+}
+
+/// Slices of `server` holding every entry of `dbs`, chained from `t0` towards `t1`
+/// without a break.
+fn chain<'a>(
+    slices: &'a [Slice],
+    server: &str,
+    dbs: &BTreeSet<&str>,
+    t0: ClusterTime,
+    t1: ClusterTime,
+) -> Vec<&'a Slice> {
+    let covers = |s: &Slice| {
+        s.source == server
+            && if s.dbs.is_empty() {
+                dbs.iter()
+                    .all(|d| !["admin", "local", "config"].contains(d))
+            } else {
+                dbs.iter().all(|d| s.dbs.iter().any(|x| x == d))
+            }
+    };
+    let mut out = Vec::new();
+    let mut cur = t0;
+    while cur < t1 {
+        let next = slices
+            .iter()
+            .filter(|s| covers(s) && s.after <= cur && s.until > cur)
+            .max_by_key(|s| s.until);
+        match next {
+            Some(s) => {
+                out.push(s);
+                cur = s.until;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Reads the server's oplog in `(after, until]`, refused when the oplog no longer reaches
+/// back to `after`. Nothing is read when the server's last write is not after `after`
+/// (every entry up to `until`, this snapshot's read time, existed when `hello` ran). The
+/// read starts at `anchor`, an entry at or before `after` that a slice held, when there is
+/// one: finding it proves nothing after it was dropped (an oplog loses its oldest entries
+/// first) without a separate query for the oldest entry.
+fn from_server(
+    source: &MongoSource,
+    (after, until, anchor): (ClusterTime, ClusterTime, Option<ClusterTime>),
+    changes: &mut Changes,
+    scan: &mut Scan,
+    all_touched: &dyn Fn(&Changes) -> bool,
+) -> std::result::Result<(), Stop> {
+    let last_write = hello(&source.client)?
+        .get_document("lastWrite")
+        .and_then(|w| w.get_document("opTime"))
+        .and_then(|o| o.get_timestamp("ts"))
+        .ok()
+        .map(ct);
+    if last_write.is_some_and(|w| w <= after) {
+        return Ok(());
+    }
+    let oplog = source
+        .client
+        .database("local")
+        .collection::<RawDocumentBuf>("oplog.rs");
+    let err = |e| Stop::Failed(db_err("reading the oplog", e));
+    let range = match anchor {
+        Some(a) => doc! {"ts": {"$gte": ts(a), "$lte": ts(until)}},
+        None => doc! {"ts": {"$gt": ts(after), "$lte": ts(until)}},
+    };
+    let mut anchored = false;
+    let cursor = oplog.find(range).batch_size(10_000).run().map_err(err)?;
+    for (n, entry) in cursor.enumerate() {
+        let entry = entry.map_err(err)?;
+        let Some(t) = entry_time(&entry) else {
+            return why("an oplog entry without a time");
+        };
+        anchored |= Some(t) == anchor;
+        scan.spend(entry.as_bytes().len() as u64)?;
+        if t <= after {
+            continue;
+        }
+        scan.from_server += 1;
+        changes.add(&entry);
+        if n % 1024 == 1023 && all_touched(changes) {
+            return why("every collection was written");
+        }
+    }
+    if anchored {
+        return Ok(());
+    }
+    let oldest = oplog
+        .find(doc! {})
+        .sort(doc! {"$natural": 1})
+        .limit(1)
+        .run()
+        .map_err(err)?
+        .next()
+        .transpose()
+        .map_err(err)?;
+    match oldest.as_deref().and_then(entry_time) {
+        Some(t) if t <= after => Ok(()),
+        _ => why(format!(
+            "the server's oplog no longer reaches back to {after}"
+        )),
+    }
+}
+
+fn ct(t: Timestamp) -> ClusterTime {
+    ClusterTime {
+        t: t.time,
+        i: t.increment,
+    }
+}
+
+fn ts(c: ClusterTime) -> Bson {
+    Bson::Timestamp(Timestamp {
+        time: c.t,
+        increment: c.i,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::SliceId;
+
+    fn t(t: u32) -> ClusterTime {
+        ClusterTime { t, i: 0 }
+    }
+
+    fn slice(after: u32, until: u32, dbs: &[&str]) -> Slice {
+        Slice {
+            version: crate::mongo::oplog::slice::SLICE_VERSION,
+            id: SliceId::random(),
+            source: "replset:rs:1".into(),
+            dbs: dbs.iter().map(|d| d.to_string()).collect(),
+            host: "h".into(),
+            created: chrono::Utc::now(),
+            after: t(after),
+            until: t(until),
+            until_wall: None,
+            first: None,
+            last: None,
+            entries: 0,
+            bytes: 0,
+            chunks: Vec::new(),
+            gap: None,
+        }
+    }
+
+    fn ends(v: Vec<&Slice>) -> Vec<(u32, u32)> {
+        v.iter().map(|s| (s.after.t, s.until.t)).collect()
+    }
+
+    #[test]
+    fn chains_from_the_parent_time_without_a_break() {
+        let dbs: BTreeSet<&str> = ["app"].into();
+        let slices = vec![
+            slice(0, 10, &[]),
+            slice(10, 20, &[]),
+            slice(15, 30, &["app"]),
+            slice(30, 40, &["other"]),
+            slice(41, 50, &[]),
+        ];
+        // Starts in the slice holding 12, takes the one reaching furthest, stops at the
+        // slice of another database and never jumps the hole at 40..41.
+        assert_eq!(
+            ends(chain(&slices, "replset:rs:1", &dbs, t(12), t(60))),
+            [(10, 20), (15, 30)]
+        );
+        // Another server's slices are never used.
+        assert!(chain(&slices, "replset:other:1", &dbs, t(12), t(60)).is_empty());
+        // A snapshot of admin's collections is not covered by slices of "every database".
+        let admin: BTreeSet<&str> = ["admin"].into();
+        assert!(chain(&slices, "replset:rs:1", &admin, t(1), t(60)).is_empty());
+        // Nothing to read when the times are equal.
+        assert!(chain(&slices, "replset:rs:1", &dbs, t(12), t(12)).is_empty());
+    }
+}

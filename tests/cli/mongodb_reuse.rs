@@ -1,0 +1,287 @@
+//! A snapshot takes the MongoDB collections no oplog entry touched since its parent from
+//! the parent, unread (src/mongo/export/reuse.rs) — and must never take a written one.
+//! Each step below changes the database another way (document writes in and out of
+//! `follow`'s slices, renames within and across databases, a drop and re-create, an index,
+//! a transaction, a capped insert); after each, the snapshot restored must equal the live
+//! databases, and the report must say exactly how many collections were taken unread.
+//! Against private SecantusDB servers (a real oplog; one with room for 30 entries).
+
+use std::process::Output;
+
+use mongodb::bson::{doc, Document};
+use mongodb::sync::Client;
+
+use crate::common::{odd_users, Env};
+use crate::mongodb_pitr::{private_server, state, tick};
+
+/// `(unwritten, total, from slices)` from the report's note, if it has one.
+fn taken(stderr: &str) -> Option<(u64, u64, u64)> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("unwritten since snapshot"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = |w: &str| words.iter().position(|x| *x == w);
+    let num = |i: usize| {
+        words[i]
+            .trim_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .ok()
+    };
+    let of = at("of")?;
+    let slices = at("slices,")?;
+    Some((num(of - 1)?, num(of + 1)?, num(slices - 2)?))
+}
+
+struct Snap {
+    id: String,
+    json: serde_json::Value,
+    stderr: String,
+}
+
+fn snapshot(env: &Env, uri: &str, extra: &[&str]) -> Snap {
+    let mut args = vec!["snapshot", uri, "--db=app", "--db=side", "--json"];
+    args.extend_from_slice(extra);
+    let out: Output = env.run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "snapshot failed: {stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Snap {
+        id: json["id"].as_str().unwrap().to_string(),
+        json,
+        stderr,
+    }
+}
+
+/// Restores `snap` beside the live databases and checks it equals them.
+fn restores_as_live(env: &Env, client: &Client, uri: &str, snap: &Snap, step: &str) {
+    let (app, side) = (format!("{step}_app"), format!("{step}_side"));
+    env.ok(&[
+        "restore",
+        &snap.id,
+        "--mongodb-uri",
+        uri,
+        "--ns",
+        "app.*",
+        "--ns",
+        "side.*",
+        "--ns-rename",
+        &format!("app.*:{app}.*"),
+        "--ns-rename",
+        &format!("side.*:{side}.*"),
+    ]);
+    for (live, copy) in [("app", &app), ("side", &side)] {
+        assert_eq!(
+            state(&client.database(live)),
+            state(&client.database(copy)),
+            "step {step}: {live} restored from {} differs from the live database\n{}",
+            snap.id,
+            snap.stderr
+        );
+        client.database(copy).drop().run().unwrap();
+    }
+}
+
+fn follow_once(env: &Env, uri: &str) {
+    env.ok(&["mongodb", "follow", "--mongodb-uri", uri, "--once"]);
+}
+
+fn fill(client: &Client, db: &str, coll: &str, n: i32, tag: &str) {
+    let docs: Vec<Document> = (0..n).map(|i| doc! {"_id": i, "tag": tag}).collect();
+    let c = client.database(db).collection::<Document>(coll);
+    c.insert_many(docs).run().unwrap();
+}
+
+#[test]
+fn unwritten_collections_come_from_the_parent_and_every_write_is_seen() {
+    let Some(p) = private_server(1_000_000) else {
+        return;
+    };
+    let (uri, client) = (p.uri.clone(), Client::with_uri_str(&p.uri).unwrap());
+    let app = client.database("app");
+    odd_users(&client, "app", 40);
+    for (coll, n) in [("orders", 300), ("a.b", 50), ("ren_src", 20)] {
+        fill(&client, "app", coll, n, "v1");
+    }
+    for (coll, n) in [("recreated", 20), ("idx", 20), ("txn_a", 10)] {
+        fill(&client, "app", coll, n, "v1");
+    }
+    app.create_collection("capped")
+        .capped(true)
+        .size(1 << 16)
+        .run()
+        .unwrap();
+    fill(&client, "app", "capped", 10, "v1");
+    fill(&client, "side", "s1", 10, "v1");
+    fill(&client, "side", "s2", 10, "v1");
+    let env = Env::new();
+    env.init();
+    let first = snapshot(&env, &uri, &[]);
+    assert_eq!(taken(&first.stderr), None, "{}", first.stderr);
+
+    // Nothing written: every collection is taken, only the metadata is read.
+    tick();
+    let s = snapshot(&env, &uri, &[]);
+    assert_eq!(taken(&s.stderr), Some((10, 10, 0)), "{}", s.stderr);
+    assert_eq!(s.json["summary"]["files_unchanged"], 10);
+    assert!(s.json["summary"]["bytes_read"].as_u64().unwrap() < 20_000);
+    restores_as_live(&env, &client, &uri, &s, "none");
+
+    // One update, read from the server's oplog.
+    let users = app.collection::<Document>("odd name.users");
+    users
+        .update_one(doc! {"_id": 7}, doc! {"$set": {"text": "changed"}})
+        .run()
+        .unwrap();
+    let s = snapshot(&env, &uri, &[]);
+    assert_eq!(taken(&s.stderr), Some((9, 10, 0)), "{}", s.stderr);
+    restores_as_live(&env, &client, &uri, &s, "update");
+
+    // A delete and an insert captured by `follow` in slices, then the server's tail.
+    follow_once(&env, &uri);
+    let orders = app.collection::<Document>("orders");
+    orders.delete_one(doc! {"_id": 3}).run().unwrap();
+    follow_once(&env, &uri);
+    let ab = app.collection::<Document>("a.b");
+    ab.insert_one(doc! {"_id": "new"}).run().unwrap();
+    let s = snapshot(&env, &uri, &[]);
+    let (unwritten, total, slices) = taken(&s.stderr).unwrap();
+    assert_eq!((unwritten, total), (8, 10), "{}", s.stderr);
+    assert!(slices >= 1, "{}", s.stderr);
+    restores_as_live(&env, &client, &uri, &s, "slices");
+
+    // A rename: its whole database is read again, the other database is not.
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "app.ren_src", "to": "app.ren_dst"})
+        .run()
+        .unwrap();
+    let s = snapshot(&env, &uri, &[]);
+    assert_eq!(taken(&s.stderr), Some((2, 10, 0)), "{}", s.stderr);
+    restores_as_live(&env, &client, &uri, &s, "rename");
+
+    // Dropped and created again under the same name, with as many documents.
+    app.collection::<Document>("recreated")
+        .drop()
+        .run()
+        .unwrap();
+    fill(&client, "app", "recreated", 20, "v2");
+    let s = snapshot(&env, &uri, &[]);
+    assert_eq!(taken(&s.stderr), Some((2, 10, 0)), "{}", s.stderr);
+    restores_as_live(&env, &client, &uri, &s, "recreate");
+
+    // A new index, no document written.
+    app.collection::<Document>("idx")
+        .create_index(mongodb::IndexModel::builder().keys(doc! {"tag": 1}).build())
+        .run()
+        .unwrap();
+    let s = snapshot(&env, &uri, &[]);
+    assert_eq!(taken(&s.stderr), Some((2, 10, 0)), "{}", s.stderr);
+    restores_as_live(&env, &client, &uri, &s, "index");
+
+    // A transaction over both databases.
+    let mut session = client.start_session().run().unwrap();
+    session.start_transaction().run().unwrap();
+    app.collection::<Document>("txn_a")
+        .insert_one(doc! {"_id": 100})
+        .session(&mut session)
+        .run()
+        .unwrap();
+    client
+        .database("side")
+        .collection::<Document>("s1")
+        .update_one(doc! {"_id": 1}, doc! {"$set": {"tag": "txn"}})
+        .session(&mut session)
+        .run()
+        .unwrap();
+    session.commit_transaction().run().unwrap();
+    let s = snapshot(&env, &uri, &[]);
+    assert_eq!(taken(&s.stderr), Some((8, 10, 0)), "{}", s.stderr);
+    restores_as_live(&env, &client, &uri, &s, "txn");
+
+    // A capped insert (which may evict), then a rename across databases over `idx`.
+    app.collection::<Document>("capped")
+        .insert_one(doc! {"_id": 1000, "tag": "v2"})
+        .run()
+        .unwrap();
+    let s = snapshot(&env, &uri, &[]);
+    assert_eq!(taken(&s.stderr), Some((9, 10, 0)), "{}", s.stderr);
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "side.s2", "to": "app.idx", "dropTarget": true})
+        .run()
+        .unwrap();
+    let s = snapshot(&env, &uri, &[]);
+    assert!(
+        s.stderr.contains("every collection was written"),
+        "{}",
+        s.stderr
+    );
+    assert_eq!(s.json["summary"]["files_unchanged"], 0);
+    restores_as_live(&env, &client, &uri, &s, "xrename");
+
+    // More oplog than reading the collections would cost: everything is read.
+    let noise: Vec<Document> = (0..3000)
+        .map(|i| doc! {"_id": i, "pad": "x".repeat(1000)})
+        .collect();
+    client
+        .database("noise")
+        .collection::<Document>("n")
+        .insert_many(noise)
+        .run()
+        .unwrap();
+    let s = snapshot(&env, &uri, &[]);
+    assert!(
+        s.stderr
+            .contains("every collection is read: the oplog since the parent snapshot is larger"),
+        "{}",
+        s.stderr
+    );
+    assert_eq!(s.json["summary"]["files_unchanged"], 0);
+    // `--force-full` never takes anything from a parent.
+    let s = snapshot(&env, &uri, &["--force-full"]);
+    assert_eq!(taken(&s.stderr), None, "{}", s.stderr);
+    assert_eq!(s.json["summary"]["files_new"], 18);
+    restores_as_live(&env, &client, &uri, &s, "full");
+    env.ok(&["check", "--read-data"]);
+}
+
+#[test]
+fn an_oplog_that_rolled_over_means_reading_everything() {
+    let Some(p) = private_server(30) else {
+        return;
+    };
+    let client = Client::with_uri_str(&p.uri).unwrap();
+    let c = client.database("app").collection::<Document>("c");
+    c.insert_one(doc! {"_id": 0}).run().unwrap();
+    let env = Env::new();
+    env.init();
+    env.json(&["snapshot", &p.uri, "--db=app"]);
+    tick();
+    c.insert_one(doc! {"_id": 1}).run().unwrap();
+    // Writes elsewhere push the insert out of the oplog.
+    let noise = client.database("noise").collection::<Document>("n");
+    for i in 0..100 {
+        noise.insert_one(doc! {"_id": i}).run().unwrap();
+    }
+    client
+        .database("admin")
+        .run_command(doc! {"secantusAdmin.pruneOplog": 1})
+        .run()
+        .unwrap();
+    let out = env.run(&["snapshot", &p.uri, "--db=app", "--json"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no longer reaches back"), "{err}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["summary"]["files_unchanged"], 0);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--mongodb-uri",
+        &p.uri,
+        "--ns-rename",
+        "app.*:back.*",
+    ]);
+    let back = client.database("back").collection::<Document>("c");
+    assert_eq!(back.count_documents(doc! {}).run().unwrap(), 2);
+}
