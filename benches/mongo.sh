@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # MongoDB snapshot and restore throughput on a private SecantusDB (scripts/mongodb-server):
 # N documents of ~300 bytes (default 100,000) in one collection with two secondary
-# indexes; then `repo snapshot` (documents/s, MB/s of raw BSON, peak RSS), a second
-# snapshot of the unchanged server (what it adds), and `repo restore` into a fresh
+# indexes; then `repo snapshot` (documents/s, MB/s of raw BSON, peak RSS), snapshots of
+# the unchanged server (time and what each adds: reading everything, then taking the
+# collection from the parent because the oplog shows no write), and `repo restore` into a fresh
 # database (documents/s, MB/s, peak RSS), compared document by document.
 #
 #   benches/mongo.sh [--docs N] [--work DIR] [--bin REPO]   (--bin: another build, to compare)
@@ -39,8 +40,23 @@ t0=$(date +%s.%N)
 /usr/bin/time -f "%M" -o "$work/snap.rss" "$bin" snapshot "$uri" --db bench --quiet
 t1=$(date +%s.%N)
 echo "snapshot: $docs documents ($((bytes / 1000000)) MB of BSON) in $(python3 -c "print('%.2f' % ($t1 - $t0))") s: $(rate "$docs" "$bytes" "$(python3 -c "print($t1 - $t0)")"), peak RSS $(( $(tail -1 "$work/snap.rss") / 1024 )) MiB"
-added=$("$bin" snapshot "$uri" --db bench --json | python3 -c 'import sys,json; print(json.load(sys.stdin)["summary"]["bytes_added"])')
-echo "second snapshot of the unchanged server added $added bytes"
+# A snapshot of the unchanged server: reading every collection, then as it runs by default
+# (the oplog since the parent says nothing was written), then with a slice from `follow`.
+again() {
+  local label="$1"; shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$bin" snapshot "$uri" --db bench --json "$@" >"$work/again.json" 2>"$work/again.err"
+  t1=$(date +%s.%N)
+  local added
+  added=$(python3 -c 'import sys,json; print(json.load(open(sys.argv[1]))["summary"]["bytes_added"])' "$work/again.json")
+  echo "$label: $(python3 -c "print('%.2f' % ($t1 - $t0))") s, added $added bytes"
+  grep -o 'mongodb: .*' "$work/again.err" | sed 's/^/  /' || true
+}
+again "unchanged, every collection read (--force-full)" --force-full
+again "unchanged, oplog from the server"
+"$bin" mongodb follow --mongodb-uri "$uri" --once --quiet
+again "unchanged, after follow sealed a slice"
 t0=$(date +%s.%N)
 /usr/bin/time -f "%M" -o "$work/restore.rss" "$bin" restore latest --mongodb-uri "$uri" --ns-rename 'bench.*:bench_r.*' --quiet >/dev/null
 t1=$(date +%s.%N)

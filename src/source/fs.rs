@@ -45,6 +45,43 @@ impl OwnerNames {
             })
             .clone()
     }
+
+    /// Whether `uid` and `gid` have these names now (without copying them).
+    fn names_are(&self, uid: u32, user: &str, gid: u32, group: &str) -> bool {
+        let same_user = {
+            let m = self.users.lock().unwrap_or_else(|p| p.into_inner());
+            m.get(&uid).map(|n| n == user)
+        };
+        let same_user = same_user.unwrap_or_else(|| self.user(uid) == user);
+        let same_group = {
+            let m = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            m.get(&gid).map(|n| n == group)
+        };
+        same_user && same_group.unwrap_or_else(|| self.group(gid) == group)
+    }
+}
+
+/// Whether a regular file `lstat` gave as `st` is exactly its parent snapshot entry
+/// `prev`: every field a node built from `st` would get is equal, and the content is
+/// known. (Equal ctime already implies equal content, mode, owners, links and extended
+/// attributes; the rest is compared too, so the entry is the one a fresh walk would make.)
+pub fn file_unchanged(prev: &Node, st: &crate::dirfd::Meta, owners: &OwnerNames) -> bool {
+    kind_of_meta(st) == Some(NodeKind::File)
+        && prev.kind == Some(NodeKind::File)
+        && prev.size == st.size
+        && (prev.mtime.sec, prev.mtime.nsec) == st.mtime
+        && (prev.ctime.sec, prev.ctime.nsec) == st.ctime
+        && prev.inode == st.ino
+        && prev.device == st.dev
+        && prev.links == st.nlink
+        && prev.mode == st.perm
+        && prev.uid == st.uid
+        && prev.gid == st.gid
+        && prev.rdev == 0
+        && prev.target.is_empty()
+        && prev.subtree.is_none()
+        && (prev.size == 0 || !prev.content.is_empty())
+        && owners.names_are(st.uid, &prev.user, st.gid, &prev.group)
 }
 
 /// The kind of a filesystem entry, or `None` for sockets (which cannot be restored).

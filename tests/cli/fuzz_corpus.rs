@@ -47,6 +47,17 @@ fn run(target: &str, data: &[u8]) {
             let _ = repo::mongo::oplog::slice::Slice::open(&key, data, &SliceId([0; 32]));
             let _ = repo::mongo::oplog::slice::split_entries(data);
         }
+        "oplog_changes" => {
+            if let Ok(entries) = repo::mongo::oplog::slice::split_entries(data) {
+                let mut changes = repo::mongo::oplog::changes::Changes::default();
+                for raw in entries {
+                    if let Ok(doc) = bson::RawDocument::from_bytes(raw) {
+                        let _ = repo::mongo::oplog::changes::entry_time(doc);
+                        changes.add(doc);
+                    }
+                }
+            }
+        }
         "pack_trailer" => {
             let _ = repo::pack::reader::decode_trailer(data, data.len() as u64 * 2, "fuzz");
             let _ = repo::pack::reader::parse_pack(&key, data, "fuzz");

@@ -137,3 +137,58 @@ fn excludes_are_applied_and_recorded() {
         assert!(!ls.contains(gone), "{gone} listed:\n{ls}");
     }
 }
+
+/// A directory whose entries all look unchanged is taken whole from the parent without
+/// building its entries: every metadata-only change must still be seen (mode, a new hard
+/// link, a file replaced by one of the same size and mtime, an extended attribute), and a
+/// file excluded now must leave it.
+#[test]
+fn metadata_changes_and_new_excludes_in_unchanged_looking_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let src = make_tree(&env);
+    env.init();
+    env.snapshot(&[&src]);
+    let second = env.snapshot(&[&src]);
+    assert_eq!(summary(&second, "files_unchanged"), 100);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let leaf = |d: u32, f: u32| src.join(format!("d{d}/inner/f{f}.txt"));
+    fs::set_permissions(leaf(0, 1), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::hard_link(leaf(1, 2), src.join("link_f2")).unwrap();
+    let old = fs::metadata(leaf(2, 3)).unwrap();
+    let tmp = src.join("d2/tmp");
+    fs::write(&tmp, "DIR 2 FILE 3\n").unwrap();
+    filetime::set_file_mtime(&tmp, filetime::FileTime::from_last_modification_time(&old)).unwrap();
+    fs::rename(&tmp, leaf(2, 3)).unwrap();
+    xattr::set(leaf(4, 5), "user.note", b"kept").unwrap();
+    let third = env.json(&[
+        "snapshot",
+        src.to_str().unwrap(),
+        "--exclude",
+        "**/d3/inner/f4.txt",
+    ]);
+    assert_eq!(third["parent"], second["id"]);
+    assert_eq!(summary(&third, "files_changed"), 4, "{third}");
+    assert_eq!(summary(&third, "files_new"), 1, "{third}");
+    assert_eq!(summary(&third, "files_unchanged"), 95, "{third}");
+
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    let restored = out.join(src.strip_prefix("/").unwrap());
+    let mode = |p: std::path::PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(restored.join("d0/inner/f1.txt")), 0o600);
+    assert_eq!(
+        fs::read(restored.join("d2/inner/f3.txt")).unwrap(),
+        b"DIR 2 FILE 3\n"
+    );
+    assert!(!restored.join("d3/inner/f4.txt").exists());
+    assert!(restored.join("d3/inner/f5.txt").exists());
+    assert_eq!(
+        xattr::get(restored.join("d4/inner/f5.txt"), "user.note").unwrap(),
+        Some(b"kept".to_vec())
+    );
+    assert_eq!(
+        fs::read(restored.join("link_f2")).unwrap(),
+        b"dir 1 file 2\n"
+    );
+}

@@ -97,6 +97,11 @@ fn count(r: &mut DryRunReport, ev: Event) {
             r.files_unchanged += 1;
             r.bytes_unchanged += node.size;
         }
+        Event::SameDir(_, _, files, bytes) => {
+            r.dirs += 1;
+            r.files_unchanged += files;
+            r.bytes_unchanged += bytes;
+        }
         Event::Skipped(s) => r.skipped.push(s),
     }
 }

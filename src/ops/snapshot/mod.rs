@@ -474,6 +474,13 @@ fn assemble(
                 ctx.warn(Some(s.path.clone()), s.error.clone());
                 summary.skipped.push(s);
             }
+            Event::SameDir(mut node, id, files, bytes) => {
+                node.subtree = Some(id);
+                summary.dirs += 1;
+                summary.files_unchanged += files;
+                summary.total_bytes += bytes;
+                stack.last_mut().ok_or_else(aborted)?.children.push(node);
+            }
             Event::Unchanged(node) => {
                 summary.files_unchanged += 1;
                 summary.total_bytes += node.size;
