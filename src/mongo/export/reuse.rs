@@ -155,10 +155,9 @@ fn find(
     let dbs: BTreeSet<&str> = candidates.keys().map(|(d, _)| d.as_str()).collect();
     let mut changes = Changes::default();
     let all_touched = |c: &Changes| candidates.keys().all(|(d, n)| c.touches(d, n));
-    let (mut cur, mut anchor) = (t0, None);
+    let mut cur = t0;
     let slices = crate::mongo::oplog::load_slices(repo)?;
     for s in chain(&slices, &source.server, &dbs, t0, t1) {
-        anchor = s.last.or(anchor);
         let bytes = crate::mongo::oplog::slice_bytes(repo, s)?;
         scan.slices += 1;
         for raw in split_entries(&bytes)? {
@@ -178,8 +177,7 @@ fn find(
         }
     }
     if cur < t1 {
-        let span = (cur, t1, anchor);
-        from_server(source, span, &mut changes, &mut scan, &all_touched)?;
+        from_server(source, (cur, t1), &mut changes, &mut scan, &all_touched)?;
     }
     if changes.everything() || all_touched(&changes) {
         return why("every collection was written");
@@ -269,13 +267,14 @@ fn chain<'a>(
 
 /// Reads the server's oplog in `(after, until]`, refused when the oplog no longer reaches
 /// back to `after`. Nothing is read when the server's last write is not after `after`
-/// (every entry up to `until`, this snapshot's read time, existed when `hello` ran). The
-/// read starts at `anchor`, an entry at or before `after` that a slice held, when there is
-/// one: finding it proves nothing after it was dropped (an oplog loses its oldest entries
-/// first) without a separate query for the oldest entry.
+/// (every entry up to `until`, this snapshot's read time, existed when `hello` ran).
+/// Otherwise one query reads the oplog backwards from `until` and stops at the first
+/// entry at or before `after`: the oplog is ordered by time (its record ids are the
+/// timestamps), so everything in between was seen, and that entry proves nothing after it
+/// was dropped (an oplog loses its oldest entries first).
 fn from_server(
     source: &MongoSource,
-    (after, until, anchor): (ClusterTime, ClusterTime, Option<ClusterTime>),
+    (after, until): (ClusterTime, ClusterTime),
     changes: &mut Changes,
     scan: &mut Scan,
     all_touched: &dyn Fn(&Changes) -> bool,
@@ -294,46 +293,30 @@ fn from_server(
         .database("local")
         .collection::<RawDocumentBuf>("oplog.rs");
     let err = |e| Stop::Failed(db_err("reading the oplog", e));
-    let range = match anchor {
-        Some(a) => doc! {"ts": {"$gte": ts(a), "$lte": ts(until)}},
-        None => doc! {"ts": {"$gt": ts(after), "$lte": ts(until)}},
-    };
-    let mut anchored = false;
-    let cursor = oplog.find(range).batch_size(10_000).run().map_err(err)?;
+    let cursor = oplog
+        .find(doc! {"ts": {"$lte": ts(until)}})
+        .sort(doc! {"$natural": -1})
+        .batch_size(1_000)
+        .run()
+        .map_err(err)?;
     for (n, entry) in cursor.enumerate() {
         let entry = entry.map_err(err)?;
         let Some(t) = entry_time(&entry) else {
             return why("an oplog entry without a time");
         };
-        anchored |= Some(t) == anchor;
-        scan.spend(entry.as_bytes().len() as u64)?;
         if t <= after {
-            continue;
+            return Ok(());
         }
+        scan.spend(entry.as_bytes().len() as u64)?;
         scan.from_server += 1;
         changes.add(&entry);
         if n % 1024 == 1023 && all_touched(changes) {
             return why("every collection was written");
         }
     }
-    if anchored {
-        return Ok(());
-    }
-    let oldest = oplog
-        .find(doc! {})
-        .sort(doc! {"$natural": 1})
-        .limit(1)
-        .run()
-        .map_err(err)?
-        .next()
-        .transpose()
-        .map_err(err)?;
-    match oldest.as_deref().and_then(entry_time) {
-        Some(t) if t <= after => Ok(()),
-        _ => why(format!(
-            "the server's oplog no longer reaches back to {after}"
-        )),
-    }
+    why(format!(
+        "the server's oplog no longer reaches back to {after}"
+    ))
 }
 
 fn ct(t: Timestamp) -> ClusterTime {
