@@ -407,6 +407,32 @@ pub(crate) fn private_server(entries: u32) -> Option<Private> {
     })
 }
 
+/// The opening of the rolled-over-oplog tests: a private server whose oplog keeps
+/// `entries` entries, `app.c` holding `{_id: 0}` in a snapshot of `app`, then a tick and
+/// `{_id: 1}` written after it.
+pub(crate) fn written_after_a_snapshot(entries: u32) -> Option<(Private, Client, Env)> {
+    let p = private_server(entries)?;
+    let client = Client::with_uri_str(&p.uri).unwrap();
+    let c = client.database("app").collection::<Document>("c");
+    c.insert_one(doc! {"_id": 0}).run().unwrap();
+    let env = Env::new();
+    env.init();
+    env.json(&["snapshot", &p.uri, "--db=app"]);
+    tick();
+    c.insert_one(doc! {"_id": 1}).run().unwrap();
+    Some((p, client, env))
+}
+
+/// Trims the private server's oplog to its cap now (SecantusDB does it every few hundred
+/// writes; mongod as it goes).
+pub(crate) fn prune_oplog(client: &Client) {
+    client
+        .database("admin")
+        .run_command(doc! {"secantusAdmin.pruneOplog": 1})
+        .run()
+        .unwrap();
+}
+
 #[test]
 fn follow_rides_out_a_server_restart_without_losing_entries() {
     let Some(mut p) = private_server(100_000) else {
@@ -462,17 +488,10 @@ fn follow_rides_out_a_server_restart_without_losing_entries() {
 
 #[test]
 fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
-    let Some(p) = private_server(30) else {
+    let Some((p, client, env)) = written_after_a_snapshot(30) else {
         return;
     };
-    let client = Client::with_uri_str(&p.uri).unwrap();
     let c = client.database("app").collection::<Document>("c");
-    c.insert_one(doc! {"_id": 0}).run().unwrap();
-    let env = Env::new();
-    env.init();
-    env.json(&["snapshot", &p.uri, "--db=app"]);
-    tick();
-    c.insert_one(doc! {"_id": 1}).run().unwrap();
     c.insert_one(doc! {"_id": "1b"}).run().unwrap();
     // The exact oplog timestamp of the first of the two inserts, as coverage prints it.
     let entry = client
@@ -505,12 +524,7 @@ fn oplog_rolled_over_while_follow_was_down_is_a_reported_gap() {
     for i in 2..102 {
         c.insert_one(doc! {"_id": i}).run().unwrap();
     }
-    // SecantusDB trims to its cap every few hundred writes (mongod: as it goes); now.
-    client
-        .database("admin")
-        .run_command(doc! {"secantusAdmin.pruneOplog": 1})
-        .run()
-        .unwrap();
+    prune_oplog(&client);
     let lost = chrono::Utc::now().to_rfc3339();
     tick();
     let out = env.run(&[

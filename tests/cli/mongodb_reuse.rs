@@ -12,9 +12,9 @@ use mongodb::bson::{doc, Document};
 use mongodb::sync::Client;
 
 use crate::common::{odd_users, Env};
-use crate::mongodb_pitr::{private_server, state, tick};
+use crate::mongodb_pitr::{private_server, prune_oplog, state, tick, written_after_a_snapshot};
 
-/// `(unwritten, total, from slices)` from the report's note, if it has one.
+/// `(unwritten, total, slices read)` from the report's note, if it has one.
 fn taken(stderr: &str) -> Option<(u64, u64, u64)> {
     let line = stderr
         .lines()
@@ -28,8 +28,8 @@ fn taken(stderr: &str) -> Option<(u64, u64, u64)> {
             .ok()
     };
     let of = at("of")?;
-    let slices = at("slices,")?;
-    Some((num(of - 1)?, num(of + 1)?, num(slices - 2)?))
+    let slices = at("slice(s),")?;
+    Some((num(of - 1)?, num(of + 1)?, num(slices - 1)?))
 }
 
 struct Snap {
@@ -247,27 +247,15 @@ fn unwritten_collections_come_from_the_parent_and_every_write_is_seen() {
 
 #[test]
 fn an_oplog_that_rolled_over_means_reading_everything() {
-    let Some(p) = private_server(30) else {
+    let Some((p, client, env)) = written_after_a_snapshot(30) else {
         return;
     };
-    let client = Client::with_uri_str(&p.uri).unwrap();
-    let c = client.database("app").collection::<Document>("c");
-    c.insert_one(doc! {"_id": 0}).run().unwrap();
-    let env = Env::new();
-    env.init();
-    env.json(&["snapshot", &p.uri, "--db=app"]);
-    tick();
-    c.insert_one(doc! {"_id": 1}).run().unwrap();
     // Writes elsewhere push the insert out of the oplog.
     let noise = client.database("noise").collection::<Document>("n");
     for i in 0..100 {
         noise.insert_one(doc! {"_id": i}).run().unwrap();
     }
-    client
-        .database("admin")
-        .run_command(doc! {"secantusAdmin.pruneOplog": 1})
-        .run()
-        .unwrap();
+    prune_oplog(&client);
     let out = env.run(&["snapshot", &p.uri, "--db=app", "--json"]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -96,10 +96,11 @@ pub fn decide(
             let total = plan.iter().filter(|c| c.kind != "view").count();
             decision.note = Some(format!(
                 "{} of {total} collection(s) unwritten since snapshot {} (oplog to {until} read: \
-                 {} entries, {} from slices, {} from the server): taken from it unread",
+                 {} entries, {} of them from {} slice(s), {} from the server): taken from it unread",
                 reused.len(),
                 parent.id.short(),
                 scan.entries,
+                scan.entries.saturating_sub(scan.from_server),
                 scan.slices,
                 scan.from_server,
             ));
