@@ -71,6 +71,12 @@ impl Excluder {
         })
     }
 
+    /// Whether any exclude pattern is set (`excludes` is then always false, and a caller
+    /// can skip building the path to ask).
+    pub fn has_patterns(&self) -> bool {
+        !self.patterns.is_empty()
+    }
+
     /// Whether `path` (absolute) matches an exclude pattern.
     pub fn excludes(&self, path: &Path, is_dir: bool) -> bool {
         self.patterns.matched(path, is_dir).is_ignore()

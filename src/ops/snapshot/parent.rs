@@ -81,7 +81,12 @@ impl PrevDir {
 
 /// Whether a file can reuse its parent entry's content without being read: same size,
 /// mtime, ctime and inode. ctime catches content rewritten with a restored mtime.
-pub(super) fn unchanged(prev: &Node, now: &Node) -> bool {
+///
+/// Deliberately looser than `source::fs::file_unchanged`, which decides whether a whole
+/// directory's entries can be taken as they are: here only the content is reused and the
+/// entry's other fields are fresh, so a file seen under a new device number (a filesystem
+/// snapshot mounted anew for each backup) is not read again.
+pub(super) fn content_unchanged(prev: &Node, now: &Node) -> bool {
     prev.kind == Some(NodeKind::File)
         && prev.size == now.size
         && prev.mtime == now.mtime

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_channel::Sender;
 
-use super::parent::{count_files, unchanged, PrevDir};
+use super::parent::{content_unchanged, count_files, PrevDir};
 use crate::dirfd;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -311,8 +311,8 @@ impl Walker<'_> {
             }
             NodeKind::File => {
                 self.progress.total_items.fetch_add(1, Relaxed);
-                if let Some(b) = before.filter(|b| unchanged(b, &node)) {
-                    // Setting an extended attribute changes ctime, which `unchanged`
+                if let Some(b) = before.filter(|b| content_unchanged(b, &node)) {
+                    // Setting an extended attribute changes ctime, which `content_unchanged`
                     // compares: an unchanged file has its parent entry's attributes.
                     node.xattrs = b.xattrs.clone();
                     node.content = b.content.clone();
@@ -423,11 +423,12 @@ impl Walker<'_> {
         prev: &PrevDir,
     ) -> Option<(u64, u64)> {
         let mut bytes = 0u64;
+        let excluding = self.ctx.excluder.has_patterns();
         for ((n, st), old) in names.iter().zip(stats).zip(&prev.tree.nodes) {
             let st = st.as_ref().ok()?;
             if n.as_bytes() != old.name.as_slice()
                 || !file_unchanged(old, st, &self.owners)
-                || self.ctx.excluder.excludes(&path.join(n), false)
+                || (excluding && self.ctx.excluder.excludes(&path.join(n), false))
             {
                 return None;
             }
