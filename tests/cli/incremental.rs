@@ -192,3 +192,134 @@ fn metadata_changes_and_new_excludes_in_unchanged_looking_directories() {
         b"dir 1 file 2\n"
     );
 }
+
+/// The root tree id of snapshot `id`.
+fn root_tree(env: &Env, id: &serde_json::Value) -> serde_json::Value {
+    let all = env.json(&["snapshots"]);
+    let snap = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == *id)
+        .unwrap_or_else(|| panic!("snapshot {id} not listed: {all}"));
+    snap["tree"].clone()
+}
+
+#[test]
+fn sibling_directories_opened_ahead_give_the_tree_a_full_walk_gives() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let src = env.path("src");
+    // More siblings than the walker opens at once, each with files and a subdirectory.
+    for d in 0..30 {
+        let dir = src.join(format!("s{d:02}"));
+        fs::create_dir_all(dir.join("inner")).unwrap();
+        for f in 0..4 {
+            fs::write(dir.join(format!("f{f}")), format!("{d} {f}\n")).unwrap();
+            fs::write(dir.join(format!("inner/g{f}")), format!("inner {d} {f}\n")).unwrap();
+        }
+    }
+    fs::write(src.join("top.txt"), "top\n").unwrap();
+    env.init();
+    let opts = ["--exclude", "**/s25", "--exclude-if-present", ".nobackup"];
+    let snap = |extra: &[&str]| {
+        let mut a = vec!["snapshot", src.to_str().unwrap()];
+        a.extend(opts);
+        a.extend(extra);
+        env.json(&a)
+    };
+    let first = snap(&[]);
+    assert_eq!(summary(&first, "files_new"), 30 * 8 - 8 + 1, "{first}");
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(src.join("s03/f1"), "changed content\n").unwrap();
+    fs::write(src.join("s09/inner/new"), "new\n").unwrap();
+    fs::remove_dir_all(src.join("s14")).unwrap();
+    fs::remove_dir_all(src.join("s05")).unwrap();
+    fs::write(src.join("s05"), "a file where a directory was\n").unwrap();
+    fs::set_permissions(src.join("s07/f0"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::remove_dir_all(src.join("s20/inner")).unwrap();
+    std::os::unix::fs::symlink("../s21", src.join("s20/inner")).unwrap();
+    fs::write(src.join("s22/.nobackup"), "").unwrap();
+    fs::create_dir_all(src.join("s30/inner")).unwrap();
+    fs::write(src.join("s30/inner/h"), "brand new dir\n").unwrap();
+    xattr::set(src.join("s28/inner/g2"), "user.k", b"v").unwrap();
+
+    let ahead = snap(&[]);
+    assert_eq!(ahead["parent"], first["id"]);
+    let full = snap(&["--force-full"]);
+    assert!(full["parent"].is_null(), "{full}");
+    assert!(summary(&full, "bytes_read") > 0, "{full}");
+    assert_eq!(
+        root_tree(&env, &ahead["id"]),
+        root_tree(&env, &full["id"]),
+        "the walk with its parent and siblings opened ahead differs from a full walk"
+    );
+    // s03/f1, s07/f0 (mode), s28/inner/g2 (xattr) changed; s09/inner/new, s05, s30/inner/h
+    // new; s14, s05 and s20/inner (8 + 8 + 4 files) and s22 (marked, 8) gone.
+    assert_eq!(summary(&ahead, "files_changed"), 3, "{ahead}");
+    assert_eq!(summary(&ahead, "files_new"), 3, "{ahead}");
+    assert_eq!(summary(&ahead, "files_removed"), 28, "{ahead}");
+
+    let out = env.path("out");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    let restored = out.join(src.strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read(restored.join("s03/f1")).unwrap(),
+        b"changed content\n"
+    );
+    assert_eq!(
+        fs::read(restored.join("s05")).unwrap(),
+        b"a file where a directory was\n"
+    );
+    assert!(!restored.join("s14").exists() && !restored.join("s25").exists());
+    assert!(fs::symlink_metadata(restored.join("s20/inner"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(
+        fs::read(restored.join("s30/inner/h")).unwrap(),
+        b"brand new dir\n"
+    );
+    assert_eq!(
+        fs::read(restored.join("s29/inner/g3")).unwrap(),
+        b"inner 29 3\n"
+    );
+}
+
+/// Removes a file when dropped (also when the test fails).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn one_file_system_keeps_mount_points_empty_with_and_without_a_parent() {
+    use std::os::unix::fs::MetadataExt;
+    // /dev/shm is a tmpfs mounted inside /dev in every Linux container and host.
+    let dev = fs::metadata("/dev").unwrap().dev();
+    let shm = fs::metadata("/dev/shm").expect("/dev/shm is needed by this test");
+    assert_ne!(shm.dev(), dev, "/dev/shm must be a file system of its own");
+    let marker = format!("repo-one-fs-{}", std::process::id());
+    let file = RemoveOnDrop(std::path::Path::new("/dev/shm").join(&marker));
+    fs::write(&file.0, "on another file system\n").unwrap();
+
+    let env = Env::new();
+    env.init();
+    let shm_listing = |extra: &[&str]| {
+        let mut a = vec!["snapshot", "/dev"];
+        a.extend(extra);
+        let s = env.json(&a);
+        env.ok(&["ls", s["id"].as_str().unwrap(), "/dev/shm"])
+    };
+    // Without the option the file is there: the check below can see it.
+    assert!(shm_listing(&["--force-full"]).contains(&marker));
+    // With it, /dev/shm is kept as an empty directory, walked fresh and with a parent
+    // (whose siblings are then opened ahead).
+    for _ in 0..2 {
+        let listing = shm_listing(&["--one-file-system"]);
+        assert!(!listing.contains(&marker), "{listing}");
+    }
+}

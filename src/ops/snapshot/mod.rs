@@ -13,6 +13,7 @@
 //! trees (and their ids) never depend on thread timing. The snapshot object is written only
 //! after the packer has made every pack and segment durable.
 
+mod ahead;
 mod dry_run;
 mod parent;
 mod stages;

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_channel::Sender;
 
+use super::ahead::{probe, Ahead, Opened, Probe};
 use super::parent::{content_unchanged, count_files, PrevDir};
 use crate::dirfd;
 use crate::error::{Error, Result};
@@ -229,10 +230,45 @@ impl Walker<'_> {
         prev: Option<&PrevDir>,
     ) -> std::result::Result<(), Stopped> {
         let st = dirfd::lstat_at(dir, OsStr::from_bytes(name));
-        self.visit_stated(dir, path, name, prev, st)
+        self.visit_stated(dir, path, name, prev, st, None)
     }
 
-    /// Visits `name` in `dir`, stat'ed as `st`.
+    /// Visits a directory opened (and listed, unless it is a mount point not to cross):
+    /// whole with its parent version's tree id when every entry is that version's
+    /// unchanged file, else entry by entry.
+    fn visit_opened(
+        &mut self,
+        path: &Path,
+        node: Node,
+        o: Opened,
+    ) -> std::result::Result<(), Stopped> {
+        let Some(listed) = o.names else {
+            // A mount point: kept as an empty directory, like tar does.
+            self.emit(Event::Enter(node, o.sub.clone()))?;
+            self.note_removed_children(o.sub.as_ref());
+            return self.emit(Event::Leave);
+        };
+        let names = match listed {
+            Ok(names) => names,
+            Err(e) => {
+                self.emit(Event::Enter(node, o.sub.clone()))?;
+                self.skip(path, e)?;
+                return self.emit(Event::Leave);
+            }
+        };
+        if let (Some(p), Some(st)) = (o.sub.as_ref(), o.stats.as_ref()) {
+            if let Some((files, bytes)) = self.same_files(path, &names, st, p) {
+                self.progress.total_items.fetch_add(files, Relaxed);
+                self.progress.done(files, 0);
+                return self.emit(Event::SameDir(node, p.id, files, bytes));
+            }
+        }
+        self.emit(Event::Enter(node, o.sub.clone()))?;
+        self.visit_listed(o.fd.as_fd(), path, o.sub.as_ref(), names, o.stats)?;
+        self.emit(Event::Leave)
+    }
+
+    /// Visits `name` in `dir`, stat'ed as `st` (`ahead`: the directory already probed).
     fn visit_stated(
         &mut self,
         dir: BorrowedFd<'_>,
@@ -240,6 +276,7 @@ impl Walker<'_> {
         name: &[u8],
         prev: Option<&PrevDir>,
         st: std::io::Result<dirfd::Meta>,
+        ahead: Option<Probe>,
     ) -> std::result::Result<(), Stopped> {
         let os_name = OsStr::from_bytes(name);
         let st = match st {
@@ -253,6 +290,10 @@ impl Walker<'_> {
         if self.ctx.excluder.excludes(path, kind == NodeKind::Dir) {
             self.note_removed(before);
             return Ok(());
+        }
+        if before.is_some_and(|b| b.kind != Some(kind)) {
+            // Replaced by another kind of entry: the files that were there are gone.
+            self.note_removed(before);
         }
         // A file's extended attributes are read below, through the file or from the
         // parent snapshot, not through a `/proc` path (the walk's costliest lookup).
@@ -271,43 +312,17 @@ impl Walker<'_> {
                     self.note_removed(before);
                     return Ok(());
                 }
-                let fd = match dirfd::open_dir_at(dir, os_name) {
-                    Ok(fd) => fd,
-                    Err(e) => return self.skip(path, e),
+                let crosses = self.ctx.excluder.crosses(st.dev, self.root_dev);
+                let probed = ahead.unwrap_or_else(|| {
+                    let parallel = self.ctx.parallel_stat;
+                    probe(self.ctx.repo, dir, os_name, &st, prev, !crosses, parallel)
+                });
+                let opened = match probed {
+                    Probe::Opened(o) => o,
+                    Probe::Failed(e) => return self.skip(path, e),
+                    Probe::Replaced => return self.skip(path, REPLACED),
                 };
-                if !dirfd::fstat(&fd).is_ok_and(|now| now.same_file(&st)) {
-                    return self.skip(path, REPLACED);
-                }
-                let sub = prev.and_then(|p| p.subdir(self.ctx.repo, name));
-                if self.ctx.excluder.crosses(st.dev, self.root_dev) {
-                    // A mount point: kept as an empty directory, like tar does.
-                    self.emit(Event::Enter(node, sub.clone()))?;
-                    self.note_removed_children(sub.as_ref());
-                    return self.emit(Event::Leave);
-                }
-                let names = match dirfd::list_dir(fd.as_fd()) {
-                    Ok(names) => names,
-                    Err(e) => {
-                        self.emit(Event::Enter(node, sub.clone()))?;
-                        self.skip(path, e)?;
-                        return self.emit(Event::Leave);
-                    }
-                };
-                let mut stats = None;
-                let small =
-                    |p: &&PrevDir| p.tree.nodes.len() == names.len() && names.len() <= STAT_SLICE;
-                if let Some(p) = sub.as_ref().filter(small) {
-                    let st = stat_all(fd.as_fd(), &names, self.ctx.parallel_stat);
-                    if let Some((files, bytes)) = self.same_files(path, &names, &st, p) {
-                        self.progress.total_items.fetch_add(files, Relaxed);
-                        self.progress.done(files, 0);
-                        return self.emit(Event::SameDir(node, p.id, files, bytes));
-                    }
-                    stats = Some(st);
-                }
-                self.emit(Event::Enter(node, sub.clone()))?;
-                self.visit_listed(fd.as_fd(), path, sub.as_ref(), names, stats)?;
-                self.emit(Event::Leave)
+                self.visit_opened(path, node, opened)
             }
             NodeKind::File => {
                 self.progress.total_items.fetch_add(1, Relaxed);
@@ -396,18 +411,38 @@ impl Walker<'_> {
             }
         }
         if let Some(stats) = stats {
-            for (n, st) in names.iter().zip(stats) {
-                self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st)?;
-            }
-            return Ok(());
+            return self.visit_slice(dir, path, prev, &names, stats);
         }
         // In slices: a huge directory's stats are not all held at once, and none is much
         // older than the visit that uses it.
         for slice in names.chunks(STAT_SLICE) {
             let stats = stat_all(dir, slice, self.ctx.parallel_stat);
-            for (n, st) in slice.iter().zip(stats) {
-                self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st)?;
-            }
+            self.visit_slice(dir, path, prev, slice, stats)?;
+        }
+        Ok(())
+    }
+
+    /// Visits entries already stat'ed, their subdirectories probed a window ahead.
+    fn visit_slice(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        path: &Path,
+        prev: Option<&PrevDir>,
+        names: &[std::ffi::OsString],
+        mut stats: Vec<std::io::Result<dirfd::Meta>>,
+    ) -> std::result::Result<(), Stopped> {
+        let mut ahead = Ahead::new(prev, self.ctx.parallel_stat, &stats);
+        let (excluder, root_dev) = (self.ctx.excluder, self.root_dev);
+        let plan = |i: usize, st: &dirfd::Meta| {
+            let p = path.join(&names[i]);
+            (!excluder.excludes(&p, true) && !excluder.marked(&p))
+                .then(|| !excluder.crosses(st.dev, root_dev))
+        };
+        for i in 0..names.len() {
+            let probe = ahead.take(i, self.ctx.repo, dir, names, &stats, prev, &plan);
+            let st = std::mem::replace(&mut stats[i], Err(std::io::ErrorKind::NotFound.into()));
+            let n = &names[i];
+            self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st, probe)?;
         }
         Ok(())
     }
@@ -554,12 +589,12 @@ impl Walker<'_> {
 }
 
 /// Directory entries stat'ed together, ahead of their visits.
-const STAT_SLICE: usize = 1024;
+pub(super) const STAT_SLICE: usize = 1024;
 
 /// `lstat` of directory entries, on rayon's threads when there are many: with a
 /// parent snapshot most files need nothing else, so the stats are most of the walk's
 /// work, and one thread doing them all was what a no-change snapshot waited for.
-fn stat_all(
+pub(super) fn stat_all(
     dir: BorrowedFd<'_>,
     names: &[std::ffi::OsString],
     parallel: bool,
