@@ -1,6 +1,9 @@
 //! Crash injection for tests: `REPO_FAILPOINT=<name>` makes the process abort (as if
 //! killed) when it reaches the point of that name; `REPO_FAILPOINT=<name>:sleep=<secs>`
-//! pauses it there instead (to hold a lock or a half-done state while a test looks).
+//! pauses it there instead (to hold a lock or a half-done state while a test looks), and
+//! `REPO_FAILPOINT=<name>:wait=<path>` pauses it until the file `path` exists: the test
+//! releases it when done looking, however slow the machine (a pause of fixed length
+//! could end while a loaded machine was still running the test's side).
 //! Used to prove that an operation interrupted at each dangerous step leaves the
 //! repository intact. Only builds with the `testing` feature (the test suite's) act on it;
 //! in every other build a failpoint is nothing at all.
@@ -27,6 +30,13 @@ pub fn hit(name: &str) {
     {
         eprintln!("failpoint {name}: pausing {secs}s");
         std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    } else if let Some(gate) = action.strip_prefix("wait=") {
+        eprintln!("failpoint {name}: pausing until {gate} exists");
+        // Bounded, so a test that dies before releasing leaves no process behind for ever.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while !std::path::Path::new(gate).exists() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     } else {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();

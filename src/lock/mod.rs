@@ -188,6 +188,7 @@ impl Lock {
             released: AtomicBool::new(false),
         });
         let deadline = Instant::now() + wait;
+        let mut told = false;
         loop {
             let blocking = conflicts(&held, kind)?;
             if blocking.is_empty() {
@@ -205,6 +206,15 @@ impl Lock {
                 }
             } else if Instant::now() >= deadline {
                 return Err(locked(kind, &blocking));
+            }
+            if !told {
+                told = true;
+                let who: Vec<String> = blocking.iter().map(|l| l.describe()).collect();
+                tracing::info!(
+                    "waiting up to {}s for the repository, in use by {}",
+                    wait.as_secs(),
+                    who.join("; ")
+                );
             }
             // Jitter keeps two contenders from colliding forever.
             let jitter = Duration::from_millis(rand::random::<u64>() % 1000);

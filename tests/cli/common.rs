@@ -282,9 +282,17 @@ pub fn service(var: &str) -> Option<String> {
 
 /// The shared test MongoDB server (scripts/test starts it), or None with the reason printed.
 pub fn mongo_server() -> Option<(String, mongodb::sync::Client)> {
-    let uri = service("REPO_TEST_MONGODB_URI")?;
+    let uri = patient(&service("REPO_TEST_MONGODB_URI")?);
     let client = mongodb::sync::Client::with_uri_str(&uri).expect("client");
     Some((uri, client))
+}
+
+/// `uri` with a 60 s connect timeout. The test server answers in Python; on a loaded
+/// 2-core machine it can miss the driver's 10 s heartbeat, and the driver then cancels
+/// every operation in flight (`ConnectionPoolCleared`): for the harness and for `repo`.
+pub fn patient(uri: &str) -> String {
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}connectTimeoutMS=60000")
 }
 
 /// A database name no other test (or run) uses.
@@ -295,22 +303,52 @@ pub fn unique_db(prefix: &str) -> String {
     format!("{prefix}_{}", std::process::id() ^ t)
 }
 
-/// A `repo` process held at a failpoint (`REPO_FAILPOINT=<point>:sleep=<secs>`).
+/// Where a failpoint waits until the test releases it (`REPO_FAILPOINT=<point>:wait=…`).
+pub struct Gate(tempfile::TempDir);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate(tempfile::tempdir().expect("gate dir"))
+    }
+
+    /// The `REPO_FAILPOINT` value that holds a process at `point` until [`Gate::release`].
+    pub fn failpoint(&self, point: &str) -> String {
+        format!("{point}:wait={}", self.0.path().join("go").display())
+    }
+
+    pub fn release(&self) {
+        fs::write(self.0.path().join("go"), b"").expect("release the failpoint");
+    }
+}
+
+/// A `repo` process held at a failpoint (`REPO_FAILPOINT=<point>:wait=<gate>`) until the
+/// test releases it, or any process watched until it printed a line.
 pub struct Paused {
     child: std::process::Child,
     stdout: std::thread::JoinHandle<Vec<u8>>,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     reader: std::thread::JoinHandle<()>,
+    gate: Gate,
 }
 
 impl Paused {
-    /// Starts `c` and returns once it reached `point` (and sleeps there for `secs`).
-    pub fn start(mut c: Command, point: &str, secs: u32) -> Paused {
+    /// Starts `c` and returns once it reached `point`, where it stays until
+    /// [`Paused::release`] or [`Paused::finish`].
+    pub fn start(mut c: Command, point: &str) -> Paused {
+        let gate = Gate::new();
+        c.env("REPO_FAILPOINT", gate.failpoint(point));
+        Self::watch_with(c, &format!("failpoint {point}: pausing"), gate)
+    }
+
+    /// Starts `c` and returns once its stderr holds `want`.
+    pub fn watch(c: Command, want: &str) -> Paused {
+        Self::watch_with(c, want, Gate::new())
+    }
+
+    fn watch_with(mut c: Command, want: &str, gate: Gate) -> Paused {
         use std::io::Read;
         use std::process::Stdio;
-        c.env("REPO_FAILPOINT", format!("{point}:sleep={secs}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("spawn repo");
         let mut out = child.stdout.take().expect("stdout");
         let stdout = std::thread::spawn(move || {
@@ -330,21 +368,20 @@ impl Paused {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        let want = format!("failpoint {point}: pausing");
         let started = std::time::Instant::now();
         loop {
-            if String::from_utf8_lossy(&stderr.lock().unwrap()).contains(&want) {
+            if String::from_utf8_lossy(&stderr.lock().unwrap()).contains(want) {
                 break;
             }
             if let Some(st) = child.try_wait().unwrap() {
                 panic!(
-                    "{point}: the process ended ({st:?}) before reaching the failpoint: {}",
+                    "the process ended ({st:?}) before printing {want:?}: {}",
                     String::from_utf8_lossy(&stderr.lock().unwrap())
                 );
             }
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(180),
-                "{point}: never reached"
+                "{want:?} never came"
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -353,11 +390,29 @@ impl Paused {
             stdout,
             stderr,
             reader,
+            gate,
         }
     }
 
-    /// Waits for the process to end.
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        let _ = self.child.wait();
+    }
+
+    /// Lets the process go on past its failpoint.
+    pub fn release(&self) {
+        self.gate.release();
+    }
+
+    /// Releases the process and waits for it to end.
     pub fn finish(mut self) -> Output {
+        self.release();
         let status = self.child.wait().expect("wait");
         let _ = self.reader.join();
         let stdout = self.stdout.join().unwrap_or_default();

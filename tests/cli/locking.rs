@@ -3,10 +3,9 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_same_tree, random_bytes, Env};
+use crate::common::{assert_same_tree, random_bytes, Env, Paused};
 
 /// Lock objects in a local repository; a lock still being written (a `.tmp-` file, not
 /// yet renamed into place) is not one yet.
@@ -18,17 +17,13 @@ fn lock_count(repo: &Path) -> usize {
     })
 }
 
-/// Starts a snapshot that pauses (holding its lock) just before it commits.
-fn paused_snapshot(env: &Env, src: &Path, secs: u32) -> Child {
-    env.cmd(&["snapshot", src.to_str().unwrap()])
-        .env(
-            "REPO_FAILPOINT",
-            format!("snapshot-before-commit:sleep={secs}"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// Starts a snapshot that pauses (holding its lock) just before it commits, until
+/// released.
+fn paused_snapshot(env: &Env, src: &Path) -> Paused {
+    Paused::start(
+        env.cmd(&["snapshot", src.to_str().unwrap()]),
+        "snapshot-before-commit",
+    )
 }
 
 fn wait_for_locks(env: &Env, n: usize) {
@@ -57,12 +52,12 @@ fn concurrent_snapshots_both_succeed_and_restore() {
     env.init();
     let a = tree(&env, "a", 1);
     let b = tree(&env, "b", 100);
-    let ca = paused_snapshot(&env, &a, 2);
-    let cb = paused_snapshot(&env, &b, 2);
+    let ca = paused_snapshot(&env, &a);
+    let cb = paused_snapshot(&env, &b);
     // Both hold their shared lock at the same time.
     wait_for_locks(&env, 2);
     for c in [ca, cb] {
-        let o = c.wait_with_output().unwrap();
+        let o = c.finish();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_eq!(lock_count(&env.repo()), 0, "locks were not released");
@@ -88,7 +83,7 @@ fn prune_during_a_snapshot_fails_clearly_or_waits() {
     env.init();
     let a = tree(&env, "a", 1);
     env.snapshot(&[&a]);
-    let c = paused_snapshot(&env, &a, 3);
+    let c = paused_snapshot(&env, &a);
     wait_for_locks(&env, 1);
     let o = env.run(&["prune"]);
     assert_eq!(o.status.code(), Some(11), "prune ran during a snapshot");
@@ -98,10 +93,12 @@ fn prune_during_a_snapshot_fails_clearly_or_waits() {
         "{err}"
     );
     // With --lock-wait it waits for the snapshot and then runs.
-    let o = env.run(&["prune", "--lock-wait", "2m"]);
+    let prune =
+        crate::prune_windows::writer_waiting_for(env.cmd(&["-v", "prune", "--lock-wait", "2m"]));
+    let s = c.finish();
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let o = prune.finish();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let s = c.wait_with_output().unwrap();
-    assert!(s.status.success());
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
     let out = env.ok(&["check", "--read-data"]);
     assert!(out.contains("no errors found"), "{out}");
@@ -112,10 +109,9 @@ fn locks_of_killed_processes_are_stale_and_removable() {
     let env = Env::new();
     env.init();
     let a = tree(&env, "a", 1);
-    let mut c = paused_snapshot(&env, &a, 60);
+    let c = paused_snapshot(&env, &a);
     wait_for_locks(&env, 1);
-    c.kill().unwrap();
-    c.wait().unwrap();
+    c.kill();
     assert_eq!(lock_count(&env.repo()), 1);
     let locks = env.json(&["locks"]);
     assert_eq!(locks[0]["stale"], true, "{locks}");
@@ -132,14 +128,17 @@ fn interrupting_a_snapshot_commits_nothing_and_leaves_no_lock() {
     env.init();
     let a = tree(&env, "a", 7);
     // Paused after storing everything, just before it would commit.
-    let c = paused_snapshot(&env, &a, 3);
+    let c = paused_snapshot(&env, &a);
     wait_for_locks(&env, 1);
     let st = std::process::Command::new("kill")
         .args(["-INT", &c.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
-    let o = c.wait_with_output().unwrap();
+    // The signal handler only sets a flag; give it a moment before the snapshot goes on
+    // to the commit that must notice it.
+    std::thread::sleep(Duration::from_millis(500));
+    let o = c.finish();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("cancelled"), "{err}");

@@ -141,9 +141,19 @@ fn options(db: &Database, coll: &str) -> Document {
         .clone()
 }
 
+/// A server of the test's own, for the tests that write tens of thousands of documents:
+/// on the shared one their oplog entries would slow every other test's oplog reads (the
+/// test server scans its whole oplog for each; 150,000 entries took 6 s a query).
+fn own_server() -> Option<(crate::mongodb_pitr::Private, String, Client)> {
+    let p = crate::mongodb_pitr::private_server(1_000_000)?;
+    let client = Client::with_uri_str(&p.uri).unwrap();
+    let uri = p.uri.clone();
+    Some((p, uri, client))
+}
+
 #[test]
 fn collections_round_trip_byte_for_byte_with_options_indexes_and_views() {
-    let Some((uri, client)) = server() else {
+    let Some((_server, uri, client)) = own_server() else {
         return;
     };
     let name = unique_db("rt");
@@ -292,7 +302,7 @@ fn collections_round_trip_byte_for_byte_with_options_indexes_and_views() {
 
 #[test]
 fn unchanged_and_lightly_changed_collections_cost_little() {
-    let Some((uri, client)) = server() else {
+    let Some((_server, uri, client)) = own_server() else {
         return;
     };
     let name = unique_db("inc");
@@ -612,20 +622,14 @@ fn server_dying_mid_export_fails_the_snapshot_cleanly() {
     }
     let env = Env::new();
     env.init();
-    let child = env
-        .cmd(&["snapshot", &uri])
-        // Pause once the first documents arrived, so the kill lands mid-export.
-        .env("REPO_FAILPOINT", "mongodb-stream-started:sleep=4")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2000));
+    // Held once the first documents arrived, so the server dies mid-export.
+    let child =
+        crate::common::Paused::start(env.cmd(&["snapshot", &uri]), "mongodb-stream-started");
     std::process::Command::new(script)
         .args(["stop", dir.path().to_str().unwrap()])
         .status()
         .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.finish();
     assert!(
         !o.status.success(),
         "the snapshot succeeded although the server died"

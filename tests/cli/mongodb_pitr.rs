@@ -399,7 +399,9 @@ pub(crate) fn private_server(entries: u32) -> Option<Private> {
     let child = Private::spawn(&bin, dir.path(), port, entries);
     Some(Private {
         child,
-        uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+        uri: crate::common::patient(&format!(
+            "mongodb://127.0.0.1:{port}/?directConnection=true"
+        )),
         bin,
         port,
         entries,

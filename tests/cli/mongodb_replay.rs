@@ -205,8 +205,12 @@ fn snapshot_and_follow_by_different_uris_are_one_source() {
         .split('/')
         .next()
         .unwrap();
-    let uri_a = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
-    let uri_b = format!("mongodb://127.0.0.1:{port}?appName=other&directConnection=true");
+    let uri_a = crate::common::patient(&format!(
+        "mongodb://127.0.0.1:{port}/?directConnection=true"
+    ));
+    let uri_b = crate::common::patient(&format!(
+        "mongodb://127.0.0.1:{port}?appName=other&directConnection=true"
+    ));
     let db = client.database("app");
     let c = db.collection::<Document>("c");
     c.insert_one(doc! {"_id": 1, "v": "before"}).run().unwrap();

@@ -616,7 +616,6 @@ fn readers_and_writers_inside_prune_windows_on_s3() {
         let prune = crate::common::Paused::start(
             s3_cmd(&env, &repo, "cache-a", &["prune", "--grace", "0"]),
             point,
-            4,
         );
         // Readers, as this host and as others: they may fail while packs vanish, but
         // never write.
@@ -638,15 +637,14 @@ fn readers_and_writers_inside_prune_windows_on_s3() {
         // A writer started in the window waits for prune, then stores the forgotten
         // content again without deduplicating against what prune removes.
         std::fs::write(src.join("again.bin"), &forgotten).unwrap();
-        let w = s3_cmd(
+        let w = crate::prune_windows::writer_waiting_for(s3_cmd(
             &env,
             &repo,
             "cache-b",
-            &["snapshot", "--lock-wait", "2m", s],
-        )
-        .output()
-        .unwrap();
+            &["-v", "snapshot", "--lock-wait", "2m", s],
+        ));
         let p = prune.finish();
+        let w = w.finish();
         assert!(
             p.status.success(),
             "{point}: {}",

@@ -79,6 +79,11 @@ fn everything_restores(s: &Setup, tag: &str) {
     }
 }
 
+/// Starts `c` (run with `-v`) and returns once it is waiting for the repository lock.
+pub(crate) fn writer_waiting_for(c: std::process::Command) -> Paused {
+    Paused::watch(c, "waiting up to")
+}
+
 fn lock_files(repo: &Path) -> Vec<PathBuf> {
     fs::read_dir(repo.join("locks"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -90,19 +95,22 @@ fn readers_inside_every_prune_window_write_nothing_and_writers_wait() {
     for point in WINDOWS {
         let s = setup();
         let env = &s.env;
-        // Zero grace: every window, pack deletion included, happens in this run. The
-        // pause outlasts the ten reader commands even on a loaded 2-core machine (4 s
-        // did not: prune went on while they ran, which is not what this tests).
-        let prune = Paused::start(env.cmd(&["prune", "--grace", "0"]), point, 10);
+        // Zero grace: every window, pack deletion included, happens in this run. Prune
+        // stays in the window until the readers and the writer below are in it too.
+        let prune = Paused::start(env.cmd(&["prune", "--grace", "0"]), point);
         readers_write_nothing(env, point);
         // A writer started now waits for prune's lock, then backs up the forgotten
         // content again: it must not deduplicate against packs prune is removing.
         fs::write(s.src.join("again.bin"), &s.forgotten).unwrap();
-        let writer = env
-            .cmd(&["snapshot", "--lock-wait", "2m", s.src.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let writer = writer_waiting_for(env.cmd(&[
+            "-v",
+            "snapshot",
+            "--lock-wait",
+            "2m",
+            s.src.to_str().unwrap(),
+        ]));
         let p = prune.finish();
+        let writer = writer.finish();
         assert!(
             p.status.success(),
             "{point}: {}",
@@ -132,7 +140,6 @@ fn a_writer_whose_lock_prune_could_not_see_keeps_its_snapshot() {
     let writer = Paused::start(
         env.cmd(&["snapshot", "--json", s.src.to_str().unwrap()]),
         "snapshot-before-commit",
-        8,
     );
     // Its lock is invisible to prune (a lagging listing): hide it while prune runs.
     let locks = lock_files(&env.repo());
@@ -173,7 +180,6 @@ fn a_writer_that_lost_its_lock_commits_nothing() {
     let writer = Paused::start(
         env.cmd(&["snapshot", s.src.to_str().unwrap()]),
         "snapshot-before-commit",
-        3,
     );
     // Someone took it for stale and removed it (`repo unlock --all` on another host).
     for l in lock_files(&env.repo()) {

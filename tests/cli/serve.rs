@@ -402,9 +402,10 @@ fn cancelling_a_running_snapshot_commits_nothing_and_releases_the_lock() {
     let data = setup(&env, "");
     write_big_file(&data.join("big"), 8 << 20, 3);
     let op = token(&env, "op", "operator");
+    let gate = crate::common::Gate::new();
     let srv = Server::start(
         &env,
-        &[("REPO_FAILPOINT", "snapshot-before-commit:sleep=3")],
+        &[("REPO_FAILPOINT", &gate.failpoint("snapshot-before-commit"))],
     );
     let (s, job) = srv.call(
         "POST",
@@ -430,6 +431,7 @@ fn cancelling_a_running_snapshot_commits_nothing_and_releases_the_lock() {
     }
     let (s, v) = srv.call("POST", &format!("/api/jobs/{id}/cancel"), Some(&op), None);
     assert_eq!(s, 202, "{v}");
+    gate.release();
     let done = srv.wait_job(&id, &op);
     assert_eq!(done["state"], "cancelled", "{done}");
     assert!(

@@ -129,10 +129,21 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status and the log.
-    pub fn stop(mut self) -> (Option<i32>, String) {
-        let mut child = self.child.take().unwrap();
+    pub fn stop(self) -> (Option<i32>, String) {
+        self.signal_stop();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM: the service stops taking work and lets its jobs finish.
+    pub fn signal_stop(&self) {
+        let child = self.child.as_ref().expect("running");
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Waits for the service to exit: its exit code and everything it logged.
+    pub fn wait_exit(mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().unwrap();
         let st = child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         (st.code(), self.log.lock().unwrap().clone())

@@ -144,9 +144,10 @@ fn sigterm_lets_jobs_finish_for_the_grace_period_then_cancels_them() {
         ),
     );
     let op = token(&env, "op", "operator");
+    let gate = crate::common::Gate::new();
     let srv = Server::start(
         &env,
-        &[("REPO_FAILPOINT", "snapshot-before-commit:sleep=4")],
+        &[("REPO_FAILPOINT", &gate.failpoint("snapshot-before-commit"))],
     );
     let (s, _) = srv.call("POST", "/api/plans/p/run", Some(&op), None);
     assert_eq!(s, 202);
@@ -160,12 +161,26 @@ fn sigterm_lets_jobs_finish_for_the_grace_period_then_cancels_them() {
         assert!(start.elapsed().as_secs() < 60);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, log) = srv.stop();
+    // The job outlasts the grace period: it is still held when the service cancels it,
+    // and only then goes on to the commit that must see the cancellation.
+    srv.signal_stop();
+    let start = std::time::Instant::now();
+    while !srv
+        .log
+        .lock()
+        .unwrap()
+        .contains("cancelling: the grace period is over")
+    {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "{}",
+            srv.log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gate.release();
+    let (code, log) = srv.wait_exit();
     assert_eq!(code, Some(0), "{log}");
-    assert!(
-        log.contains("cancelling: the grace period is over"),
-        "{log}"
-    );
     assert!(
         env.json(&["snapshots"]).as_array().unwrap().is_empty(),
         "no half snapshot"
