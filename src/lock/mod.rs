@@ -34,6 +34,8 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 /// Pause between attempts while waiting for a conflicting lock to go away.
 const RETRY_EVERY: Duration = Duration::from_secs(2);
+/// How often a waiter looks whether it was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// Shared or exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +172,19 @@ impl Lock {
         command: &str,
         wait: Duration,
     ) -> Result<Lock> {
+        Self::acquire_unless(backend, key, kind, command, wait, &|| false)
+    }
+
+    /// [`Lock::acquire`], giving up with [`Error::Cancelled`] as soon as `cancelled` says
+    /// so while it waits (a job cancelled in the service must not sit out `--lock-wait`).
+    pub fn acquire_unless(
+        backend: Arc<dyn Backend>,
+        key: &MasterKey,
+        kind: LockKind,
+        command: &str,
+        wait: Duration,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Lock> {
         let now = Utc::now();
         let info = LockInfo {
             kind,
@@ -218,9 +233,15 @@ impl Lock {
             }
             // Jitter keeps two contenders from colliding forever.
             let jitter = Duration::from_millis(rand::random::<u64>() % 1000);
-            std::thread::sleep(
-                (RETRY_EVERY + jitter).min(deadline.saturating_duration_since(Instant::now())),
-            );
+            let next = Instant::now() + (RETRY_EVERY + jitter);
+            while Instant::now() < next.min(deadline) {
+                if cancelled() {
+                    return Err(Error::Cancelled(
+                        " while waiting for the repository lock".into(),
+                    ));
+                }
+                std::thread::sleep(CANCEL_POLL.min(next.saturating_duration_since(Instant::now())));
+            }
         }
     }
 

@@ -237,8 +237,8 @@ pub struct CopyRequest {
 /// already copied ones are skipped). Cancelled, it stops between trees and writes no
 /// snapshot object.
 pub fn run(src: &Repository, dst: &Repository, req: &CopyRequest, ctx: &Ctx) -> Result<CopyReport> {
-    let _dst_lock = dst.lock_for(LockKind::Shared, "copy")?;
-    let _src_lock = src.lock_for(LockKind::Shared, "copy (source)")?;
+    let _dst_lock = dst.lock_for(LockKind::Shared, "copy", ctx)?;
+    let _src_lock = src.lock_for(LockKind::Shared, "copy (source)", ctx)?;
     let snapshots = if req.snapshots.is_empty() {
         select::matching(src, &req.filter)?
     } else {

@@ -72,7 +72,7 @@ pub struct ForgetReport {
 /// Removes snapshots under the shared lock (then prunes under the exclusive one, when
 /// asked).
 pub fn run(repo: &Repository, req: &ForgetRequest, ctx: &Ctx) -> Result<ForgetReport> {
-    let lock = repo.lock_to_free_space(LockKind::Shared, "forget")?;
+    let lock = repo.lock_to_free_space(LockKind::Shared, "forget", ctx)?;
     let mut report = ForgetReport {
         dry_run: req.dry_run,
         ..ForgetReport::default()

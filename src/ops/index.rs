@@ -18,10 +18,10 @@ pub struct IndexRebuildRequest {
 }
 
 /// Recreates the local index from the segments; only `from_packs` writes (and locks).
-pub fn rebuild(repo: &mut Repository, req: &IndexRebuildRequest, _ctx: &Ctx) -> Result<SyncReport> {
+pub fn rebuild(repo: &mut Repository, req: &IndexRebuildRequest, ctx: &Ctx) -> Result<SyncReport> {
     let _lock = req
         .from_packs
-        .then(|| repo.lock_for(LockKind::Exclusive, "index rebuild"))
+        .then(|| repo.lock_for(LockKind::Exclusive, "index rebuild", ctx))
         .transpose()?;
     repo.rebuild_index(req.from_packs)
 }

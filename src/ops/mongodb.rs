@@ -119,8 +119,8 @@ pub struct CoverageReport {
 }
 
 /// The time ranges each MongoDB source can be restored to.
-pub fn coverage(repo: &Repository, req: &CoverageRequest, _ctx: &Ctx) -> Result<CoverageReport> {
-    let _lock = repo.lock_for(LockKind::Shared, "mongodb coverage")?;
+pub fn coverage(repo: &Repository, req: &CoverageRequest, ctx: &Ctx) -> Result<CoverageReport> {
+    let _lock = repo.lock_for(LockKind::Shared, "mongodb coverage", ctx)?;
     let slices = crate::mongo::oplog::load_slices(repo)?;
     let snaps = repo.snapshots()?;
     let mut all = coverage::compute(&snaps, &slices);

@@ -56,7 +56,7 @@ impl VerifyReport {
 /// Reads back everything the snapshot `req` names references. A tree that cannot be read
 /// is an error (nothing below it can be checked); damaged data blobs are in the report.
 pub fn run(repo: &Repository, req: &VerifyRequest, ctx: &Ctx) -> Result<VerifyReport> {
-    let _lock = repo.lock_for(LockKind::Shared, "verify")?;
+    let _lock = repo.lock_for(LockKind::Shared, "verify", ctx)?;
     let snap = select::snapshot(repo, &req.snapshot, &[])?;
     ctx.info(format!(
         "verifying snapshot {} ({})",

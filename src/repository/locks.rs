@@ -4,15 +4,23 @@
 use super::*;
 
 impl Repository {
-    /// Takes a repository lock for `command` (see [`crate::lock`]), waiting up to `wait`.
+    /// Takes a repository lock for `command` (see [`crate::lock`]), waiting up to `wait`
+    /// unless `ctx` is cancelled first.
     pub fn lock(
         &self,
         kind: crate::lock::LockKind,
         command: &str,
         wait: std::time::Duration,
+        ctx: &crate::ops::context::Ctx,
     ) -> Result<crate::lock::Lock> {
-        let lock =
-            crate::lock::Lock::acquire(self.backend.clone(), &self.key, kind, command, wait)?;
+        let lock = crate::lock::Lock::acquire_unless(
+            self.backend.clone(),
+            &self.key,
+            kind,
+            command,
+            wait,
+            &|| ctx.cancelled(),
+        )?;
         self.locks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -31,8 +39,9 @@ impl Repository {
         &self,
         kind: crate::lock::LockKind,
         command: &str,
+        ctx: &crate::ops::context::Ctx,
     ) -> Result<crate::lock::Lock> {
-        self.lock(kind, command, self.lock_wait)
+        self.lock(kind, command, self.lock_wait, ctx)
     }
 
     /// [`Repository::lock_for`] for verbs that free space (forget, prune, repair): on a
@@ -42,13 +51,14 @@ impl Repository {
         &self,
         kind: crate::lock::LockKind,
         command: &str,
+        ctx: &crate::ops::context::Ctx,
     ) -> Result<crate::lock::Lock> {
-        match self.lock_for(kind, command) {
+        match self.lock_for(kind, command, ctx) {
             Err(e) if e.is_disk_full() => {
                 if !self.backend.release_reserve()? {
                     return Err(e);
                 }
-                self.lock_for(kind, command)
+                self.lock_for(kind, command, ctx)
             }
             other => other,
         }

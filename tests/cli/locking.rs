@@ -150,3 +150,31 @@ fn interrupting_a_snapshot_commits_nothing_and_leaves_no_lock() {
     env.ok(&["prune", "--grace", "0"]);
     env.snapshot(&[&a]);
 }
+
+#[test]
+fn ctrl_c_stops_a_wait_for_the_lock() {
+    let env = Env::new();
+    env.init();
+    let a = tree(&env, "a", 3);
+    let snap = paused_snapshot(&env, &a);
+    let prune =
+        crate::prune_windows::writer_waiting_for(env.cmd(&["-v", "prune", "--lock-wait", "2m"]));
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &prune.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Not released before prune ended: a prune that sat out its wait would fail with
+    // "locked" after two minutes instead.
+    let o = prune.finish();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("cancelled while waiting for the repository lock"),
+        "{err}"
+    );
+    let s = snap.finish();
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    assert_eq!(lock_count(&env.repo()), 0);
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+}

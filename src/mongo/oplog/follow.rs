@@ -407,7 +407,14 @@ fn pause_unless_cancelled(pause: Duration, ctx: &Ctx) {
 
 /// Stores the buffered entries as chunks and writes the slice object (last).
 fn seal(repo: &Repository, tail: &mut Tail) -> Result<Slice> {
-    let _lock = repo.lock(LockKind::Shared, "mongodb follow", Duration::from_secs(60))?;
+    // Sealing also runs after a stop request, to keep what was read: it is never
+    // cancelled itself.
+    let _lock = repo.lock(
+        LockKind::Shared,
+        "mongodb follow",
+        Duration::from_secs(60),
+        &Ctx::default(),
+    )?;
     let chunker = Chunker::new(repo.config().chunker_bson, repo.key().chunker_seed());
     let mut writer = BlobWriter::new(repo);
     let chunks = writer.store_chunks(&chunker, &tail.buf)?;

@@ -200,7 +200,7 @@ impl CheckRequest {
 /// Audits the repository under the shared lock. Damage is reported as findings (see
 /// [`CheckReport::errors`]), not as an error.
 pub fn run(repo: &Repository, req: &CheckRequest, ctx: &Ctx) -> Result<CheckReport> {
-    let _lock = repo.lock_for(crate::lock::LockKind::Shared, "check")?;
+    let _lock = repo.lock_for(crate::lock::LockKind::Shared, "check", ctx)?;
     let progress = ctx.phase(Phase::Checking);
     let r = audit(repo, &req.data_read(), ctx, &progress);
     ctx.phase_done(Phase::Checking);

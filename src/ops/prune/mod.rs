@@ -150,7 +150,7 @@ struct Decision {
 /// Prunes `repo` under the exclusive lock (released space first if the disk is too full
 /// to write the lock). Cancellation is honoured until the first object is deleted.
 pub fn run(repo: &Repository, req: &PruneRequest, ctx: &Ctx) -> Result<PruneReport> {
-    let _lock = repo.lock_to_free_space(crate::lock::LockKind::Exclusive, "prune")?;
+    let _lock = repo.lock_to_free_space(crate::lock::LockKind::Exclusive, "prune", ctx)?;
     ctx.check()?;
     let progress = ctx.phase(Phase::Pruning);
     let r = prune(repo, req, ctx, &progress);

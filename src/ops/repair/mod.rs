@@ -95,7 +95,7 @@ impl RepairReport {
 /// Repairs `repo` under the exclusive lock (released space first if the disk is too
 /// full to write the lock).
 pub fn run(repo: &mut Repository, opts: &RepairRequest, ctx: &Ctx) -> Result<RepairReport> {
-    let _lock = repo.lock_to_free_space(crate::lock::LockKind::Exclusive, "repair")?;
+    let _lock = repo.lock_to_free_space(crate::lock::LockKind::Exclusive, "repair", ctx)?;
     ctx.check()?;
     let progress = ctx.phase(Phase::Repairing);
     let r = repair(repo, opts);

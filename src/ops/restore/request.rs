@@ -94,7 +94,7 @@ fn is_path(p: &str) -> bool {
 /// Restores what `req` names, under the shared lock. Items that fail are listed in the
 /// report ([`RestoreOutcome::failure`]); everything else is still restored.
 pub fn run(repo: &Repository, req: &RestoreRequest, ctx: &Ctx) -> Result<RestoreOutcome> {
-    let _lock = repo.lock_for(LockKind::Shared, "restore")?;
+    let _lock = repo.lock_for(LockKind::Shared, "restore", ctx)?;
     let mut sel = req.snapshot.clone();
     #[cfg(feature = "mongo")]
     if matches!(req.into, RestoreInto::Mongodb(_)) && sel.filter.source.is_none() {

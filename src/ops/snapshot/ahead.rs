@@ -111,21 +111,16 @@ impl Ahead {
         }
     }
 
-    /// The probe of entry `i` of the slice (`names`, `stats`) in `dir`; probes it and the
-    /// next directories of the window first if it has not been. `plan(i, st)` says
-    /// whether a directory may be probed at all (`None`: excluded now, or marked — never
-    /// opened, as a walk without probes would not) and whether to list it (`false`: a
-    /// mount point not to cross). `None` for an entry that is not a directory, or when
-    /// nothing is probed ahead.
-    #[allow(clippy::too_many_arguments)]
+    /// The probe of entry `i` of `slice`; probes it and the next directories of the
+    /// window first if it has not been. `plan(i, st)` says whether a directory may be
+    /// probed at all (`None`: excluded now, or marked — never opened, as a walk without
+    /// probes would not) and whether to list it (`false`: a mount point not to cross).
+    /// `None` for an entry that is not a directory, one `plan` refused, or when nothing
+    /// is probed ahead.
     pub fn take(
         &mut self,
         i: usize,
-        repo: &Repository,
-        dir: BorrowedFd<'_>,
-        names: &[OsString],
-        stats: &[io::Result<Meta>],
-        prev: Option<&PrevDir>,
+        slice: &Slice<'_>,
         plan: &(dyn Fn(usize, &Meta) -> Option<bool> + Sync),
     ) -> Option<Probe> {
         use rayon::prelude::*;
@@ -134,18 +129,30 @@ impl Ahead {
         }
         if self.dirs.front() == Some(&i) && !self.probes.contains_key(&i) {
             let window: Vec<usize> = self.dirs.iter().take(WINDOW).copied().collect();
+            // Several probes run side by side, each stat'ing its entries on its own
+            // thread; a directory alone in its window stats them on all threads instead.
+            let alone = window.len() == 1;
             let made: Vec<(usize, Probe)> = window
                 .par_iter()
                 .filter_map(|&d| {
-                    let st = stats[d].as_ref().ok()?;
+                    let st = slice.stats[d].as_ref().ok()?;
                     let list = plan(d, st)?;
-                    // Each probe stats its entries on its own thread: the window is the
-                    // parallelism.
-                    Some((d, probe(repo, dir, &names[d], st, prev, list, false)))
+                    let (repo, dir, name) = (slice.repo, slice.dir, &slice.names[d]);
+                    Some((d, probe(repo, dir, name, st, slice.prev, list, alone)))
                 })
                 .collect();
             self.probes.extend(made);
         }
         self.probes.remove(&i)
     }
+}
+
+/// The listed entries of one directory slice, as the walker holds them.
+pub(super) struct Slice<'a> {
+    pub repo: &'a Repository,
+    pub dir: BorrowedFd<'a>,
+    pub names: &'a [OsString],
+    pub stats: &'a [io::Result<Meta>],
+    /// The parent snapshot's version of the directory.
+    pub prev: Option<&'a PrevDir>,
 }

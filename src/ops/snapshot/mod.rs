@@ -108,7 +108,7 @@ type Seen = Claims;
 /// and returns [`Error::Cancelled`]; what it stored meanwhile is unreferenced until a prune.
 pub fn run(repo: &Repository, req: &SnapshotRequest, ctx: &Ctx) -> Result<Snapshot> {
     with_job(req, ctx, |job| {
-        let _lock = repo.lock_for(crate::lock::LockKind::Shared, "snapshot")?;
+        let _lock = repo.lock_for(crate::lock::LockKind::Shared, "snapshot", ctx)?;
         let progress = ctx.phase(Phase::BackingUp);
         let result = pipeline(repo, job, ctx, progress);
         ctx.phase_done(Phase::BackingUp);

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_channel::Sender;
 
-use super::ahead::{probe, Ahead, Opened, Probe};
+use super::ahead::{probe, Ahead, Opened, Probe, Slice};
 use super::parent::{content_unchanged, count_files, PrevDir};
 use crate::dirfd;
 use crate::error::{Error, Result};
@@ -287,7 +287,10 @@ impl Walker<'_> {
             return self.skip(path, SOCKET_SKIPPED);
         };
         let before = prev.and_then(|p| p.get(name));
-        if self.ctx.excluder.excludes(path, kind == NodeKind::Dir) {
+        // A directory probed ahead was found neither excluded nor marked before it was
+        // opened (`visit_slice`'s plan): not asked twice.
+        let vetted = ahead.is_some();
+        if !vetted && self.ctx.excluder.excludes(path, kind == NodeKind::Dir) {
             self.note_removed(before);
             return Ok(());
         }
@@ -308,7 +311,7 @@ impl Walker<'_> {
         };
         match kind {
             NodeKind::Dir => {
-                if self.ctx.excluder.marked(path) {
+                if !vetted && self.ctx.excluder.marked(path) {
                     self.note_removed(before);
                     return Ok(());
                 }
@@ -439,7 +442,14 @@ impl Walker<'_> {
                 .then(|| !excluder.crosses(st.dev, root_dev))
         };
         for i in 0..names.len() {
-            let probe = ahead.take(i, self.ctx.repo, dir, names, &stats, prev, &plan);
+            let slice = Slice {
+                repo: self.ctx.repo,
+                dir,
+                names,
+                stats: &stats,
+                prev,
+            };
+            let probe = ahead.take(i, &slice, &plan);
             let st = std::mem::replace(&mut stats[i], Err(std::io::ErrorKind::NotFound.into()));
             let n = &names[i];
             self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st, probe)?;
