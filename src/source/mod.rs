@@ -20,8 +20,13 @@ pub struct VirtualEntry {
     /// Whether to cut it with the config's small-chunk (BSON stream) parameters.
     pub small_chunks: bool,
     /// The parent snapshot's entry, when the source vouches the content is unchanged
-    /// since: stored as it is, `open` is not called.
+    /// since: stored as it is (its mtime too), `open` is not called.
     pub reuse: Option<crate::tree::Node>,
+    /// Its mtime when it is not the snapshot's time: for an entry whose content the
+    /// source vouches unchanged since an earlier snapshot read it, that snapshot's time,
+    /// so that an unchanged entry, and the tree of its directory, stay byte for byte
+    /// what they were (nothing rewritten for them).
+    pub mtime: Option<crate::tree::Timestamp>,
 }
 
 /// A source that is not a directory tree (a database): it lists file-like entries under

@@ -529,3 +529,27 @@ pub fn odd_users(client: &mongodb::sync::Client, db: &str, n: i32) -> Vec<mongod
         .unwrap();
     docs
 }
+
+/// The tree id of directory `dir` in snapshot `id` (an id or prefix), asked of the
+/// library: what a test compares to show two walks stored the same directory.
+pub fn tree_of(env: &Env, id: &str, dir: &Path) -> repo::id::TreeId {
+    let r = repo::repository::Repository::open(
+        std::sync::Arc::new(repo::backend::local::LocalBackend::new(env.repo())),
+        b"correct horse battery staple",
+        &env.path("lib-cache"),
+    )
+    .unwrap();
+    let snap = r
+        .load_snapshot(&r.resolve_snapshot_id(id).unwrap())
+        .unwrap();
+    let mut tree = snap.tree;
+    for part in dir.strip_prefix("/").unwrap().components() {
+        let name = part.as_os_str().as_encoded_bytes();
+        let t = r.load_tree(&tree).unwrap();
+        let node = t.nodes.iter().find(|n| n.name == name);
+        tree = node
+            .and_then(|n| n.subtree)
+            .unwrap_or_else(|| panic!("{} not in snapshot {id}", dir.display()));
+    }
+    tree
+}

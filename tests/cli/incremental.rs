@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::common::Env;
+use crate::common::{tree_of, Env};
 
 fn summary(s: &serde_json::Value, field: &str) -> u64 {
     s["summary"][field]
@@ -189,32 +189,6 @@ fn metadata_changes_and_new_excludes_in_unchanged_looking_directories() {
     );
 }
 
-/// The tree id of directory `dir` in snapshot `id`, asked of the library. (Not the root
-/// tree's: that holds `dir`'s ancestors too, and `/tmp`'s mtime moves whenever another
-/// test makes a directory there.)
-fn tree_of(env: &Env, id: &serde_json::Value, dir: &std::path::Path) -> repo::id::TreeId {
-    let r = repo::repository::Repository::open(
-        std::sync::Arc::new(repo::backend::local::LocalBackend::new(env.repo())),
-        b"correct horse battery staple",
-        &env.path("lib-cache"),
-    )
-    .unwrap();
-    let sel = id.as_str().unwrap();
-    let snap = r
-        .load_snapshot(&r.resolve_snapshot_id(sel).unwrap())
-        .unwrap();
-    let mut tree = snap.tree;
-    for part in dir.strip_prefix("/").unwrap().components() {
-        let name = part.as_os_str().as_encoded_bytes();
-        let t = r.load_tree(&tree).unwrap();
-        let node = t.nodes.iter().find(|n| n.name == name);
-        tree = node
-            .and_then(|n| n.subtree)
-            .unwrap_or_else(|| panic!("{} not in snapshot {sel}", dir.display()));
-    }
-    tree
-}
-
 #[test]
 fn sibling_directories_opened_ahead_give_the_tree_a_full_walk_gives() {
     use std::os::unix::fs::PermissionsExt;
@@ -261,8 +235,8 @@ fn sibling_directories_opened_ahead_give_the_tree_a_full_walk_gives() {
     assert!(full["parent"].is_null(), "{full}");
     assert!(summary(&full, "bytes_read") > 0, "{full}");
     assert_eq!(
-        tree_of(&env, &ahead["id"], &src),
-        tree_of(&env, &full["id"], &src),
+        tree_of(&env, ahead["id"].as_str().unwrap(), &src),
+        tree_of(&env, full["id"].as_str().unwrap(), &src),
         "the walk with its parent and siblings opened ahead differs from a full walk"
     );
     // s03/f1, s07/f0 (mode), s28/inner/g2 (xattr) changed; s09/inner/new, s05, s30/inner/h

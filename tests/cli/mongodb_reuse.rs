@@ -11,7 +11,7 @@ use std::process::Output;
 use mongodb::bson::{doc, Document};
 use mongodb::sync::Client;
 
-use crate::common::{odd_users, Env};
+use crate::common::{odd_users, tree_of, Env};
 use crate::mongodb_pitr::{private_server, prune_oplog, state, tick, written_after_a_snapshot};
 
 /// `(unwritten, total, slices read)` from the report's note, if it has one.
@@ -124,6 +124,16 @@ fn unwritten_collections_come_from_the_parent_and_every_write_is_seen() {
     assert_eq!(taken(&s.stderr), Some((10, 10, 0)), "{}", s.stderr);
     assert_eq!(s.json["summary"]["files_unchanged"], 10);
     assert!(s.json["summary"]["bytes_read"].as_u64().unwrap() < 20_000);
+    // Nor is anything stored again for them: each collection's directory is the parent's.
+    for coll in ["orders", "a.b", "capped", "odd name.users"] {
+        let dir = std::path::PathBuf::from(format!("/mongodb/app/{coll}"));
+        let (a, b) = (first.json["id"].as_str(), s.json["id"].as_str());
+        assert_eq!(
+            tree_of(&env, a.unwrap(), &dir),
+            tree_of(&env, b.unwrap(), &dir),
+            "{coll}"
+        );
+    }
     restores_as_live(&env, &client, &uri, &s, "none");
 
     // One update, read from the server's oplog.

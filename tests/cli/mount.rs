@@ -181,9 +181,18 @@ fn mounted_snapshots_equal_the_source_and_reads_fetch_only_what_they_touch() {
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(dir.join("deep/er/x.txt"), "changed").unwrap();
     env.snapshot(&[&data]);
-    std::thread::sleep(Duration::from_millis(2100));
-    let now = names(&mnt.join("snapshots"));
+    // The mount looks for new snapshots every second or so.
+    let start = std::time::Instant::now();
+    let now = loop {
+        let now = names(&mnt.join("snapshots"));
+        if now.len() >= 2 || start.elapsed() > Duration::from_secs(60) {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(now.len(), 2, "{now:?}");
+    // And the kernel keeps what it looked up (`latest`) for a second.
+    std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(
         std::fs::read_link(mnt.join("latest")).unwrap(),
         PathBuf::from(format!("snapshots/{}", now[1]))

@@ -73,8 +73,28 @@ email = {{ to = ["ops@example.net"], from = "repo@example.net", server = "127.0.
     .unwrap();
     let viewer = token(&env, "v", "viewer");
     let srv = Server::start(&env, &[]);
-    std::thread::sleep(Duration::from_secs(10));
-    let jobs = srv.get("/api/jobs", &viewer);
+    // Until two tick runs have ended, the caught-up nightly run has failed and both its
+    // alerts went out (about 8 s; longer on a loaded machine).
+    let start = std::time::Instant::now();
+    let alerted = |what: &str| {
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, body)| String::from_utf8_lossy(body).contains(what))
+    };
+    let jobs = loop {
+        let jobs = srv.get("/api/jobs", &viewer);
+        let ended = |j: &&Value| j["finished"].is_string();
+        let ticks = runs_of(&jobs, "tick").into_iter().filter(ended).count();
+        let nightly = runs_of(&jobs, "nightly").into_iter().filter(ended).count();
+        if ticks >= 2 && nightly >= 1 && alerted("\"failure\"") && alerted("\"stale\"") {
+            break jobs;
+        }
+        assert!(start.elapsed().as_secs() < 120, "{jobs}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The mail goes out beside the webhook; the sink shows it only once stopped.
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(start.elapsed()));
     let metrics = srv.call("GET", "/metrics", Some(&viewer), None).1;
     let (code, log) = srv.stop();
     assert_eq!(code, Some(0), "{log}");

@@ -70,8 +70,10 @@ impl CollectionPlan {
         format!("{}.{}", self.db, self.name)
     }
 
-    /// The metadata document stored next to the data.
-    pub fn metadata(&self, cluster_time: Option<Timestamp>) -> Document {
+    /// The metadata document stored next to the data. Nothing in it changes unless the
+    /// collection does (the moment it was read is the snapshot's `mongodb.cluster_time`;
+    /// until 2026-12-03 each metadata document repeated it as `clusterTime`).
+    pub fn metadata(&self) -> Document {
         let mut d = doc! {
             "collectionName": &self.name,
             "db": &self.db,
@@ -80,9 +82,6 @@ impl CollectionPlan {
             "indexes": self.indexes.iter().cloned().map(Bson::Document).collect::<Vec<_>>(),
             "count": self.count,
         };
-        if let Some(t) = cluster_time {
-            d.insert("clusterTime", t);
-        }
         if let Some(u) = &self.uuid {
             d.insert("uuid", u.clone());
         }
@@ -394,7 +393,11 @@ impl crate::source::VirtualSource for MongoBackup {
             let end = std::sync::Arc::new(StreamEnd::default());
             // Data before metadata: chunkers take jobs in order, so the stream whose
             // count the metadata waits for is always already being read.
-            if let Some(r) = self.reused(&c.db, &c.name) {
+            let reused = self.reused(&c.db, &c.name);
+            // Metadata beside documents taken from the parent carries their time: when it
+            // is unchanged too, so is the collection's directory.
+            let read_at = reused.as_ref().map(|r| r.data.mtime);
+            if let Some(r) = reused {
                 end.finish(Ok(r.count));
                 out.push(crate::source::VirtualEntry {
                     dirs: dirs.clone(),
@@ -402,6 +405,7 @@ impl crate::source::VirtualSource for MongoBackup {
                     open: Box::new(|| Err(io::Error::other("taken from the parent unread"))),
                     small_chunks: true,
                     reuse: Some(r.data),
+                    mtime: read_at,
                 });
             } else if c.kind != "view" {
                 let (src, db, name) = (self.source.clone(), c.db.clone(), c.name.clone());
@@ -421,25 +425,26 @@ impl crate::source::VirtualSource for MongoBackup {
                     }),
                     small_chunks: true,
                     reuse: None,
+                    mtime: None,
                 });
             } else {
                 end.finish(Ok(0));
             }
             let mut plan = c.clone();
-            let cluster_time = self.source.cluster_time;
             out.push(crate::source::VirtualEntry {
                 dirs,
                 name: layout::METADATA.into(),
                 open: Box::new(move || {
                     plan.count = end.wait().map_err(io::Error::other)?;
                     let mut bytes = Vec::new();
-                    plan.metadata(cluster_time)
+                    plan.metadata()
                         .to_writer(&mut bytes)
                         .map_err(|e| io::Error::other(e.to_string()))?;
                     Ok(Box::new(io::Cursor::new(bytes)) as Box<dyn Read + Send>)
                 }),
                 small_chunks: true,
                 reuse: None,
+                mtime: read_at,
             });
         }
         // Tree order: by the escaped names, as the entries will be stored.

@@ -527,14 +527,14 @@ impl Walker<'_> {
                 name: e.name.as_bytes().to_vec(),
                 kind: Some(NodeKind::File),
                 mode: 0o600,
-                mtime: self.ctx.time,
+                mtime: e.mtime.unwrap_or(self.ctx.time),
                 ..Node::default()
             };
             if let Some(prev) = e.reuse {
-                let size = prev.size;
                 self.progress.done(1, 0);
                 self.emit(Event::Unchanged(Node {
-                    size,
+                    size: prev.size,
+                    mtime: prev.mtime,
                     content: prev.content,
                     ..node
                 }))?;
