@@ -30,6 +30,7 @@ mod adopt;
 mod mark;
 mod repack;
 pub(crate) mod segments;
+mod survey;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -50,6 +51,7 @@ use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::writer::BlobWriter;
 use repack::{dry_run_report, repack};
+use survey::{survey, Survey};
 
 pub use adopt::Adoption;
 pub use mark::PackUsage;
@@ -188,86 +190,16 @@ fn prune(
         grace_secs: opts.grace.as_secs(),
         ..Default::default()
     };
-    // Opening the index merges segments other hosts added before we took the lock.
-    let index = repo.index()?;
-    if index.flag(crate::index::DEGRADED)? {
-        return Err(damaged("an index segment cannot be read"));
-    }
-    let marks = pending::load(repo.backend(), repo.key())?;
-    if let Some(d) = marks.damaged.first() {
-        return Err(damaged(d));
-    }
-    let now = Utc::now();
-    ctx.check()?;
-    // 1. Leftovers of interrupted writes.
-    if !opts.dry_run {
-        repo.check_alone()?;
-        let (n, bytes) = repo.backend().remove_leftovers(opts.grace)?;
-        report.leftovers_removed = n;
-        report.bytes_freed += bytes;
-    }
-    // 2. What is live.
-    let snaps = repo.snapshots()?;
-    report.snapshots = snaps.len();
-    let live = mark::mark(repo, &snaps)?;
-    ctx.check()?;
-    let usage = mark::usage(repo, &live, |_, _, _| {})?;
-    let on_disk = crate::backend::pack_sizes(repo.backend())?;
-    let unlisted: Vec<(PackId, u64)> = on_disk
-        .iter()
-        .filter(|(id, _)| !usage.packs.contains_key(*id))
-        .map(|(id, size)| (*id, *size))
-        .collect();
-    // 3. Live blobs only unlisted packs have.
-    let adoption = adopt::find(repo, &usage.missing, &unlisted)?;
-    if !adoption.still_missing.is_empty() || usage.missing_count > usage.missing.len() as u64 {
-        let examples: Vec<String> = adoption
-            .still_missing
-            .iter()
-            .take(10)
-            .map(|(k, id)| format!("{} {}", crate::repository::kind_name(*k), id.short()))
-            .collect();
-        return Err(Error::Refused(format!(
-            "{} blob(s) that kept snapshots need are in no pack (e.g. {}); not pruning a \
-             damaged repository — run `repo check`, then `repo repair`",
-            adoption.still_missing.len().max(1),
-            examples.join(", ")
-        )));
-    }
-    let adopted: HashSet<PackId> = adoption.packs.iter().map(|p| p.id).collect();
-    report.packs_adopted = adopted.len() as u64;
-    let decision = decide(&usage.packs, &on_disk, opts, &mut report)?;
-    let segs = segments::plan(repo, &decision.mark, &decision.rewrite)?;
-    if segs.damaged > 0 {
-        return Err(damaged("an index segment cannot be read"));
-    }
-    report.segments_before = segs.before;
-    // Marks: earlier ones still standing, then this run's.
-    let mut keep: HashMap<PackId, PendingPack> = marks
-        .packs
-        .values()
-        .filter(|m| {
-            on_disk.contains_key(&m.id)
-                && !usage.packs.contains_key(&m.id)
-                && !adopted.contains(&m.id)
-        })
-        .map(|m| (m.id, m.clone()))
-        .collect();
-    let new_unindexed: Vec<(PackId, u64)> = unlisted
-        .iter()
-        .filter(|(id, _)| !keep.contains_key(id) && !adopted.contains(id))
-        .copied()
-        .collect();
-    report.packs_unindexed = new_unindexed.len() as u64;
+    let (mut s, live) = survey(repo, opts, ctx, &mut report)?;
     if opts.dry_run {
         return Ok(dry_run_report(
             report,
-            &usage.packs,
-            &decision,
-            &keep,
-            &on_disk,
-            &new_unindexed,
-            &segs,
+            &s.usage.packs,
+            &s.decision,
+            &s.keep,
+            &s.on_disk,
+            &s.new_unindexed,
+            &s.segs,
             opts,
             started,
         ));
@@ -277,104 +209,33 @@ fn prune(
     progress.set_unit("packs");
     progress.set_totals(report.packs_before, report.bytes_before);
     // 4. Deletions that need no write first.
+    let mut keep = std::mem::take(&mut s.keep);
     let due: Vec<PendingPack> = keep
         .values()
-        .filter(|m| m.due(now, opts.grace))
+        .filter(|m| m.due(s.now, opts.grace))
         .cloned()
         .collect();
     delete_packs(repo, &due, &mut keep, &mut report)?;
 
-    // 5–7. Writes. On a full disk with no grace period, first delete the packs that hold
-    //      nothing live (still listed for a moment: no snapshot needs them), then retry.
-    let gone: HashSet<PackId> = decision.mark.union(&decision.rewrite).copied().collect();
-    let mut freed_early: HashSet<PackId> = HashSet::new();
-    let write = |report: &mut PruneReport| {
-        write_phase(
-            repo, &index, &adoption, &live, &decision, &segs, &gone, report,
-        )
-    };
-    let mut attempt = write(&mut report);
-    if attempt.as_ref().is_err_and(Error::is_disk_full) && repo.backend().release_reserve()? {
-        attempt = write(&mut report);
-    }
-    let written = match attempt {
-        Err(e) if e.is_disk_full() && opts.grace.is_zero() => {
-            let unused: Vec<PendingPack> = decision
-                .mark
-                .iter()
-                .chain(new_unindexed.iter().map(|(p, _)| p))
-                .map(|p| PendingPack {
-                    id: *p,
-                    size: on_disk.get(p).copied().unwrap_or(0),
-                    marked: now,
-                    reason: Reason::Unused,
-                })
-                .collect();
-            delete_packs(repo, &unused, &mut keep, &mut report)?;
-            freed_early.extend(unused.iter().map(|m| m.id));
-            write(&mut report)?
-        }
-        Err(e) if e.is_disk_full() => {
-            return Err(Error::Refused(format!(
-                "the repository's disk is full ({e}); {} pack(s) hold nothing any snapshot \
-                 needs: if no other host uses this repository, `repo prune --grace 0` deletes \
-                 them first to make room",
-                decision.mark.len()
-            )))
-        }
-        other => other?,
-    };
+    // 5–7. Writes.
+    let (written, new_segments, freed_early) =
+        write_making_room(repo, opts, &s, &live, &mut keep, &mut report)?;
     drop(live);
-    let new_segments = written.1;
-    let written = written.0;
-    let reasons = gone
-        .iter()
-        .filter(|p| !freed_early.contains(p))
-        .map(|p| {
-            let r = if decision.rewrite.contains(p) {
-                Reason::Rewritten
-            } else {
-                Reason::Unused
-            };
-            (
-                *p,
-                on_disk.get(p).copied().unwrap_or(usage.packs[p].size),
-                r,
-            )
-        })
-        .chain(
-            new_unindexed
-                .iter()
-                .filter(|(p, _)| !freed_early.contains(p))
-                .map(|(p, s)| (*p, *s, Reason::Unindexed)),
-        );
-    let mut changed = report.packs_removed > 0 || !adopted.is_empty();
-    for (id, size, reason) in reasons {
-        keep.insert(
-            id,
-            PendingPack {
-                id,
-                size,
-                marked: now,
-                reason,
-            },
-        );
-        changed = true;
-    }
+    let changed = mark_gone(&s, &freed_early, &mut keep, &report);
     if changed {
         let all: Vec<PendingPack> = keep.values().cloned().collect();
         pending::replace(repo.backend(), repo.key(), &all, &[])?;
     }
     failpoint::hit("prune-after-segments");
     repo.check_alone()?;
-    for (n, seg) in segs.to_rewrite.iter().enumerate() {
+    for (n, seg) in s.segs.to_rewrite.iter().enumerate() {
         repo.backend().delete(&segment::segment_path(seg))?;
         if n == 0 {
             failpoint::hit("prune-mid-segment-delete");
         }
     }
     report.segments_after +=
-        segs.before - segs.to_rewrite.len() as u64 + new_segments + written.segments;
+        s.segs.before - s.segs.to_rewrite.len() as u64 + new_segments + written.segments;
 
     // 8. A zero grace period: this run's marks are due already.
     if opts.grace.is_zero() {
@@ -395,6 +256,112 @@ fn prune(
     repo.backend().keep_reserve()?;
     report.duration_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Steps 5–7's writes ([`write_phase`]). On a full disk, the reserve is released and they
+/// are tried again; with no grace period, the packs that hold nothing live (still listed
+/// for a moment: no snapshot needs them) are deleted first to make room. Returns the
+/// writes' stats, the replacement segments written and the packs deleted early.
+fn write_making_room(
+    repo: &Repository,
+    opts: &PruneRequest,
+    s: &Survey,
+    live: &crate::index::keyset::BlobSet,
+    keep: &mut HashMap<PackId, PendingPack>,
+    report: &mut PruneReport,
+) -> Result<(crate::packer::PackerStats, u64, HashSet<PackId>)> {
+    let mut freed_early: HashSet<PackId> = HashSet::new();
+    let write = |report: &mut PruneReport| {
+        write_phase(
+            repo,
+            &s.index,
+            &s.adoption,
+            live,
+            &s.decision,
+            &s.segs,
+            &s.gone,
+            report,
+        )
+    };
+    let mut attempt = write(report);
+    if attempt.as_ref().is_err_and(Error::is_disk_full) && repo.backend().release_reserve()? {
+        attempt = write(report);
+    }
+    let (written, new_segments) = match attempt {
+        Err(e) if e.is_disk_full() && opts.grace.is_zero() => {
+            let unused: Vec<PendingPack> = s
+                .decision
+                .mark
+                .iter()
+                .chain(s.new_unindexed.iter().map(|(p, _)| p))
+                .map(|p| PendingPack {
+                    id: *p,
+                    size: s.on_disk.get(p).copied().unwrap_or(0),
+                    marked: s.now,
+                    reason: Reason::Unused,
+                })
+                .collect();
+            delete_packs(repo, &unused, keep, report)?;
+            freed_early.extend(unused.iter().map(|m| m.id));
+            write(report)?
+        }
+        Err(e) if e.is_disk_full() => {
+            return Err(Error::Refused(format!(
+                "the repository's disk is full ({e}); {} pack(s) hold nothing any snapshot \
+                 needs: if no other host uses this repository, `repo prune --grace 0` deletes \
+                 them first to make room",
+                s.decision.mark.len()
+            )))
+        }
+        other => other?,
+    };
+    Ok((written, new_segments, freed_early))
+}
+
+/// Marks this run's packs in `keep`: those taken out of the index (unless deleted early)
+/// and the unindexed ones. Returns whether the marks differ from the earlier record.
+fn mark_gone(
+    s: &Survey,
+    freed_early: &HashSet<PackId>,
+    keep: &mut HashMap<PackId, PendingPack>,
+    report: &PruneReport,
+) -> bool {
+    let reasons = s
+        .gone
+        .iter()
+        .filter(|p| !freed_early.contains(p))
+        .map(|p| {
+            let r = if s.decision.rewrite.contains(p) {
+                Reason::Rewritten
+            } else {
+                Reason::Unused
+            };
+            (
+                *p,
+                s.on_disk.get(p).copied().unwrap_or(s.usage.packs[p].size),
+                r,
+            )
+        })
+        .chain(
+            s.new_unindexed
+                .iter()
+                .filter(|(p, _)| !freed_early.contains(p))
+                .map(|(p, size)| (*p, *size, Reason::Unindexed)),
+        );
+    let mut changed = report.packs_removed > 0 || !s.adopted.is_empty();
+    for (id, size, reason) in reasons {
+        keep.insert(
+            id,
+            PendingPack {
+                id,
+                size,
+                marked: s.now,
+                reason,
+            },
+        );
+        changed = true;
+    }
+    changed
 }
 
 /// Steps 5–7's writes: the adoption segment, the repacked blobs, the replacement
