@@ -284,7 +284,7 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     );
     let seen = Claims::default();
 
-    // Both travel in batches (walk.rs): 16 × 512 events, 4 × 16 files.
+    // Both travel in batches (walk/mod.rs): 16 × 512 events, 4 × 16 files.
     let (ev_tx, ev_rx) = bounded::<Vec<Event>>(16);
     // Jobs carry open files: the bound also bounds open descriptors.
     let (job_tx, job_rx) = bounded::<Vec<FileJob>>(4);
