@@ -353,6 +353,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_waiter_gives_up_and_leaves_no_lock() {
+        let (_d, b, k) = setup();
+        let held = Lock::acquire(b.clone(), &k, LockKind::Exclusive, "p", Duration::ZERO).unwrap();
+        // Asked to stop on its third look: a waiter of ten minutes returns at once.
+        let looks = std::sync::atomic::AtomicUsize::new(0);
+        let cancelled = || looks.fetch_add(1, Ordering::SeqCst) >= 2;
+        let wait = Duration::from_secs(600);
+        let e = Lock::acquire_unless(b.clone(), &k, LockKind::Shared, "s", wait, &cancelled);
+        assert!(matches!(e, Err(Error::Cancelled(_))), "{:?}", e.err());
+        assert_eq!(
+            list(b.as_ref(), &k).unwrap().len(),
+            1,
+            "only the holder's lock"
+        );
+        drop(held);
+        // Not cancelled, it takes the lock once free.
+        let s = Lock::acquire_unless(b.clone(), &k, LockKind::Shared, "s", wait, &|| false);
+        assert!(s.is_ok());
+    }
+
+    #[test]
     fn stale_locks_are_ignored_and_removable() {
         let (_d, b, k) = setup();
         let old = Utc::now() - chrono::Duration::hours(2);
