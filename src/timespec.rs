@@ -1,5 +1,5 @@
 //! Parsing of the times, durations and sizes users type: `--at`, `--since`, `--until`,
-//! rate limits and quotas.
+//! rate limits and quotas (and sizes written back for them to read).
 //!
 //! Accepted times: RFC 3339 (`2026-11-28T09:00:00Z`), local wall-clock times
 //! (`2026-11-28 09:00`, `2026-11-28 09:00:30`, `2026-11-28`), `now`, `today` (local
@@ -25,6 +25,23 @@ pub fn parse_fraction(text: &str, what: &str) -> Result<f64> {
         )));
     }
     Ok(v)
+}
+
+/// A size for people to read, in binary units: "512 B", "1.5 GiB" (what the CLI and the
+/// dashboard show).
+pub fn format_size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// Parses "500GiB", "2 TB", "10m", "4096".
@@ -215,6 +232,15 @@ pub mod secs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_written_in_binary_units() {
+        assert_eq!(format_size(0), "0 B");
+        assert_eq!(format_size(1023), "1023 B");
+        assert_eq!(format_size(1024), "1.0 KiB");
+        assert_eq!(format_size(1536 << 20), "1.5 GiB");
+        assert_eq!(format_size(u64::MAX), "16384.0 PiB");
+    }
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")

@@ -1,20 +1,7 @@
 //! Small text formatting helpers shared by the verbs.
 
 /// Bytes in binary units, e.g. "1.5 GiB".
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use repo::timespec::format_size as bytes;
 
 /// Prints a value as pretty JSON on stdout.
 /// A moment in local time, to the minute.

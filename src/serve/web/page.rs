@@ -162,20 +162,7 @@ pub fn when(t: Option<DateTime<Utc>>) -> String {
 }
 
 /// Bytes in binary units ("1.5 GiB").
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use crate::timespec::format_size as bytes;
 
 /// A table with a header row; cells are HTML already escaped by the caller.
 pub fn table(caption: &str, head: &[&str], rows: &[Vec<String>]) -> String {
