@@ -394,9 +394,10 @@ impl Paused {
         }
     }
 
-    /// The process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
+    /// Sends SIGINT (Ctrl-C).
+    pub fn interrupt(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     }
 
     /// Kills the process (SIGKILL) and waits for it.

@@ -130,11 +130,7 @@ fn interrupting_a_snapshot_commits_nothing_and_leaves_no_lock() {
     // Paused after storing everything, just before it would commit.
     let c = paused_snapshot(&env, &a);
     wait_for_locks(&env, 1);
-    let st = std::process::Command::new("kill")
-        .args(["-INT", &c.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    c.interrupt();
     // The signal handler only sets a flag; give it a moment before the snapshot goes on
     // to the commit that must notice it.
     std::thread::sleep(Duration::from_millis(500));
@@ -159,11 +155,7 @@ fn ctrl_c_stops_a_wait_for_the_lock() {
     let snap = paused_snapshot(&env, &a);
     let prune =
         crate::prune_windows::writer_waiting_for(env.cmd(&["-v", "prune", "--lock-wait", "2m"]));
-    let st = std::process::Command::new("kill")
-        .args(["-INT", &prune.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    prune.interrupt();
     // Not released before prune ended: a prune that sat out its wait would fail with
     // "locked" after two minutes instead.
     let o = prune.finish();

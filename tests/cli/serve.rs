@@ -415,20 +415,7 @@ fn cancelling_a_running_snapshot_commits_nothing_and_releases_the_lock() {
     );
     assert_eq!(s, 202);
     let id = job["id"].as_str().unwrap().to_string();
-    let start = std::time::Instant::now();
-    while !srv
-        .log
-        .lock()
-        .unwrap()
-        .contains("failpoint snapshot-before-commit")
-    {
-        assert!(
-            start.elapsed().as_secs() < 60,
-            "{}",
-            srv.log.lock().unwrap()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    srv.wait_log("failpoint snapshot-before-commit");
     let (s, v) = srv.call("POST", &format!("/api/jobs/{id}/cancel"), Some(&op), None);
     assert_eq!(s, 202, "{v}");
     gate.release();

@@ -128,6 +128,19 @@ impl Server {
         }
     }
 
+    /// Waits (up to a minute) until the service has logged `text`.
+    pub fn wait_log(&self, text: &str) {
+        let start = std::time::Instant::now();
+        while !self.log.lock().unwrap().contains(text) {
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "never logged {text:?}: {}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, then the exit status and the log.
     pub fn stop(self) -> (Option<i32>, String) {
         self.signal_stop();

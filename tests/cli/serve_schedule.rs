@@ -171,33 +171,11 @@ fn sigterm_lets_jobs_finish_for_the_grace_period_then_cancels_them() {
     );
     let (s, _) = srv.call("POST", "/api/plans/p/run", Some(&op), None);
     assert_eq!(s, 202);
-    let start = std::time::Instant::now();
-    while !srv
-        .log
-        .lock()
-        .unwrap()
-        .contains("failpoint snapshot-before-commit")
-    {
-        assert!(start.elapsed().as_secs() < 60);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    srv.wait_log("failpoint snapshot-before-commit");
     // The job outlasts the grace period: it is still held when the service cancels it,
     // and only then goes on to the commit that must see the cancellation.
     srv.signal_stop();
-    let start = std::time::Instant::now();
-    while !srv
-        .log
-        .lock()
-        .unwrap()
-        .contains("cancelling: the grace period is over")
-    {
-        assert!(
-            start.elapsed().as_secs() < 60,
-            "{}",
-            srv.log.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    srv.wait_log("cancelling: the grace period is over");
     gate.release();
     let (code, log) = srv.wait_exit();
     assert_eq!(code, Some(0), "{log}");
