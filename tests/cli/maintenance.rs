@@ -144,10 +144,14 @@ fn forget_then_prune_reclaims_space_and_keeps_what_is_needed() {
 
     // A second prune has nothing left to do.
     let again = env.json(&["prune", "--grace", "0"]);
-    assert_eq!(again["packs_deleted"], 0);
-    assert_eq!(again["packs_rewritten"], 0);
-    assert_eq!(again["packs_removed"], 0);
-    assert_eq!(again["blobs_removed"], 0);
+    for key in [
+        "packs_deleted",
+        "packs_rewritten",
+        "packs_removed",
+        "blobs_removed",
+    ] {
+        assert_eq!(again[key], 0, "{key}: {again}");
+    }
 }
 
 #[test]

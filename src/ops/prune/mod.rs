@@ -422,15 +422,17 @@ fn decide(
                 id.short()
             )));
         }
-        report.blobs_removed += u.blobs - u.live_blobs;
         // The trailer is not garbage: without this, small packs always look wasteful.
         let trailer = 4 + envelope_overhead + 9 + crate::pack::ENTRY_LEN_V2 as u64 * u.blobs;
         let unused = u.size.saturating_sub(u.live_bytes + trailer);
         if u.live_blobs == 0 {
             d.mark.insert(*id);
+            report.blobs_removed += u.blobs;
         } else if u.size > 0 && unused as f64 / u.size as f64 > opts.max_unused {
             d.rewrite.insert(*id);
+            report.blobs_removed += u.blobs - u.live_blobs;
         } else {
+            // A kept pack's unused blobs stay listed (a later prune may rewrite it).
             report.bytes_unused_kept += unused;
         }
     }
@@ -461,4 +463,38 @@ fn delete_packs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(size: u64, live_bytes: u64, live_blobs: u64, blobs: u64) -> PackUsage {
+        PackUsage {
+            size,
+            live_bytes,
+            live_blobs,
+            blobs,
+        }
+    }
+
+    /// Only blobs that leave the index count as removed: a kept pack's unused blobs stay
+    /// listed, so a second prune must not report them again.
+    #[test]
+    fn blobs_removed_counts_only_packs_that_go() {
+        let (dead, wasteful, kept) = (PackId::random(), PackId::random(), PackId::random());
+        let usage = HashMap::from([
+            (dead, usage(1000, 0, 0, 3)),
+            (wasteful, usage(100_000, 10_000, 1, 5)),
+            (kept, usage(100_000, 99_000, 9, 10)),
+        ]);
+        let on_disk = usage.iter().map(|(id, u)| (*id, u.size)).collect();
+        let mut report = PruneReport::default();
+        let d = decide(&usage, &on_disk, &PruneRequest::default(), &mut report).unwrap();
+        assert_eq!(d.mark, HashSet::from([dead]));
+        assert_eq!(d.rewrite, HashSet::from([wasteful]));
+        assert_eq!(report.blobs_removed, 3 + 4);
+        assert!(report.bytes_unused_kept > 0);
+        assert_eq!((report.packs_deleted, report.packs_rewritten), (1, 1));
+    }
 }
