@@ -95,6 +95,10 @@ struct Tail {
     prev: Option<(ClusterTime, ClusterTime)>,
     /// The server's clock when the last read began.
     until_wall: Option<chrono::DateTime<chrono::Utc>>,
+    /// The server has said it is a replica set member: from then on, a `hello` without
+    /// `setName` is a server still starting up (it loads its replica set configuration
+    /// after it starts answering), to be retried, not a refusal.
+    member: bool,
 }
 
 /// What `hello` says about the server's progress.
@@ -110,8 +114,13 @@ impl Tail {
     }
 
     /// The server's last committed write, current cluster time and clock.
-    fn clock(&self) -> Result<Clock> {
+    fn clock(&mut self) -> Result<Clock> {
         let hello = hello(&self.client)?;
+        if !hello.contains_key("setName") && self.member {
+            return Err(Error::Source(
+                "MongoDB: the server does not report its replica set yet (starting up?)".into(),
+            ));
+        }
         if !hello.contains_key("setName") {
             return Err(Error::Refused(
                 "MongoDB: the server is not a replica set member, so it keeps no oplog \
@@ -135,6 +144,7 @@ impl Tail {
             .get_datetime("localTime")
             .ok()
             .and_then(|d| chrono::DateTime::from_timestamp_millis(d.timestamp_millis()));
+        self.member = true;
         Ok(Clock {
             last_write,
             cluster,
@@ -163,7 +173,7 @@ impl Tail {
     }
 
     /// The newest entry in the oplog.
-    fn newest(&self) -> Result<Option<ClusterTime>> {
+    fn newest(&mut self) -> Result<Option<ClusterTime>> {
         Ok(self.clock()?.last_write)
     }
 
@@ -324,6 +334,7 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
         last: None,
         prev: None,
         until_wall: None,
+        member: false,
     };
     tail.clock()?;
     let resumed = resume_point(repo, &source, &tail.dbs)?;
