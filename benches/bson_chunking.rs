@@ -18,7 +18,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use repo::chunk::{Chunker, ChunkerParams};
-use repo::compress::compress_into;
+use repo::compress::compress_with;
 
 const LEVEL: i32 = 3;
 const SEED: u64 = 0x005e_ed0f_b50b;
@@ -80,14 +80,11 @@ fn row(label: &str, p: ChunkerParams, stream: &[u8], offsets: &[usize]) {
 fn store(chunker: &Chunker, data: &[u8], seen: &mut HashSet<blake3::Hash>) -> (u64, usize) {
     let mut stored = 0u64;
     let mut n = 0;
-    let mut out = Vec::new();
     for chunk in chunker.chunks(data) {
         let chunk = chunk.expect("chunking memory cannot fail");
         n += 1;
         if seen.insert(blake3::hash(&chunk)) {
-            out.clear();
-            compress_into(&chunk, LEVEL, &mut out);
-            stored += out.len() as u64;
+            stored += compress_with(&chunk, LEVEL, |_, payload| payload.len()) as u64;
         }
     }
     (stored, n)

@@ -39,15 +39,16 @@ impl BlobKind {
 
 /// Compresses (at `level`, 0 = never) and encrypts one blob.
 pub fn seal(key: &MasterKey, data: &[u8], level: i32) -> Vec<u8> {
-    // Built in its final place: nonce room, flag, payload; then encrypted in place.
-    let mut buf = Vec::with_capacity(
-        crate::crypto::ENVELOPE_OVERHEAD + 1 + compress::bound(data.len(), level),
-    );
-    buf.resize(crate::crypto::NONCE_LEN + 1, 0);
-    let flag = compress::compress_into(data, level, &mut buf);
-    buf[crate::crypto::NONCE_LEN] = flag;
-    key.seal_in_place(&mut buf);
-    buf
+    // Built in its final place, of its exact size: nonce room, flag, payload; then
+    // encrypted in place.
+    compress::compress_with(data, level, |flag, payload| {
+        let mut buf = Vec::with_capacity(crate::crypto::ENVELOPE_OVERHEAD + 1 + payload.len());
+        buf.resize(crate::crypto::NONCE_LEN, 0);
+        buf.push(flag);
+        buf.extend_from_slice(payload);
+        key.seal_in_place(&mut buf);
+        buf
+    })
 }
 
 /// Decrypts and decompresses one blob; `raw_len` is the length the index promises.
