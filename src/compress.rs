@@ -18,6 +18,10 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
+/// The most scratch space a thread keeps between calls: the worst case of a full
+/// compression unit.
+const KEPT_SCRATCH: usize = crate::unit::UNIT_TARGET + crate::unit::SMALL_BLOB + (64 << 10);
+
 /// Compresses `data` at `level` and hands `f` the flag and the payload, or `data` itself
 /// with flag [`RAW`] when zstd would not make it smaller; callers size their buffer
 /// exactly.
@@ -26,13 +30,22 @@ pub fn compress_with<R>(data: &[u8], level: i32, f: impl FnOnce(u8, &[u8]) -> R)
         return f(RAW, data);
     }
     // Compressed into the thread's scratch buffer, then copied: the copy is of the
-    // compressed bytes only. One reused context per thread.
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
+    // compressed bytes only. One reused context per thread. The buffer keeps the size of
+    // a full compression unit at most; a larger blob (a file chunk is up to 8 MiB) gets
+    // one of its own, so each thread holds ≤ 4.6 MiB between calls.
+    SCRATCH.with(|kept| {
         let need = zstd::zstd_safe::compress_bound(data.len());
-        if scratch.len() < need {
-            scratch.resize(need, 0);
-        }
+        let mut own = Vec::new();
+        let mut kept = kept.borrow_mut();
+        let scratch = if need <= KEPT_SCRATCH {
+            if kept.len() < need {
+                kept.resize(need, 0);
+            }
+            &mut *kept
+        } else {
+            own.resize(need, 0);
+            &mut own
+        };
         let written = COMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.as_ref().map(|(l, _)| *l) != Some(level) {
