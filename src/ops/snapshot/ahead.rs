@@ -13,6 +13,8 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crossbeam_channel::{Receiver, Sender};
+
 use super::parent::PrevDir;
 use super::walk::{stat_all, STAT_SLICE};
 use crate::dirfd::{self, Meta};
@@ -82,12 +84,23 @@ pub(super) fn probe(
     })
 }
 
-/// Probes of the directories among one listed slice, made a window at a time.
+/// Probes of the directories among one listed slice, kept [`WINDOW`] directories ahead
+/// of the walker on rayon's threads, so that probing the next directories overlaps with
+/// the walker's own work on the current one (comparing, sending events).
 pub(super) struct Ahead {
-    probes: HashMap<usize, Probe>,
-    /// Positions in the slice of the directories not probed yet, in order.
-    dirs: std::collections::VecDeque<usize>,
+    /// Positions in the slice of its directories, in order.
+    dirs: Vec<usize>,
+    /// `dirs[..next]` have been handed to a probe.
+    next: usize,
+    /// Probes handed out and not yet received.
+    pending: usize,
+    /// Probes received, by position (`None`: `plan` refused it, or it was not stat'ed).
+    ready: HashMap<usize, Option<Probe>>,
+    done: (Sender<Made>, Receiver<Made>),
 }
+
+/// A finished probe: the entry's position and what was found.
+type Made = (usize, Option<Probe>);
 
 impl Ahead {
     /// Nothing to probe unless the walk compares with a parent and may use two threads.
@@ -103,56 +116,75 @@ impl Ahead {
                 .map(|(i, _)| i)
                 .collect()
         } else {
-            Default::default()
+            Vec::new()
         };
         Self {
-            probes: HashMap::new(),
             dirs,
+            next: 0,
+            pending: 0,
+            ready: HashMap::new(),
+            done: crossbeam_channel::unbounded(),
         }
     }
 
-    /// The probe of entry `i` of `slice`; probes it and the next directories of the
-    /// window first if it has not been. `plan(i, st)` says whether a directory may be
-    /// probed at all (`None`: excluded now, or marked — never opened, as a walk without
-    /// probes would not) and whether to list it (`false`: a mount point not to cross).
-    /// `None` for an entry that is not a directory, one `plan` refused, or when nothing
-    /// is probed ahead.
-    pub fn take(
+    /// The probe of entry `i` of `slice`, waiting for it if it is still running; first
+    /// hands the directories up to [`WINDOW`] past `i` to probes on `scope`. `plan(i, st)`
+    /// says whether a directory may be probed at all (`None`: excluded now, or marked —
+    /// never opened, as a walk without probes would not) and whether to list it
+    /// (`false`: a mount point not to cross). `None` for an entry that is not a
+    /// directory, one `plan` refused, or when nothing is probed ahead. Entries are taken
+    /// in order.
+    pub fn take<'scope>(
         &mut self,
+        scope: &rayon::Scope<'scope>,
         i: usize,
-        slice: &Slice<'_>,
-        plan: &(dyn Fn(usize, &Meta) -> Option<bool> + Sync),
+        slice: &Slice<'scope>,
+        stats: &[io::Result<Meta>],
+        plan: &'scope (dyn Fn(usize, &Meta) -> Option<bool> + Sync),
     ) -> Option<Probe> {
-        use rayon::prelude::*;
-        while self.dirs.front().is_some_and(|&d| d < i) {
-            self.dirs.pop_front();
+        let first = self.dirs.partition_point(|&d| d < i);
+        self.next = self.next.max(first);
+        while self.next < self.dirs.len() && self.next < first + WINDOW {
+            let d = self.dirs[self.next];
+            self.next += 1;
+            let Some(st) = stats[d].as_ref().ok().copied() else {
+                self.ready.insert(d, None);
+                continue;
+            };
+            // The last directory of the slice with nothing else running stats its
+            // entries on all threads; otherwise each probe stats on its own thread.
+            let alone = self.pending == 0 && self.next == self.dirs.len();
+            let (repo, dir, name, prev) = (slice.repo, slice.dir, &slice.names[d], slice.prev);
+            let tx = self.done.0.clone();
+            self.pending += 1;
+            scope.spawn(move |_| {
+                let made = plan(d, &st).map(|list| probe(repo, dir, name, &st, prev, list, alone));
+                // The walker may have stopped and dropped the receiver: nothing to do.
+                let _ = tx.send((d, made));
+            });
         }
-        if self.dirs.front() == Some(&i) && !self.probes.contains_key(&i) {
-            let window: Vec<usize> = self.dirs.iter().take(WINDOW).copied().collect();
-            // Several probes run side by side, each stat'ing its entries on its own
-            // thread; a directory alone in its window stats them on all threads instead.
-            let alone = window.len() == 1;
-            let made: Vec<(usize, Probe)> = window
-                .par_iter()
-                .filter_map(|&d| {
-                    let st = slice.stats[d].as_ref().ok()?;
-                    let list = plan(d, st)?;
-                    let (repo, dir, name) = (slice.repo, slice.dir, &slice.names[d]);
-                    Some((d, probe(repo, dir, name, st, slice.prev, list, alone)))
-                })
-                .collect();
-            self.probes.extend(made);
+        if self.dirs.get(first) != Some(&i) {
+            return None;
         }
-        self.probes.remove(&i)
+        while !self.ready.contains_key(&i) && self.pending > 0 {
+            match self.done.1.recv() {
+                Ok((d, made)) => {
+                    self.pending -= 1;
+                    self.ready.insert(d, made);
+                }
+                Err(_) => break,
+            }
+        }
+        self.ready.remove(&i).flatten()
     }
 }
 
-/// The listed entries of one directory slice, as the walker holds them.
+/// The listed entries of one directory slice, as the walker holds them (their `lstat`s
+/// are passed beside: the walker takes each as it visits it).
 pub(super) struct Slice<'a> {
     pub repo: &'a Repository,
     pub dir: BorrowedFd<'a>,
     pub names: &'a [OsString],
-    pub stats: &'a [io::Result<Meta>],
     /// The parent snapshot's version of the directory.
     pub prev: Option<&'a PrevDir>,
 }

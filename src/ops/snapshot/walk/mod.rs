@@ -417,20 +417,23 @@ impl Walker<'_> {
             (!excluder.excludes(&p, true) && !excluder.marked(&p))
                 .then(|| !excluder.crosses(st.dev, root_dev))
         };
-        for i in 0..names.len() {
-            let slice = Slice {
-                repo: self.ctx.repo,
-                dir,
-                names,
-                stats: &stats,
-                prev,
-            };
-            let probe = ahead.take(i, &slice, &plan);
-            let st = std::mem::replace(&mut stats[i], Err(std::io::ErrorKind::NotFound.into()));
-            let n = &names[i];
-            self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st, probe)?;
-        }
-        Ok(())
+        let slice = Slice {
+            repo: self.ctx.repo,
+            dir,
+            names,
+            prev,
+        };
+        // Probes run on rayon's threads within this scope; it ends when they all have,
+        // also when the walk stops early.
+        rayon::in_place_scope(|scope| {
+            for i in 0..names.len() {
+                let probe = ahead.take(scope, i, &slice, &stats, &plan);
+                let st = std::mem::replace(&mut stats[i], Err(std::io::ErrorKind::NotFound.into()));
+                let n = &names[i];
+                self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st, probe)?;
+            }
+            Ok(())
+        })
     }
 
     /// Files and bytes of a directory whose entries are exactly the parent's, all regular
