@@ -158,9 +158,21 @@ impl Ahead {
             let tx = self.done.0.clone();
             self.pending += 1;
             scope.spawn(move |_| {
-                let made = plan(d, &st).map(|list| probe(repo, dir, name, &st, prev, list, alone));
-                // The walker may have stopped and dropped the receiver: nothing to do.
-                let _ = tx.send((d, made));
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    plan(d, &st).map(|list| probe(repo, dir, name, &st, prev, list, alone))
+                }));
+                // Always answered, so the walker never waits for a probe that died; a
+                // panic then goes on to the scope, which raises it in the walker. The
+                // walker may have stopped and dropped the receiver: nothing to do.
+                match made {
+                    Ok(made) => {
+                        let _ = tx.send((d, made));
+                    }
+                    Err(panic) => {
+                        let _ = tx.send((d, None));
+                        std::panic::resume_unwind(panic);
+                    }
+                }
             });
         }
         if self.dirs.get(first) != Some(&i) {
