@@ -116,17 +116,18 @@ impl Tail {
     /// The server's last committed write, current cluster time and clock.
     fn clock(&mut self) -> Result<Clock> {
         let hello = hello(&self.client)?;
-        if !hello.contains_key("setName") && self.member {
-            return Err(Error::Source(
-                "MongoDB: the server does not report its replica set yet (starting up?)".into(),
-            ));
-        }
         if !hello.contains_key("setName") {
-            return Err(Error::Refused(
-                "MongoDB: the server is not a replica set member, so it keeps no oplog \
-                 (start it with --replSet; a one-node replica set is enough)"
-                    .into(),
-            ));
+            return Err(if self.member {
+                Error::Source(
+                    "MongoDB: the server does not report its replica set yet (starting up?)".into(),
+                )
+            } else {
+                Error::Refused(
+                    "MongoDB: the server is not a replica set member, so it keeps no oplog \
+                     (start it with --replSet; a one-node replica set is enough)"
+                        .into(),
+                )
+            });
         }
         let last_write = hello
             .get_document("lastWrite")

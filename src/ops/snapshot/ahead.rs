@@ -88,13 +88,13 @@ pub(super) fn probe(
 /// of the walker on rayon's threads, so that probing the next directories overlaps with
 /// the walker's own work on the current one (comparing, sending events).
 pub(super) struct Ahead {
-    /// Positions in the slice of its directories, in order.
-    dirs: Vec<usize>,
+    /// Positions in the slice of its directories and their `lstat`s, in order.
+    dirs: Vec<(usize, Meta)>,
     /// `dirs[..next]` have been handed to a probe.
     next: usize,
     /// Probes handed out and not yet received.
     pending: usize,
-    /// Probes received, by position (`None`: `plan` refused it, or it was not stat'ed).
+    /// Probes received, by position (`None`: `plan` refused it).
     ready: HashMap<usize, Option<Probe>>,
     done: (Sender<Made>, Receiver<Made>),
 }
@@ -109,11 +109,10 @@ impl Ahead {
             stats
                 .iter()
                 .enumerate()
-                .filter(|(_, st)| {
-                    st.as_ref()
-                        .is_ok_and(|st| kind_of_meta(st) == Some(NodeKind::Dir))
+                .filter_map(|(i, st)| {
+                    let st = st.as_ref().ok()?;
+                    (kind_of_meta(st) == Some(NodeKind::Dir)).then_some((i, *st))
                 })
-                .map(|(i, _)| i)
                 .collect()
         } else {
             Vec::new()
@@ -139,18 +138,13 @@ impl Ahead {
         scope: &rayon::Scope<'scope>,
         i: usize,
         slice: &Slice<'scope>,
-        stats: &[io::Result<Meta>],
         plan: &'scope (dyn Fn(usize, &Meta) -> Option<bool> + Sync),
     ) -> Option<Probe> {
-        let first = self.dirs.partition_point(|&d| d < i);
+        let first = self.dirs.partition_point(|&(d, _)| d < i);
         self.next = self.next.max(first);
         while self.next < self.dirs.len() && self.next < first + WINDOW {
-            let d = self.dirs[self.next];
+            let (d, st) = self.dirs[self.next];
             self.next += 1;
-            let Some(st) = stats[d].as_ref().ok().copied() else {
-                self.ready.insert(d, None);
-                continue;
-            };
             // The last directory of the slice with nothing else running stats its
             // entries on all threads; otherwise each probe stats on its own thread.
             let alone = self.pending == 0 && self.next == self.dirs.len();
@@ -175,7 +169,7 @@ impl Ahead {
                 }
             });
         }
-        if self.dirs.get(first) != Some(&i) {
+        if self.dirs.get(first).map(|&(d, _)| d) != Some(i) {
             return None;
         }
         while !self.ready.contains_key(&i) && self.pending > 0 {
@@ -192,7 +186,8 @@ impl Ahead {
 }
 
 /// The listed entries of one directory slice, as the walker holds them (their `lstat`s
-/// are passed beside: the walker takes each as it visits it).
+/// stay with the walker, which takes each as it visits it; [`Ahead`] copies those of the
+/// directories when it is made).
 pub(super) struct Slice<'a> {
     pub repo: &'a Repository,
     pub dir: BorrowedFd<'a>,

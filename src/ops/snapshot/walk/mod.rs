@@ -427,7 +427,7 @@ impl Walker<'_> {
         // also when the walk stops early.
         rayon::in_place_scope(|scope| {
             for i in 0..names.len() {
-                let probe = ahead.take(scope, i, &slice, &stats, &plan);
+                let probe = ahead.take(scope, i, &slice, &plan);
                 let st = std::mem::replace(&mut stats[i], Err(std::io::ErrorKind::NotFound.into()));
                 let n = &names[i];
                 self.visit_stated(dir, &path.join(n), n.as_bytes(), prev, st, probe)?;
