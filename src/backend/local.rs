@@ -99,6 +99,16 @@ fn temp_files(dir: &Path, out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) 
     }
 }
 
+/// An entry's metadata, or `None` when it went away after the directory was read: another
+/// process deleted it (a lock refreshed, a pack pruned), which is not an error of ours.
+fn entry_metadata(ent: &fs::DirEntry) -> Result<Option<fs::Metadata>> {
+    match ent.metadata() {
+        Ok(md) => Ok(Some(md)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("stat {}", ent.path().display()), e)),
+    }
+}
+
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -168,9 +178,9 @@ impl Backend for LocalBackend {
                 if name.starts_with(TMP_PREFIX) {
                     continue;
                 }
-                let md = ent
-                    .metadata()
-                    .ctx(|| format!("stat {}", ent.path().display()))?;
+                let Some(md) = entry_metadata(&ent)? else {
+                    continue;
+                };
                 if md.is_dir() {
                     stack.push(ent.path());
                 } else if let Ok(rel) = ent.path().strip_prefix(&self.root) {
@@ -286,5 +296,28 @@ mod tests {
         let b = LocalBackend::new(d.path().join("repo"));
         super::super::conformance::check(&b);
         super::super::conformance::check_scale(&b, 3 << 20, 50);
+    }
+
+    #[test]
+    fn an_object_deleted_while_listing_is_left_out() {
+        let d = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(d.path());
+        b.put("locks/aa", b"x").unwrap();
+        let ent = fs::read_dir(d.path().join("locks"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        // Gone between reading the directory and the stat: another process deleted it.
+        b.delete("locks/aa").unwrap();
+        assert!(entry_metadata(&ent).unwrap().is_none());
+        b.put("locks/bb", b"y").unwrap();
+        let listed: Vec<String> = b
+            .list("locks/")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        assert_eq!(listed, ["locks/bb"]);
     }
 }

@@ -210,8 +210,16 @@ impl Lock {
                 let (id, info) = held.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 held.write(&id, &info)?;
                 *held.written.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                // Someone may have written theirs at the same time: look again.
-                let blocking = conflicts(&held, kind)?;
+                // Someone may have written theirs at the same time: look again. A look
+                // that fails must not leave our lock behind: a long-lived process (the
+                // service) would keep it fresh-looking, blocking every exclusive lock.
+                let blocking = match conflicts(&held, kind) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = held.backend.delete(&lock_path(&id));
+                        return Err(e);
+                    }
+                };
                 if blocking.is_empty() {
                     return Ok(Self::start(held, kind));
                 }
@@ -350,6 +358,57 @@ mod tests {
         let e = Lock::acquire(b.clone(), &k, LockKind::Exclusive, "p", Duration::ZERO).unwrap();
         assert!(Lock::acquire(b.clone(), &k, LockKind::Shared, "s", Duration::ZERO).is_err());
         drop(e);
+    }
+
+    /// A local backend whose `list` of `locks/` fails from the `fail_from`-th call.
+    struct ListFails {
+        inner: LocalBackend,
+        lists: std::sync::atomic::AtomicUsize,
+        fail_from: usize,
+    }
+
+    impl Backend for ListFails {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn get(&self, path: &str) -> Result<Vec<u8>> {
+            self.inner.get(path)
+        }
+        fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+            self.inner.get_range(path, offset, len)
+        }
+        fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
+            self.inner.put(path, bytes)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<crate::backend::ObjectInfo>> {
+            if self.lists.fetch_add(1, Ordering::SeqCst) + 1 >= self.fail_from {
+                return Err(Error::storage("listing failed", false));
+            }
+            self.inner.list(prefix)
+        }
+        fn delete(&self, path: &str) -> Result<()> {
+            self.inner.delete(path)
+        }
+        fn exists(&self, path: &str) -> Result<bool> {
+            self.inner.exists(path)
+        }
+    }
+
+    #[test]
+    fn a_failed_second_look_leaves_no_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = MasterKey::generate();
+        for kind in [LockKind::Shared, LockKind::Exclusive] {
+            let b: Arc<dyn Backend> = Arc::new(ListFails {
+                inner: LocalBackend::new(dir.path()),
+                lists: Default::default(),
+                fail_from: 2,
+            });
+            let e = Lock::acquire(b, &k, kind, "check", Duration::ZERO);
+            assert!(e.is_err());
+            let left = list(&LocalBackend::new(dir.path()), &k).unwrap();
+            assert!(left.is_empty(), "{kind:?}: {} lock(s) left", left.len());
+        }
     }
 
     #[test]
