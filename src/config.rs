@@ -9,8 +9,9 @@ use crate::error::{Error, Result};
 use crate::id::RepoId;
 
 /// The repository format version this build writes into new repositories. It reads and
-/// writes every version from 1: version 2 adds compression units (format-spec/pack.md).
-pub const FORMAT_VERSION: u32 = 2;
+/// writes every version from 1: version 2 adds compression units, version 3 states pack
+/// trailers and index segments as entry tables (format-spec/pack.md, changes.md).
+pub const FORMAT_VERSION: u32 = 3;
 /// Object name of the config.
 pub const CONFIG_PATH: &str = "config";
 
@@ -73,7 +74,7 @@ impl RepoConfig {
     }
 
     /// The version of packs trailers and index segments this repository's writers write:
-    /// the format version (1 or 2).
+    /// the format version (1, 2 or 3).
     pub fn structure_version(&self) -> u8 {
         self.version.min(FORMAT_VERSION) as u8
     }

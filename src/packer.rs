@@ -135,7 +135,7 @@ impl<'r> Packer<'r> {
         if builder.is_empty() {
             return Ok(());
         }
-        let p = builder.finish(self.repo.key(), self.repo.config().structure_version());
+        let p = builder.finish(self.repo.key(), self.repo.config().structure_version())?;
         let after = self.stats.pack_bytes + p.bytes.len() as u64;
         if let Some(budget) = self.budget.filter(|b| after > *b) {
             return Err(Error::Refused(format!(
@@ -250,7 +250,7 @@ impl<'r> PackStore<'r> {
             self.repo.key(),
             self.repo.config().structure_version(),
             &self.pending,
-        );
+        )?;
         self.repo
             .backend()
             .put(&segment::segment_path(&id), &bytes)?;

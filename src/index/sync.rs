@@ -141,7 +141,7 @@ pub fn adopt_unlisted(
     if !found.is_empty() {
         // Record what the trailers told us as a new segment, so the invariant "every
         // indexed pack is listed by a segment" holds again and other clients see it too.
-        let (seg, bytes) = segment::seal(key, version, &found);
+        let (seg, bytes) = segment::seal(key, version, &found)?;
         backend.put(&segment::segment_path(&seg), &bytes)?;
         index.insert(Some(&seg), &found)?;
         report.packs_from_trailers = found.len();

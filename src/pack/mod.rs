@@ -3,10 +3,12 @@
 //! Layout (format-spec/pack.md): `envelope* || trailer envelope || trailer_len (u32 LE)`.
 //! The trailer lists every blob, so the index can always be rebuilt from packs alone.
 //! An envelope holds one blob, or (structure version 2) a *unit* of several small blobs
-//! compressed together; each entry says where its blob sits inside its envelope.
+//! compressed together; each entry says where its blob sits inside its envelope. From
+//! structure version 3 trailers and segments state entries as a [`table`].
 
 pub mod reader;
 pub mod runs;
+pub mod table;
 pub mod writer;
 
 use crate::blob::BlobKind;
@@ -21,7 +23,22 @@ pub const ENTRY_LEN_V1: usize = 1 + 32 + 8 + 4 + 4;
 /// unit length added).
 pub const ENTRY_LEN_V2: usize = ENTRY_LEN_V1 + 4 + 4;
 
-/// Bytes of one entry in structure `version`, or `None` for a version we do not know.
+/// The structure version whose entries are an entry [`table`] (format version 3).
+pub const TABLE_VERSION: u8 = 3;
+
+/// The most trailer bytes one blob costs in structure `version`: its record (1, 2), or in
+/// a table (3) its id and raw length plus, when alone, its envelope's kind, gap 0, length
+/// and count. Plus 6 for a table's count varint, an upper bound of a pack's trailer, which
+/// prune must not underestimate (it would take every pack for part garbage).
+pub fn max_entry_bytes(version: u8) -> u64 {
+    match entry_len(version) {
+        Some(n) => n as u64,
+        None => 32 + 5 + (1 + 1 + 5 + 1),
+    }
+}
+
+/// Bytes of one fixed-size entry in structure `version` (1 or 2), or `None` for a version
+/// whose entries are not fixed-size records (3, a [`table`]) or that we do not know.
 pub fn entry_len(version: u8) -> Option<usize> {
     match version {
         1 => Some(ENTRY_LEN_V1),

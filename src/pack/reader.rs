@@ -1,6 +1,6 @@
 //! Parses pack trailers read back from a backend; every byte here is untrusted.
 
-use super::{entry_len, PackEntry, TRAILER_MAGIC};
+use super::{entry_len, table, PackEntry, TABLE_VERSION, TRAILER_MAGIC};
 use crate::backend::Backend;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
@@ -9,10 +9,21 @@ use crate::id::PackId;
 /// Decodes a plaintext trailer; `data_len` is where the blob area ends, for bounds checks.
 pub fn decode_trailer(plain: &[u8], data_len: u64, what: &str) -> Result<Vec<PackEntry>> {
     let bad = |d: &str| Error::corrupt(what, d.to_string());
-    if plain.len() < 9 || &plain[..4] != TRAILER_MAGIC {
+    if plain.len() < 6 || &plain[..4] != TRAILER_MAGIC {
         return Err(bad("trailer magic missing"));
     }
     let version = plain[4];
+    if version == TABLE_VERSION {
+        let mut c = table::Cursor::new(&plain[5..], what);
+        let entries = table::decode(&mut c, data_len)?;
+        if c.rest() != 0 {
+            return Err(bad("trailing bytes after the entry table"));
+        }
+        return Ok(entries);
+    }
+    if plain.len() < 9 {
+        return Err(bad("trailer too short"));
+    }
     let len =
         entry_len(version).ok_or_else(|| bad(&format!("trailer version {version} unknown")))?;
     let count = u32::from_le_bytes([plain[5], plain[6], plain[7], plain[8]]) as usize;
@@ -92,19 +103,59 @@ mod tests {
     #[test]
     fn build_and_parse() {
         let k = MasterKey::from_secret([1; 32]);
+        for version in [1, 2, TABLE_VERSION] {
+            let mut b = PackBuilder::new();
+            b.add(BlobKind::Data, BlobId([1; 32]), b"sealed-one", 100);
+            b.add(BlobKind::Tree, BlobId([2; 32]), b"sealed-two!", 7);
+            let p = b.finish(&k, version).unwrap();
+            let entries = parse_pack(&k, &p.bytes, "p").unwrap();
+            assert_eq!(entries, p.entries);
+            assert_eq!(entries[1].offset, 10);
+            assert_eq!(&p.bytes[10..21], b"sealed-two!");
+            let mut bad = p.bytes.clone();
+            let n = bad.len();
+            bad[n - 10] ^= 0xff;
+            assert!(parse_pack(&k, &bad, "p").is_err());
+            assert!(parse_pack(&k, &p.bytes[..n - 1], "p").is_err());
+        }
+    }
+
+    #[test]
+    fn version_3_states_units_and_checks_its_bounds() {
+        let k = MasterKey::from_secret([1; 32]);
+        let mut g = crate::unit::Grouper::with(&k, 3, true);
         let mut b = PackBuilder::new();
         b.add(BlobKind::Data, BlobId([1; 32]), b"sealed-one", 100);
-        b.add(BlobKind::Tree, BlobId([2; 32]), b"sealed-two!", 7);
-        let p = b.finish(&k, 2);
+        for (i, data) in [&b"first small blob"[..], b"", b"third"].iter().enumerate() {
+            assert!(g
+                .push(BlobKind::Data, BlobId([i as u8 + 5; 32]), data)
+                .is_none());
+        }
+        b.add_unit(&g.flush().unwrap());
+        let p = b.finish(&k, TABLE_VERSION).unwrap();
         let entries = parse_pack(&k, &p.bytes, "p").unwrap();
         assert_eq!(entries, p.entries);
-        assert_eq!(entries[1].offset, 10);
-        assert_eq!(&p.bytes[10..21], b"sealed-two!");
-        let mut bad = p.bytes.clone();
-        let n = bad.len();
-        bad[n - 10] ^= 0xff;
-        assert!(parse_pack(&k, &bad, "p").is_err());
-        assert!(parse_pack(&k, &p.bytes[..n - 1], "p").is_err());
+        let units: Vec<_> = entries[1..]
+            .iter()
+            .map(|e| (e.unit_offset, e.raw_length, e.unit_length))
+            .collect();
+        assert_eq!(units, [(0, 16, 21), (16, 0, 21), (16, 5, 21)]);
+
+        let plain = encode_trailer(&p.entries, TABLE_VERSION).unwrap();
+        assert!(plain.len() < 5 + 4 * (33 + 4) + 12, "{} bytes", plain.len());
+        let data_len = entries[1].offset + u64::from(entries[1].length);
+        assert!(decode_trailer(&plain, data_len, "t").is_ok());
+        assert!(
+            decode_trailer(&plain, data_len - 1, "t").is_err(),
+            "past the blob area"
+        );
+        let mut trailing = plain.clone();
+        trailing.push(0);
+        assert!(
+            decode_trailer(&trailing, data_len, "t").is_err(),
+            "trailing bytes"
+        );
+        assert!(decode_trailer(&plain[..plain.len() - 1], data_len, "t").is_err());
     }
 
     /// kind is tree, id, offset, length, raw length, unit offset, unit bytes after the blob.
@@ -129,7 +180,7 @@ mod tests {
         fn trailer_round_trip(raw in proptest::collection::vec((any::<bool>(), any::<[u8; 32]>(), 0u64..1000, 0u32..1000, 0u32..1 << 20, 0u32..1 << 20, 0u32..1 << 20), 0..20)) {
             for version in [1u8, 2] {
                 let entries = entries(&raw, version == 1);
-                let enc = encode_trailer(&entries, version);
+                let enc = encode_trailer(&entries, version).unwrap();
                 prop_assert_eq!(enc[4], version);
                 prop_assert_eq!(decode_trailer(&enc, 2000, "t").unwrap(), entries);
             }
@@ -146,10 +197,10 @@ mod tests {
         let mut e = PackEntry::solo(BlobKind::Data, BlobId([1; 32]), 0, 10, 100);
         e.unit_offset = 50;
         e.unit_length = 120;
-        let enc = encode_trailer(&[e], 2);
+        let enc = encode_trailer(&[e], 2).unwrap();
         assert!(decode_trailer(&enc, 2000, "t").is_err());
         e.unit_length = 150;
-        let enc = encode_trailer(&[e], 2);
+        let enc = encode_trailer(&[e], 2).unwrap();
         assert_eq!(decode_trailer(&enc, 2000, "t").unwrap(), vec![e]);
     }
 }

@@ -1,8 +1,9 @@
 //! Builds one pack in memory: append sealed blobs, then seal the trailer and name the pack.
 
-use super::{entry_len, PackEntry, TRAILER_MAGIC};
+use super::{entry_len, table, PackEntry, TABLE_VERSION, TRAILER_MAGIC};
 use crate::blob::BlobKind;
 use crate::crypto::MasterKey;
+use crate::error::Result;
 use crate::hash::content_hash;
 use crate::id::{BlobId, PackId};
 use crate::unit::SealedUnit;
@@ -67,28 +68,34 @@ impl PackBuilder {
 
     /// Seals the trailer (structure `version`, the repository's), appends it and its
     /// length, and names the pack by its hash.
-    pub fn finish(mut self, key: &MasterKey, version: u8) -> FinishedPack {
-        let trailer = key.seal(&encode_trailer(&self.entries, version));
+    pub fn finish(mut self, key: &MasterKey, version: u8) -> Result<FinishedPack> {
+        let trailer = key.seal(&encode_trailer(&self.entries, version)?);
         self.buf.extend_from_slice(&trailer);
         self.buf
             .extend_from_slice(&(trailer.len() as u32).to_le_bytes());
-        FinishedPack {
+        Ok(FinishedPack {
             id: PackId(content_hash(&self.buf)),
             bytes: self.buf,
             entries: self.entries,
-        }
+        })
     }
 }
 
-/// Plaintext trailer: magic, version, count, then fixed-size entries.
-pub fn encode_trailer(entries: &[PackEntry], version: u8) -> Vec<u8> {
+/// Plaintext trailer: magic, version, then the entries — a count and fixed-size records
+/// (versions 1, 2) or an entry table (3). Fails only on entries a table cannot state,
+/// which this module's builder never produces.
+pub fn encode_trailer(entries: &[PackEntry], version: u8) -> Result<Vec<u8>> {
     let len = entry_len(version).unwrap_or(super::ENTRY_LEN_V2);
     let mut out = Vec::with_capacity(9 + entries.len() * len);
     out.extend_from_slice(TRAILER_MAGIC);
     out.push(version);
+    if version >= TABLE_VERSION {
+        table::encode(entries, &mut out)?;
+        return Ok(out);
+    }
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
         e.encode_into(version, &mut out);
     }
-    out
+    Ok(out)
 }

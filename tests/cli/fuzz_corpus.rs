@@ -27,7 +27,7 @@ fn run(target: &str, data: &[u8]) {
         }
         "index_segment" => {
             if let Ok(packs) = repo::index::segment::decode(data, "fuzz") {
-                assert_eq!(repo::index::segment::encode(data[4], &packs), data);
+                assert_eq!(repo::index::segment::encode(data[4], &packs).unwrap(), data);
             }
         }
         "key_file" => {
@@ -59,7 +59,12 @@ fn run(target: &str, data: &[u8]) {
             }
         }
         "pack_trailer" => {
-            let _ = repo::pack::reader::decode_trailer(data, data.len() as u64 * 2, "fuzz");
+            if let Ok(entries) =
+                repo::pack::reader::decode_trailer(data, data.len() as u64 * 2, "fuzz")
+            {
+                let again = repo::pack::writer::encode_trailer(&entries, data[4]);
+                assert_eq!(again.ok().as_deref(), Some(data));
+            }
             let _ = repo::pack::reader::parse_pack(&key, data, "fuzz");
         }
         "pending_record" => {

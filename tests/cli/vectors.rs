@@ -191,14 +191,14 @@ fn write_vectors() {
         &blob::seal(&master, &plain, 3),
         plain.len() as u32,
     );
-    let p = pb.finish(&master, 1);
+    let p = pb.finish(&master, 1).unwrap();
     std::fs::write(d.join("pack.bin"), &p.bytes).unwrap();
     let rec = segment::PackRecord {
         id: p.id,
         size: p.bytes.len() as u64,
         entries: p.entries,
     };
-    let (_, seg) = segment::seal(&master, 1, &[rec]);
+    let (_, seg) = segment::seal(&master, 1, &[rec]).unwrap();
     std::fs::write(d.join("segment.bin"), seg).unwrap();
     let snap = Snapshot {
         version: 1,
@@ -225,19 +225,18 @@ fn write_vectors() {
     std::fs::write(d.join("snapshot.bin"), snap.seal(&master)).unwrap();
 }
 
-/// Format version 2: `pack-v2.bin` holds one compression unit with the data blobs
+/// Format versions 2 and 3: `pack-vN.bin` holds one compression unit with the data blobs
 /// `hello, repo\n` and `hello, units\n`, then the vector tree alone in its envelope;
-/// `segment-v2.bin` describes it and `config-v2.bin` is a version 2 config.
-#[test]
-fn vectors_v2_decode() {
+/// `segment-vN.bin` describes it and `config-vN.bin` is a version N config. Version 3
+/// states the same entries as entry tables.
+fn vectors_with_units_decode(version: u8) {
     let master = MasterKey::from_secret(SECRET);
-    let cfg = RepoConfig::open(&master, &read("config-v2.bin")).unwrap();
-    assert_eq!(cfg.version, 2);
-    assert_eq!(cfg.structure_version(), 2);
+    let cfg = RepoConfig::open(&master, &read(&format!("config-v{version}.bin"))).unwrap();
+    assert_eq!(cfg.version, u32::from(version));
+    assert_eq!(cfg.structure_version(), version);
     let hasher = repo::hash::IdHasher::new(master.id_key());
-    let pack = read("pack-v2.bin");
-    assert_eq!(pack[pack.len() - 4..].len(), 4);
-    let entries = parse_pack(&master, &pack, "vector pack v2").unwrap();
+    let pack = read(&format!("pack-v{version}.bin"));
+    let entries = parse_pack(&master, &pack, "vector pack").unwrap();
     assert_eq!(entries.len(), 3);
     let (a, b, t) = (&entries[0], &entries[1], &entries[2]);
     assert_eq!(
@@ -254,29 +253,38 @@ fn vectors_v2_decode() {
     assert_eq!(b.id, BlobId::from(hasher.chunk_id(b"hello, units\n")));
     assert!(t.is_solo());
     assert_eq!(t.kind, BlobKind::Tree);
+    assert_eq!(t.offset, a.offset + u64::from(a.length), "back to back");
     let sealed = &pack[t.offset as usize..(t.offset + u64::from(t.length)) as usize];
     assert_eq!(
         blob::open(&master, sealed, t.unit_length as usize, "v").unwrap(),
         read("tree.plain")
     );
-    let seg =
-        segment::decode(&master.open(&read("segment-v2.bin"), "seg").unwrap(), "seg").unwrap();
+    let seg = read(&format!("segment-v{version}.bin"));
+    let seg = segment::decode(&master.open(&seg, "seg").unwrap(), "seg").unwrap();
     assert_eq!(seg.len(), 1);
     assert_eq!(seg[0].entries, entries);
     assert_eq!(seg[0].id.0, *blake3::hash(&pack).as_bytes());
 }
 
 #[test]
-#[ignore = "regenerates the committed version 2 vectors"]
-fn write_vectors_v2() {
+fn vectors_v2_decode() {
+    vectors_with_units_decode(2);
+}
+
+#[test]
+fn vectors_v3_decode() {
+    vectors_with_units_decode(3);
+}
+
+fn write_vectors_with_units(version: u8) {
     use repo::pack::writer::PackBuilder;
     use repo::unit::Grouper;
     let d = dir();
     let master = MasterKey::from_secret(SECRET);
     let mut cfg = RepoConfig::new_default();
     cfg.id = repo::id::RepoId([9; 32]);
-    assert_eq!(cfg.version, 2);
-    std::fs::write(d.join("config-v2.bin"), cfg.seal(&master)).unwrap();
+    cfg.version = u32::from(version);
+    std::fs::write(d.join(format!("config-v{version}.bin")), cfg.seal(&master)).unwrap();
     let hasher = repo::hash::IdHasher::new(master.id_key());
     let mut g = Grouper::with(&master, 3, true);
     let mut pb = PackBuilder::new();
@@ -293,13 +301,25 @@ fn write_vectors_v2() {
         pb.add_unit(&u);
     }
     pb.add_unit(&tree);
-    let p = pb.finish(&master, 2);
-    std::fs::write(d.join("pack-v2.bin"), &p.bytes).unwrap();
+    let p = pb.finish(&master, version).unwrap();
+    std::fs::write(d.join(format!("pack-v{version}.bin")), &p.bytes).unwrap();
     let rec = segment::PackRecord {
         id: p.id,
         size: p.bytes.len() as u64,
         entries: p.entries,
     };
-    let (_, seg) = segment::seal(&master, 2, &[rec]);
-    std::fs::write(d.join("segment-v2.bin"), seg).unwrap();
+    let (_, seg) = segment::seal(&master, version, &[rec]).unwrap();
+    std::fs::write(d.join(format!("segment-v{version}.bin")), seg).unwrap();
+}
+
+#[test]
+#[ignore = "regenerates the committed version 2 vectors"]
+fn write_vectors_v2() {
+    write_vectors_with_units(2);
+}
+
+#[test]
+#[ignore = "regenerates the committed version 3 vectors"]
+fn write_vectors_v3() {
+    write_vectors_with_units(3);
 }

@@ -382,7 +382,7 @@ fn write_phase(
             repo.key(),
             repo.config().structure_version(),
             &adoption.packs,
-        );
+        )?;
         repo.backend().put(&segment::segment_path(&seg), &bytes)?;
         index.insert(Some(&seg), &adoption.packs)?;
         report.segments_after += 1;
@@ -405,6 +405,7 @@ fn decide(
     usage: &HashMap<PackId, PackUsage>,
     on_disk: &HashMap<PackId, u64>,
     opts: &PruneRequest,
+    version: u8,
     report: &mut PruneReport,
 ) -> Result<Decision> {
     let envelope_overhead = crate::crypto::ENVELOPE_OVERHEAD as u64;
@@ -423,7 +424,7 @@ fn decide(
             )));
         }
         // The trailer is not garbage: without this, small packs always look wasteful.
-        let trailer = 4 + envelope_overhead + 9 + crate::pack::ENTRY_LEN_V2 as u64 * u.blobs;
+        let trailer = 4 + envelope_overhead + 15 + crate::pack::max_entry_bytes(version) * u.blobs;
         let unused = u.size.saturating_sub(u.live_bytes + trailer);
         if u.live_blobs == 0 {
             d.mark.insert(*id);
@@ -490,7 +491,7 @@ mod tests {
         ]);
         let on_disk = usage.iter().map(|(id, u)| (*id, u.size)).collect();
         let mut report = PruneReport::default();
-        let d = decide(&usage, &on_disk, &PruneRequest::default(), &mut report).unwrap();
+        let d = decide(&usage, &on_disk, &PruneRequest::default(), 2, &mut report).unwrap();
         assert_eq!(d.mark, HashSet::from([dead]));
         assert_eq!(d.rewrite, HashSet::from([wasteful]));
         assert_eq!(report.blobs_removed, 3 + 4);

@@ -84,7 +84,7 @@ pub fn rewrite(repo: &Repository, plan: &SegmentPlan, gone: &HashSet<PackId>) ->
         if buf.is_empty() {
             return Ok(());
         }
-        let (id, bytes) = segment::seal(repo.key(), repo.config().structure_version(), buf);
+        let (id, bytes) = segment::seal(repo.key(), repo.config().structure_version(), buf)?;
         repo.backend().put(&segment::segment_path(&id), &bytes)?;
         buf.clear();
         written += 1;

@@ -80,7 +80,13 @@ pub(super) fn survey(
     }
     let adopted: HashSet<PackId> = adoption.packs.iter().map(|p| p.id).collect();
     report.packs_adopted = adopted.len() as u64;
-    let decision = decide(&usage.packs, &on_disk, opts, report)?;
+    let decision = decide(
+        &usage.packs,
+        &on_disk,
+        opts,
+        repo.config().structure_version(),
+        report,
+    )?;
     let segs = segments::plan(repo, &decision.mark, &decision.rewrite)?;
     if segs.damaged > 0 {
         return Err(damaged("an index segment cannot be read"));

@@ -173,7 +173,7 @@ pub(super) fn repair(
     // marks of damaged packs; only then are the replaced segments removed.
     report.blobs_salvaged = salvage(repo, &damaged, &mut held, report)?;
     if !adopted.is_empty() {
-        let (seg, bytes) = segment::seal(repo.key(), repo.config().structure_version(), &adopted);
+        let (seg, bytes) = segment::seal(repo.key(), repo.config().structure_version(), &adopted)?;
         repo.backend().put(&segment::segment_path(&seg), &bytes)?;
         report.segments_written += 1;
     }
