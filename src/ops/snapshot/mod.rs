@@ -1,4 +1,4 @@
-//! `repo snapshot`: the backup pipeline. This function owns every thread and channel.
+//! `repo snapshot`: the backup pipeline. [`run_stages`] owns every thread and channel.
 //!
 //! ```text
 //!  walker ──events (ordered)──────────────────────────────▶ assembler (caller's thread)
@@ -14,6 +14,7 @@
 //! after the packer has made every pack and segment durable.
 
 mod ahead;
+mod assemble;
 mod dry_run;
 mod parent;
 mod stages;
@@ -23,7 +24,6 @@ pub use dry_run::DryRunReport;
 pub use parent::ParentChoice;
 pub use walk::SOCKET_SKIPPED;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -42,10 +42,9 @@ use crate::packer::{PackStore, Packer, PackerStats};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::selection::SeriesKey;
-use crate::snapshot::{Skipped, Snapshot, Source, Summary, SNAPSHOT_VERSION};
+use crate::snapshot::{Snapshot, Source, Summary, SNAPSHOT_VERSION};
 use crate::source::exclude::{ExcludeSettings, Excluder};
 use crate::source::VirtualSource;
-use crate::tree::{self, Node, Tree};
 use crate::writer::Claims;
 
 use crate::unit::{Grouper, SealedUnit};
@@ -267,13 +266,31 @@ impl Prepared {
 }
 
 fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) -> Result<Snapshot> {
-    let (opts, virtual_sources) = (job.req, job.virtual_sources.as_slice());
     let started = Instant::now();
     let prepared = prepare(repo, job, run)?;
+    let outcome = run_stages(repo, job, run, progress, &prepared);
+    if run.cancelled() {
+        return Err(Error::Cancelled(": no snapshot was written".into()));
+    }
+    let (root, mut summary) = outcome?;
+    summary.duration_secs = started.elapsed().as_secs_f64();
+    commit(repo, job, run, &prepared, root, summary)
+}
+
+/// Runs every stage on its threads until the walk is done and every pack and segment is
+/// durable; returns the root tree and the summary.
+fn run_stages(
+    repo: &Repository,
+    job: &Job,
+    run: &Ctx,
+    progress: Arc<Progress>,
+    prepared: &Prepared,
+) -> Result<(TreeId, Summary)> {
     let budget = repo.quota_headroom()?;
     let mut ctx = prepared.walk_context(repo, job, run.token().clone());
     let sources = &prepared.sources;
-    let threads = opts
+    let threads = job
+        .req
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
@@ -292,7 +309,7 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     let (seal_tx, seal_rx) = bounded::<Vec<SealJob>>(2 * threads);
     let (sealed_tx, sealed_rx) = bounded::<SealedUnit>(2 * threads);
 
-    let outcome = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let walker = {
             let progress = progress.clone();
             let ctx = &ctx;
@@ -345,7 +362,7 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
             store.finish()
         });
 
-        let assembled = assemble(
+        let assembled = assemble::assemble(
             repo,
             run,
             &seen,
@@ -354,15 +371,10 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
             seal_tx,
             ctx.parent_root.clone(),
         );
-        let walked = walker
-            .join()
-            .unwrap_or_else(|_| Err(Error::Internal("walker thread panicked".into())));
-        let packed = packer
-            .join()
-            .unwrap_or_else(|_| Err(Error::Internal("packer thread panicked".into())));
-        let stored = store
-            .join()
-            .unwrap_or_else(|_| Err(Error::Internal("pack store thread panicked".into())));
+        let joined = |what: &str| Error::Internal(format!("{what} thread panicked"));
+        let walked = walker.join().unwrap_or_else(|_| Err(joined("walker")));
+        let packed = packer.join().unwrap_or_else(|_| Err(joined("packer")));
+        let stored = store.join().unwrap_or_else(|_| Err(joined("pack store")));
         // The store's error (e.g. a failed write) is the root cause when stages stop early,
         // then the packer's (e.g. the quota).
         let segments = stored?;
@@ -371,12 +383,21 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
         let walk_stats = walked?;
         let (root, mut summary) = assembled?;
         summary.files_removed = walk_stats.files_removed;
-        Ok::<_, Error>((root, summary_with(&mut summary, pack_stats)))
-    });
-    if run.cancelled() {
-        return Err(Error::Cancelled(": no snapshot was written".into()));
-    }
-    let (root, mut summary) = outcome?;
+        Ok((root, summary_with(&mut summary, pack_stats)))
+    })
+}
+
+/// Checks what the stages made and writes the snapshot object: the only write that makes
+/// the backup visible.
+fn commit(
+    repo: &Repository,
+    job: &Job,
+    run: &Ctx,
+    prepared: &Prepared,
+    root: TreeId,
+    summary: Summary,
+) -> Result<Snapshot> {
+    let virtual_sources = job.virtual_sources.as_slice();
     // A database that could not be read completely is a failed backup, not a snapshot
     // with a hole: a restore from it would silently lose a collection.
     for v in virtual_sources {
@@ -392,7 +413,6 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
     for v in virtual_sources {
         v.verify(repo, root)?;
     }
-    summary.duration_secs = started.elapsed().as_secs_f64();
     let snap = Snapshot {
         version: SNAPSHOT_VERSION,
         id: SnapshotId::random(),
@@ -404,7 +424,7 @@ fn pipeline(repo: &Repository, job: &Job, run: &Ctx, progress: Arc<Progress>) ->
             description: prepared.paths.join(" "),
         },
         paths: prepared.paths.clone(),
-        tags: opts.tags.clone(),
+        tags: job.req.tags.clone(),
         parent: prepared.parent.as_ref().map(|p| p.id),
         tree: root,
         summary,
@@ -424,135 +444,4 @@ fn summary_with(summary: &mut Summary, p: PackerStats) -> Summary {
     summary.bytes_added = p.pack_bytes;
     summary.packs_written = p.packs;
     std::mem::take(summary)
-}
-
-/// One directory being assembled: its own node (none for the root), its children, and the
-/// parent snapshot's version of it.
-struct Frame {
-    node: Option<Node>,
-    children: Vec<Node>,
-    prev: Option<PrevDir>,
-}
-
-/// Assembler: turns ordered walker events plus file results into trees, bottom-up.
-fn assemble(
-    repo: &Repository,
-    ctx: &Ctx,
-    seen: &Seen,
-    events: Receiver<Vec<Event>>,
-    done: Receiver<Vec<FileDone>>,
-    seal: Sender<Vec<SealJob>>,
-    parent_root: Option<PrevDir>,
-) -> Result<(TreeId, Summary)> {
-    let aborted = || Error::Internal("backup pipeline stopped early".into());
-    let mut summary = Summary::default();
-    let mut stack = vec![Frame {
-        node: None,
-        children: Vec::new(),
-        prev: parent_root,
-    }];
-    let mut waiting: HashMap<u64, FileDone> = HashMap::new();
-    for ev in events.iter().flatten() {
-        match ev {
-            Event::Enter(node, prev) => stack.push(Frame {
-                node: Some(node),
-                children: Vec::new(),
-                prev,
-            }),
-            Event::Leave => {
-                let frame = stack.pop().ok_or_else(aborted)?;
-                let id = store_tree(repo, seen, &seal, frame.children, frame.prev)?;
-                let mut node = frame.node.ok_or_else(aborted)?;
-                node.subtree = Some(id);
-                summary.dirs += 1;
-                stack.last_mut().ok_or_else(aborted)?.children.push(node);
-            }
-            Event::Leaf(node) => {
-                summary.others += 1;
-                stack.last_mut().ok_or_else(aborted)?.children.push(node);
-            }
-            Event::Skipped(s) => {
-                ctx.warn(Some(s.path.clone()), s.error.clone());
-                summary.skipped.push(s);
-            }
-            Event::SameDir(mut node, id, files, bytes) => {
-                node.subtree = Some(id);
-                summary.dirs += 1;
-                summary.files_unchanged += files;
-                summary.total_bytes += bytes;
-                stack.last_mut().ok_or_else(aborted)?.children.push(node);
-            }
-            Event::Unchanged(node) => {
-                summary.files_unchanged += 1;
-                summary.total_bytes += node.size;
-                stack.last_mut().ok_or_else(aborted)?.children.push(node);
-            }
-            Event::File(seq, path, mut node, existed) => {
-                let result = loop {
-                    if let Some(d) = waiting.remove(&seq) {
-                        break d.result;
-                    }
-                    let answers = done.recv().map_err(|_| aborted())?;
-                    waiting.extend(answers.into_iter().map(|d| (d.seq, d)));
-                };
-                match result {
-                    Ok((chunks, size, changed)) => {
-                        if changed {
-                            summary.changed_during_read.push(path.display().to_string());
-                        }
-                        node.content = chunks;
-                        node.size = size;
-                        if existed {
-                            summary.files_changed += 1;
-                        } else {
-                            summary.files_new += 1;
-                        }
-                        summary.total_bytes += size;
-                        summary.bytes_read += size;
-                        stack.last_mut().ok_or_else(aborted)?.children.push(node);
-                    }
-                    Err(error) => {
-                        let path = path.display().to_string();
-                        ctx.warn(Some(path.clone()), error.clone());
-                        summary.skipped.push(Skipped { path, error });
-                    }
-                }
-            }
-        }
-    }
-    if stack.len() != 1 {
-        return Err(aborted());
-    }
-    let root = stack.pop().ok_or_else(aborted)?;
-    let id = store_tree(repo, seen, &seal, root.children, root.prev)?;
-    Ok((id, summary))
-}
-
-/// Encodes a directory and queues it for storing unless an identical tree exists. A
-/// directory equal to the parent snapshot's reuses its id without encoding.
-fn store_tree(
-    repo: &Repository,
-    seen: &Seen,
-    seal: &Sender<Vec<SealJob>>,
-    nodes: Vec<Node>,
-    prev: Option<PrevDir>,
-) -> Result<TreeId> {
-    let mut t = Tree { nodes };
-    t.sort();
-    if let Some(p) = prev {
-        if p.tree.nodes == t.nodes {
-            return Ok(p.id);
-        }
-    }
-    let enc = tree::encode(&t);
-    let id = repo.hasher().tree_id(&enc);
-    if seen.claim(repo, BlobKind::Tree, id.into())? {
-        seal.send(vec![SealJob {
-            kind: BlobKind::Tree,
-            id: id.into(),
-            data: enc,
-        }])
-        .map_err(|_| Error::Internal("backup pipeline stopped early".into()))?;
-    }
-    Ok(id)
 }
