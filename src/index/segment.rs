@@ -5,8 +5,10 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::hash::content_hash;
 use crate::id::{PackId, SegmentId};
-use crate::pack::table::{self, Cursor};
-use crate::pack::{entry_len, PackEntry, ENTRY_LEN_V2, TABLE_VERSION};
+use crate::pack::table::Cursor;
+use crate::pack::{
+    decode_entries, encode_entries, entry_len, PackEntry, ENTRY_LEN_V2, TABLE_VERSION,
+};
 
 /// Magic bytes opening a decrypted segment.
 pub const SEGMENT_MAGIC: &[u8; 4] = b"RIX1";
@@ -38,14 +40,7 @@ pub fn encode(version: u8, packs: &[PackRecord]) -> Result<Vec<u8>> {
     for p in packs {
         out.extend_from_slice(p.id.as_bytes());
         out.extend_from_slice(&p.size.to_le_bytes());
-        if version >= TABLE_VERSION {
-            table::encode(&p.entries, &mut out)?;
-            continue;
-        }
-        out.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
-        for e in &p.entries {
-            e.encode_into(version, &mut out);
-        }
+        encode_entries(&p.entries, version, &mut out)?;
     }
     Ok(out)
 }
@@ -63,8 +58,7 @@ pub fn decode(plain: &[u8], what: &str) -> Result<Vec<PackRecord>> {
         return Err(Error::corrupt(what, "segment magic missing"));
     }
     let v = c.u8()?;
-    let len = entry_len(v);
-    if len.is_none() && v != TABLE_VERSION {
+    if entry_len(v).is_none() && v != TABLE_VERSION {
         return Err(Error::corrupt(what, format!("segment version {v} unknown")));
     }
     let npacks = c.u32()? as usize;
@@ -72,26 +66,7 @@ pub fn decode(plain: &[u8], what: &str) -> Result<Vec<PackRecord>> {
     for _ in 0..npacks {
         let id = PackId(c.id()?);
         let size = c.u64()?;
-        let Some(len) = len else {
-            let entries = table::decode(&mut c, size)?;
-            packs.push(PackRecord { id, size, entries });
-            continue;
-        };
-        let n = c.u32()? as usize;
-        if n.saturating_mul(len) > c.rest() {
-            return Err(Error::corrupt(what, "entry count exceeds segment"));
-        }
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let e = PackEntry::decode(c.take(len)?, v, what)?;
-            if e.offset
-                .checked_add(u64::from(e.length))
-                .is_none_or(|end| end > size)
-            {
-                return Err(Error::corrupt(what, "blob extends past its pack"));
-            }
-            entries.push(e);
-        }
+        let entries = decode_entries(&mut c, v, size)?;
         packs.push(PackRecord { id, size, entries });
     }
     if c.rest() != 0 {
@@ -151,29 +126,12 @@ mod tests {
 
     /// A pack as a writer lays it out: envelopes back to back, a unit's blobs back to back.
     fn laid_out(id: [u8; 32], envs: &[(bool, u32, Vec<u32>)]) -> PackRecord {
-        let (mut entries, mut end) = (Vec::new(), 0u64);
-        for (i, (tree, length, raws)) in envs.iter().enumerate() {
-            let kind = if *tree {
-                BlobKind::Tree
-            } else {
-                BlobKind::Data
-            };
-            let unit_length = raws.iter().sum();
-            let mut at = 0;
-            for (j, &raw_length) in raws.iter().enumerate() {
-                entries.push(PackEntry {
-                    kind,
-                    id: BlobId([(i * 8 + j) as u8; 32]),
-                    offset: end,
-                    length: *length,
-                    raw_length,
-                    unit_offset: at,
-                    unit_length,
-                });
-                at += raw_length;
-            }
-            end += u64::from(*length);
-        }
+        let envs: Vec<_> = envs
+            .iter()
+            .map(|(t, l, r)| (*t, 0, *l, r.clone()))
+            .collect();
+        let entries = crate::pack::table::layout(&envs);
+        let end = entries.last().map_or(0, |e| e.offset + u64::from(e.length));
         PackRecord {
             id: PackId(id),
             size: end + 100,

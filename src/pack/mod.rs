@@ -123,6 +123,50 @@ impl PackEntry {
     }
 }
 
+/// Appends one pack's entries in structure `version`, as trailers and segments hold them:
+/// a count and fixed-size records (1, 2) or an entry [`table`] (3).
+pub fn encode_entries(entries: &[PackEntry], version: u8, out: &mut Vec<u8>) -> Result<()> {
+    if version >= TABLE_VERSION {
+        return table::encode(entries, out);
+    }
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        e.encode_into(version, out);
+    }
+    Ok(())
+}
+
+/// Reads one pack's entries in structure `version` (see [`encode_entries`]); every
+/// envelope must end by `limit` (the end of the blob area, or the pack's size).
+pub fn decode_entries(
+    c: &mut table::Cursor<'_>,
+    version: u8,
+    limit: u64,
+) -> Result<Vec<PackEntry>> {
+    let Some(len) = entry_len(version) else {
+        if version == TABLE_VERSION {
+            return table::decode(c, limit);
+        }
+        return Err(c.corrupt(&format!("structure version {version} unknown")));
+    };
+    let n = c.u32()? as usize;
+    if n.saturating_mul(len) > c.rest() {
+        return Err(c.corrupt("entry count exceeds the bytes"));
+    }
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        let e = PackEntry::decode(c.take(len)?, version, c.what())?;
+        if e.offset
+            .checked_add(u64::from(e.length))
+            .is_none_or(|end| end > limit)
+        {
+            return Err(c.corrupt("blob extends past the blob area"));
+        }
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
 /// Object name of a pack: `packs/<first two hex digits>/<64 hex digits>`.
 pub fn pack_path(id: &crate::id::PackId) -> String {
     let h = id.to_hex();

@@ -1,6 +1,6 @@
 //! Parses pack trailers read back from a backend; every byte here is untrusted.
 
-use super::{entry_len, table, PackEntry, TABLE_VERSION, TRAILER_MAGIC};
+use super::{decode_entries, table, PackEntry, TRAILER_MAGIC};
 use crate::backend::Backend;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
@@ -8,42 +8,16 @@ use crate::id::PackId;
 
 /// Decodes a plaintext trailer; `data_len` is where the blob area ends, for bounds checks.
 pub fn decode_trailer(plain: &[u8], data_len: u64, what: &str) -> Result<Vec<PackEntry>> {
-    let bad = |d: &str| Error::corrupt(what, d.to_string());
-    if plain.len() < 6 || &plain[..4] != TRAILER_MAGIC {
-        return Err(bad("trailer magic missing"));
+    let mut c = table::Cursor::new(plain, what);
+    if plain.len() < 6 || c.take(4)? != TRAILER_MAGIC {
+        return Err(c.corrupt("trailer magic missing"));
     }
-    let version = plain[4];
-    if version == TABLE_VERSION {
-        let mut c = table::Cursor::new(&plain[5..], what);
-        let entries = table::decode(&mut c, data_len)?;
-        if c.rest() != 0 {
-            return Err(bad("trailing bytes after the entry table"));
-        }
-        return Ok(entries);
+    let version = c.u8()?;
+    let entries = decode_entries(&mut c, version, data_len)?;
+    if c.rest() != 0 {
+        return Err(c.corrupt("trailing bytes after the trailer's entries"));
     }
-    if plain.len() < 9 {
-        return Err(bad("trailer too short"));
-    }
-    let len =
-        entry_len(version).ok_or_else(|| bad(&format!("trailer version {version} unknown")))?;
-    let count = u32::from_le_bytes([plain[5], plain[6], plain[7], plain[8]]) as usize;
-    let body = &plain[9..];
-    if body.len() != count.saturating_mul(len) {
-        return Err(bad("trailer length does not match its entry count"));
-    }
-    let mut out = Vec::with_capacity(count);
-    for e in body.chunks_exact(len) {
-        let entry = PackEntry::decode(e, version, what)?;
-        if entry
-            .offset
-            .checked_add(u64::from(entry.length))
-            .is_none_or(|end| end > data_len)
-        {
-            return Err(bad("blob extends past the blob area"));
-        }
-        out.push(entry);
-    }
-    Ok(out)
+    Ok(entries)
 }
 
 /// Splits a complete pack file into its trailer entries (decrypting the trailer).
@@ -98,6 +72,7 @@ mod tests {
     use crate::blob::BlobKind;
     use crate::id::BlobId;
     use crate::pack::writer::{encode_trailer, PackBuilder};
+    use crate::pack::TABLE_VERSION;
     use proptest::prelude::*;
 
     #[test]

@@ -139,6 +139,11 @@ impl<'a> Cursor<'a> {
         Error::corrupt(self.what, detail.to_string())
     }
 
+    /// What is being read, for errors.
+    pub fn what(&self) -> &'a str {
+        self.what
+    }
+
     /// Bytes not read yet.
     pub fn rest(&self) -> usize {
         self.b.len()
@@ -206,6 +211,38 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Test helper: envelopes as (is tree, gap, length, raw lengths) laid out as a writer
+/// would, blob ids numbered by position.
+#[cfg(test)]
+pub(crate) fn layout(envs: &[(bool, u64, u32, Vec<u32>)]) -> Vec<PackEntry> {
+    let (mut out, mut end) = (Vec::new(), 0u64);
+    for (i, (tree, gap, length, raws)) in envs.iter().enumerate() {
+        let kind = if *tree {
+            BlobKind::Tree
+        } else {
+            BlobKind::Data
+        };
+        let offset = end + gap;
+        let unit_length: u32 = raws.iter().sum();
+        let mut at = 0;
+        for (j, &raw) in raws.iter().enumerate() {
+            let id = BlobId([(i * 16 + j) as u8; 32]);
+            out.push(PackEntry {
+                kind,
+                id,
+                offset,
+                length: *length,
+                raw_length: raw,
+                unit_offset: at,
+                unit_length,
+            });
+            at += raw;
+        }
+        end = offset + u64::from(*length);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,36 +251,6 @@ mod tests {
     fn table(entries: &[PackEntry]) -> Vec<u8> {
         let mut out = Vec::new();
         encode(entries, &mut out).unwrap();
-        out
-    }
-
-    /// Envelopes as (kind, gap, length, raw lengths) laid out as a writer would.
-    fn layout(envs: &[(bool, u64, u32, Vec<u32>)]) -> Vec<PackEntry> {
-        let (mut out, mut end) = (Vec::new(), 0u64);
-        for (i, (tree, gap, length, raws)) in envs.iter().enumerate() {
-            let kind = if *tree {
-                BlobKind::Tree
-            } else {
-                BlobKind::Data
-            };
-            let offset = end + gap;
-            let unit_length: u32 = raws.iter().sum();
-            let mut at = 0;
-            for (j, &raw) in raws.iter().enumerate() {
-                let id = BlobId([(i * 16 + j) as u8; 32]);
-                out.push(PackEntry {
-                    kind,
-                    id,
-                    offset,
-                    length: *length,
-                    raw_length: raw,
-                    unit_offset: at,
-                    unit_length,
-                });
-                at += raw;
-            }
-            end = offset + u64::from(*length);
-        }
         out
     }
 

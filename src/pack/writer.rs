@@ -1,6 +1,6 @@
 //! Builds one pack in memory: append sealed blobs, then seal the trailer and name the pack.
 
-use super::{entry_len, table, PackEntry, TABLE_VERSION, TRAILER_MAGIC};
+use super::{encode_entries, PackEntry, TRAILER_MAGIC};
 use crate::blob::BlobKind;
 use crate::crypto::MasterKey;
 use crate::error::Result;
@@ -85,17 +85,9 @@ impl PackBuilder {
 /// (versions 1, 2) or an entry table (3). Fails only on entries a table cannot state,
 /// which this module's builder never produces.
 pub fn encode_trailer(entries: &[PackEntry], version: u8) -> Result<Vec<u8>> {
-    let len = entry_len(version).unwrap_or(super::ENTRY_LEN_V2);
-    let mut out = Vec::with_capacity(9 + entries.len() * len);
+    let mut out = Vec::with_capacity(9 + entries.len() * super::ENTRY_LEN_V2);
     out.extend_from_slice(TRAILER_MAGIC);
     out.push(version);
-    if version >= TABLE_VERSION {
-        table::encode(entries, &mut out)?;
-        return Ok(out);
-    }
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for e in entries {
-        e.encode_into(version, &mut out);
-    }
+    encode_entries(entries, version, &mut out)?;
     Ok(out)
 }
