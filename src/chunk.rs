@@ -48,6 +48,14 @@ impl ChunkerParams {
         normalization: 1,
     };
 
+    /// Defaults for files shorter than [`SmallFiles::DEFAULT_BELOW`] (format version 4):
+    /// 8 KiB / 32 KiB / 128 KiB. With [`ChunkerParams::FILES`] every file under 512 KiB is
+    /// one chunk and an edit anywhere in it stores the whole file again; cut finer, an edit
+    /// stores about one 32 KiB chunk. On README's real-world benchmark the nightly change
+    /// adds 13% fewer bytes, the first backup stores 0.2% more (more chunk ids) and needs
+    /// about 8% more CPU (the gear hash runs over the small files' bytes).
+    pub const SMALL_FILES: ChunkerParams = Self::BSON;
+
     /// What repositories created before 2026-12 record for BSON: 16 KiB / 64 KiB / 256 KiB.
     /// They keep it (the config is written once), so their chunks keep deduplicating.
     pub const BSON_V1: ChunkerParams = ChunkerParams {
@@ -80,6 +88,71 @@ impl ChunkerParams {
             1 => Normalization::Level1,
             2 => Normalization::Level2,
             _ => Normalization::Level3,
+        }
+    }
+}
+
+/// Finer chunking for files shorter than a limit (the config's `chunker_small_files`,
+/// format version 4). Files at or over the limit keep `chunker_files`: their bytes are
+/// most of a large repository, and chunk count (index size) follows the average size.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SmallFiles {
+    /// Files shorter than this many bytes use `params`.
+    pub below: u64,
+    /// Their FastCDC limits.
+    #[serde(flatten)]
+    pub params: ChunkerParams,
+}
+
+impl SmallFiles {
+    /// The limit `init` writes: 1 MiB. Larger media files (photos, audio) rarely change in
+    /// place and would only multiply chunk ids; files under it are where edits happen
+    /// (sources, documents, configuration, small databases).
+    pub const DEFAULT_BELOW: u64 = 1 << 20;
+
+    /// What `init` writes into a version 4 config.
+    pub const DEFAULT: SmallFiles = SmallFiles {
+        below: Self::DEFAULT_BELOW,
+        params: ChunkerParams::SMALL_FILES,
+    };
+
+    /// Checks the limits.
+    pub fn validate(&self) -> Result<()> {
+        self.params.validate()?;
+        if !(1..=1 << 30).contains(&self.below) {
+            return Err(Error::Invalid(format!(
+                "small-file limit {} out of range 1..=1 GiB",
+                self.below
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How a repository cuts file contents: by `chunker_files`, or finer for small files.
+/// Every client that cuts files (snapshot, and restore and scan when they compare a live
+/// file with a stored one) picks the chunker here, so they all cut alike.
+#[derive(Clone, Copy, Debug)]
+pub struct FileChunkers {
+    large: Chunker,
+    small: Option<(u64, Chunker)>,
+}
+
+impl FileChunkers {
+    /// The chunkers for a config's parameters and a key's seed.
+    pub fn new(files: ChunkerParams, small: Option<SmallFiles>, seed: u64) -> Self {
+        Self {
+            large: Chunker::new(files, seed),
+            small: small.map(|s| (s.below, Chunker::new(s.params, seed))),
+        }
+    }
+
+    /// The chunker for a file of `size` bytes; `None` (length unknown before reading, a
+    /// stream) takes the large-file one.
+    pub fn for_size(&self, size: Option<u64>) -> Chunker {
+        match (self.small, size) {
+            (Some((below, small)), Some(n)) if n < below => small,
+            _ => self.large,
         }
     }
 }
@@ -263,6 +336,68 @@ mod tests {
         }
         out.truncate(len);
         out
+    }
+
+    #[test]
+    fn small_files_take_the_fine_chunker_and_the_rest_the_large_one() {
+        let c = FileChunkers::new(ChunkerParams::FILES, Some(SmallFiles::DEFAULT), 7);
+        let below = SmallFiles::DEFAULT_BELOW;
+        for (size, want) in [
+            (Some(0), ChunkerParams::SMALL_FILES),
+            (Some(below - 1), ChunkerParams::SMALL_FILES),
+            (Some(below), ChunkerParams::FILES),
+            (Some(u64::MAX), ChunkerParams::FILES),
+            (None, ChunkerParams::FILES),
+        ] {
+            assert_eq!(c.for_size(size).params(), want, "{size:?}");
+        }
+        let single = FileChunkers::new(ChunkerParams::FILES, None, 7);
+        assert_eq!(single.for_size(Some(10)).params(), ChunkerParams::FILES);
+        // An edit in the middle of a 200 KiB file changes one or two of its chunks.
+        let data = test_bytes(200 << 10, 0x9e37_79b9_7f4a_7c15);
+        let mut edited = data.clone();
+        edited.splice(100_000..100_000, *b"an edit");
+        let chunker = c.for_size(Some(data.len() as u64));
+        let (a, b) = (cuts(&chunker, &data), cuts(&chunker, &edited));
+        assert!(a.len() >= 3, "{a:?}");
+        let kept = b.iter().filter(|x| a.contains(x)).count();
+        assert!(kept + 2 >= a.len(), "{a:?} {b:?}");
+    }
+
+    /// The hashes of `data`'s chunks.
+    fn cuts(c: &Chunker, data: &[u8]) -> Vec<blake3::Hash> {
+        let mut at = 0;
+        c.cut_points(data)
+            .into_iter()
+            .map(|n| {
+                at += n;
+                blake3::hash(&data[at - n..at])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_file_limits_are_checked() {
+        assert!(SmallFiles::DEFAULT.validate().is_ok());
+        for bad in [
+            SmallFiles {
+                below: 0,
+                ..SmallFiles::DEFAULT
+            },
+            SmallFiles {
+                below: (1 << 30) + 1,
+                ..SmallFiles::DEFAULT
+            },
+            SmallFiles {
+                params: ChunkerParams {
+                    min: 1,
+                    ..ChunkerParams::SMALL_FILES
+                },
+                ..SmallFiles::DEFAULT
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     /// Golden boundaries: if this changes, every existing repository loses its dedup.

@@ -3,15 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::ChunkerParams;
+use crate::chunk::{ChunkerParams, FileChunkers, SmallFiles};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::id::RepoId;
 
 /// The repository format version this build writes into new repositories. It reads and
 /// writes every version from 1: version 2 adds compression units, version 3 states pack
-/// trailers and index segments as entry tables (format-spec/pack.md, changes.md).
-pub const FORMAT_VERSION: u32 = 3;
+/// trailers and index segments as entry tables (format-spec/pack.md, changes.md),
+/// version 4 cuts small files finer (`chunker_small_files`, format-spec/chunking.md).
+pub const FORMAT_VERSION: u32 = 4;
+/// The first version whose config may state `chunker_small_files`.
+pub const SMALL_FILES_VERSION: u32 = 4;
 /// Object name of the config.
 pub const CONFIG_PATH: &str = "config";
 
@@ -28,6 +31,10 @@ pub struct RepoConfig {
     pub chunker_files: ChunkerParams,
     /// Chunking parameters for BSON collection streams.
     pub chunker_bson: ChunkerParams,
+    /// Finer chunking for small files (version 4 on; absent: every file by
+    /// `chunker_files`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunker_small_files: Option<SmallFiles>,
     /// zstd level for blobs (0 stores everything raw).
     pub compression_level: i32,
     /// Target pack size in bytes.
@@ -43,9 +50,25 @@ impl RepoConfig {
             created: chrono::Utc::now().to_rfc3339(),
             chunker_files: ChunkerParams::FILES,
             chunker_bson: ChunkerParams::BSON,
+            chunker_small_files: Some(SmallFiles::DEFAULT),
             compression_level: 3,
             pack_size: 32 << 20,
         }
+    }
+
+    /// This config at format `version`, without what that version does not know.
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        if version < SMALL_FILES_VERSION {
+            self.chunker_small_files = None;
+        }
+        self
+    }
+
+    /// The file chunkers every client must cut files with (snapshot; restore and scan
+    /// when they compare live files with stored ones).
+    pub fn file_chunkers(&self, seed: u64) -> FileChunkers {
+        FileChunkers::new(self.chunker_files, self.chunker_small_files, seed)
     }
 
     /// Checks values a hostile or mistaken config could carry.
@@ -58,6 +81,15 @@ impl RepoConfig {
         }
         self.chunker_files.validate()?;
         self.chunker_bson.validate()?;
+        if let Some(small) = &self.chunker_small_files {
+            if self.version < SMALL_FILES_VERSION {
+                return Err(Error::Invalid(format!(
+                    "chunker_small_files needs format version {SMALL_FILES_VERSION} (the config says {})",
+                    self.version
+                )));
+            }
+            small.validate()?;
+        }
         if !(0..=22).contains(&self.compression_level) {
             return Err(Error::Invalid(format!(
                 "compression level {} out of range 0..=22",
@@ -74,9 +106,9 @@ impl RepoConfig {
     }
 
     /// The version of packs trailers and index segments this repository's writers write:
-    /// the format version (1, 2 or 3).
+    /// the format version (1, 2 or 3); version 4 writes version 3's.
     pub fn structure_version(&self) -> u8 {
-        self.version.min(FORMAT_VERSION) as u8
+        self.version.min(u32::from(crate::pack::TABLE_VERSION)) as u8
     }
 
     /// Whether writers may put several small blobs in one envelope (a compression unit);
@@ -102,5 +134,56 @@ impl RepoConfig {
             serde_json::from_slice(plain).map_err(|e| Error::corrupt("config", e.to_string()))?;
         c.validate()?;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(c: &RepoConfig) -> serde_json::Value {
+        serde_json::to_value(c).unwrap()
+    }
+
+    #[test]
+    fn version_4_states_small_file_chunking_and_older_versions_do_not() {
+        let c = RepoConfig::new_default();
+        assert_eq!(c.version, 4);
+        let j = json(&c);
+        assert_eq!(
+            j["chunker_small_files"],
+            serde_json::json!({"below": 1048576, "min": 8192, "avg": 32768, "max": 131072, "normalization": 1})
+        );
+        let back = RepoConfig::decode(&serde_json::to_vec(&j).unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.structure_version(), 3);
+        for v in 1..=3 {
+            let old = RepoConfig::new_default().with_version(v);
+            assert!(json(&old).get("chunker_small_files").is_none());
+            assert_eq!(old.structure_version(), v as u8);
+            let chunker = old.file_chunkers(1).for_size(Some(10));
+            assert_eq!(chunker.params(), ChunkerParams::FILES);
+        }
+    }
+
+    #[test]
+    fn a_config_stating_what_its_version_does_not_know_is_refused() {
+        let mut j = json(&RepoConfig::new_default());
+        j["version"] = 3.into();
+        let e = RepoConfig::decode(&serde_json::to_vec(&j).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("chunker_small_files"), "{e}");
+        j["version"] = 4.into();
+        j["chunker_small_files"]["below"] = 0.into();
+        assert!(RepoConfig::decode(&serde_json::to_vec(&j).unwrap()).is_err());
+        j["chunker_small_files"]["below"] = 4096.into();
+        j["chunker_small_files"]["max"] = 100.into();
+        assert!(RepoConfig::decode(&serde_json::to_vec(&j).unwrap()).is_err());
+        // Version 4 without the field cuts every file by chunker_files.
+        let mut j = json(&RepoConfig::new_default());
+        j.as_object_mut().unwrap().remove("chunker_small_files");
+        let c = RepoConfig::decode(&serde_json::to_vec(&j).unwrap()).unwrap();
+        assert_eq!(c.chunker_small_files, None);
+        j["version"] = 5.into();
+        assert!(RepoConfig::decode(&serde_json::to_vec(&j).unwrap()).is_err());
     }
 }

@@ -16,8 +16,9 @@ pub struct Args {
     /// Target pack size in MiB
     #[arg(long, default_value_t = 32)]
     pack_size_mib: u64,
-    /// Repository format version: 3 (the default) compresses small files together and
-    /// lists blobs compactly; 2 or 1 for a repository that older clients must also write to
+    /// Repository format version: 4 (the default) compresses small files together, lists
+    /// blobs compactly and cuts files under 1 MiB into 32 KiB chunks; 3, 2 or 1 for a
+    /// repository that older clients must also write to
     #[arg(long, default_value_t = repo::config::FORMAT_VERSION, value_parser = clap::value_parser!(u32).range(1..=i64::from(repo::config::FORMAT_VERSION)))]
     format_version: u32,
 }

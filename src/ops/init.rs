@@ -48,10 +48,9 @@ pub struct InitReport {
 /// Creates a repository on `backend` opened by `password`; refuses a location that holds
 /// one already, or anything else.
 pub fn run(backend: &dyn Backend, password: &Password, req: &InitRequest) -> Result<InitReport> {
-    let mut cfg = RepoConfig::new_default();
+    let mut cfg = RepoConfig::new_default().with_version(req.format_version);
     cfg.compression_level = req.compression;
     cfg.pack_size = req.pack_size_mib.saturating_mul(1 << 20);
-    cfg.version = req.format_version;
     let cfg = Repository::init(backend, password.expose(), cfg, KdfParams::new_default())?;
     Ok(InitReport {
         id: cfg.id,

@@ -164,7 +164,7 @@ fn scan(
         path: path.to_string(),
         ..Default::default()
     };
-    let chunker = Chunker::new(repo.config().chunker_files, repo.key().chunker_seed());
+    let chunkers = repo.config().file_chunkers(repo.key().chunker_seed());
     progress.set_unit("files");
     progress.set_totals(saved.len() as u64, 0);
     for (p, node) in &saved {
@@ -189,6 +189,8 @@ fn scan(
             progress
                 .bytes
                 .fetch_add(node.size, std::sync::atomic::Ordering::Relaxed);
+            // Cut as the snapshot cut it: by the stored size (equal to the live one here).
+            let chunker = chunkers.for_size(Some(node.size));
             if hash_file(repo, chunker, Path::new(p)).as_ref() != Some(&node.content) {
                 r.corrupted.push(p.clone());
             }

@@ -11,6 +11,7 @@ fn the_end_to_end_suite_needs_the_testing_feature() {
 }
 
 #[cfg(feature = "testing")]
+mod chunking;
 mod cli_polish;
 #[cfg(feature = "testing")]
 mod common;

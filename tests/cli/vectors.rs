@@ -281,9 +281,8 @@ fn write_vectors_with_units(version: u8) {
     use repo::unit::Grouper;
     let d = dir();
     let master = MasterKey::from_secret(SECRET);
-    let mut cfg = RepoConfig::new_default();
+    let mut cfg = RepoConfig::new_default().with_version(u32::from(version));
     cfg.id = repo::id::RepoId([9; 32]);
-    cfg.version = u32::from(version);
     std::fs::write(d.join(format!("config-v{version}.bin")), cfg.seal(&master)).unwrap();
     let hasher = repo::hash::IdHasher::new(master.id_key());
     let mut g = Grouper::with(&master, 3, true);
@@ -310,6 +309,42 @@ fn write_vectors_with_units(version: u8) {
     };
     let (_, seg) = segment::seal(&master, version, &[rec]).unwrap();
     std::fs::write(d.join(format!("segment-v{version}.bin")), seg).unwrap();
+}
+
+/// Format version 4 changes only the config (`chunker_small_files`); its packs and
+/// segments are version 3's.
+#[test]
+fn vector_v4_config_decodes() {
+    let master = MasterKey::from_secret(SECRET);
+    let cfg = RepoConfig::open(&master, &read("config-v4.bin")).unwrap();
+    assert_eq!((cfg.version, cfg.structure_version()), (4, 3));
+    assert_eq!(cfg.id, repo::id::RepoId([9; 32]));
+    let small = cfg.chunker_small_files.unwrap();
+    assert_eq!(
+        (
+            small.below,
+            small.params.min,
+            small.params.avg,
+            small.params.max
+        ),
+        (1 << 20, 8192, 32768, 131072)
+    );
+    assert_eq!(small.params.normalization, 1);
+    assert_eq!(cfg.chunker_files, repo::chunk::ChunkerParams::FILES);
+    // The older configs do not state it.
+    for v in [2, 3] {
+        let old = RepoConfig::open(&master, &read(&format!("config-v{v}.bin"))).unwrap();
+        assert_eq!(old.chunker_small_files, None);
+    }
+}
+
+#[test]
+#[ignore = "regenerates the committed version 4 config"]
+fn write_vector_v4_config() {
+    let master = MasterKey::from_secret(SECRET);
+    let mut cfg = RepoConfig::new_default().with_version(4);
+    cfg.id = repo::id::RepoId([9; 32]);
+    std::fs::write(dir().join("config-v4.bin"), cfg.seal(&master)).unwrap();
 }
 
 #[test]

@@ -7,7 +7,6 @@ use rustix::fs::FileType;
 use serde::Serialize;
 
 use super::target::TargetDir;
-use crate::chunk::Chunker;
 use crate::repository::Repository;
 use crate::tree::{Node, Timestamp};
 
@@ -52,7 +51,12 @@ pub(super) fn same_content(repo: &Repository, t: &TargetDir, rel: &Path, node: &
     let Ok(f) = t.open_file(rel) else {
         return false;
     };
-    let chunker = Chunker::new(repo.config().chunker_files, repo.key().chunker_seed());
+    // Cut as the snapshot cut it: by the stored size (a file that changed while it was
+    // read may have been cut by the other chunker; it then compares as different).
+    let chunker = repo
+        .config()
+        .file_chunkers(repo.key().chunker_seed())
+        .for_size(Some(node.size));
     let mut ids = Vec::with_capacity(node.content.len());
     for c in chunker.chunks_with_hint(f, node.size) {
         let Ok(data) = c else { return false };

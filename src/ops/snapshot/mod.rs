@@ -33,7 +33,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
-use crate::chunk::Chunker;
+use crate::chunk::{Chunker, FileChunkers};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
 use crate::mongo::uri::ConnectionString;
@@ -296,7 +296,7 @@ fn run_stages(
         .max(1);
     ctx.parallel_stat = threads > 1;
     let chunkers = (
-        Chunker::new(repo.config().chunker_files, repo.key().chunker_seed()),
+        repo.config().file_chunkers(repo.key().chunker_seed()),
         Chunker::new(repo.config().chunker_bson, repo.key().chunker_seed()),
     );
     let seen = Claims::default();

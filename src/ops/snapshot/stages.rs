@@ -69,7 +69,7 @@ impl<'a> SealBatch<'a> {
 /// may be waiting for it).
 pub(super) fn chunk_files(
     st: &Stages,
-    chunkers: (Chunker, Chunker),
+    chunkers: (FileChunkers, Chunker),
     jobs: &Receiver<Vec<FileJob>>,
     done: &Sender<Vec<FileDone>>,
     seal: &Sender<Vec<SealJob>>,
@@ -82,7 +82,10 @@ pub(super) fn chunk_files(
             let chunker = if job.small_chunks {
                 chunkers.1
             } else {
-                chunkers.0
+                // A file on disk by its size when opened; other content by the large one.
+                chunkers
+                    .0
+                    .for_size(job.file.is_some().then_some(job.size_hint))
             };
             let result = match chunk_one(st, chunker, job, &mut seal) {
                 Ok(r) => Ok(r),
