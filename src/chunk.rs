@@ -130,8 +130,8 @@ impl SmallFiles {
 }
 
 /// How a repository cuts file contents: by `chunker_files`, or finer for small files.
-/// Every client that cuts files (snapshot, and restore and scan when they compare a live
-/// file with a stored one) picks the chunker here, so they all cut alike.
+/// The snapshot picks each file's chunker here. (Restore and scan never re-cut to
+/// compare: ops/compare.rs reads in the stored chunks' lengths.)
 #[derive(Clone, Copy, Debug)]
 pub struct FileChunkers {
     large: Chunker,

@@ -65,8 +65,7 @@ impl RepoConfig {
         self
     }
 
-    /// The file chunkers every client must cut files with (snapshot; restore and scan
-    /// when they compare live files with stored ones).
+    /// The file chunkers every writer must cut files with.
     pub fn file_chunkers(&self, seed: u64) -> FileChunkers {
         FileChunkers::new(self.chunker_files, self.chunker_small_files, seed)
     }

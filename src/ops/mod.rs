@@ -1,6 +1,7 @@
 //! One module per verb. These are the only places that start threads.
 
 pub mod check;
+pub mod compare;
 pub mod context;
 pub mod copy;
 pub mod diff;

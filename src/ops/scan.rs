@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::Chunker;
 use crate::error::Result;
 use crate::id::ChunkId;
+use crate::ops::compare;
 use crate::ops::context::{Ctx, Phase};
 use crate::ops::select::{self, SnapshotRef};
 use crate::progress::Progress;
@@ -164,7 +164,6 @@ fn scan(
         path: path.to_string(),
         ..Default::default()
     };
-    let chunkers = repo.config().file_chunkers(repo.key().chunker_seed());
     progress.set_unit("files");
     progress.set_totals(saved.len() as u64, 0);
     for (p, node) in &saved {
@@ -189,9 +188,10 @@ fn scan(
             progress
                 .bytes
                 .fetch_add(node.size, std::sync::atomic::Ordering::Relaxed);
-            // Cut as the snapshot cut it: by the stored size (equal to the live one here).
-            let chunker = chunkers.for_size(Some(node.size));
-            if hash_file(repo, chunker, Path::new(p)).as_ref() != Some(&node.content) {
+            let same = fs::File::open(p).is_ok_and(|f| {
+                compare::holds_content(repo, std::io::BufReader::new(f), &node.content)
+            });
+            if !same {
                 r.corrupted.push(p.clone());
             }
         }
@@ -210,15 +210,6 @@ fn scan(
     r.duplicates = by_content.into_values().filter(|v| v.len() > 1).collect();
     r.duplicates.sort();
     Ok(r)
-}
-
-fn hash_file(repo: &Repository, chunker: Chunker, p: &Path) -> Option<Vec<ChunkId>> {
-    let f = fs::File::open(p).ok()?;
-    let size = f.metadata().map_or(0, |m| m.len());
-    chunker
-        .chunks_with_hint(f, size)
-        .map(|c| c.ok().map(|d| repo.hasher().chunk_id(&d)))
-        .collect()
 }
 
 /// Every non-directory below `dir` (or `dir` itself when it is not a directory).

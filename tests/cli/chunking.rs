@@ -1,6 +1,7 @@
 //! How files are cut: format version 4 cuts files under 1 MiB into ~32 KiB chunks, so an
-//! edit stores about one chunk; older versions keep one chunk per file under 512 KiB. Every
-//! client that re-cuts a live file to compare it (restore, scan) must cut it alike.
+//! edit stores about one chunk; older versions keep one chunk per file under 512 KiB.
+//! Restore and scan compare live files with stored ones whatever cut them — this
+//! repository's chunkers, or another repository's (a copied snapshot).
 
 use std::fs;
 use std::path::Path;
@@ -40,7 +41,7 @@ fn sources(src: &Path) {
 }
 
 #[test]
-fn each_format_version_cuts_files_its_own_way_and_every_client_agrees() {
+fn each_format_version_cuts_files_its_own_way_and_comparisons_hold_across_copies() {
     let env = Env::new();
     for version in ["3", "4"] {
         let src = env.path(&format!("src-v{version}"));
@@ -98,9 +99,11 @@ fn each_format_version_cuts_files_its_own_way_and_every_client_agrees() {
         }
         // A one-byte change of the same size and mtime is found by content.
         let under = inside.join("under.bin");
+        let mtime = filetime::FileTime::from_last_modification_time(&fs::metadata(&under).unwrap());
         let mut d = fs::read(&under).unwrap();
         d[LIMIT / 2] ^= 1;
         fs::write(&under, d).unwrap();
+        filetime::set_file_mtime(&under, mtime).unwrap();
         let fixed = env.json(&[
             "restore",
             "-r",
@@ -116,4 +119,43 @@ fn each_format_version_cuts_files_its_own_way_and_every_client_agrees() {
             fs::read(src.join("under.bin")).unwrap()
         );
     }
+
+    // Copied into a repository of its own chunker seed, the snapshot keeps the source's
+    // boundaries: scan and restore must still find every file intact.
+    let copy = env.path("copy");
+    let c = copy.to_str().unwrap();
+    env.ok(&["init", "-r", c]);
+    let from = env.path("repo-v4");
+    env.ok(&["copy", "--from", from.to_str().unwrap(), "--to", c]);
+    let src = env.path("src-v4");
+    let scan = env.run(&["scan", "-r", c, src.to_str().unwrap(), "--read", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
+    assert_eq!(scan.status.code(), Some(0), "{report}");
+    assert_eq!(report["corrupted"], serde_json::json!([]), "{report}");
+    let out = env.path("out-v4");
+    let r = env.json(&[
+        "restore",
+        "-r",
+        c,
+        "latest",
+        "--target",
+        out.to_str().unwrap(),
+        "--verify-existing",
+    ]);
+    assert_eq!(
+        (r["files"].as_u64(), r["overwritten"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    // The same copy still tells a changed byte from an intact file.
+    let mid = src.join("mid.bin");
+    let mtime = filetime::FileTime::from_last_modification_time(&fs::metadata(&mid).unwrap());
+    let mut d = fs::read(&mid).unwrap();
+    d[1000] ^= 1;
+    fs::write(&mid, d).unwrap();
+    filetime::set_file_mtime(&mid, mtime).unwrap();
+    let scan = env.run(&["scan", "-r", c, src.to_str().unwrap(), "--read", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
+    assert_ne!(scan.status.code(), Some(0), "{report}");
+    assert_eq!(report["corrupted"].as_array().unwrap().len(), 1, "{report}");
 }

@@ -45,27 +45,12 @@ pub enum Action {
     Delete,
 }
 
-/// Whether the regular file at `rel` holds exactly `node`'s content, by re-chunking and
-/// hashing it.
+/// Whether the regular file at `rel` holds exactly `node`'s content (read in the stored
+/// chunks' lengths and hashed: ops/compare.rs).
 pub(super) fn same_content(repo: &Repository, t: &TargetDir, rel: &Path, node: &Node) -> bool {
-    let Ok(f) = t.open_file(rel) else {
-        return false;
-    };
-    // Cut as the snapshot cut it: by the stored size (a file that changed while it was
-    // read may have been cut by the other chunker; it then compares as different).
-    let chunker = repo
-        .config()
-        .file_chunkers(repo.key().chunker_seed())
-        .for_size(Some(node.size));
-    let mut ids = Vec::with_capacity(node.content.len());
-    for c in chunker.chunks_with_hint(f, node.size) {
-        let Ok(data) = c else { return false };
-        ids.push(repo.hasher().chunk_id(&data));
-        if ids.len() > node.content.len() {
-            return false;
-        }
-    }
-    ids == node.content
+    t.open_file(rel).is_ok_and(|f| {
+        crate::ops::compare::holds_content(repo, std::io::BufReader::new(f), &node.content)
+    })
 }
 
 /// A free sibling name for a renamed restore (target-relative).
