@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The largest `max` a config may state: no chunk is longer than this.
+pub const MAX_CHUNK_LIMIT: u32 = 16 << 20;
+
 /// FastCDC size limits, in bytes.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChunkerParams {
@@ -69,7 +72,7 @@ impl ChunkerParams {
     pub fn validate(&self) -> Result<()> {
         let ok = (64..=1_048_576).contains(&self.min)
             && (256..=4_194_304).contains(&self.avg)
-            && (1024..=16_777_216).contains(&self.max)
+            && (1024..=MAX_CHUNK_LIMIT).contains(&self.max)
             && self.min <= self.avg
             && self.avg <= self.max
             && self.normalization <= 3;

@@ -10,10 +10,6 @@ use crate::blob::BlobKind;
 use crate::id::{BlobId, ChunkId};
 use crate::repository::Repository;
 
-/// No chunk is longer than this (`ChunkerParams::validate`'s largest maximum); a longer
-/// length in the index is damage, not a reason to allocate it.
-const MAX_CHUNK: usize = 16 << 20;
-
 /// Whether `live` holds exactly the chunks `content`, in order, and nothing after them.
 /// A chunk the index does not know, a short read or an I/O error all answer "no": the
 /// callers then rewrite the file (restore) or report it (scan).
@@ -24,7 +20,8 @@ pub fn holds_content(repo: &Repository, mut live: impl Read, content: &[ChunkId]
             return false;
         };
         let len = loc.raw_length as usize;
-        if len > MAX_CHUNK {
+        // A length no config allows is damage, not a reason to allocate it.
+        if len > crate::chunk::MAX_CHUNK_LIMIT as usize {
             return false;
         }
         buf.resize(len, 0);

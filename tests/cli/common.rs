@@ -75,6 +75,17 @@ impl Env {
         self.ok(&["init"]);
     }
 
+    /// The repository at `repo` opened through the library (with this environment's
+    /// password), for what a test must ask of it directly.
+    pub fn library(&self, repo: &Path) -> repo::repository::Repository {
+        repo::repository::Repository::open(
+            std::sync::Arc::new(repo::backend::local::LocalBackend::new(repo)),
+            b"correct horse battery staple",
+            &self.path("lib-cache"),
+        )
+        .unwrap()
+    }
+
     /// Takes a snapshot and returns its JSON object.
     pub fn snapshot(&self, paths: &[&Path]) -> serde_json::Value {
         let mut a: Vec<&str> = vec!["snapshot"];
@@ -534,12 +545,7 @@ pub fn odd_users(client: &mongodb::sync::Client, db: &str, n: i32) -> Vec<mongod
 /// The tree id of directory `dir` in snapshot `id` (an id or prefix), asked of the
 /// library: what a test compares to show two walks stored the same directory.
 pub fn tree_of(env: &Env, id: &str, dir: &Path) -> repo::id::TreeId {
-    let r = repo::repository::Repository::open(
-        std::sync::Arc::new(repo::backend::local::LocalBackend::new(env.repo())),
-        b"correct horse battery staple",
-        &env.path("lib-cache"),
-    )
-    .unwrap();
+    let r = env.library(&env.repo());
     let snap = r
         .load_snapshot(&r.resolve_snapshot_id(id).unwrap())
         .unwrap();

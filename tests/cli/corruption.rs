@@ -177,12 +177,7 @@ fn healthy_repository_passes() {
 fn a_damaged_tree_is_its_own_finding_with_the_snapshots_and_paths_it_hurts() {
     let s = setup();
     // Where the second snapshot's root tree is stored, asked of the library.
-    let repo = repo::repository::Repository::open(
-        std::sync::Arc::new(repo::backend::local::LocalBackend::new(s.env.repo())),
-        b"correct horse battery staple",
-        &s.env.path("lib-cache"),
-    )
-    .unwrap();
+    let repo = s.env.library(&s.env.repo());
     let snap = repo
         .snapshots()
         .unwrap()

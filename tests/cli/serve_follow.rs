@@ -153,12 +153,7 @@ fn the_service_follows_the_oplog_and_restores_to_a_moment_through_the_api() {
 
 /// Each oplog slice in the repository: its range, server clock reading, databases.
 fn slices(env: &Env) -> String {
-    let r = repo::repository::Repository::open(
-        std::sync::Arc::new(repo::backend::local::LocalBackend::new(env.repo())),
-        b"correct horse battery staple",
-        &env.path("lib-cache"),
-    )
-    .unwrap();
+    let r = env.library(&env.repo());
     let (slices, damaged) = repo::mongo::oplog::load_slices_and_damaged(&r).unwrap();
     let mut out: Vec<String> = slices
         .iter()

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::common::{assert_same_tree, random_bytes, Env};
 
-const PASSWORD: &[u8] = b"correct horse battery staple";
-
 /// Source-like small text files: distinct, but sharing a vocabulary the way files of one
 /// project do (what units exist for).
 fn write_sources(dir: &Path, n: usize, seed: u64) {
@@ -76,12 +74,7 @@ fn repo_bytes(repo: &Path) -> u64 {
 
 /// (trailer version, entries) of every pack in the repository at `repo`, by pack file.
 fn trailers(env: &Env, repo: &Path) -> Vec<(u8, Vec<repo::pack::PackEntry>, PathBuf)> {
-    let r = repo::repository::Repository::open(
-        std::sync::Arc::new(repo::backend::local::LocalBackend::new(repo)),
-        PASSWORD,
-        &env.path("lib-cache"),
-    )
-    .unwrap();
+    let r = env.library(repo);
     let mut out = Vec::new();
     for name in crate::common::objects(repo).keys() {
         if !name.starts_with("packs/") {
@@ -191,12 +184,7 @@ fn small_files_share_units_and_survive_prune_copy_and_check() {
 
 /// The structure version byte of every index segment in the repository at `repo`.
 fn segment_versions(env: &Env, repo: &Path) -> Vec<u8> {
-    let r = repo::repository::Repository::open(
-        std::sync::Arc::new(repo::backend::local::LocalBackend::new(repo)),
-        PASSWORD,
-        &env.path("lib-cache"),
-    )
-    .unwrap();
+    let r = env.library(repo);
     crate::common::objects(repo)
         .keys()
         .filter(|n| n.starts_with("index/"))
