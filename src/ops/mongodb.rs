@@ -79,6 +79,20 @@ pub struct FollowReport {
     pub gaps: Vec<Gap>,
     /// Oplog time captured up to (inclusive), once a slice was sealed.
     pub covered_until: Option<ClusterTime>,
+    /// Ranges read from before this run's start, for snapshots that appeared while it ran.
+    pub backfills: Vec<Backfilled>,
+}
+
+/// The oplog read from before a capture's start, so that a snapshot taken just before it
+/// chains to its slices.
+#[derive(Clone, Debug, Serialize)]
+pub struct Backfilled {
+    /// Range read: `(after, until]`.
+    pub after: ClusterTime,
+    /// This run's start.
+    pub until: ClusterTime,
+    /// The snapshot that needed it (short id).
+    pub snapshot: String,
 }
 
 impl FollowReport {
@@ -87,7 +101,8 @@ impl FollowReport {
         self.slices += 1;
         self.entries += slice.entries;
         self.bytes += slice.bytes;
-        self.covered_until = Some(slice.until);
+        // A backfill seals a slice older than those before it.
+        self.covered_until = self.covered_until.max(Some(slice.until));
         ctx.event(Event::SliceSealed {
             slice: Box::new(slice),
         });

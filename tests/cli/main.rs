@@ -46,6 +46,8 @@ mod many_files;
 #[cfg(feature = "testing")]
 mod mongodb;
 #[cfg(all(feature = "mongo", feature = "testing"))]
+mod mongodb_backfill;
+#[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_pitr;
 #[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_pitr_copy;

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::id::SliceId;
 use crate::lock::LockKind;
 use crate::mongo::client::{connect, db_err, hello, server_identity};
+use crate::mongo::oplog::backfill::Backfill;
 use crate::mongo::oplog::slice::{slice_path, Gap, Slice, SLICE_VERSION};
 use crate::ops::context::{Ctx, Event};
 use crate::ops::mongodb::{FollowReport, FollowRequest};
@@ -78,14 +79,18 @@ pub fn resume_point(
 }
 
 /// The oplog reader and the entries not yet sealed.
-struct Tail {
-    client: Client,
-    source: String,
-    dbs: Vec<String>,
+pub(super) struct Tail {
+    pub(super) client: Client,
+    pub(super) source: String,
+    pub(super) dbs: Vec<String>,
     /// Entries are complete up to here (inclusive).
-    until: ClusterTime,
+    pub(super) until: ClusterTime,
     /// Where the unsealed part starts (exclusive).
-    after: ClusterTime,
+    pub(super) after: ClusterTime,
+    /// Read no entry past this (a backfill's end); `None`: up to the present.
+    pub(super) bound: Option<ClusterTime>,
+    /// A read stops once this many bytes are buffered, to be sealed before it goes on.
+    pub(super) limit: u64,
     gap: Option<Gap>,
     buf: Vec<u8>,
     entries: u64,
@@ -101,6 +106,15 @@ struct Tail {
     member: bool,
 }
 
+/// What one read got.
+pub(super) struct Read {
+    /// Entries were added to the buffer.
+    pub(super) added: bool,
+    /// Everything up to the present (or the bound) was read; `false` when the buffer
+    /// reached its limit first.
+    pub(super) complete: bool,
+}
+
 /// What `hello` says about the server's progress.
 struct Clock {
     last_write: Option<ClusterTime>,
@@ -109,6 +123,27 @@ struct Clock {
 }
 
 impl Tail {
+    /// A reader of `source`'s entries for `dbs` (all when empty), at the oplog's start.
+    pub(super) fn new(client: Client, source: String, dbs: Vec<String>, limit: u64) -> Self {
+        Self {
+            client,
+            source,
+            dbs,
+            until: ClusterTime::default(),
+            after: ClusterTime::default(),
+            bound: None,
+            limit: limit.max(1),
+            gap: None,
+            buf: Vec::new(),
+            entries: 0,
+            first: None,
+            last: None,
+            prev: None,
+            until_wall: None,
+            member: false,
+        }
+    }
+
     fn oplog(&self) -> mongodb::sync::Collection<RawDocumentBuf> {
         self.client.database("local").collection("oplog.rs")
     }
@@ -194,7 +229,7 @@ impl Tail {
 
     /// Whether the oplog no longer holds the entry right after `until` (when its oldest
     /// entry is newer, entries in between may have been dropped).
-    fn rolled_over(&self) -> Result<Option<ClusterTime>> {
+    pub(super) fn rolled_over(&self) -> Result<Option<ClusterTime>> {
         Ok(self.oldest()?.filter(|&oldest| oldest > self.until))
     }
 
@@ -210,8 +245,8 @@ impl Tail {
         gap
     }
 
-    /// Reads everything new; returns whether anything was added to the buffer.
-    fn read(&mut self, ctx: &Ctx) -> Result<bool> {
+    /// Reads what is new, up to the buffer's limit.
+    fn read(&mut self, ctx: &Ctx) -> Result<Read> {
         let Clock {
             last_write,
             cluster,
@@ -226,17 +261,21 @@ impl Tail {
         Ok(added)
     }
 
-    fn read_to_present(
+    pub(super) fn read_to_present(
         &mut self,
         last_write: Option<ClusterTime>,
         cluster: Option<ClusterTime>,
         local: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<bool> {
+    ) -> Result<Read> {
         let mut added = false;
         loop {
+            let filter = match self.bound {
+                None => doc! {"ts": {"$gt": ts(self.until)}},
+                Some(b) => doc! {"ts": {"$gt": ts(self.until), "$lte": ts(b)}},
+            };
             let mut cursor = self
                 .oplog()
-                .find(doc! {"ts": {"$gt": ts(self.until)}})
+                .find(filter)
                 .limit(BATCH)
                 .run()
                 .map_err(|e| db_err("reading the oplog", e))?;
@@ -280,6 +319,14 @@ impl Tail {
             if !full {
                 break;
             }
+            if self.buf.len() as u64 >= self.limit {
+                // Sealed before reading on: a capture far behind the head never holds
+                // more than about a slice's worth in memory.
+                return Ok(Read {
+                    added,
+                    complete: false,
+                });
+            }
         }
         // `until` moves past the last entry read only when the server has been idle for a
         // whole poll (its last write unchanged, nothing new read): a write still in flight
@@ -299,7 +346,10 @@ impl Tail {
         if local.is_some() {
             self.until_wall = local;
         }
-        Ok(added)
+        Ok(Read {
+            added,
+            complete: true,
+        })
     }
 }
 
@@ -322,21 +372,7 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
     // Slices are keyed by what the server says it is, as snapshots are: however the
     // connection string is spelled, they find each other.
     let source = server_identity(&client, &hello(&client)?, req.uri.expose())?;
-    let mut tail = Tail {
-        client,
-        source: source.clone(),
-        dbs,
-        until: ClusterTime::default(),
-        after: ClusterTime::default(),
-        gap: None,
-        buf: Vec::new(),
-        entries: 0,
-        first: None,
-        last: None,
-        prev: None,
-        until_wall: None,
-        member: false,
-    };
+    let mut tail = Tail::new(client, source.clone(), dbs, req.seal_bytes);
     tail.clock()?;
     let resumed = resume_point(repo, &source, &tail.dbs)?;
     ctx.event(Event::FollowResumed { after: resumed });
@@ -351,6 +387,7 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
     };
     tail.until = start;
     tail.after = start;
+    let mut backfill = Backfill::new(repo, start)?;
     let mut last_seal = Instant::now();
     // The server clock the last sealed slice vouches for: an idle server's time still
     // becomes restorable when a slice records a later reading, even with no entry.
@@ -370,10 +407,10 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
             }
             tail.read(ctx)
         });
-        let added = match polled {
-            Ok(added) => {
+        let read = match polled {
+            Ok(read) => {
                 failures = 0;
-                added
+                read
             }
             // The server or the network failed: what is buffered stays consistent (reads
             // are all-or-nothing per batch), so keep it and try again, unless asked to stop.
@@ -387,7 +424,10 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
                 pause_unless_cancelled(pause, ctx);
                 continue;
             }
-            Err(Error::Source(_)) if stopping => false,
+            Err(Error::Source(_)) if stopping => Read {
+                added: false,
+                complete: true,
+            },
             Err(e) => return Err(e),
         };
         let progressed = tail.until > tail.after || tail.until_wall > sealed_wall;
@@ -399,11 +439,16 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
                 report.sealed(slice, ctx);
             }
             last_seal = Instant::now();
+            if !stopping && !req.once {
+                backfill.run(repo, &tail, &mut report, ctx);
+            }
         }
-        if stopping || req.once {
+        // `--once` reads to the present, a slice's worth at a time; a stop request seals
+        // what is buffered and ends.
+        if stopping || (req.once && read.complete) {
             return Ok(report);
         }
-        if !added {
+        if !read.added {
             pause_unless_cancelled(poll, ctx);
         }
     }
@@ -418,7 +463,7 @@ fn pause_unless_cancelled(pause: Duration, ctx: &Ctx) {
 }
 
 /// Stores the buffered entries as chunks and writes the slice object (last).
-fn seal(repo: &Repository, tail: &mut Tail) -> Result<Slice> {
+pub(super) fn seal(repo: &Repository, tail: &mut Tail) -> Result<Slice> {
     // Sealing also runs after a stop request, to keep what was read: it is never
     // cancelled itself.
     let _lock = repo.lock(

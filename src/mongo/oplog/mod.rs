@@ -10,6 +10,8 @@
 //! entry of its databases in that range, so slices chain when one's `after` equals the
 //! previous one's `until`. A break in the chain is a gap nothing can restore across.
 
+#[cfg(feature = "mongo")]
+mod backfill;
 pub mod changes;
 pub mod coverage;
 #[cfg(feature = "mongo")]
