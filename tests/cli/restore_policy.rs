@@ -285,3 +285,103 @@ fn include_globs_select_matching_entries_and_their_parents() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("matches"));
 }
+
+#[test]
+fn delete_replaces_a_directory_where_the_snapshot_has_a_file_or_symlink() {
+    let s = setup();
+    let src = s.env.path("src");
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    s.env.snapshot(&[&src]);
+    restore(&s, &[]);
+    // The target grew directories where the snapshot has a file and a symlink.
+    for name in ["b.txt", "link"] {
+        let p = s.inside.join(name);
+        fs::remove_file(&p).unwrap();
+        fs::create_dir_all(p.join("sub")).unwrap();
+        fs::write(p.join("sub/local"), "local").unwrap();
+    }
+    let out = s.out.to_str().unwrap();
+    // Without --delete: refused, saying how, and nothing of the directories is lost.
+    let r = s.env.run(&["restore", "latest", "--target", out]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("is a directory in the target") && err.contains("--delete"),
+        "{err}"
+    );
+    assert!(s.inside.join("b.txt/sub/local").exists());
+    // With --delete, but one holds an excluded entry: that one is kept and refused.
+    let r = s.env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        out,
+        "--delete",
+        "--exclude",
+        "/**/link/sub",
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(s.inside.join("link/sub/local").exists());
+    assert_eq!(
+        fs::read_to_string(s.inside.join("b.txt")).unwrap(),
+        "snapshot b\n"
+    );
+    // With --delete: both replaced, the dry run saying so first.
+    let plan = restore(&s, &["--delete", "--dry-run"]);
+    assert!(
+        plan.to_string().contains("link\",\"action\":\"delete"),
+        "{plan}"
+    );
+    let r = restore(&s, &["--delete"]);
+    assert!(r["errors"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(
+        fs::read_link(s.inside.join("link")).unwrap(),
+        PathBuf::from("a.txt")
+    );
+}
+
+#[test]
+fn hard_links_are_restored_as_the_snapshot_has_them_over_an_existing_target() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("b"), "shared content\n").unwrap();
+    fs::write(src.join("x"), "same bytes\n").unwrap();
+    fs::write(src.join("y"), "same bytes\n").unwrap();
+    let t = fs::metadata(src.join("x")).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(src.join("y"))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    env.init();
+    env.snapshot(&[&src]);
+    let out = env.path("out");
+    let inside = out.join(src.strip_prefix("/").unwrap());
+    let o = out.to_str().unwrap();
+    env.json(&["restore", "latest", "--target", o]);
+    // The source gains a link `a` of `b`; the target meanwhile has x and y as one file.
+    fs::hard_link(src.join("b"), src.join("a")).unwrap();
+    env.snapshot(&[&src]);
+    fs::remove_file(inside.join("y")).unwrap();
+    fs::hard_link(inside.join("x"), inside.join("y")).unwrap();
+    let r = env.json(&["restore", "latest", "--target", o]);
+    assert!(r["errors"].as_array().unwrap().is_empty(), "{r}");
+    let ino = |n: &str| fs::metadata(inside.join(n)).unwrap().ino();
+    assert_eq!(ino("a"), ino("b"), "a and b are one file again");
+    assert_ne!(
+        ino("x"),
+        ino("y"),
+        "x and y are separate files, as in the snapshot"
+    );
+    fs::write(inside.join("x"), "changed\n").unwrap();
+    assert_eq!(
+        fs::read_to_string(inside.join("y")).unwrap(),
+        "same bytes\n"
+    );
+    assert_eq!(
+        fs::read_to_string(inside.join("a")).unwrap(),
+        "shared content\n"
+    );
+}

@@ -10,6 +10,8 @@
 
 mod conflict;
 mod content;
+mod delete;
+mod links;
 mod meta;
 mod plan;
 mod request;
@@ -17,8 +19,7 @@ mod target;
 
 pub use conflict::{Action, Conflict};
 
-use std::collections::{HashMap, HashSet};
-use std::os::unix::ffi::OsStrExt;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -155,7 +156,9 @@ fn restore(
             })
         })
         .collect();
-    let sources = link_sources(repo, target.as_ref(), &plan, &actions);
+    let mut actions = actions;
+    links::unshare(&plan, target.as_ref(), &mut actions);
+    let sources = links::link_sources(repo, target.as_ref(), &plan, &actions);
     let mut report = RestoreReport::default();
     for a in actions.iter().flatten() {
         match a {
@@ -166,12 +169,16 @@ fn restore(
             Action::Create | Action::Delete => {}
         }
     }
-    let deletions = match (&target, opts.delete) {
-        (Some(t), true) => extraneous(&plan, t, &excludes),
-        _ => Vec::new(),
+    let (in_the_way, deletions) = match (&target, opts.delete) {
+        (Some(t), true) => (
+            delete::in_the_way(&plan, &actions, t, &excludes),
+            delete::extraneous(&plan, t, &excludes),
+        ),
+        _ => (Vec::new(), Vec::new()),
     };
     let Some(target) = target.filter(|_| !opts.dry_run) else {
-        return Ok(dry_run(&plan, &actions, &deletions, &opts.target, report));
+        let all: Vec<PathBuf> = in_the_way.into_iter().chain(deletions).collect();
+        return Ok(dry_run(&plan, &actions, &all, &opts.target, report));
     };
     let errors = Mutex::new(Vec::new());
     let fail = |what: &str, e: &dyn std::fmt::Display| {
@@ -187,6 +194,13 @@ fn restore(
         fail("not restored", r);
     }
 
+    // 0. With --delete, directories where the snapshot has something else go first.
+    for rel in &in_the_way {
+        match target.remove_all(rel) {
+            Ok(()) => report.deleted += 1,
+            Err(e) => fail(&format!("/{}", rel.display()), &e),
+        }
+    }
     // 1. Directories, parents first.
     for item in plan.items.iter().filter(|i| i.node.kind() == NodeKind::Dir) {
         match target.ensure_dir(&item.rel) {
@@ -239,6 +253,9 @@ fn restore(
             let dest = match &actions[idx] {
                 Some(Action::Create | Action::Overwrite) => &item.rel,
                 Some(Action::Rename(p)) => p,
+                // The same content in a file of its own: linked, so the group is one file
+                // again as in the snapshot.
+                Some(Action::UpToDate) if !target.same_file(&src.rel, &item.rel) => &item.rel,
                 _ => continue,
             };
             if !src.verified && !done.contains(&src.item) {
@@ -337,91 +354,4 @@ fn dry_run(
         .chain(plan.unreadable.iter().map(|r| format!("not restored: {r}")))
         .collect();
     report
-}
-
-/// The member of a hard-link group later members are linked to.
-struct LinkSource {
-    /// Its plan index.
-    item: usize,
-    /// Where its content is (target-relative).
-    rel: PathBuf,
-    /// Already there and identical (checked), rather than written by this restore.
-    verified: bool,
-}
-
-/// For each later member of a hard-link group, the member it becomes a link of: the first
-/// one whose content this restore writes, or whose existing content it verified. A member
-/// kept as it is (`skip`, an `if-newer` loss) is never linked to: that would give its
-/// foreign content to the others; the next member is written instead.
-fn link_sources(
-    repo: &Repository,
-    target: Option<&TargetDir>,
-    plan: &Plan,
-    actions: &[Option<Action>],
-) -> Vec<Option<LinkSource>> {
-    let mut heads: HashMap<PathBuf, (usize, PathBuf, bool)> = HashMap::new();
-    let mut out = Vec::with_capacity(plan.items.len());
-    for (idx, item) in plan.items.iter().enumerate() {
-        let group = match (&item.link_to, item.node.links > 1) {
-            (Some(first), _) => first.clone(),
-            (None, true) => item.rel.clone(),
-            (None, false) => {
-                out.push(None);
-                continue;
-            }
-        };
-        if let Some((src, rel, verified)) = heads.get(&group) {
-            out.push(Some(LinkSource {
-                item: *src,
-                rel: rel.clone(),
-                verified: *verified,
-            }));
-            continue;
-        }
-        // No source yet: this member becomes one if its content will be right.
-        let source = match &actions[idx] {
-            Some(Action::Create | Action::Overwrite) => Some((item.rel.clone(), false)),
-            Some(Action::Rename(p)) => Some((p.clone(), false)),
-            Some(Action::UpToDate) => target
-                .filter(|t| conflict::same_content(repo, t, &item.rel, &item.node))
-                .map(|_| (item.rel.clone(), true)),
-            _ => None,
-        };
-        if let Some((rel, verified)) = source {
-            heads.insert(group, (idx, rel, verified));
-        }
-        out.push(None);
-    }
-    out
-}
-
-/// Entries of fully restored directories in the target that the snapshot does not have
-/// (target-relative). Excluded entries and our own temporary files are left alone, and
-/// nothing behind a symlink is looked at.
-fn extraneous(
-    plan: &Plan,
-    target: &TargetDir,
-    excludes: &[crate::ops::find::Pattern],
-) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for (rel, names) in &plan.full_dirs {
-        let Some(entries) = target.list(rel) else {
-            continue;
-        };
-        let mut extra: Vec<_> = entries
-            .into_iter()
-            .filter(|n| {
-                let b = n.as_bytes();
-                if names.contains(b) || b.starts_with(b".repo-restore-") {
-                    return false;
-                }
-                let shown = format!("/{}", rel.join(n).display());
-                let name = n.to_string_lossy();
-                !excludes.iter().any(|p| p.matches(&shown, &name))
-            })
-            .collect();
-        extra.sort();
-        out.extend(extra.into_iter().map(|n| rel.join(&n)));
-    }
-    out
 }

@@ -114,6 +114,14 @@ impl TargetDir {
         dirfd::lstat_at(dir.as_fd(), name).ok()
     }
 
+    /// Whether `a` and `b` are the same file (hard links of one inode).
+    pub fn same_file(&self, a: &Path, b: &Path) -> bool {
+        match (self.lstat(a), self.lstat(b)) {
+            (Some(x), Some(y)) => (x.dev, x.ino) == (y.dev, y.ino),
+            _ => false,
+        }
+    }
+
     /// Makes `rel` a directory, replacing whatever non-directory (a symlink included) is
     /// there. Its parent must already be one.
     pub fn ensure_dir(&self, rel: &Path) -> Result<()> {
@@ -169,7 +177,8 @@ impl TargetDir {
         };
         match dirfd::lstat_at(dir.as_fd(), name) {
             Ok(st) if st.kind == FileType::Directory => Err(Error::Refused(format!(
-                "{} is a directory in the target; not replacing it with a file",
+                "{} is a directory in the target; not replacing it with a file \
+                 (`--delete` replaces it, unless it holds excluded entries)",
                 self.shown(rel).display()
             ))),
             Ok(_) => dirfd::unlink_at(dir.as_fd(), name)
