@@ -54,6 +54,12 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
                 String::new()
             }
         );
+        if report.packs_in_flight > 0 {
+            println!(
+                "note: {} pack(s) were being written by runs beside this check (checked next time)",
+                report.packs_in_flight
+            );
+        }
         for f in &report.findings {
             let sev = match f.severity {
                 Severity::Error => "error",

@@ -170,3 +170,35 @@ fn ctrl_c_stops_a_wait_for_the_lock() {
     assert_eq!(lock_count(&env.repo()), 0);
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
 }
+
+/// `check` runs beside backups (a shared lock each): what they write while it runs is
+/// neither damage nor leftovers, and a snapshot whose segment it did not read is the
+/// next check's, not a "cannot be restored".
+#[test]
+fn a_check_beside_backups_reports_only_what_is_wrong() {
+    let env = Env::new();
+    env.init();
+    let a = tree(&env, "a", 1);
+    env.snapshot(&[&a]);
+    // The check has read the segments and waits while a whole backup runs.
+    let check = Paused::start(env.cmd(&["check", "--json"]), "check-after-segments");
+    let b = tree(&env, "b", 200);
+    env.snapshot(&[&b]);
+    let out = check.finish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["findings"], serde_json::json!([]), "{r}");
+    assert_eq!(r["snapshots"], 1, "{r}");
+    assert!(r["packs_in_flight"].as_u64().unwrap() >= 1, "{r}");
+    // The next check sees both, and nothing wrong.
+    let r = env.json(&["check"]);
+    assert_eq!(r["findings"], serde_json::json!([]), "{r}");
+    assert_eq!(
+        (r["snapshots"].as_u64(), r["packs_in_flight"].as_u64()),
+        (Some(2), Some(0))
+    );
+}

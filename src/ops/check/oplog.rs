@@ -10,15 +10,18 @@ use super::{CheckReport, FindingKind, SegmentIndex, Severity};
 
 pub(super) fn check_slices(
     repo: &Repository,
+    ids: &[SliceId],
     index: &SegmentIndex,
     damaged: &Damaged,
     report: &mut CheckReport,
 ) -> Result<()> {
-    for (id, _) in crate::backend::list_ids::<SliceId>(repo.backend(), "oplog/")? {
-        report.slices += 1;
-        let slice = match repo.load_slice(&id) {
+    for id in ids {
+        let slice = match repo.load_slice(id) {
             Ok(s) => s,
+            // Removed by a forget since it was listed.
+            Err(crate::error::Error::Missing(_)) => continue,
             Err(e) => {
+                report.slices += 1;
                 report.push(
                     Severity::Error,
                     FindingKind::SliceDamaged,
@@ -28,6 +31,7 @@ pub(super) fn check_slices(
                 continue;
             }
         };
+        report.slices += 1;
         let mut bad = Vec::new();
         for c in &slice.chunks {
             let b = BlobId::from(*c);
