@@ -12,7 +12,7 @@ use crate::id::SnapshotId;
 use crate::ops::context::Ctx;
 use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
-use crate::tree::walk::{TreeWalk, Visit};
+use crate::tree::walk::{RawPath, TreeWalk, Visit, Visitor};
 use crate::tree::{Node, NodeKind};
 
 /// `dump`: a snapshot and a path in it.
@@ -118,27 +118,64 @@ pub fn write(
             let mut ar = tar::Builder::new(out);
             // The archive holds the entry by its own name ("projects/…"), as `tar -C
             // parent -c name` would, so unpacking it does not recreate the absolute path.
-            let base = path.trim_end_matches('/');
-            let strip = base.rfind('/').map_or(0, |i| i + 1);
-            let mut each = |p: &str, n: &Node| -> Result<Visit> {
-                ctx.check()?;
-                let name = p.get(strip..).unwrap_or(p).trim_start_matches('/');
-                if name.is_empty() {
-                    return Ok(Visit::Descend);
-                }
-                report.entries += 1;
-                report.bytes += append(repo, &mut ar, name, n, ctx)?;
-                Ok(Visit::Descend)
+            let mut entries = TarEntries {
+                repo,
+                ctx,
+                ar: &mut ar,
+                prefix: Vec::new(),
+                report: &mut report,
             };
-            match node {
-                None => TreeWalk::new(repo).walk(&snap.tree, "", &mut each)?,
-                Some(_) => TreeWalk::new(repo).walk_from(&snap.tree, path, &mut each)?,
+            let below = match node {
+                None => Some(snap.tree),
+                Some(n) => {
+                    let own = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+                    entries.prefix = own.as_bytes().to_vec();
+                    entries.add(&entries.prefix.clone(), n)?;
+                    n.subtree
+                }
+            };
+            if let Some(tree) = below {
+                TreeWalk::new(repo).visit(&tree, &mut entries)?;
             }
             ar.finish()
                 .map_err(|e| Error::io("writing the tar archive", e))?;
         }
     }
     Ok(report)
+}
+
+/// Adds the entries below a directory to the archive under their exact names: names
+/// are bytes, not always UTF-8, and two that differ only in invalid bytes stay two.
+struct TarEntries<'a, 'w> {
+    repo: &'a Repository,
+    ctx: &'a Ctx,
+    ar: &'a mut tar::Builder<&'w mut dyn Write>,
+    /// The dumped directory's own name ("" for a whole snapshot).
+    prefix: Vec<u8>,
+    report: &'a mut DumpReport,
+}
+
+impl TarEntries<'_, '_> {
+    fn add(&mut self, name: &[u8], n: &Node) -> Result<()> {
+        self.ctx.check()?;
+        self.report.entries += 1;
+        self.report.bytes += append(self.repo, self.ar, name, n, self.ctx)?;
+        Ok(())
+    }
+}
+
+impl Visitor for TarEntries<'_, '_> {
+    fn entry(&mut self, path: &RawPath, n: &Node) -> Result<Visit> {
+        let mut name = self.prefix.clone();
+        for c in path {
+            if !name.is_empty() {
+                name.push(b'/');
+            }
+            name.extend_from_slice(c);
+        }
+        self.add(&name, n)?;
+        Ok(Visit::Descend)
+    }
 }
 
 /// How a collection is written.
@@ -319,11 +356,14 @@ fn content(repo: &Repository, n: &Node, ctx: &Ctx, out: &mut dyn Write) -> Resul
 fn append(
     repo: &Repository,
     ar: &mut tar::Builder<&mut dyn Write>,
-    name: &str,
+    name: &[u8],
     n: &Node,
     ctx: &Ctx,
 ) -> Result<u64> {
-    let io = |e| Error::io(format!("writing {name} to the tar archive"), e);
+    use std::os::unix::ffi::OsStrExt;
+    let shown = String::from_utf8_lossy(name).into_owned();
+    let name = std::path::Path::new(std::ffi::OsStr::from_bytes(name));
+    let io = |e| Error::io(format!("writing {shown} to the tar archive"), e);
     let mut h = tar::Header::new_gnu();
     h.set_mode(n.mode);
     h.set_uid(u64::from(n.uid));
@@ -344,20 +384,22 @@ fn append(
             h.set_size(n.size);
             let mut r = Content::new(repo, n, ctx);
             ar.append_data(&mut h, name, &mut r)
-                .map_err(|e| unwrap_io(e, &format!("writing {name} to the tar archive")))?;
+                .map_err(|e| unwrap_io(e, &format!("writing {shown} to the tar archive")))?;
             Ok(r.total)
         }
         NodeKind::Dir => {
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
-            ar.append_data(&mut h, format!("{name}/"), std::io::empty())
+            let mut dir = name.as_os_str().as_bytes().to_vec();
+            dir.push(b'/');
+            ar.append_data(&mut h, std::ffi::OsStr::from_bytes(&dir), std::io::empty())
                 .map_err(io)?;
             Ok(0)
         }
         NodeKind::Symlink => {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
-            let target = String::from_utf8_lossy(&n.target).into_owned();
+            let target = std::ffi::OsStr::from_bytes(&n.target);
             ar.append_link(&mut h, name, target).map_err(io)?;
             Ok(0)
         }

@@ -2,6 +2,7 @@
 //! source (modes, times, symlinks, odd names), the whole snapshot, a closed pipe ended
 //! quietly, and clear errors for paths that are not there.
 
+use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 
 use crate::common::{assert_same_tree, write_big_file, Env};
@@ -22,6 +23,14 @@ fn dump_writes_files_and_directories_that_equal_the_source() {
     let mut perm = std::fs::metadata(&exe).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o750);
     std::fs::set_permissions(&exe, perm).unwrap();
+    // Names (and a link target) that are not UTF-8, two of them alike but for an invalid
+    // byte: the archive keeps each exactly.
+    let raw = |b: &[u8]| dir.join(std::ffi::OsStr::from_bytes(b));
+    std::fs::write(raw(b"x\xff"), "ff\n").unwrap();
+    std::fs::write(raw(b"x\xfe"), "fe\n").unwrap();
+    std::fs::create_dir(raw(b"d\xe9")).unwrap();
+    std::fs::write(raw(b"d\xe9/in\x80"), "in").unwrap();
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(b"t\xff"), raw(b"l\xfe")).unwrap();
     env.snapshot(&[&data]);
 
     // A file: its bytes.
