@@ -86,9 +86,14 @@ impl Backfill {
             }
             let snap = match repo.load_snapshot(&id) {
                 Ok(s) => s,
+                // Forgotten since it was listed: nothing to reach back to.
+                Err(crate::error::Error::Missing(_)) => continue,
+                // Looked at again at the next seal; the other new snapshots are not held
+                // up by it (returning here would forget them: they are known already).
                 Err(e) => {
                     self.known.remove(&id);
-                    return Err(e);
+                    tracing::warn!("reading snapshot {}: {e}", id.short());
+                    continue;
                 }
             };
             let Some((source, t)) = coverage::snapshot_point(&snap) else {

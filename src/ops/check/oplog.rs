@@ -16,12 +16,15 @@ pub(super) fn check_slices(
     report: &mut CheckReport,
 ) -> Result<()> {
     for id in ids {
-        let slice = match repo.load_slice(id) {
-            Ok(s) => s,
+        let loaded = match repo.load_slice(id) {
             // Removed by a forget since it was listed.
             Err(crate::error::Error::Missing(_)) => continue,
+            loaded => loaded,
+        };
+        report.slices += 1;
+        let slice = match loaded {
+            Ok(s) => s,
             Err(e) => {
-                report.slices += 1;
                 report.push(
                     Severity::Error,
                     FindingKind::SliceDamaged,
@@ -31,7 +34,6 @@ pub(super) fn check_slices(
                 continue;
             }
         };
-        report.slices += 1;
         let mut bad = Vec::new();
         for c in &slice.chunks {
             let b = BlobId::from(*c);

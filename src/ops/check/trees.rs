@@ -147,12 +147,15 @@ pub(super) fn check_snapshots(
     let mut per_pack: HashMap<PackId, BTreeSet<String>> = HashMap::new();
     let mut broken = BrokenTrees::default();
     for id in ids {
-        let snap = match repo.load_snapshot(id) {
-            Ok(s) => s,
+        let loaded = match repo.load_snapshot(id) {
             // Forgotten since it was listed (forget runs beside a check).
             Err(crate::error::Error::Missing(_)) => continue,
+            loaded => loaded,
+        };
+        report.snapshots += 1;
+        let snap = match loaded {
+            Ok(s) => s,
             Err(e) => {
-                report.snapshots += 1;
                 report.push(
                     Severity::Error,
                     FindingKind::SnapshotUnreadable,
@@ -165,7 +168,6 @@ pub(super) fn check_snapshots(
                 continue;
             }
         };
-        report.snapshots += 1;
         let hurt = w.tree(&snap.tree)?;
         if hurt.is_empty() {
             continue;
