@@ -1,5 +1,6 @@
 //! `repo dump`.
 
+use std::ffi::OsString;
 use std::io::Write;
 
 use anyhow::{Context, Result};
@@ -7,6 +8,7 @@ use anyhow::{Context, Result};
 use super::context::GlobalOpts;
 use repo::ops::dump::{self, DumpRequest};
 use repo::ops::select::SnapshotRef;
+use repo::tree::path::SnapPath;
 
 /// Arguments of `repo dump`.
 #[derive(clap::Args, Debug)]
@@ -14,10 +16,10 @@ pub struct Args {
     /// Snapshot id (or unique prefix), or "latest" (the newest that holds PATH); with
     /// --at it may be left out
     #[arg(required_unless_present = "at")]
-    snapshot: Option<String>,
+    snapshot: Option<OsString>,
     /// A file (written as its bytes) or a directory (written as a tar archive); "/" is
-    /// the whole snapshot
-    path: Option<String>,
+    /// the whole snapshot. Names need not be UTF-8
+    path: Option<OsString>,
     /// Instead of a snapshot id: the newest snapshot taken at or before this time (RFC
     /// 3339, local "2026-11-28 10:00", or "3 days ago"); for MongoDB that snapshot's
     /// state (`restore --at` replays the oplog up to the moment)
@@ -50,9 +52,12 @@ enum CollectionFormatArg {
 
 /// Which snapshot, and the path: with --at the one positional is the path (or
 /// "latest" then the path).
-fn target(a: &mut Args) -> Result<(SnapshotRef, Option<String>)> {
+fn target(a: &mut Args) -> Result<(SnapshotRef, Option<OsString>)> {
     let Some(at) = &a.at else {
-        let id = a.snapshot.take().unwrap_or_else(|| "latest".into());
+        let id = match a.snapshot.take() {
+            Some(s) => super::snapshots::snapshot_arg(s)?,
+            None => "latest".into(),
+        };
         return Ok((SnapshotRef::id(id), a.path.take()));
     };
     let when = repo::timespec::parse_time(at, chrono::Utc::now())
@@ -62,7 +67,10 @@ fn target(a: &mut Args) -> Result<(SnapshotRef, Option<String>)> {
         (Some(p), None) => Some(p),
         (None, p) => p,
         (Some(s), Some(_)) => {
-            anyhow::bail!("give a snapshot id ({s}) or --at, not both")
+            anyhow::bail!(
+                "give a snapshot id ({}) or --at, not both",
+                s.to_string_lossy()
+            )
         }
     };
     Ok((SnapshotRef::at(when), path))
@@ -99,7 +107,7 @@ pub fn run(g: &GlobalOpts, mut a: Args) -> Result<i32> {
     }
     let req = DumpRequest {
         snapshot,
-        path: path.unwrap_or_else(|| "/".into()),
+        path: path.map_or_else(SnapPath::root, SnapPath::from),
         tar: a.tar,
     };
     let (snap, node, kind) = dump::resolve(&repo, &req)?;

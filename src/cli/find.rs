@@ -35,7 +35,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
             vec![
                 m.snapshot.clone(),
                 m.time.get(..19).unwrap_or(&m.time).replace('T', " "),
-                m.path.clone(),
+                m.path.display().into_owned(),
                 bytes(m.size),
                 m.mtime.get(..19).unwrap_or(&m.mtime).replace('T', " "),
             ]

@@ -12,9 +12,9 @@ use repo::tree::NodeKind;
 pub struct Args {
     /// Snapshot id (or unique prefix), or "latest" (the newest that holds PATH)
     snapshot: String,
-    /// Only list this path and what is below it
+    /// Only list this path and what is below it (names need not be UTF-8)
     #[arg(default_value = "/")]
-    path: String,
+    path: std::ffi::OsString,
     /// Show type, mode, owner, size and modification time
     #[arg(long, short = 'l')]
     long: bool,
@@ -26,7 +26,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
     let repo = g.open(false)?;
     let req = LsRequest {
         snapshot: SnapshotRef::id(a.snapshot).with_filter(a.select.filter(g)?),
-        path: a.path,
+        path: a.path.into(),
     };
     // JSON is one array: entries are gathered; text is printed as it is read.
     let mut json = Vec::new();
@@ -36,7 +36,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
         } else if a.long {
             print_long(&e);
         } else {
-            println!("{}", e.path);
+            println!("{}", e.path.display());
         }
         Ok(())
     })?;

@@ -13,6 +13,7 @@ use repo::ops::restore::{
 };
 use repo::ops::select::SnapshotRef;
 use repo::timespec::parse_time;
+use repo::tree::path::SnapPath;
 
 /// `--conflict` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -60,10 +61,10 @@ impl ConflictArg {
 }
 
 /// An absolute, normalised form of a path the user typed (it need not exist).
-fn absolute_str(p: &str) -> Result<String> {
+fn absolute(p: &std::ffi::OsStr) -> Result<SnapPath> {
     Ok(repo::source::fs::absolute(std::path::Path::new(p))?
-        .display()
-        .to_string())
+        .into_os_string()
+        .into())
 }
 
 /// Arguments of `repo restore`.
@@ -72,7 +73,7 @@ pub struct Args {
     /// Snapshot id (or unique prefix) or "latest", then snapshot paths to restore; with
     /// --at, only paths (they also choose the source)
     #[arg(value_name = "SNAPSHOT|PATH")]
-    args: Vec<String>,
+    args: Vec<std::ffi::OsString>,
     /// Restore the newest snapshot taken at or before this time (RFC 3339, local
     /// "2026-11-28 09:00", "2h ago", "yesterday"); for MongoDB with captured oplog, the
     /// state at that moment, or at exactly oplog timestamp "2026-11-28T10:16:59Z #3"
@@ -124,9 +125,10 @@ pub struct Args {
     #[arg(long)]
     in_place: bool,
     /// Only restore this snapshot path, or entries matching this glob ("*.pdf",
-    /// "/home/*/docs"), and what is below them (repeatable)
+    /// "/home/*/docs"), and what is below them (repeatable; a path's names need not be
+    /// UTF-8, a glob's must)
     #[arg(long = "include", short = 'i')]
-    includes: Vec<String>,
+    includes: Vec<std::ffi::OsString>,
 }
 
 pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
@@ -162,7 +164,7 @@ pub fn run(g: &GlobalOpts, a: Args) -> Result<i32> {
 
 /// The arguments as a request: which snapshot (or moment), which part, into what.
 fn request(g: &GlobalOpts, a: Args) -> Result<RestoreRequest> {
-    let mut include = a.includes;
+    let mut include: Vec<SnapPath> = a.includes.into_iter().map(SnapPath::from).collect();
     let filter = a.select.filter(g)?;
     let (snapshot, ordinal) = match &a.at {
         Some(at) => {
@@ -179,7 +181,7 @@ fn request(g: &GlobalOpts, a: Args) -> Result<RestoreRequest> {
             };
             // With a time, every argument is a path (it also chooses the snapshot).
             for p in &a.args {
-                include.push(absolute_str(p)?);
+                include.push(absolute(p)?);
             }
             (
                 SnapshotRef::at(parse_time(text, chrono::Utc::now())?),
@@ -190,8 +192,9 @@ fn request(g: &GlobalOpts, a: Args) -> Result<RestoreRequest> {
             let Some((sel, paths)) = a.args.split_first() else {
                 anyhow::bail!("give a snapshot id, \"latest\", or --at TIME");
             };
-            include.extend(paths.iter().cloned());
-            (SnapshotRef::id(sel.clone()), None)
+            include.extend(paths.iter().cloned().map(SnapPath::from));
+            let sel = super::snapshots::snapshot_arg(sel.clone())?;
+            (SnapshotRef::id(sel), None)
         }
     };
     let into = match a.mongodb_uri {

@@ -6,13 +6,14 @@ use super::context::GlobalOpts;
 use super::fmt::print_json;
 use repo::ops::scan::{self, ScanOf, ScanOutcome, ScanReport, ScanRequest};
 use repo::ops::select::SnapshotRef;
+use repo::tree::path::SnapPath;
 
 /// Arguments of `repo scan`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Live path to check (with --mongodb-uri: the snapshot to compare with; with -P PLAN
     /// and no path: every source of the plan against its latest snapshot)
-    path: Option<String>,
+    path: Option<std::ffi::OsString>,
     /// Snapshot to compare with [default: the latest one containing PATH]
     snapshot: Option<String>,
     /// Compare a live MongoDB server with a snapshot's collections instead of files
@@ -121,7 +122,11 @@ fn request(a: Args) -> Result<ScanRequest> {
                 anyhow::bail!("with --mongodb-uri give at most one argument: the snapshot");
             }
             return Ok(ScanRequest {
-                snapshot: a.path.map(SnapshotRef::id),
+                snapshot: a
+                    .path
+                    .map(super::snapshots::snapshot_arg)
+                    .transpose()?
+                    .map(SnapshotRef::id),
                 of: ScanOf::Mongodb {
                     uri: repo::mongo::uri::ConnectionString::new(uri),
                     namespaces: a.namespaces,
@@ -135,16 +140,16 @@ fn request(a: Args) -> Result<ScanRequest> {
     Ok(ScanRequest {
         snapshot: a.snapshot.map(SnapshotRef::id),
         of: ScanOf::Files {
-            path: path.into(),
+            path: std::path::PathBuf::from(path),
             read: a.read,
         },
     })
 }
 
 fn print_files(r: &ScanReport, read: bool) {
-    let path = r.path.as_str();
+    let path = r.path.display();
     let id = &r.snapshot;
-    let section = |title: &str, items: &[String], advice: String| {
+    let section = |title: &str, items: &[SnapPath], advice: String| {
         if items.is_empty() {
             return;
         }
@@ -181,7 +186,8 @@ fn print_files(r: &ScanReport, read: bool) {
     if !r.duplicates.is_empty() {
         println!("duplicate contents ({} groups):", r.duplicates.len());
         for g in r.duplicates.iter().take(20) {
-            println!("  {}", g.join("  =  "));
+            let shown: Vec<_> = g.iter().map(|p| p.display()).collect();
+            println!("  {}", shown.join("  =  "));
         }
         println!(
             "  -> stored once in the repository; remove live copies only if they are not needed"

@@ -137,3 +137,10 @@ fn row(s: &Snapshot) -> Vec<String> {
         bytes(m.bytes_added),
     ]
 }
+
+/// A snapshot id (or "latest") given where paths, which may be any bytes, are allowed:
+/// it must be text.
+pub fn snapshot_arg(s: std::ffi::OsString) -> anyhow::Result<String> {
+    s.into_string()
+        .map_err(|s| anyhow::anyhow!("{s:?} is not a snapshot id or \"latest\""))
+}

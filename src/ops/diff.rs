@@ -8,6 +8,7 @@ use crate::id::{SnapshotId, TreeId};
 use crate::ops::context::Ctx;
 use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
+use crate::tree::path::{hex_if_not_utf8, SnapPath};
 use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::{Node, NodeKind, Tree};
 
@@ -28,8 +29,12 @@ pub enum Change {
 /// One changed path.
 #[derive(Clone, Debug, Serialize)]
 pub struct DiffEntry {
-    /// Snapshot path.
-    pub path: String,
+    /// Snapshot path (in JSON, bytes that are not UTF-8 show as `\xNN`; `path_hex` is
+    /// then exact).
+    pub path: SnapPath,
+    /// The path's bytes in hex, when they are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     /// What changed.
     pub change: Change,
     /// Entry type (in the second snapshot when present there).
@@ -119,24 +124,24 @@ pub fn diff(repo: &Repository, a: &TreeId, b: &TreeId) -> Result<Vec<DiffEntry>>
     }
     // A merge of two sorted directories per frame, with its own stack (no recursion,
     // however deep the directories).
-    let mut stack = vec![Merge::new(repo, a, b, String::new())?];
+    let mut stack = vec![Merge::new(repo, a, b, SnapPath::default())?];
     while let Some(m) = stack.last_mut() {
         let (na, nb) = (m.a.nodes.get(m.i), m.b.nodes.get(m.j));
         let descend = match (na, nb) {
             (Some(x), Some(y)) if x.name == y.name => {
-                let path = format!("{}/{}", m.prefix, x.display_name());
+                let path = m.below(&x.name);
                 m.i += 1;
                 m.j += 1;
                 compare_nodes(repo, x, y, &path, &mut out)?.map(|(a, b)| (a, b, path))
             }
             (Some(x), y) if y.is_none_or(|y| x.name < y.name) => {
-                let path = format!("{}/{}", m.prefix, x.display_name());
+                let path = m.below(&x.name);
                 m.i += 1;
                 one_side(repo, x, &path, Change::Removed, &mut out)?;
                 None
             }
             (_, Some(y)) => {
-                let path = format!("{}/{}", m.prefix, y.display_name());
+                let path = m.below(&y.name);
                 m.j += 1;
                 one_side(repo, y, &path, Change::Added, &mut out)?;
                 None
@@ -160,11 +165,11 @@ struct Merge {
     b: Tree,
     i: usize,
     j: usize,
-    prefix: String,
+    prefix: SnapPath,
 }
 
 impl Merge {
-    fn new(repo: &Repository, a: &TreeId, b: &TreeId, prefix: String) -> Result<Self> {
+    fn new(repo: &Repository, a: &TreeId, b: &TreeId, prefix: SnapPath) -> Result<Self> {
         Ok(Self {
             a: load_sorted(repo, a)?,
             b: load_sorted(repo, b)?,
@@ -172,6 +177,15 @@ impl Merge {
             j: 0,
             prefix,
         })
+    }
+}
+
+impl Merge {
+    /// The path of the entry `name` in this directory.
+    fn below(&self, name: &[u8]) -> SnapPath {
+        let mut p = self.prefix.clone();
+        p.push(name);
+        p
     }
 }
 
@@ -187,7 +201,7 @@ fn compare_nodes(
     repo: &Repository,
     x: &Node,
     y: &Node,
-    path: &str,
+    path: &SnapPath,
     out: &mut Vec<DiffEntry>,
 ) -> Result<Option<(TreeId, TreeId)>> {
     if x.kind() != y.kind() {
@@ -196,7 +210,8 @@ fn compare_nodes(
         return Ok(None);
     }
     let entry = |change| DiffEntry {
-        path: path.to_string(),
+        path: path.clone(),
+        path_hex: hex_if_not_utf8(path.as_bytes()),
         change,
         kind: y.kind(),
         size_before: Some(x.size),
@@ -225,12 +240,13 @@ fn compare_nodes(
 fn one_side(
     repo: &Repository,
     n: &Node,
-    path: &str,
+    path: &SnapPath,
     change: Change,
     out: &mut Vec<DiffEntry>,
 ) -> Result<()> {
-    let entry = |path: &str, n: &Node| DiffEntry {
-        path: path.to_string(),
+    let entry = |path: &SnapPath, n: &Node| DiffEntry {
+        path: path.clone(),
+        path_hex: hex_if_not_utf8(path.as_bytes()),
         change,
         kind: n.kind(),
         size_before: (change == Change::Removed).then_some(n.size),

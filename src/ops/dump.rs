@@ -12,6 +12,7 @@ use crate::id::SnapshotId;
 use crate::ops::context::Ctx;
 use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
+use crate::tree::path::SnapPath;
 use crate::tree::walk::{RawPath, TreeWalk, Visit, Visitor};
 use crate::tree::{Node, NodeKind};
 
@@ -23,7 +24,7 @@ pub struct DumpRequest {
     #[serde(default)]
     pub snapshot: SnapshotRef,
     /// A file (its bytes) or a directory (a tar archive of it); `/` is the whole snapshot.
-    pub path: String,
+    pub path: SnapPath,
     /// Write a tar archive even when `path` is a single file.
     #[serde(default)]
     pub tar: bool,
@@ -61,8 +62,7 @@ pub fn resolve(
 ) -> Result<(crate::snapshot::Snapshot, Option<Node>, DumpKind)> {
     let snap = select::snapshot(repo, &req.snapshot, std::slice::from_ref(&req.path))?;
     let mut found = None;
-    let trimmed = req.path.trim_matches('/');
-    if !trimmed.is_empty() {
+    if !req.path.is_root() {
         TreeWalk::new(repo).walk_from(&snap.tree, &req.path, &mut |_, n| {
             found = Some(n.clone());
             Ok(Visit::Skip)
@@ -98,7 +98,7 @@ pub fn write(
     repo: &Repository,
     snap: &crate::snapshot::Snapshot,
     node: Option<&Node>,
-    path: &str,
+    path: &SnapPath,
     kind: DumpKind,
     ctx: &Ctx,
     out: &mut dyn Write,
@@ -128,8 +128,7 @@ pub fn write(
             let below = match node {
                 None => Some(snap.tree),
                 Some(n) => {
-                    let own = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-                    entries.prefix = own.as_bytes().to_vec();
+                    entries.prefix = path.file_name().to_vec();
                     entries.add(&entries.prefix.clone(), n)?;
                     n.subtree
                 }

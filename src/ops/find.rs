@@ -1,5 +1,7 @@
 //! `repo find`: which snapshots hold a path matching a glob.
 
+use std::os::unix::ffi::OsStrExt;
+
 use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +10,7 @@ use crate::ops::context::Ctx;
 use crate::ops::select;
 use crate::repository::Repository;
 use crate::selection::SnapshotFilter;
+use crate::tree::path::{hex_if_not_utf8, SnapPath};
 use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::NodeKind;
 
@@ -32,12 +35,14 @@ impl Pattern {
         })
     }
 
-    /// Whether `path` (with `name` its last component) matches.
-    pub fn matches(&self, path: &str, name: &str) -> bool {
+    /// Whether `path` (with `name` its last component) matches. Both are bytes, as
+    /// stored: `?` matches one byte that is not UTF-8, so `x?` finds `x\xff`.
+    pub fn matches(&self, path: &[u8], name: &[u8]) -> bool {
+        let os = |b| std::path::Path::new(std::ffi::OsStr::from_bytes(b));
         if self.whole_path {
-            self.glob.is_match(path)
+            self.glob.is_match(os(path))
         } else {
-            self.glob.is_match(name)
+            self.glob.is_match(os(name))
         }
     }
 }
@@ -49,8 +54,12 @@ pub struct Found {
     pub snapshot: String,
     /// Snapshot time (RFC 3339).
     pub time: String,
-    /// Snapshot path of the match.
-    pub path: String,
+    /// Snapshot path of the match (in JSON, bytes that are not UTF-8 show as `\xNN`;
+    /// `path_hex` is then exact).
+    pub path: SnapPath,
+    /// The path's bytes in hex, when they are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     /// Entry type.
     #[serde(rename = "type")]
     pub kind: NodeKind,
@@ -91,13 +100,13 @@ pub fn run(repo: &Repository, req: &FindRequest, ctx: &Ctx) -> Result<FindReport
     let mut matches = Vec::new();
     for s in &snaps {
         ctx.check()?;
-        walk.walk(&s.tree, "", &mut |path, node| {
-            let name = node.display_name();
-            if pat.matches(path, &name) {
+        walk.walk(&s.tree, &SnapPath::default(), &mut |path, node| {
+            if pat.matches(path.as_bytes(), &node.name) {
                 matches.push(Found {
                     snapshot: s.id.short(),
                     time: s.time.to_rfc3339(),
-                    path: path.to_string(),
+                    path: path.clone(),
+                    path_hex: hex_if_not_utf8(path.as_bytes()),
                     kind: node.kind(),
                     size: node.size,
                     mtime: crate::tree::format_time(node.mtime),
@@ -119,11 +128,15 @@ mod tests {
     #[test]
     fn names_or_whole_paths() {
         let p = Pattern::new("*.txt").expect("valid");
-        assert!(p.matches("/a/b/x.txt", "x.txt"));
-        assert!(!p.matches("/a/x.txt/y", "y"));
+        assert!(p.matches(b"/a/b/x.txt", b"x.txt"));
+        assert!(!p.matches(b"/a/x.txt/y", b"y"));
         let p = Pattern::new("/home/**/docs/*.md").expect("valid");
-        assert!(p.matches("/home/u/w/docs/a.md", "a.md"));
-        assert!(!p.matches("/srv/docs/a.md", "a.md"));
+        assert!(p.matches(b"/home/u/w/docs/a.md", b"a.md"));
+        assert!(!p.matches(b"/srv/docs/a.md", b"a.md"));
+        // Names are matched as their bytes: `?` is one byte that is not UTF-8.
+        let p = Pattern::new("x?").expect("valid");
+        assert!(p.matches(b"/d/x\xff", b"x\xff"));
+        assert!(!p.matches(b"/d/x\xff\xfe", b"x\xff\xfe"));
         assert!(Pattern::new("a[").is_err());
     }
 }

@@ -7,6 +7,7 @@ use crate::id::SnapshotId;
 use crate::ops::context::Ctx;
 use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
+use crate::tree::path::{hex_if_not_utf8, SnapPath};
 use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::{Node, NodeKind};
 
@@ -18,19 +19,19 @@ pub struct LsRequest {
     #[serde(default)]
     pub snapshot: SnapshotRef,
     /// Only this path and what is below it.
-    #[serde(default = "root")]
-    pub path: String,
-}
-
-fn root() -> String {
-    "/".into()
+    #[serde(default = "SnapPath::root")]
+    pub path: SnapPath,
 }
 
 /// One entry, as `ls` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct LsEntry {
-    /// Snapshot path.
-    pub path: String,
+    /// Snapshot path (in JSON, bytes that are not UTF-8 show as `\xNN`; `path_hex` is
+    /// then exact).
+    pub path: SnapPath,
+    /// The path's bytes in hex, when they are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     /// Entry type.
     #[serde(rename = "type")]
     pub kind: NodeKind,
@@ -48,15 +49,21 @@ pub struct LsEntry {
     pub size: u64,
     /// Modification time (RFC 3339).
     pub mtime: String,
-    /// Symlink target.
+    /// Symlink target (bytes that are not UTF-8 show as `\xNN`; `target_hex` is then
+    /// exact).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The symlink target's bytes in hex, when they are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_hex: Option<String>,
 }
 
 impl LsEntry {
-    fn of(path: &str, n: &Node) -> Self {
+    fn of(path: &SnapPath, n: &Node) -> Self {
+        let link = n.kind() == NodeKind::Symlink;
         LsEntry {
-            path: path.to_string(),
+            path: path.clone(),
+            path_hex: hex_if_not_utf8(path.as_bytes()),
             kind: n.kind(),
             mode: format!("{:04o}", n.mode),
             uid: n.uid,
@@ -65,8 +72,8 @@ impl LsEntry {
             group: n.group.clone(),
             size: n.size,
             mtime: crate::tree::format_time(n.mtime),
-            target: (n.kind() == NodeKind::Symlink)
-                .then(|| String::from_utf8_lossy(&n.target).into_owned()),
+            target: link.then(|| crate::tree::path::shown(&n.target).into_owned()),
+            target_hex: link.then(|| hex_if_not_utf8(&n.target)).flatten(),
         }
     }
 
@@ -125,7 +132,7 @@ pub fn run(
     #[cfg(feature = "mongo")]
     let collections = {
         // Under /mongodb, also say what the files hold: collections with their counts.
-        let trimmed = req.path.trim_end_matches('/');
+        let trimmed = req.path.to_str().unwrap_or("").trim_end_matches('/');
         if trimmed == "/mongodb" || trimmed.starts_with("/mongodb/") {
             let db = trimmed
                 .strip_prefix("/mongodb/")

@@ -20,26 +20,28 @@ use crate::repository::Repository;
 use crate::selection::SnapshotFilter;
 use crate::snapshot::Snapshot;
 use crate::source::fs::read_dir_sorted;
+use crate::tree::path::SnapPath;
 use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::{Node, NodeKind, Timestamp};
 
-/// What a scan found; every list holds snapshot/live paths.
+/// What a scan found; every list holds snapshot/live paths (as bytes: a name that is
+/// not UTF-8 is its own file, in JSON shown with `\xNN` escapes).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ScanReport {
     /// Snapshot the live data was compared with (short id).
     pub snapshot: String,
     /// The live path compared (absolute).
-    pub path: String,
+    pub path: SnapPath,
     /// In the snapshot, gone from the live tree.
-    pub missing: Vec<String>,
+    pub missing: Vec<SnapPath>,
     /// In the live tree, not in the snapshot.
-    pub new: Vec<String>,
+    pub new: Vec<SnapPath>,
     /// Size or mtime (or, with reading, content) differ.
-    pub modified: Vec<String>,
+    pub modified: Vec<SnapPath>,
     /// Same size and mtime but different content (only found when reading contents).
-    pub corrupted: Vec<String>,
+    pub corrupted: Vec<SnapPath>,
     /// Groups of snapshot paths with identical non-empty content.
-    pub duplicates: Vec<Vec<String>>,
+    pub duplicates: Vec<Vec<SnapPath>>,
     /// Live files whose content was hashed.
     pub files_read: u64,
 }
@@ -113,10 +115,10 @@ impl ScanOutcome {
 pub fn run(repo: &Repository, req: &ScanRequest, ctx: &Ctx) -> Result<ScanOutcome> {
     match &req.of {
         ScanOf::Files { path, read } => {
-            let path = crate::source::fs::absolute(path)?.display().to_string();
+            let path = SnapPath::from(crate::source::fs::absolute(path)?.into_os_string());
             let sel = req.snapshot.clone().unwrap_or_else(|| {
                 SnapshotRef::latest().with_filter(SnapshotFilter {
-                    paths: vec![path.clone()],
+                    paths: vec![path.lossy().into_owned()],
                     ..SnapshotFilter::default()
                 })
             });
@@ -145,23 +147,23 @@ pub fn run(repo: &Repository, req: &ScanRequest, ctx: &Ctx) -> Result<ScanOutcom
 fn scan(
     repo: &Repository,
     snap: &Snapshot,
-    path: &str,
+    path: &SnapPath,
     read: bool,
     ctx: &Ctx,
     progress: &Progress,
 ) -> Result<ScanReport> {
-    let mut saved: BTreeMap<String, Node> = BTreeMap::new();
+    let mut saved: BTreeMap<SnapPath, Node> = BTreeMap::new();
     TreeWalk::new(repo).walk_from(&snap.tree, path, &mut |p, n| {
         if n.kind() != NodeKind::Dir {
-            saved.insert(p.to_string(), n.clone());
+            saved.insert(p.clone(), n.clone());
         }
         Ok(Visit::Descend)
     })?;
-    let mut live: BTreeMap<String, fs::Metadata> = BTreeMap::new();
-    walk_live(Path::new(path), &mut live);
+    let mut live: BTreeMap<SnapPath, fs::Metadata> = BTreeMap::new();
+    walk_live(Path::new(path.as_os_str()), &mut live);
     let mut r = ScanReport {
         snapshot: snap.id.short(),
-        path: path.to_string(),
+        path: path.clone(),
         ..Default::default()
     };
     progress.set_unit("files");
@@ -188,7 +190,7 @@ fn scan(
             progress
                 .bytes
                 .fetch_add(node.size, std::sync::atomic::Ordering::Relaxed);
-            let same = fs::File::open(p).is_ok_and(|f| {
+            let same = fs::File::open(p.as_os_str()).is_ok_and(|f| {
                 compare::holds_content(repo, std::io::BufReader::new(f), &node.content)
             });
             if !same {
@@ -201,7 +203,7 @@ fn scan(
         .filter(|p| !saved.contains_key(*p))
         .cloned()
         .collect();
-    let mut by_content: HashMap<&[ChunkId], Vec<String>> = HashMap::new();
+    let mut by_content: HashMap<&[ChunkId], Vec<SnapPath>> = HashMap::new();
     for (p, n) in &saved {
         if n.kind() == NodeKind::File && n.size > 0 {
             by_content.entry(&n.content).or_default().push(p.clone());
@@ -213,12 +215,12 @@ fn scan(
 }
 
 /// Every non-directory below `dir` (or `dir` itself when it is not a directory).
-fn walk_live(dir: &Path, out: &mut BTreeMap<String, fs::Metadata>) {
+fn walk_live(dir: &Path, out: &mut BTreeMap<SnapPath, fs::Metadata>) {
     let Ok(md) = fs::symlink_metadata(dir) else {
         return;
     };
     if !md.is_dir() {
-        out.insert(dir.display().to_string(), md);
+        out.insert(SnapPath::from(dir.as_os_str()), md);
         return;
     }
     if let Ok(names) = read_dir_sorted(dir) {

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::repository::Repository;
 use crate::selection::{at_or_before, covers, SnapshotFilter};
 use crate::snapshot::Snapshot;
+use crate::tree::path::SnapPath;
 
 /// How a request names one snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -59,6 +60,8 @@ impl SnapshotRef {
 
 /// Whether `s` holds absolute snapshot path `path`: one of its paths is the path, an
 /// ancestor of it, or below it (listing `/` of a snapshot of `/home/u` shows `/home/u`).
+/// A snapshot's recorded paths are text (lossy for a source path that is not UTF-8), so
+/// they are compared as such: this only orders the candidates for `latest`.
 fn holds(s: &Snapshot, path: &str) -> bool {
     s.paths
         .iter()
@@ -69,7 +72,7 @@ fn holds(s: &Snapshot, path: &str) -> bool {
 /// use (what `ls` lists, what `restore` restores): without a path filter, `latest` and
 /// `at` prefer the snapshots that hold all of them, so `latest ~/projects` means the newest
 /// snapshot of `~/projects`, not the newest of the repository.
-pub fn snapshot(repo: &Repository, r: &SnapshotRef, paths: &[String]) -> Result<Snapshot> {
+pub fn snapshot(repo: &Repository, r: &SnapshotRef, paths: &[SnapPath]) -> Result<Snapshot> {
     if r.at.is_some() && !r.is_latest() {
         return Err(Error::Invalid(
             "name a snapshot by id or by time, not both".into(),
@@ -90,7 +93,7 @@ pub fn snapshot(repo: &Repository, r: &SnapshotRef, paths: &[String]) -> Result<
     if r.filter.paths.is_empty() && !paths.is_empty() {
         let holding: Vec<Snapshot> = snaps
             .iter()
-            .filter(|s| paths.iter().all(|p| holds(s, p)))
+            .filter(|s| paths.iter().all(|p| holds(s, &p.lossy())))
             .cloned()
             .collect();
         if !holding.is_empty() {

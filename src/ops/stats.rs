@@ -109,7 +109,7 @@ fn stats(repo: &Repository, only: Option<&Snapshot>, ctx: &Ctx) -> Result<RepoSt
         // A subtree that appears twice in one snapshot is counted once.
         let mut trees: HashSet<TreeId> = HashSet::new();
         let mut chunks = 0;
-        TreeWalk::new(repo).walk(&s.tree, "", &mut |_, node| {
+        TreeWalk::new(repo).walk(&s.tree, &Default::default(), &mut |_, node| {
             for c in &node.content {
                 let e = refs.entry(BlobId::from(*c)).or_insert((0, u32::MAX));
                 if e.1 != n as u32 {

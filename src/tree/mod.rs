@@ -4,6 +4,7 @@
 //! id and are stored once. Names are raw bytes: non-UTF-8 names round-trip.
 
 mod codec;
+pub mod path;
 #[cfg(feature = "local-index")]
 pub mod walk;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::id::TreeId;
 use crate::repository::Repository;
+use crate::tree::path::SnapPath;
 use crate::tree::{Node, Tree};
 
 /// A snapshot path as name bytes, root first (the root itself: empty).
@@ -35,19 +36,18 @@ pub trait Visitor {
     }
 }
 
-/// Adapts a closure on shown paths ("/home/u") to a [`Visitor`].
+/// Adapts a closure on whole paths ("/home/u") to a [`Visitor`].
 struct Shown<'f> {
-    path: String,
+    path: SnapPath,
     /// Where `path` ended before each entry still open.
     ends: Vec<usize>,
-    f: &'f mut dyn FnMut(&str, &Node) -> Result<Visit>,
+    f: &'f mut dyn FnMut(&SnapPath, &Node) -> Result<Visit>,
 }
 
 impl Visitor for Shown<'_> {
     fn entry(&mut self, _: &RawPath, node: &Node) -> Result<Visit> {
         let end = self.path.len();
-        self.path.push('/');
-        self.path.push_str(&String::from_utf8_lossy(&node.name));
+        self.path.push(&node.name);
         let visit = (self.f)(&self.path, node)?;
         if visit == Visit::Descend && node.subtree.is_some() {
             self.ends.push(end);
@@ -111,16 +111,16 @@ impl<'r> TreeWalk<'r> {
     }
 
     /// Calls `f(path, node)` for every entry below the tree `root`, whose own path is
-    /// `prefix` ("" for a snapshot's root, so paths read "/home/u"). Names are shown
-    /// lossily as UTF-8; a visitor that needs the exact bytes uses [`TreeWalk::visit`].
+    /// `prefix` (empty for a snapshot's root, so paths read "/home/u"), names as their
+    /// bytes.
     pub fn walk(
         &mut self,
         root: &TreeId,
-        prefix: &str,
-        f: &mut dyn FnMut(&str, &Node) -> Result<Visit>,
+        prefix: &SnapPath,
+        f: &mut dyn FnMut(&SnapPath, &Node) -> Result<Visit>,
     ) -> Result<()> {
         let mut shown = Shown {
-            path: prefix.to_string(),
+            path: prefix.clone(),
             ends: Vec::new(),
             f,
         };
@@ -204,22 +204,18 @@ impl<'r> TreeWalk<'r> {
     pub fn walk_from(
         &mut self,
         root: &TreeId,
-        path: &str,
-        f: &mut dyn FnMut(&str, &Node) -> Result<Visit>,
+        path: &SnapPath,
+        f: &mut dyn FnMut(&SnapPath, &Node) -> Result<Visit>,
     ) -> Result<()> {
-        let comps: Vec<&str> = path
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .collect();
+        let comps: Vec<&[u8]> = path.components().collect();
         let mut tree_id = *root;
-        let mut prefix = String::new();
+        let mut prefix = SnapPath::default();
         for (i, c) in comps.iter().enumerate() {
             let tree = self.load(&tree_id)?;
             let node = tree
-                .get(c.as_bytes())
+                .get(c)
                 .ok_or_else(|| Error::Selection(format!("{path}: no such path in the snapshot")))?;
-            prefix.push('/');
-            prefix.push_str(c);
+            prefix.push(c);
             let last = i + 1 == comps.len();
             match node.subtree {
                 Some(sub) => tree_id = sub,
@@ -435,10 +431,10 @@ mod tests {
         let err = TreeWalk::new(&repo).visit(&root, &mut strict).unwrap_err();
         assert!(matches!(err, Error::Missing(_)), "{err}");
 
-        // The closure form shows the same paths, lossily.
+        // The closure form gives the same paths.
         let mut paths = Vec::new();
         TreeWalk::new(&repo)
-            .walk(&a, "/a", &mut |p, _| {
+            .walk(&a, &SnapPath::from("/a"), &mut |p, _| {
                 paths.push(p.to_string());
                 Ok(Visit::Descend)
             })

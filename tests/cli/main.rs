@@ -72,6 +72,8 @@ mod plans;
 #[cfg(feature = "testing")]
 mod prune_windows;
 #[cfg(feature = "testing")]
+mod raw_names;
+#[cfg(feature = "testing")]
 mod repair;
 #[cfg(feature = "testing")]
 mod restore_policy;

@@ -290,3 +290,88 @@ paths = ["{missing}"]
         assert!(!log.contains(secret.as_str()));
     }
 }
+
+/// Every `href` on `page` that starts with `prefix`, as written (HTML-escaped `&amp;`
+/// turned back into `&`).
+fn links(page: &str, prefix: &str) -> Vec<String> {
+    page.match_indices(&format!("href=\"{prefix}"))
+        .map(|(at, _)| {
+            let rest = &page[at + 6..];
+            rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+        })
+        .collect()
+}
+
+#[test]
+fn dashboard_browses_and_downloads_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    env.init();
+    let data = env.path("data");
+    let raw = |b: &[u8]| data.join(std::ffi::OsStr::from_bytes(b));
+    std::fs::create_dir_all(raw(b"d\xe9")).unwrap();
+    std::fs::write(raw(b"x\xff"), "ff\n").unwrap();
+    std::fs::write(raw(b"x\xfe"), "fe\n").unwrap();
+    std::fs::write(raw(b"d\xe9/in"), "in\n").unwrap();
+    env.snapshot(&[&data]);
+    let id = env.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    config(
+        &env,
+        &format!(
+            "[repositories.main]\nlocation = \"{}\"\npassword-env = \"REPO_PASSWORD\"\n",
+            env.repo().display()
+        ),
+    );
+    let viewer = token(&env, "eyes", "viewer");
+    let srv = Server::start(&env, &[]);
+    let mut b = Browser::new(&srv.base);
+    b.sign_in(&viewer);
+
+    // The directory's page shows the two names apart, each with its own download link
+    // (the path percent-encoded as bytes), and each link gives that file's bytes.
+    let enc = |p: &std::path::Path| {
+        p.as_os_str()
+            .as_bytes()
+            .iter()
+            .map(|&c| match c {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                    (c as char).to_string()
+                }
+                _ => format!("%{c:02X}"),
+            })
+            .collect::<String>()
+    };
+    let page = b.get(&format!("/snapshots/{id}?path={}", enc(&data)));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("x\\xff") && page.body.contains("x\\xfe"),
+        "{}",
+        page.body
+    );
+    let files = links(&page.body, &format!("/snapshots/{id}/file?"));
+    assert_eq!(files.len(), 2, "{}", page.body);
+    let mut got: Vec<String> = files.iter().map(|l| b.get(l).body).collect();
+    got.sort();
+    assert_eq!(got, ["fe\n", "ff\n"]);
+
+    // Into the directory whose name is not UTF-8, and its file.
+    let dirs = links(&page.body, &format!("/snapshots/{id}?path="));
+    let into = dirs
+        .iter()
+        .find(|l| l.ends_with("%E9"))
+        .unwrap_or_else(|| panic!("a link into d\\xe9 in {dirs:?}"));
+    let inner = b.get(into);
+    assert_eq!(inner.status, 200, "{}", inner.body);
+    let files = links(&inner.body, &format!("/snapshots/{id}/file?"));
+    assert_eq!(files.len(), 1, "{}", inner.body);
+    assert_eq!(b.get(&files[0]).body, "in\n");
+    // A path that is not there is an error page, not another file.
+    let missing = b.get(&format!(
+        "/snapshots/{id}/file?path={}",
+        enc(&raw(b"x\xfd"))
+    ));
+    assert_eq!(missing.status, 404, "{}", missing.body);
+}

@@ -58,7 +58,7 @@ impl FileJob<'_> {
     }
 
     fn display(&self) -> String {
-        self.item.display()
+        self.item.display().to_string()
     }
 }
 

@@ -30,9 +30,8 @@ pub(super) fn extraneous(
                 if names.contains(b) || b.starts_with(b".repo-restore-") {
                     return false;
                 }
-                let shown = format!("/{}", rel.join(n).display());
-                let name = n.to_string_lossy();
-                !excludes.iter().any(|p| p.matches(&shown, &name))
+                let path = super::plan::snapshot_path(&rel.join(n));
+                !excludes.iter().any(|p| p.matches(path.as_bytes(), b))
             })
             .collect();
         extra.sort();
@@ -79,10 +78,10 @@ fn holds_excluded(target: &TargetDir, rel: &Path, excludes: &[crate::ops::find::
     while let Some(dir) = stack.pop() {
         for name in target.list(&dir).unwrap_or_default() {
             let path = dir.join(&name);
-            let shown = format!("/{}", path.display());
+            let shown = super::plan::snapshot_path(&path);
             if excludes
                 .iter()
-                .any(|p| p.matches(&shown, &name.to_string_lossy()))
+                .any(|p| p.matches(shown.as_bytes(), name.as_bytes()))
             {
                 return true;
             }

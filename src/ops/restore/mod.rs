@@ -28,6 +28,7 @@ use crate::ops::context::{Ctx, Phase};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
+use crate::tree::path::SnapPath;
 use crate::tree::NodeKind;
 
 pub use plan::{Plan, PlanItem};
@@ -40,7 +41,7 @@ pub struct RestoreOptions {
     /// Directory to restore into (created if missing).
     pub target: PathBuf,
     /// Snapshot paths to restore (with everything below them); empty means all.
-    pub includes: Vec<String>,
+    pub includes: Vec<SnapPath>,
     /// Leave out entries matching these globs (names, or whole paths when they hold `/`).
     pub excludes: Vec<String>,
     /// What to do with existing files that differ.
@@ -56,12 +57,27 @@ pub struct RestoreOptions {
 /// One file of a restore and what happens to it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct FileAction {
-    /// Snapshot path.
-    pub path: String,
+    /// Snapshot path (in JSON, bytes that are not UTF-8 show as `\xNN`; `path_hex` is
+    /// then exact).
+    pub path: SnapPath,
+    /// The path's bytes in hex, when they are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
     /// What restore does with it.
     pub action: Action,
     /// Bytes written for it (0 unless created, overwritten or renamed).
     pub bytes: u64,
+}
+
+impl FileAction {
+    fn new(path: SnapPath, action: Action, bytes: u64) -> Self {
+        FileAction {
+            path_hex: crate::tree::path::hex_if_not_utf8(path.as_bytes()),
+            path,
+            action,
+            bytes,
+        }
+    }
 }
 
 /// Outcome of a restore.
@@ -124,7 +140,11 @@ fn restore(
         return Err(Error::Selection(format!(
             "nothing in snapshot {} matches {}",
             snap.id.short(),
-            opts.includes.join(", ")
+            opts.includes
+                .iter()
+                .map(|p| p.display())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     progress.set_unit("files");
@@ -205,7 +225,7 @@ fn restore(
     for item in plan.items.iter().filter(|i| i.node.kind() == NodeKind::Dir) {
         match target.ensure_dir(&item.rel) {
             Ok(()) => report.dirs += 1,
-            Err(e) => fail(&item.display(), &e),
+            Err(e) => fail(&item.display().to_string(), &e),
         }
     }
     // 2. File contents, pack by pack; a hard-link group's content is written once, to its
@@ -260,7 +280,7 @@ fn restore(
             };
             if !src.verified && !done.contains(&src.item) {
                 fail(
-                    &item.display(),
+                    &item.display().to_string(),
                     &"not restored: the file it is a hard link of could not be written",
                 );
                 continue;
@@ -273,7 +293,7 @@ fn restore(
         };
         match result {
             Ok(()) => report.others += 1,
-            Err(e) => fail(&item.display(), &e),
+            Err(e) => fail(&item.display().to_string(), &e),
         }
     }
     // 4. Entries the snapshot does not have (--delete), before directory times are set.
@@ -296,7 +316,7 @@ fn restore(
         };
         if target.lstat(rel).is_some() {
             if let Err(e) = target.apply_meta(&item.node, rel) {
-                fail(&item.display(), &e);
+                fail(&item.display().to_string(), &e);
             }
         }
     }
@@ -307,7 +327,7 @@ fn restore(
         .filter(|i| i.node.kind() == NodeKind::Dir)
     {
         if let Err(e) = target.apply_meta(&item.node, &item.rel) {
-            fail(&item.display(), &e);
+            fail(&item.display().to_string(), &e);
         }
     }
     report.errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -332,20 +352,16 @@ fn dry_run(
                 Action::Rename(p) => Action::Rename(target.join(p)),
                 other => other.clone(),
             };
-            report.plan.push(FileAction {
-                path: item.display(),
-                action,
-                bytes,
-            });
+            report
+                .plan
+                .push(FileAction::new(item.display(), action, bytes));
         }
     }
     for rel in deletions {
         report.deleted += 1;
-        report.plan.push(FileAction {
-            path: format!("/{}", rel.display()),
-            action: Action::Delete,
-            bytes: 0,
-        });
+        report
+            .plan
+            .push(FileAction::new(plan::snapshot_path(rel), Action::Delete, 0));
     }
     report.errors = plan
         .rejected

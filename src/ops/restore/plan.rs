@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::ops::find::Pattern;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
+use crate::tree::path::SnapPath;
 use crate::tree::walk::{RawPath, TreeWalk, Visit, Visitor};
 use crate::tree::{is_safe_name, Node, NodeKind, Tree};
 
@@ -30,10 +31,17 @@ pub struct PlanItem {
 }
 
 impl PlanItem {
-    /// The snapshot path, for messages.
-    pub fn display(&self) -> String {
-        format!("/{}", self.rel.display())
+    /// The snapshot path (as bytes; its `Display` escapes those that are not UTF-8).
+    pub fn display(&self) -> SnapPath {
+        snapshot_path(&self.rel)
     }
+}
+
+/// The snapshot path of `rel` (a path relative to the target).
+pub fn snapshot_path(rel: &std::path::Path) -> SnapPath {
+    let mut p = SnapPath::from_bytes(b"/".to_vec());
+    p.extend(rel.as_os_str().as_bytes());
+    p
 }
 
 /// Everything a restore will do.
@@ -63,22 +71,35 @@ impl Plan {
 }
 
 /// Splits an include path ("/a/b", "a/b/") into components.
-fn include_components(s: &str) -> Vec<Vec<u8>> {
-    s.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(|c| c.as_bytes().to_vec())
-        .collect()
+fn include_components(s: &SnapPath) -> Vec<Vec<u8>> {
+    s.components().map(<[u8]>::to_vec).collect()
 }
 
-/// The snapshot path of `comps` as text ("/a/b"), for messages and pattern matching.
-fn shown_path(comps: &[Vec<u8>]) -> String {
-    let parts: Vec<_> = comps.iter().map(|c| String::from_utf8_lossy(c)).collect();
-    format!("/{}", parts.join("/"))
+/// The snapshot path of `comps` ("/a/b"), for messages and pattern matching.
+fn shown_path(comps: &[Vec<u8>]) -> SnapPath {
+    let mut p = SnapPath::default();
+    for c in comps {
+        p.push(c);
+    }
+    if p.is_empty() {
+        p = SnapPath::root();
+    }
+    p
 }
 
 /// Whether an include is a glob rather than a literal path.
-fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '[', '{'])
+pub(super) fn is_glob(s: &SnapPath) -> bool {
+    s.as_bytes().iter().any(|b| b"*?[{".contains(b))
+}
+
+/// An include glob as text (patterns match names as text, see [`Pattern::matches`]).
+fn glob_text(g: &SnapPath) -> Result<&str> {
+    g.to_str().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{g}: a pattern must be UTF-8 (name a file whose name is not by its exact path, \
+             or match those bytes with ?)"
+        ))
+    })
 }
 
 struct Builder<'a> {
@@ -112,8 +133,7 @@ impl Builder<'_> {
         }
         if !self.globs.is_empty() {
             let path = shown_path(comps);
-            let name = String::from_utf8_lossy(name);
-            if self.globs.iter().any(|g| g.matches(&path, &name)) {
+            if self.globs.iter().any(|g| g.matches(path.as_bytes(), name)) {
                 return Selected::All;
             }
         }
@@ -144,8 +164,9 @@ impl Builder<'_> {
             return false;
         }
         let path = shown_path(comps);
-        let name = String::from_utf8_lossy(name);
-        self.excludes.iter().any(|p| p.matches(&path, &name))
+        self.excludes
+            .iter()
+            .any(|p| p.matches(path.as_bytes(), name))
     }
 
     fn file(&mut self, node: &Node, rel: PathBuf) {
@@ -189,7 +210,7 @@ impl Visitor for Builder<'_> {
             self.plan.rejected.push(format!(
                 "{}: unsafe name {:?} in the snapshot",
                 shown_path(comps),
-                String::from_utf8_lossy(&node.name)
+                crate::tree::path::shown(&node.name)
             ));
             return Ok(Visit::Skip);
         }
@@ -252,15 +273,16 @@ impl Visitor for Builder<'_> {
 pub fn build(
     repo: &Repository,
     snap: &Snapshot,
-    includes: &[String],
+    includes: &[SnapPath],
     excludes: &[Pattern],
 ) -> Result<Plan> {
-    let (globs, paths): (Vec<&String>, Vec<&String>) = includes.iter().partition(|s| is_glob(s));
+    let (globs, paths): (Vec<&SnapPath>, Vec<&SnapPath>) =
+        includes.iter().partition(|s| is_glob(s));
     let mut b = Builder {
         includes: paths.iter().map(|s| include_components(s)).collect(),
         globs: globs
             .iter()
-            .map(|g| Pattern::new(g))
+            .map(|g| Pattern::new(glob_text(g)?))
             .collect::<Result<_>>()?,
         excludes,
         plan: Plan::default(),

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Conflict, RestoreOptions, RestoreReport};
+use super::{plan, Conflict, RestoreOptions, RestoreReport};
 use crate::error::{Error, Result};
 use crate::lock::LockKind;
 use crate::ops::context::Ctx;
 use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
+use crate::tree::path::SnapPath;
 
 /// A directory to restore files into, and how.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -55,7 +56,7 @@ pub struct RestoreRequest {
     /// them; empty: everything. Absolute paths also choose among snapshots for `latest`
     /// and `at` (the newest that holds them).
     #[serde(default)]
-    pub include: Vec<String>,
+    pub include: Vec<SnapPath>,
     /// Only work out and report what would be done.
     #[serde(default)]
     pub dry_run: bool,
@@ -87,8 +88,8 @@ impl RestoreOutcome {
 }
 
 /// Whether `p` names a path rather than a glob.
-fn is_path(p: &str) -> bool {
-    p.starts_with('/') && !p.contains(['*', '?', '['])
+fn is_path(p: &SnapPath) -> bool {
+    p.as_bytes().starts_with(b"/") && !plan::is_glob(p)
 }
 
 /// Restores what `req` names, under the shared lock. Items that fail are listed in the
@@ -101,7 +102,7 @@ pub fn run(repo: &Repository, req: &RestoreRequest, ctx: &Ctx) -> Result<Restore
         // Restoring collections: only snapshots that hold some.
         sel.filter.source = Some("mongodb".into());
     }
-    let hint: Vec<String> = req.include.iter().filter(|p| is_path(p)).cloned().collect();
+    let hint: Vec<SnapPath> = req.include.iter().filter(|p| is_path(p)).cloned().collect();
     let snap = select::snapshot(repo, &sel, &hint)?;
     match &req.into {
         RestoreInto::Files(t) => {

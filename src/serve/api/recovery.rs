@@ -262,7 +262,7 @@ pub fn restore_request(svc: &Service, b: &RestoreBody, dry_run: bool) -> ApiResu
     Ok(RestoreRequest {
         snapshot: snapshot_ref(b.snapshot.clone(), b.at.as_deref())?,
         ordinal: None,
-        include: csv(&b.include),
+        include: csv(&b.include).into_iter().map(Into::into).collect(),
         dry_run,
         into,
     })

@@ -12,20 +12,20 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::page::url;
-use super::snapshots::nz;
+use super::snapshots::{nz, snapshot_path};
 use super::Viewer;
 use crate::ops::context::Ctx;
 use crate::ops::dump::{self, DumpKind, DumpRequest};
 use crate::ops::select::SnapshotRef;
 use crate::serve::problem::{ApiResult, Problem};
 use crate::serve::Service;
+use crate::tree::path::SnapPath;
 
-/// A download's query.
+/// A download's query (its `path` is read as bytes: [`snapshot_path`]).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct DumpQuery {
     repository: Option<String>,
-    path: Option<String>,
 }
 
 /// A file of a snapshot, as its bytes.
@@ -33,9 +33,10 @@ pub async fn file(
     State(svc): State<Arc<Service>>,
     v: Viewer,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
     axum::extract::Query(q): axum::extract::Query<DumpQuery>,
 ) -> Response {
-    download(svc, v, id, q, false).await
+    download(svc, v, id, snapshot_path(&uri), q, false).await
 }
 
 /// A directory of a snapshot (or all of it), as a tar archive.
@@ -43,9 +44,10 @@ pub async fn tar(
     State(svc): State<Arc<Service>>,
     v: Viewer,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
     axum::extract::Query(q): axum::extract::Query<DumpQuery>,
 ) -> Response {
-    download(svc, v, id, q, true).await
+    download(svc, v, id, snapshot_path(&uri), q, true).await
 }
 
 /// `Content-Disposition` for `name`: an ASCII fallback and the exact UTF-8 name.
@@ -74,10 +76,10 @@ async fn download(
     svc: Arc<Service>,
     v: Viewer,
     id: String,
+    path: SnapPath,
     q: DumpQuery,
     as_tar: bool,
 ) -> Response {
-    let path = nz(&q.path).unwrap_or("/").to_string();
     let repo_name = nz(&q.repository).map(str::to_string);
     let resolved = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let (_, repo) = svc.repository(repo_name.as_deref())?;
@@ -95,13 +97,8 @@ async fn download(
         Ok(Err(p)) => return v.fail(&p),
         Err(_) => return v.fail(&Problem::invalid("internal error (see the service log)")),
     };
-    let base = req
-        .path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .to_string();
+    // A header holds text: a name that is not UTF-8 is saved with U+FFFD in it.
+    let base = String::from_utf8_lossy(req.path.file_name()).into_owned();
     let name = match kind {
         DumpKind::File => base,
         DumpKind::Tar if base.is_empty() => format!("snapshot-{}.tar", snap.id.short()),

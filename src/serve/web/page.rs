@@ -25,14 +25,53 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
-pub fn url(s: &str) -> String {
+pub fn url(s: impl AsRef<[u8]>) -> String {
+    let s = s.as_ref();
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
+    for &b in s {
         if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
+    }
+    out
+}
+
+/// The value of `key` in the request's query, percent-decoded to bytes (the first one).
+/// serde's query decoding makes text, turning bytes that are not UTF-8 into U+FFFD: a
+/// snapshot path whose names are not UTF-8 would then name no entry, or another one.
+/// Links carry paths as percent-encoded bytes ([`url`]).
+pub fn query_bytes(uri: &axum::http::Uri, key: &str) -> Option<Vec<u8>> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == key.as_bytes()).then(|| percent_decode(v))
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding to bytes: `+` is a space, `%XX` a byte;
+/// a `%` not followed by two hex digits stays as it is.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let pair = b
+            .get(i + 1)
+            .copied()
+            .and_then(hex)
+            .zip(b.get(i + 2).copied().and_then(hex));
+        match (b[i], pair) {
+            (b'%', Some((hi, lo))) => {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (c, _) => out.push(c),
+        }
+        i += 1;
     }
     out
 }
@@ -240,5 +279,19 @@ mod tests {
         assert!(page.contains("<label for=\"token\">"));
         assert_eq!(url("/a b/ü&x=1"), "/a%20b/%C3%BC%26x%3D1");
         assert_eq!(bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn query_paths_come_back_as_the_bytes_the_link_encoded() {
+        let name = b"/d/x\xff y+%".to_vec();
+        let link = format!("/s?repository=a&path={}&x", url(&name));
+        let uri: axum::http::Uri = link.parse().expect("uri");
+        assert_eq!(query_bytes(&uri, "path"), Some(name));
+        assert_eq!(query_bytes(&uri, "repository"), Some(b"a".to_vec()));
+        assert_eq!(query_bytes(&uri, "x"), Some(Vec::new()));
+        assert_eq!(query_bytes(&uri, "y"), None);
+        let uri: axum::http::Uri = "/s?path=a+b%2&q=%zz%41".parse().expect("uri");
+        assert_eq!(query_bytes(&uri, "path").as_deref(), Some(&b"a b%2"[..]));
+        assert_eq!(query_bytes(&uri, "q").as_deref(), Some(&b"%zzA"[..]));
     }
 }

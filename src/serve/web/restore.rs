@@ -255,7 +255,7 @@ fn render_preview(f: &Frame, q: &RestoreForm, o: &RestoreOutcome) -> String {
                             other => other.to_string(),
                         })
                         .unwrap_or_default();
-                    vec![esc(&action), esc(&a.path), bytes(a.bytes)]
+                    vec![esc(&action), esc(&a.path.display()), bytes(a.bytes)]
                 })
                 .collect();
             let more = if r.plan.len() > rows.len() {

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::page::{bytes, esc, layout, table, url, when};
+use super::page::{bytes, esc, layout, query_bytes, table, url, when};
 use super::Viewer;
 use crate::ops::context::Ctx;
 use crate::ops::select::SnapshotRef;
@@ -17,6 +17,7 @@ use crate::selection::SnapshotFilter;
 use crate::serve::problem::{ApiResult, Problem};
 use crate::serve::Service;
 use crate::snapshot::Snapshot;
+use crate::tree::path::{shown, SnapPath};
 use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::NodeKind;
 
@@ -173,12 +174,19 @@ fn row(s: &Snapshot, ra: &str) -> Vec<String> {
     ]
 }
 
-/// Which snapshot page: a path inside it, and the repository.
+/// Which snapshot page: a path inside it (read as bytes: [`snapshot_path`]), and the
+/// repository.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ShowQuery {
     repository: Option<String>,
-    path: Option<String>,
+}
+
+/// The query's `path` as bytes (names need not be UTF-8); the root when there is none.
+pub fn snapshot_path(uri: &axum::http::Uri) -> SnapPath {
+    query_bytes(uri, "path")
+        .filter(|p| !p.is_empty())
+        .map_or_else(SnapPath::root, SnapPath::from_bytes)
 }
 
 fn summary(s: &Snapshot, ra: &str) -> String {
@@ -242,16 +250,15 @@ fn summary(s: &Snapshot, ra: &str) -> String {
     out
 }
 
-fn crumbs(id: &str, path: &str, ra: &str) -> String {
+fn crumbs(id: &str, path: &SnapPath, ra: &str) -> String {
     let mut s = format!("<nav aria-label=\"Path\"><a href=\"/snapshots/{id}?{ra}path=/\">/</a>");
-    let mut acc = String::new();
-    for c in path.split('/').filter(|c| !c.is_empty()) {
-        acc.push('/');
-        acc.push_str(c);
+    let mut acc = SnapPath::default();
+    for c in path.components() {
+        acc.push(c);
         s.push_str(&format!(
             " <a href=\"/snapshots/{id}?{ra}path={}\">{}</a> /",
             url(&acc),
-            esc(c)
+            esc(&shown(c))
         ));
     }
     s.push_str("</nav>");
@@ -262,30 +269,25 @@ fn crumbs(id: &str, path: &str, ra: &str) -> String {
 fn children(
     repo: &crate::repository::Repository,
     snap: &Snapshot,
-    path: &str,
+    path: &SnapPath,
     limit: usize,
-) -> ApiResult<(Vec<(String, crate::tree::Node)>, usize)> {
-    let base = path.trim_end_matches('/');
+) -> ApiResult<(Vec<(SnapPath, crate::tree::Node)>, usize)> {
     let mut out = Vec::new();
     let mut total = 0;
-    TreeWalk::new(repo).walk_from(
-        &snap.tree,
-        if base.is_empty() { "/" } else { base },
-        &mut |p, n| {
-            if p == base {
-                return Ok(if n.kind() == NodeKind::Dir {
-                    Visit::Descend
-                } else {
-                    Visit::Skip
-                });
-            }
-            total += 1;
-            if out.len() < limit {
-                out.push((p.to_string(), n.clone()));
-            }
-            Ok(Visit::Skip)
-        },
-    )?;
+    TreeWalk::new(repo).walk_from(&snap.tree, path, &mut |p, n| {
+        if p.components().eq(path.components()) {
+            return Ok(if n.kind() == NodeKind::Dir {
+                Visit::Descend
+            } else {
+                Visit::Skip
+            });
+        }
+        total += 1;
+        if out.len() < limit {
+            out.push((p.clone(), n.clone()));
+        }
+        Ok(Visit::Skip)
+    })?;
     Ok((out, total))
 }
 
@@ -294,12 +296,13 @@ pub async fn show(
     State(svc): State<Arc<Service>>,
     v: Viewer,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
     axum::extract::Query(q): axum::extract::Query<ShowQuery>,
 ) -> Response {
     v.page(move |f| {
         let (_, repo) = svc.repository(nz(&q.repository))?;
         let snap = crate::ops::select::snapshot(&repo, &SnapshotRef::id(id), &[])?;
-        let path = nz(&q.path).unwrap_or("/").to_string();
+        let path = snapshot_path(&uri);
         let ra = repo_arg(nz(&q.repository));
         let (entries, total) = children(&repo, &snap, &path, 2000)?;
         let sid = snap.id.to_string();
@@ -312,7 +315,7 @@ pub async fn show(
         let restore = format!(
             "<a href=\"/restore?snapshot={sid}&{ra}include={}\">Restore {}…</a>",
             url(&path),
-            if path == "/" { "this snapshot".to_string() } else { esc(&path) }
+            if path.is_root() { "this snapshot".to_string() } else { esc(&path.display()) }
         );
         let body = format!(
             "<h1>Snapshot {short}</h1>{sum}<p><a href=\"/snapshots/{sid}/diff?{ra}\">Compare with its parent</a> · {restore} · \
@@ -321,8 +324,8 @@ pub async fn show(
             short = snap.id.short(),
             sum = summary(&snap, &ra),
             p = url(&path),
-            what = if path == "/" { "everything".to_string() } else { esc(&path) },
-            pe = esc(&path),
+            what = if path.is_root() { "everything".to_string() } else { esc(&path.display()) },
+            pe = esc(&path.display()),
             crumbs = crumbs(&sid, &path, &ra),
             tbl = table("Entries", &["Name", "Type", "Mode", "Size", "Modified", ""], &rows),
         );
@@ -331,8 +334,8 @@ pub async fn show(
     .await
 }
 
-fn entry_row(sid: &str, ra: &str, p: &str, n: &crate::tree::Node) -> Vec<String> {
-    let name = esc(&n.display_name());
+fn entry_row(sid: &str, ra: &str, p: &SnapPath, n: &crate::tree::Node) -> Vec<String> {
+    let name = esc(&shown(&n.name));
     let (link, action) = match n.kind() {
         NodeKind::Dir => (
             format!("<a href=\"/snapshots/{sid}?{ra}path={}\">{name}/</a>", url(p)),
@@ -343,11 +346,11 @@ fn entry_row(sid: &str, ra: &str, p: &str, n: &crate::tree::Node) -> Vec<String>
             format!(
                 "<a href=\"/snapshots/{sid}/file?{ra}path={}\" download aria-label=\"Download {name}\" data-download=\"{}\">Download</a>",
                 url(p),
-                esc(p)
+                esc(&p.display())
             ),
         ),
         NodeKind::Symlink => (
-            format!("{name} → {}", esc(&String::from_utf8_lossy(&n.target))),
+            format!("{name} → {}", esc(&shown(&n.target))),
             String::new(),
         ),
         _ => (name.clone(), String::new()),
@@ -400,7 +403,7 @@ pub async fn diff(
                 let size = |s: Option<u64>| s.map(bytes).unwrap_or_default();
                 vec![
                     format!("{:?}", c.change).to_lowercase(),
-                    esc(&c.path),
+                    esc(&c.path.display()),
                     size(c.size_before),
                     size(c.size_after),
                 ]
