@@ -183,6 +183,11 @@ fn print_files(r: &ScanReport, read: bool) {
         &r.new,
         "not backed up yet: run `repo snapshot`".into(),
     );
+    section(
+        "unreadable (not compared)",
+        &r.unreadable,
+        "check permissions (scan as the user the backups run as) and the disk".into(),
+    );
     if !r.duplicates.is_empty() {
         println!("duplicate contents ({} groups):", r.duplicates.len());
         for g in r.duplicates.iter().take(20) {

@@ -2,14 +2,16 @@
 //! silently corrupted (bit rot: content differs while size and mtime do not).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
-use std::path::PathBuf;
+use rustix::fs::FileType;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dirfd::{self, Meta};
 use crate::error::Result;
 use crate::id::ChunkId;
 use crate::ops::compare;
@@ -19,7 +21,6 @@ use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::selection::SnapshotFilter;
 use crate::snapshot::Snapshot;
-use crate::source::fs::read_dir_sorted;
 use crate::tree::path::SnapPath;
 use crate::tree::walk::{TreeWalk, Visit};
 use crate::tree::{Node, NodeKind, Timestamp};
@@ -42,6 +43,9 @@ pub struct ScanReport {
     pub corrupted: Vec<SnapPath>,
     /// Groups of snapshot paths with identical non-empty content.
     pub duplicates: Vec<Vec<SnapPath>>,
+    /// Live paths that could not be read (permissions, I/O errors): not compared, and
+    /// what the snapshot has below them is not counted as missing.
+    pub unreadable: Vec<SnapPath>,
     /// Live files whose content was hashed.
     pub files_read: u64,
 }
@@ -143,7 +147,10 @@ pub fn run(repo: &Repository, req: &ScanRequest, ctx: &Ctx) -> Result<ScanOutcom
     }
 }
 
-/// Compares the live tree at `path` (absolute) with the same path in `snap`.
+/// Compares the live tree at `path` (absolute) with the same path in `snap`. The live
+/// tree is walked relative to open directories (as backups read it), so a path longer
+/// than `PATH_MAX` or a name that is not UTF-8 is compared like any other; what cannot
+/// be read is reported as unreadable, not as missing or corrupted.
 fn scan(
     repo: &Repository,
     snap: &Snapshot,
@@ -152,80 +159,162 @@ fn scan(
     ctx: &Ctx,
     progress: &Progress,
 ) -> Result<ScanReport> {
-    let mut saved: BTreeMap<SnapPath, Node> = BTreeMap::new();
+    let mut saved: BTreeMap<SnapPath, (Node, bool)> = BTreeMap::new();
     TreeWalk::new(repo).walk_from(&snap.tree, path, &mut |p, n| {
         if n.kind() != NodeKind::Dir {
-            saved.insert(p.clone(), n.clone());
+            saved.insert(p.clone(), (n.clone(), false));
         }
         Ok(Visit::Descend)
     })?;
-    let mut live: BTreeMap<SnapPath, fs::Metadata> = BTreeMap::new();
-    walk_live(Path::new(path.as_os_str()), &mut live);
-    let mut r = ScanReport {
-        snapshot: snap.id.short(),
-        path: path.clone(),
-        ..Default::default()
-    };
     progress.set_unit("files");
     progress.set_totals(saved.len() as u64, 0);
-    for (p, node) in &saved {
-        ctx.check()?;
-        progress.done(1, 0);
-        let Some(md) = live.get(p) else {
-            r.missing.push(p.clone());
-            continue;
-        };
-        if node.kind() != NodeKind::File || !md.is_file() {
-            continue;
-        }
-        let mtime = Timestamp {
-            sec: md.mtime(),
-            nsec: md.mtime_nsec() as u32,
-        };
-        let same_meta = md.size() == node.size && mtime == node.mtime;
-        if !same_meta {
-            r.modified.push(p.clone());
-        } else if read {
-            r.files_read += 1;
-            progress
-                .bytes
-                .fetch_add(node.size, std::sync::atomic::Ordering::Relaxed);
-            let same = fs::File::open(p.as_os_str()).is_ok_and(|f| {
-                compare::holds_content(repo, std::io::BufReader::new(f), &node.content)
-            });
-            if !same {
-                r.corrupted.push(p.clone());
-            }
-        }
-    }
-    r.new = live
-        .keys()
-        .filter(|p| !saved.contains_key(*p))
-        .cloned()
-        .collect();
+    let mut w = LiveWalk {
+        repo,
+        ctx,
+        progress,
+        read,
+        saved: &mut saved,
+        r: ScanReport {
+            snapshot: snap.id.short(),
+            path: path.clone(),
+            ..Default::default()
+        },
+    };
+    w.root(path)?;
+    let mut r = w.r;
+    let unreadable = r.unreadable.clone();
+    let below = |p: &SnapPath, dir: &SnapPath| {
+        p == dir
+            || p.as_bytes().get(dir.len()) == Some(&b'/')
+                && p.as_bytes().starts_with(dir.as_bytes())
+    };
     let mut by_content: HashMap<&[ChunkId], Vec<SnapPath>> = HashMap::new();
-    for (p, n) in &saved {
+    for (p, (n, seen)) in &saved {
+        if !seen && !unreadable.iter().any(|u| below(p, u)) {
+            r.missing.push(p.clone());
+        }
         if n.kind() == NodeKind::File && n.size > 0 {
             by_content.entry(&n.content).or_default().push(p.clone());
         }
     }
     r.duplicates = by_content.into_values().filter(|v| v.len() > 1).collect();
     r.duplicates.sort();
+    for list in [
+        &mut r.new,
+        &mut r.modified,
+        &mut r.corrupted,
+        &mut r.unreadable,
+    ] {
+        list.sort();
+    }
     Ok(r)
 }
 
-/// Every non-directory below `dir` (or `dir` itself when it is not a directory).
-fn walk_live(dir: &Path, out: &mut BTreeMap<SnapPath, fs::Metadata>) {
-    let Ok(md) = fs::symlink_metadata(dir) else {
-        return;
-    };
-    if !md.is_dir() {
-        out.insert(SnapPath::from(dir.as_os_str()), md);
-        return;
-    }
-    if let Ok(names) = read_dir_sorted(dir) {
-        for n in names {
-            walk_live(&dir.join(n), out);
+/// The live side of a scan, compared entry by entry with the snapshot's as it is read.
+struct LiveWalk<'a> {
+    repo: &'a Repository,
+    ctx: &'a Ctx,
+    progress: &'a Progress,
+    read: bool,
+    /// The snapshot's non-directories, each marked once the live tree has it.
+    saved: &'a mut BTreeMap<SnapPath, (Node, bool)>,
+    r: ScanReport,
+}
+
+impl LiveWalk<'_> {
+    /// The path the user named: a directory (walked), another entry, or nothing.
+    fn root(&mut self, path: &SnapPath) -> Result<()> {
+        let p = Path::new(path.as_os_str());
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return self.dir(dirfd::open_dir(p), &mut path.clone());
+        };
+        let parent = match dirfd::open_dir(parent) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {
+                self.r.unreadable.push(path.clone());
+                return Ok(());
+            }
+        };
+        match dirfd::lstat_at(parent.as_fd(), name) {
+            Ok(md) if md.kind == FileType::Directory => {
+                self.dir(dirfd::open_dir_at(parent.as_fd(), name), &mut path.clone())
+            }
+            Ok(md) => self.entry(parent.as_fd(), name, path.clone(), md),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(_) => {
+                self.r.unreadable.push(path.clone());
+                Ok(())
+            }
         }
+    }
+
+    /// Everything below the directory `dir` (whose path is `path`).
+    fn dir(&mut self, dir: std::io::Result<OwnedFd>, path: &mut SnapPath) -> Result<()> {
+        let names = match dir.and_then(|fd| dirfd::list_dir(fd.as_fd()).map(|n| (fd, n))) {
+            Ok(v) => v,
+            Err(_) => {
+                self.r.unreadable.push(path.clone());
+                return Ok(());
+            }
+        };
+        let (fd, names) = names;
+        for name in names {
+            self.ctx.check()?;
+            let end = path.len();
+            path.push(name.as_bytes());
+            match dirfd::lstat_at(fd.as_fd(), &name) {
+                Ok(md) if md.kind == FileType::Directory => {
+                    self.dir(dirfd::open_dir_at(fd.as_fd(), &name), path)?
+                }
+                Ok(md) => self.entry(fd.as_fd(), &name, path.clone(), md)?,
+                // Gone since the listing: as if it had not been there.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => self.r.unreadable.push(path.clone()),
+            }
+            path.truncate(end);
+        }
+        Ok(())
+    }
+
+    /// One live non-directory: new, or compared with the snapshot's entry.
+    fn entry(&mut self, dir: BorrowedFd<'_>, name: &OsStr, p: SnapPath, md: Meta) -> Result<()> {
+        let Some((node, seen)) = self.saved.get_mut(&p) else {
+            self.r.new.push(p);
+            return Ok(());
+        };
+        *seen = true;
+        self.progress.done(1, 0);
+        if node.kind() != NodeKind::File || md.kind != FileType::RegularFile {
+            return Ok(());
+        }
+        let mtime = Timestamp {
+            sec: md.mtime.0,
+            nsec: md.mtime.1,
+        };
+        if md.size != node.size || mtime != node.mtime {
+            self.r.modified.push(p);
+            return Ok(());
+        }
+        if !self.read {
+            return Ok(());
+        }
+        self.r.files_read += 1;
+        self.progress
+            .bytes
+            .fetch_add(node.size, std::sync::atomic::Ordering::Relaxed);
+        let file = dirfd::open_read_at(dir, name)
+            .and_then(|f| Ok((dirfd::fstat(&f)?, f)))
+            .ok()
+            .filter(|(m, _)| m.kind == FileType::RegularFile);
+        match file {
+            Some((_, f)) => {
+                if !compare::holds_content(self.repo, std::io::BufReader::new(f), &node.content) {
+                    self.r.corrupted.push(p);
+                }
+            }
+            None => self.r.unreadable.push(p),
+        }
+        Ok(())
     }
 }

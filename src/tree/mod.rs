@@ -131,9 +131,10 @@ impl Node {
         self.kind.unwrap_or(NodeKind::File)
     }
 
-    /// Name for display (lossy for non-UTF-8 names).
+    /// Name for display: bytes that are not UTF-8 as `\xNN` (two names never look
+    /// alike), see [`path::shown`].
     pub fn display_name(&self) -> String {
-        String::from_utf8_lossy(&self.name).into_owned()
+        path::shown(&self.name).into_owned()
     }
 }
 
