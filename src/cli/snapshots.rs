@@ -50,7 +50,7 @@ pub struct SelectArgs {
     pub hosts: Vec<String>,
     /// Only snapshots that contain this path (repeatable)
     #[arg(long = "path")]
-    pub paths: Vec<String>,
+    pub paths: Vec<std::ffi::OsString>,
     /// Only snapshots with this tag (repeatable: all must match)
     #[arg(long = "tag")]
     pub tags: Vec<String>,
@@ -63,7 +63,7 @@ impl SelectArgs {
         let mut paths = Vec::new();
         for p in &self.paths {
             let abs = repo::source::fs::absolute(std::path::Path::new(p))?;
-            paths.push(abs.display().to_string());
+            paths.push(repo::tree::path::text(&abs));
         }
         let mut tags = self.tags;
         if let Some(plan) = &g.plan {

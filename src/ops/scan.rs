@@ -122,7 +122,7 @@ pub fn run(repo: &Repository, req: &ScanRequest, ctx: &Ctx) -> Result<ScanOutcom
             let path = SnapPath::from(crate::source::fs::absolute(path)?.into_os_string());
             let sel = req.snapshot.clone().unwrap_or_else(|| {
                 SnapshotRef::latest().with_filter(SnapshotFilter {
-                    paths: vec![path.lossy().into_owned()],
+                    paths: vec![path.display().into_owned()],
                     ..SnapshotFilter::default()
                 })
             });

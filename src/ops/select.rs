@@ -60,8 +60,7 @@ impl SnapshotRef {
 
 /// Whether `s` holds absolute snapshot path `path`: one of its paths is the path, an
 /// ancestor of it, or below it (listing `/` of a snapshot of `/home/u` shows `/home/u`).
-/// A snapshot's recorded paths are text (lossy for a source path that is not UTF-8), so
-/// they are compared as such: this only orders the candidates for `latest`.
+/// A snapshot's recorded paths are text ([`crate::tree::path::text`]), compared as such.
 fn holds(s: &Snapshot, path: &str) -> bool {
     s.paths
         .iter()
@@ -93,7 +92,7 @@ pub fn snapshot(repo: &Repository, r: &SnapshotRef, paths: &[SnapPath]) -> Resul
     if r.filter.paths.is_empty() && !paths.is_empty() {
         let holding: Vec<Snapshot> = snaps
             .iter()
-            .filter(|s| paths.iter().all(|p| holds(s, &p.lossy())))
+            .filter(|s| paths.iter().all(|p| holds(s, &p.display())))
             .cloned()
             .collect();
         if !holding.is_empty() {

@@ -91,12 +91,6 @@ impl SnapPath {
     pub fn display(&self) -> Cow<'_, str> {
         shown(&self.0)
     }
-
-    /// Lossy text (U+FFFD for bytes that are not UTF-8), to compare with paths that
-    /// were recorded that way.
-    pub fn lossy(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(&self.0)
-    }
 }
 
 /// Bytes as text for people: UTF-8 as it is, each other byte as `\xNN`.
@@ -112,6 +106,14 @@ pub fn shown(b: &[u8]) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// A file-system path as text for records and people (a snapshot's `paths`, skipped and
+/// changed files): as [`shown`], so two paths that differ only in bytes that are not UTF-8
+/// stay two (lossy text made them one: one `forget` group for two sources, and one
+/// source's snapshots could all be forgotten as the other's older ones).
+pub fn text(p: &std::path::Path) -> String {
+    shown(p.as_os_str().as_bytes()).into_owned()
 }
 
 /// The exact bytes in hex, when they are not UTF-8 (JSON strings cannot hold them; a
@@ -186,7 +188,10 @@ mod tests {
         let b = SnapPath::from_bytes(b"/d/x\xfe".to_vec());
         assert_ne!(a.display(), b.display());
         assert_eq!(a.display(), "/d/x\\xff");
-        assert_eq!(a.lossy(), b.lossy());
+        assert_eq!(
+            String::from_utf8_lossy(a.as_bytes()),
+            String::from_utf8_lossy(b.as_bytes())
+        );
         assert_eq!(hex_if_not_utf8(a.as_bytes()).as_deref(), Some("2f642f78ff"));
         assert_eq!(hex_if_not_utf8(b"/d/ok"), None);
         assert_eq!(a.file_name(), b"x\xff");

@@ -206,3 +206,72 @@ fn restore_and_scan_name_files_that_are_not_utf8() {
     );
     assert!(r["missing"].as_array().unwrap().is_empty() && r["new"].as_array().unwrap().is_empty());
 }
+
+/// Two sources whose paths differ only in a byte that is not UTF-8 are two sources: each
+/// its own parent chain, its own `--path`, its own `forget` group. Recorded as lossy text
+/// they were one, and `forget --keep-last 1` removed every snapshot of one of them.
+#[test]
+fn sources_whose_paths_are_not_utf8_stay_apart() {
+    let env = Env::new();
+    env.init();
+    let root = |b: &[u8]| env.path("data").join(OsStr::from_bytes(b));
+    for b in [&b"caf\xe9"[..], &b"caf\xe8"[..]] {
+        std::fs::create_dir_all(root(b)).unwrap();
+        std::fs::write(root(b).join("f"), b).unwrap();
+    }
+    let snap = |b: &[u8]| {
+        let out = env
+            .cmd(&["snapshot", "--json"])
+            .arg(root(b))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let e1 = snap(b"caf\xe9");
+    let e2 = snap(b"caf\xe8");
+    let e3 = snap(b"caf\xe9");
+    assert_ne!(e1["paths"], e2["paths"]);
+    assert!(
+        e1["paths"][0].as_str().unwrap().ends_with("caf\\xe9"),
+        "{e1}"
+    );
+    assert_eq!(
+        e3["parent"], e1["id"],
+        "the parent is the same source's snapshot"
+    );
+    assert!(e2["parent"].is_null(), "{e2}");
+
+    // --path takes the bytes and picks that source's snapshots only.
+    let out = env
+        .cmd(&["snapshots", "--json", "--path"])
+        .arg(root(b"caf\xe8"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let only: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    assert_eq!(only[0]["id"], e2["id"]);
+
+    // Keeping the last one per source keeps one of each.
+    env.ok(&["forget", "--keep-last", "1"]);
+    let left = env.json(&["snapshots"]);
+    let mut ids: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![e2["id"].as_str().unwrap(), e3["id"].as_str().unwrap()];
+    want.sort();
+    assert_eq!(ids, want);
+}

@@ -86,7 +86,7 @@ pub(super) fn assemble(
                     let answers = done.recv().map_err(|_| aborted())?;
                     waiting.extend(answers.into_iter().map(|d| (d.seq, d)));
                 };
-                let path = path.display().to_string();
+                let path = crate::tree::path::text(&path);
                 match result {
                     Ok((chunks, size, changed)) => {
                         (node.content, node.size) = (chunks, size);

@@ -207,7 +207,7 @@ fn prepare(repo: &Repository, job: &Job, ctx: &Ctx) -> Result<Prepared> {
     let excluder = Excluder::new(&job.excludes)?;
     repo.index()?; // open and sync before threads start, so errors surface here
     let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
-    let mut paths: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    let mut paths: Vec<String> = sources.iter().map(|p| crate::tree::path::text(p)).collect();
     paths.extend(virtual_sources.iter().map(|v| v.description()));
     let mut kinds: Vec<&str> = Vec::new();
     if !sources.is_empty() {

@@ -193,7 +193,7 @@ impl Walker<'_> {
 
     fn skip(&mut self, path: &Path, error: impl ToString) -> std::result::Result<(), Stopped> {
         self.emit(Event::Skipped(Skipped {
-            path: path.display().to_string(),
+            path: crate::tree::path::text(path),
             error: error.to_string(),
         }))
     }
