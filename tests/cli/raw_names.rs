@@ -40,6 +40,17 @@ fn bytes_of(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
+/// Runs `repo ARGS LAST` (`LAST` any bytes), asserts success, returns stdout.
+fn ok_with(env: &Env, args: &[&str], last: &Path) -> Vec<u8> {
+    let out = env.cmd(args).arg(last).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} {last:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[test]
 fn listings_keep_names_that_are_not_utf8_apart_and_exact() {
     let env = Env::new();
@@ -73,30 +84,11 @@ fn listings_keep_names_that_are_not_utf8_apart_and_exact() {
     assert_eq!(link["target_hex"], "78ff");
 
     // ls and dump of one such path, given as bytes.
-    let out = env
-        .cmd(&["ls", "--json", "latest"])
-        .arg(raw(b"x\xfe"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = ok_with(&env, &["ls", "--json", "latest"], &raw(b"x\xfe"));
+    let one: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(one.as_array().unwrap().len(), 1);
     assert_eq!(exact(&one[0]), bytes_of(&raw(b"x\xfe")));
-    let out = env
-        .cmd(&["dump", "latest"])
-        .arg(raw(b"x\xff"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, b"ff\n");
+    assert_eq!(ok_with(&env, &["dump", "latest"], &raw(b"x\xff")), b"ff\n");
     let out = env
         .cmd(&["dump", "latest"])
         .arg(raw(b"x\xfd"))
@@ -144,7 +136,7 @@ fn restore_and_scan_name_files_that_are_not_utf8() {
         let out = c.arg(raw(b"x\xfe")).output().unwrap();
         assert!(
             out.status.success(),
-            "{}",
+            "{how}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         let at = |b: &[u8]| target.join(raw(b).strip_prefix("/").unwrap());
@@ -220,17 +212,8 @@ fn sources_whose_paths_are_not_utf8_stay_apart() {
         std::fs::write(root(b).join("f"), b).unwrap();
     }
     let snap = |b: &[u8]| {
-        let out = env
-            .cmd(&["snapshot", "--json"])
-            .arg(root(b))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        let out = ok_with(&env, &["snapshot", "--json"], &root(b));
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()
     };
     let e1 = snap(b"caf\xe9");
     let e2 = snap(b"caf\xe8");
@@ -247,17 +230,8 @@ fn sources_whose_paths_are_not_utf8_stay_apart() {
     assert!(e2["parent"].is_null(), "{e2}");
 
     // --path takes the bytes and picks that source's snapshots only.
-    let out = env
-        .cmd(&["snapshots", "--json", "--path"])
-        .arg(root(b"caf\xe8"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let only: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = ok_with(&env, &["snapshots", "--json", "--path"], &root(b"caf\xe8"));
+    let only: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(only.as_array().unwrap().len(), 1);
     assert_eq!(only[0]["id"], e2["id"]);
 

@@ -92,7 +92,8 @@ pub(super) fn is_glob(s: &SnapPath) -> bool {
     s.as_bytes().iter().any(|b| b"*?[{".contains(b))
 }
 
-/// An include glob as text (patterns match names as text, see [`Pattern::matches`]).
+/// An include glob as text (a pattern is text; it matches names as their bytes, see
+/// [`Pattern::matches`]).
 fn glob_text(g: &SnapPath) -> Result<&str> {
     g.to_str().ok_or_else(|| {
         Error::Invalid(format!(
