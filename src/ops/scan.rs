@@ -182,15 +182,9 @@ fn scan(
     };
     w.root(path)?;
     let mut r = w.r;
-    let unreadable = r.unreadable.clone();
-    let below = |p: &SnapPath, dir: &SnapPath| {
-        p == dir
-            || p.as_bytes().get(dir.len()) == Some(&b'/')
-                && p.as_bytes().starts_with(dir.as_bytes())
-    };
     let mut by_content: HashMap<&[ChunkId], Vec<SnapPath>> = HashMap::new();
     for (p, (n, seen)) in &saved {
-        if !seen && !unreadable.iter().any(|u| below(p, u)) {
+        if !seen {
             r.missing.push(p.clone());
         }
         if n.kind() == NodeKind::File && n.size > 0 {
@@ -222,6 +216,24 @@ struct LiveWalk<'a> {
 }
 
 impl LiveWalk<'_> {
+    /// `p` could not be read: listed as such, and the snapshot's entries at and below it
+    /// are taken as accounted for (not missing: we cannot tell).
+    fn unreadable(&mut self, p: SnapPath) {
+        if let Some((_, seen)) = self.saved.get_mut(&p) {
+            *seen = true;
+        }
+        // Below `p` means below `p/`: "/a/b-c" sorts between "/a/b" and "/a/b/x".
+        let mut dir = p.clone();
+        dir.extend(b"/");
+        for (q, (_, seen)) in self.saved.range_mut(dir.clone()..) {
+            if !q.as_bytes().starts_with(dir.as_bytes()) {
+                break;
+            }
+            *seen = true;
+        }
+        self.r.unreadable.push(p);
+    }
+
     /// The path the user named: a directory (walked), another entry, or nothing.
     fn root(&mut self, path: &SnapPath) -> Result<()> {
         let p = Path::new(path.as_os_str());
@@ -232,7 +244,7 @@ impl LiveWalk<'_> {
             Ok(fd) => fd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(_) => {
-                self.r.unreadable.push(path.clone());
+                self.unreadable(path.clone());
                 return Ok(());
             }
         };
@@ -243,7 +255,7 @@ impl LiveWalk<'_> {
             Ok(md) => self.entry(parent.as_fd(), name, path.clone(), md),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(_) => {
-                self.r.unreadable.push(path.clone());
+                self.unreadable(path.clone());
                 Ok(())
             }
         }
@@ -254,7 +266,7 @@ impl LiveWalk<'_> {
         let names = match dir.and_then(|fd| dirfd::list_dir(fd.as_fd()).map(|n| (fd, n))) {
             Ok(v) => v,
             Err(_) => {
-                self.r.unreadable.push(path.clone());
+                self.unreadable(path.clone());
                 return Ok(());
             }
         };
@@ -270,7 +282,7 @@ impl LiveWalk<'_> {
                 Ok(md) => self.entry(fd.as_fd(), &name, path.clone(), md)?,
                 // Gone since the listing: as if it had not been there.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(_) => self.r.unreadable.push(path.clone()),
+                Err(_) => self.unreadable(path.clone()),
             }
             path.truncate(end);
         }
@@ -313,7 +325,7 @@ impl LiveWalk<'_> {
                     self.r.corrupted.push(p);
                 }
             }
-            None => self.r.unreadable.push(p),
+            None => self.unreadable(p),
         }
         Ok(())
     }

@@ -57,7 +57,10 @@ impl SnapPath {
 
     /// Appends `/name`.
     pub fn push(&mut self, name: &[u8]) {
-        self.0.push(b'/');
+        // The root already ends in its `/` ("/" + "a" is "/a", not "//a").
+        if self.0 != b"/" {
+            self.0.push(b'/');
+        }
         self.0.extend_from_slice(name);
     }
 
@@ -206,5 +209,9 @@ mod tests {
         let mut q = SnapPath::from("");
         q.push(b"a");
         assert_eq!(q.as_bytes(), b"/a");
+        let mut r = SnapPath::root();
+        r.push(b"etc");
+        r.push(b"x");
+        assert_eq!(r.as_bytes(), b"/etc/x", "the root's / is not doubled");
     }
 }
