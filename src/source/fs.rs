@@ -65,9 +65,13 @@ impl OwnerNames {
 /// `prev`: every field a node built from `st` would get is equal, and the content is
 /// known. (Equal ctime already implies equal content, mode, owners, links and extended
 /// attributes; the rest is compared too, so the entry is the one a fresh walk would make.)
-pub fn file_unchanged(prev: &Node, st: &crate::dirfd::Meta, owners: &OwnerNames) -> bool {
+pub fn file_unchanged(
+    prev: &crate::tree::NodeView<'_>,
+    st: &crate::dirfd::Meta,
+    owners: &OwnerNames,
+) -> bool {
     kind_of_meta(st) == Some(NodeKind::File)
-        && prev.kind == Some(NodeKind::File)
+        && prev.kind == NodeKind::File
         && prev.size == st.size
         && (prev.mtime.sec, prev.mtime.nsec) == st.mtime
         && (prev.ctime.sec, prev.ctime.nsec) == st.ctime
@@ -80,8 +84,8 @@ pub fn file_unchanged(prev: &Node, st: &crate::dirfd::Meta, owners: &OwnerNames)
         && prev.rdev == 0
         && prev.target.is_empty()
         && prev.subtree.is_none()
-        && (prev.size == 0 || !prev.content.is_empty())
-        && owners.names_are(st.uid, &prev.user, st.gid, &prev.group)
+        && (prev.size == 0 || prev.chunks() != 0)
+        && owners.names_are(st.uid, prev.user, st.gid, prev.group)
 }
 
 /// The kind of a filesystem entry, or `None` for sockets (which cannot be restored).

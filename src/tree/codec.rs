@@ -67,6 +67,7 @@ impl<'a> Reader<'a> {
     fn err(&self, d: &str) -> Error {
         Error::corrupt(self.what, d.to_string())
     }
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.b.len() < n {
             return Err(self.err("truncated"));
@@ -75,17 +76,21 @@ impl<'a> Reader<'a> {
         self.b = t;
         Ok(h)
     }
+    #[inline]
     fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
+    #[inline]
     fn u16(&mut self) -> Result<u16> {
         let s = self.take(2)?;
         Ok(u16::from_le_bytes([s[0], s[1]]))
     }
+    #[inline]
     fn u32(&mut self) -> Result<u32> {
         let s = self.take(4)?;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
+    #[inline]
     fn u64(&mut self) -> Result<u64> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
@@ -96,16 +101,21 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(self.take(32)?);
         Ok(a)
     }
-    fn bytes16(&mut self) -> Result<Vec<u8>> {
+    #[inline]
+    fn take16(&mut self) -> Result<&'a [u8]> {
         let n = self.u16()? as usize;
-        Ok(self.take(n)?.to_vec())
+        self.take(n)
+    }
+    fn bytes16(&mut self) -> Result<Vec<u8>> {
+        Ok(self.take16()?.to_vec())
     }
     fn bytes32(&mut self) -> Result<Vec<u8>> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
     }
-    fn string16(&mut self) -> Result<String> {
-        String::from_utf8(self.bytes16()?).map_err(|_| self.err("user/group name is not UTF-8"))
+    fn str16(&mut self) -> Result<&'a str> {
+        let b = self.take16()?;
+        std::str::from_utf8(b).map_err(|_| self.err("user/group name is not UTF-8"))
     }
     fn time(&mut self) -> Result<Timestamp> {
         let sec = self.u64()? as i64;
@@ -128,6 +138,95 @@ impl<'a> Reader<'a> {
 
 /// Decodes a tree, rejecting anything non-canonical.
 pub fn decode(bytes: &[u8], what: &str) -> Result<Tree> {
+    let views = nodes(bytes, what)?;
+    let mut out: Vec<Node> = Vec::with_capacity(views.len());
+    for v in views {
+        out.push(v?.to_node());
+    }
+    Ok(Tree { nodes: out })
+}
+
+/// One entry of an encoded tree, borrowed from its bytes: what [`decode`] would make of
+/// it, without allocating (a walk comparing a directory with its parent version reads
+/// every entry and keeps none).
+#[derive(Clone, Copy, Debug)]
+pub struct NodeView<'a> {
+    pub name: &'a [u8],
+    pub kind: NodeKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub user: &'a str,
+    pub group: &'a str,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+    pub size: u64,
+    pub inode: u64,
+    pub device: u64,
+    pub links: u64,
+    pub rdev: u64,
+    pub target: &'a [u8],
+    pub subtree: Option<TreeId>,
+    /// The content chunk ids, 32 bytes each.
+    pub content: &'a [u8],
+    /// The extended attributes, as encoded (already checked), and how many.
+    xattrs: (&'a [u8], usize),
+}
+
+impl NodeView<'_> {
+    /// How many content chunks the entry lists.
+    pub fn chunks(&self) -> usize {
+        self.content.len() / 32
+    }
+
+    /// The owned node.
+    pub fn to_node(&self) -> Node {
+        let mut r = Reader {
+            b: self.xattrs.0,
+            what: "",
+        };
+        // Checked when the view was made: these reads cannot fail.
+        let xattrs = (0..self.xattrs.1)
+            .map_while(|_| Some((r.bytes16().ok()?, r.bytes32().ok()?)))
+            .collect();
+        Node {
+            name: self.name.to_vec(),
+            kind: Some(self.kind),
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            user: self.user.to_owned(),
+            group: self.group.to_owned(),
+            mtime: self.mtime,
+            ctime: self.ctime,
+            size: self.size,
+            inode: self.inode,
+            device: self.device,
+            links: self.links,
+            rdev: self.rdev,
+            target: self.target.to_vec(),
+            subtree: self.subtree,
+            content: self
+                .content
+                .chunks_exact(32)
+                .map_while(|c| Some(ChunkId(c.try_into().ok()?)))
+                .collect(),
+            xattrs,
+        }
+    }
+}
+
+/// The entries of an encoded tree in order, each checked as [`decode`] checks it; the
+/// last item is an error if bytes follow the last entry.
+pub struct Nodes<'a> {
+    r: Reader<'a>,
+    left: usize,
+    prev: Option<&'a [u8]>,
+    done: bool,
+}
+
+/// Reads a tree's header; the entries follow from the iterator.
+pub fn nodes<'a>(bytes: &'a [u8], what: &'a str) -> Result<Nodes<'a>> {
     let mut r = Reader { b: bytes, what };
     if r.take(4)? != TREE_MAGIC {
         return Err(r.err("tree magic missing"));
@@ -136,62 +235,110 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<Tree> {
     if v != TREE_VERSION {
         return Err(r.err(&format!("tree version {v} unknown")));
     }
-    let n = r.count(2)?;
-    let mut nodes: Vec<Node> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let name = r.bytes16()?;
+    let left = r.count(2)?;
+    Ok(Nodes {
+        r,
+        left,
+        prev: None,
+        done: false,
+    })
+}
+
+impl Nodes<'_> {
+    /// Entries not read yet.
+    pub fn len(&self) -> usize {
+        self.left
+    }
+
+    /// Whether every entry has been read.
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+}
+
+impl<'a> Iterator for Nodes<'a> {
+    type Item = Result<NodeView<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.left == 0 {
+            self.done = true;
+            return (!self.r.b.is_empty())
+                .then(|| Err(self.r.err("trailing bytes after last entry")));
+        }
+        self.left -= 1;
+        let item = self.entry();
+        if item.is_err() {
+            self.done = true;
+        }
+        Some(item)
+    }
+}
+
+impl<'a> Nodes<'a> {
+    fn entry(&mut self) -> Result<NodeView<'a>> {
+        let r = &mut self.r;
+        let name = r.take16()?;
         let kind = NodeKind::from_code(r.u8()?).ok_or_else(|| r.err("unknown node kind"))?;
-        let mut node = Node {
-            name,
-            kind: Some(kind),
-            mode: r.u32()?,
-            uid: r.u32()?,
-            gid: r.u32()?,
-            user: r.string16()?,
-            group: r.string16()?,
-            mtime: r.time()?,
-            ctime: r.time()?,
-            size: r.u64()?,
-            inode: r.u64()?,
-            device: r.u64()?,
-            links: r.u64()?,
-            rdev: r.u64()?,
-            target: r.bytes32()?,
-            ..Node::default()
-        };
-        node.subtree = match r.u8()? {
+        let (mode, uid, gid) = (r.u32()?, r.u32()?, r.u32()?);
+        let (user, group) = (r.str16()?, r.str16()?);
+        let (mtime, ctime) = (r.time()?, r.time()?);
+        let (size, inode, device, links, rdev) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+        let n = r.u32()? as usize;
+        let target = r.take(n)?;
+        let subtree = match r.u8()? {
             0 => None,
             1 => Some(TreeId(r.id()?)),
             _ => return Err(r.err("bad subtree flag")),
         };
         let nc = r.count(32)?;
-        node.content = (0..nc)
-            .map(|_| r.id().map(ChunkId))
-            .collect::<Result<_>>()?;
+        let content = r.take(nc * 32)?;
         let nx = r.count(6)?;
+        let start = r.b;
+        let mut last: Option<&[u8]> = None;
         for _ in 0..nx {
-            let k = r.bytes16()?;
-            let v = r.bytes32()?;
-            if node.xattrs.last().is_some_and(|(pk, _)| *pk >= k) {
+            let k = r.take16()?;
+            let n = r.u32()? as usize;
+            r.take(n)?;
+            if last.is_some_and(|pk| pk >= k) {
                 return Err(r.err("xattrs not strictly sorted"));
             }
-            node.xattrs.push((k, v));
+            last = Some(k);
         }
-        if (kind == NodeKind::Dir) != node.subtree.is_some() {
+        let xattrs = (&start[..start.len() - r.b.len()], nx);
+        if (kind == NodeKind::Dir) != subtree.is_some() {
             return Err(r.err("subtree present exactly when the node is a directory"));
         }
-        if kind != NodeKind::File && !node.content.is_empty() {
+        if kind != NodeKind::File && nc != 0 {
             return Err(r.err("content on a node that is not a file"));
         }
-        if nodes.last().is_some_and(|p| p.name >= node.name) {
+        if self.prev.is_some_and(|p| p >= name) {
             return Err(r.err("entries not strictly sorted by name"));
         }
-        nodes.push(node);
+        self.prev = Some(name);
+        Ok(NodeView {
+            name,
+            kind,
+            mode,
+            uid,
+            gid,
+            user,
+            group,
+            mtime,
+            ctime,
+            size,
+            inode,
+            device,
+            links,
+            rdev,
+            target,
+            subtree,
+            content,
+            xattrs,
+        })
     }
-    if !r.b.is_empty() {
-        return Err(r.err("trailing bytes after last entry"));
-    }
-    Ok(Tree { nodes })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ pub mod path;
 #[cfg(feature = "local-index")]
 pub mod walk;
 
-pub use codec::{decode, encode};
+pub use codec::{decode, encode, nodes, NodeView, Nodes};
 
 use crate::id::{ChunkId, TreeId};
 

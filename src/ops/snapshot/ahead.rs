@@ -69,9 +69,7 @@ pub(super) fn probe(
     let sub = prev.and_then(|p| p.subdir(repo, name.as_encoded_bytes()));
     let names = list.then(|| dirfd::list_dir(fd.as_fd()));
     let stats = match (&names, &sub) {
-        (Some(Ok(names)), Some(p))
-            if p.tree.nodes.len() == names.len() && names.len() <= STAT_SLICE =>
-        {
+        (Some(Ok(names)), Some(p)) if p.len() == names.len() && names.len() <= STAT_SLICE => {
             Some(stat_all(fd.as_fd(), names, parallel))
         }
         _ => None,

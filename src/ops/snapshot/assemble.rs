@@ -135,7 +135,7 @@ fn store_tree(
     let mut t = Tree { nodes };
     t.sort();
     if let Some(p) = prev {
-        if p.tree.nodes == t.nodes {
+        if p.tree().nodes == t.nodes {
             return Ok(p.id);
         }
     }

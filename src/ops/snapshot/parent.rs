@@ -1,14 +1,16 @@
 //! The parent snapshot: how a run finds it, and how the walker reads its trees to reuse
 //! the content of unchanged files and the ids of unchanged directories.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use crate::blob::BlobKind;
 use crate::error::Result;
+use crate::id::BlobId;
 use crate::id::TreeId;
 use crate::repository::Repository;
 use crate::selection::SeriesKey;
 use crate::snapshot::Snapshot;
-use crate::tree::{Node, NodeKind, Tree};
+use crate::tree::{self, Node, NodeKind, Tree};
 
 /// Which snapshot to compare against.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,34 +41,70 @@ pub fn find(repo: &Repository, choice: &ParentChoice, key: &SeriesKey) -> Result
     }
 }
 
-/// A directory of the parent snapshot.
+/// A directory of the parent snapshot. Its entries are decoded only when the walk needs
+/// them as nodes: a directory found unchanged as a whole (most of them, between two
+/// snapshots) is compared straight from its encoded bytes ([`PrevDir::views`]), which
+/// costs no allocation per entry.
 #[derive(Clone)]
 pub(super) struct PrevDir {
     /// Its tree id, reused when the directory is unchanged.
     pub id: TreeId,
-    /// Its entries, sorted by name.
-    pub tree: Arc<Tree>,
+    /// The tree's bytes.
+    raw: Arc<Vec<u8>>,
+    /// How many entries it has.
+    len: usize,
+    /// Its entries as nodes, once asked for.
+    tree: Arc<OnceLock<Tree>>,
 }
+
+/// What a parent tree is called in errors (none is shown: a failure means no parent).
+const WHAT: &str = "parent tree";
 
 impl PrevDir {
     /// Loads a parent tree. A tree that cannot be read only costs re-reading the files
     /// below it, so failures give `None` rather than failing the backup.
     pub fn load(repo: &Repository, id: TreeId) -> Option<PrevDir> {
-        let mut tree = repo.load_tree(&id).ok()?;
-        tree.sort();
+        let raw = repo.read_blob(BlobKind::Tree, &BlobId::from(id)).ok()?;
+        // The entries are checked as they are read ([`PrevDir::views`] stops at the first
+        // bad one, [`PrevDir::tree`] gives none): a damaged tree then costs what no tree
+        // costs, its files read again.
+        Self::from_bytes(id, raw)
+    }
+
+    fn from_bytes(id: TreeId, raw: Vec<u8>) -> Option<PrevDir> {
+        let len = tree::nodes(&raw, WHAT).ok()?.len();
         Some(PrevDir {
             id,
-            tree: Arc::new(tree),
+            raw: Arc::new(raw),
+            len,
+            tree: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// How many entries it has.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Its entries in name order, borrowed from the encoded tree; ends early at an entry
+    /// that does not decode (the caller compares the count it read with [`PrevDir::len`]).
+    pub fn views(&self) -> impl Iterator<Item = tree::NodeView<'_>> {
+        tree::nodes(&self.raw, WHAT)
+            .into_iter()
+            .flatten()
+            .map_while(|v| v.ok())
+    }
+
+    /// Its entries, sorted by name (decoded on first use).
+    pub fn tree(&self) -> &Tree {
+        // A tree that does not decode is taken as empty: every file below is read again.
+        self.tree
+            .get_or_init(|| tree::decode(&self.raw, WHAT).unwrap_or_default())
     }
 
     /// The entry called `name`.
     pub fn get(&self, name: &[u8]) -> Option<&Node> {
-        self.tree
-            .nodes
-            .binary_search_by(|n| n.name.as_slice().cmp(name))
-            .ok()
-            .map(|i| &self.tree.nodes[i])
+        self.tree().get(name)
     }
 
     /// The parent's version of subdirectory `name`.
@@ -104,5 +142,45 @@ pub(super) fn count_files(repo: &Repository, node: &Node) -> u64 {
             .and_then(|id| repo.load_tree(&id).ok())
             .map_or(0, |t| t.nodes.iter().map(|n| count_files(repo, n)).sum()),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, size: u64) -> Node {
+        Node {
+            name: name.as_bytes().to_vec(),
+            kind: Some(NodeKind::File),
+            size,
+            user: "u".into(),
+            xattrs: vec![(b"user.a".to_vec(), b"1".to_vec())],
+            content: vec![crate::id::ChunkId([7; 32])],
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn views_are_the_decoded_entries_and_a_damaged_tree_has_none() {
+        let t = Tree {
+            nodes: vec![file("a", 1), file("b", 2), file("c", 3)],
+        };
+        let enc = tree::encode(&t);
+        let p = PrevDir::from_bytes(TreeId([1; 32]), enc.clone()).expect("header");
+        assert_eq!(p.len(), 3);
+        let seen: Vec<Node> = p.views().map(|v| v.to_node()).collect();
+        assert_eq!(seen, t.nodes);
+        assert_eq!(p.tree(), &t);
+        assert_eq!(p.get(b"b").map(|n| n.size), Some(2));
+
+        // Cut inside the last entry: the header still reads, the entries stop early and
+        // the tree is taken as empty (its files are read again), never half of it.
+        let cut =
+            PrevDir::from_bytes(TreeId([1; 32]), enc[..enc.len() - 10].to_vec()).expect("header");
+        assert_eq!(cut.len(), 3);
+        assert_eq!(cut.views().count(), 2);
+        assert!(cut.tree().nodes.is_empty());
+        assert!(PrevDir::from_bytes(TreeId([1; 32]), b"junk".to_vec()).is_none());
     }
 }

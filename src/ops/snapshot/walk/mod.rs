@@ -352,7 +352,7 @@ impl Walker<'_> {
 
     fn note_removed_children(&mut self, prev: Option<&PrevDir>) {
         if let Some(p) = prev {
-            for n in &p.tree.nodes {
+            for n in &p.tree().nodes {
                 self.stats.files_removed += count_files(self.ctx.repo, n);
             }
         }
@@ -382,7 +382,7 @@ impl Walker<'_> {
         if let Some(p) = prev {
             // Entries of the parent that are gone; `names` and the tree share one order.
             let mut live = names.iter().map(|n| n.as_bytes()).peekable();
-            for old in &p.tree.nodes {
+            for old in &p.tree().nodes {
                 while live.next_if(|n| *n < old.name.as_slice()).is_some() {}
                 if live.peek() != Some(&old.name.as_slice()) {
                     self.stats.files_removed += count_files(self.ctx.repo, old);
@@ -438,7 +438,8 @@ impl Walker<'_> {
 
     /// Files and bytes of a directory whose entries are exactly the parent's, all regular
     /// files unchanged and none excluded now; `None` otherwise. Such a directory (most
-    /// leaves of a tree, between two snapshots) needs no node built or compared.
+    /// leaves of a tree, between two snapshots) needs no node built or compared, and its
+    /// parent version is read without decoding it into nodes.
     fn same_files(
         &self,
         path: &Path,
@@ -448,10 +449,15 @@ impl Walker<'_> {
     ) -> Option<(u64, u64)> {
         let mut bytes = 0u64;
         let excluding = self.ctx.excluder.has_patterns();
-        for ((n, st), old) in names.iter().zip(stats).zip(&prev.tree.nodes) {
+        if names.len() != prev.len() {
+            return None;
+        }
+        let mut views = prev.views();
+        for (n, st) in names.iter().zip(stats) {
+            let old = views.next()?;
             let st = st.as_ref().ok()?;
-            if n.as_bytes() != old.name.as_slice()
-                || !file_unchanged(old, st, &self.owners)
+            if n.as_bytes() != old.name
+                || !file_unchanged(&old, st, &self.owners)
                 || (excluding && self.ctx.excluder.excludes(&path.join(n), false))
             {
                 return None;
