@@ -370,11 +370,9 @@ fn append(
     let _ = h.set_username(&n.user);
     let _ = h.set_groupname(&n.group);
     h.set_mtime(u64::try_from(n.mtime.sec).unwrap_or(0));
-    if n.mtime.nsec != 0 && n.mtime.sec >= 0 {
-        // The header holds whole seconds; a PAX record keeps the nanoseconds (GNU tar
-        // and bsdtar restore them).
-        let exact = format!("{}.{:09}", n.mtime.sec, n.mtime.nsec);
-        ar.append_pax_extensions([("mtime", exact.as_bytes())])
+    let pax = pax_records(n);
+    if !pax.is_empty() {
+        ar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
             .map_err(io)?;
     }
     match n.kind() {
@@ -402,7 +400,70 @@ fn append(
             ar.append_link(&mut h, name, target).map_err(io)?;
             Ok(0)
         }
-        // Devices, fifos and sockets are left out: a download cannot recreate them.
-        _ => Ok(0),
+        NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+            let (kind, (major, minor)) = match n.kind() {
+                NodeKind::Fifo => (tar::EntryType::Fifo, (0, 0)),
+                NodeKind::CharDevice => (tar::EntryType::Char, split_rdev(n.rdev)),
+                _ => (tar::EntryType::Block, split_rdev(n.rdev)),
+            };
+            h.set_entry_type(kind);
+            h.set_size(0);
+            h.set_device_major(major).map_err(io)?;
+            h.set_device_minor(minor).map_err(io)?;
+            ar.append_data(&mut h, name, std::io::empty()).map_err(io)?;
+            Ok(0)
+        }
+    }
+}
+
+/// The PAX records an entry needs beyond the header: the nanoseconds of its mtime (the
+/// header holds whole seconds) and its extended attributes as `SCHILY.xattr.NAME`, which
+/// GNU tar (`--xattrs`) and bsdtar restore. Attribute names are text in PAX; one that is
+/// not UTF-8 (Linux allows it, nothing writes it) cannot be named there and is left out.
+fn pax_records(n: &Node) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if n.mtime.nsec != 0 && n.mtime.sec >= 0 {
+        let exact = format!("{}.{:09}", n.mtime.sec, n.mtime.nsec);
+        out.push(("mtime".to_string(), exact.into_bytes()));
+    }
+    for (k, v) in &n.xattrs {
+        if let Ok(k) = std::str::from_utf8(k) {
+            out.push((format!("SCHILY.xattr.{k}"), v.clone()));
+        }
+    }
+    out
+}
+
+/// Linux's device number as (major, minor), as glibc's `major`/`minor` split it.
+fn split_rdev(rdev: u64) -> (u32, u32) {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & 0xffff_f000);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xffff_ff00);
+    (
+        u32::try_from(major).unwrap_or(u32::MAX),
+        u32::try_from(minor).unwrap_or(u32::MAX),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_rdev;
+
+    #[test]
+    fn device_numbers_split_as_glibc_does() {
+        // glibc's makedev: major's low 12 bits at 8, the rest at 32; minor's low 8 bits
+        // at 0, the rest at 12.
+        let makedev = |ma: u64, mi: u64| {
+            ((ma & 0xfff) << 8) | ((ma & !0xfff) << 32) | (mi & 0xff) | ((mi & !0xff) << 12)
+        };
+        for (ma, mi) in [
+            (0, 0),
+            (1, 3),
+            (8, 1),
+            (259, 300),
+            (4095, 255),
+            (70000, 1 << 19),
+        ] {
+            assert_eq!(split_rdev(makedev(ma, mi)), (ma as u32, mi as u32));
+        }
     }
 }

@@ -257,3 +257,63 @@ fn dump_at_a_moment_reads_the_snapshot_of_that_moment() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && e.contains("not both"), "{e}");
 }
+
+/// Fifos, devices and extended attributes come out of `dump` as tar records GNU tar
+/// recreates (as root; `--xattrs` for the attributes), not left out.
+#[test]
+fn dump_keeps_fifos_devices_and_extended_attributes() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let env = Env::new();
+    env.init();
+    let dir = env.path("data/special");
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = |args: &[&str]| {
+        let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+        assert!(st.success(), "{args:?}");
+    };
+    made(&["mkfifo", dir.join("pipe").to_str().unwrap()]);
+    made(&["mknod", dir.join("chr").to_str().unwrap(), "c", "1", "3"]);
+    // A minor above 255 and a major above 255: both halves of Linux's split encoding.
+    made(&[
+        "mknod",
+        dir.join("blk").to_str().unwrap(),
+        "b",
+        "259",
+        "300",
+    ]);
+    std::fs::write(dir.join("noted"), "body\n").unwrap();
+    xattr::set(dir.join("noted"), "user.note", b"kept \x00\xff").unwrap();
+    env.snapshot(&[&dir]);
+
+    let out_dir = env.path("unpacked");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut dump = env
+        .cmd(&["dump", "latest", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "-x", "-C"])
+        .arg(&out_dir)
+        .stdin(dump.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success() && dump.wait().unwrap().success());
+    let got = out_dir.join("special");
+    assert_same_tree(&dir, &got);
+    let meta = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap();
+    assert!(meta(&got.join("pipe")).file_type().is_fifo());
+    assert!(meta(&got.join("chr")).file_type().is_char_device());
+    assert!(meta(&got.join("blk")).file_type().is_block_device());
+    for name in ["chr", "blk"] {
+        assert_eq!(
+            meta(&dir.join(name)).rdev(),
+            meta(&got.join(name)).rdev(),
+            "device number of {name}"
+        );
+    }
+    assert_eq!(
+        xattr::get(got.join("noted"), "user.note").unwrap(),
+        Some(b"kept \x00\xff".to_vec())
+    );
+}
