@@ -2,13 +2,14 @@
 //! directory (or the whole snapshot) as a tar archive — without restoring anything to
 //! disk. The dashboard's downloads use the same call.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
-use crate::id::SnapshotId;
+use crate::id::{ChunkId, SnapshotId};
 use crate::ops::context::Ctx;
 use crate::ops::select::{self, SnapshotRef};
 use crate::repository::Repository;
@@ -124,6 +125,7 @@ pub fn write(
                 ar: &mut ar,
                 prefix: Vec::new(),
                 report: &mut report,
+                linked: HashMap::new(),
             };
             let below = match node {
                 None => Some(snap.tree),
@@ -152,13 +154,29 @@ struct TarEntries<'a, 'w> {
     /// The dumped directory's own name ("" for a whole snapshot).
     prefix: Vec<u8>,
     report: &'a mut DumpReport,
+    /// Files of several links already in the archive, by (device, inode): their name
+    /// and content. A later link to one is a hard-link record, as `tar` writes it.
+    linked: HashMap<(u64, u64), (Vec<u8>, Vec<ChunkId>)>,
 }
 
 impl TarEntries<'_, '_> {
     fn add(&mut self, name: &[u8], n: &Node) -> Result<()> {
         self.ctx.check()?;
         self.report.entries += 1;
-        self.report.bytes += append(self.repo, self.ar, name, n, self.ctx)?;
+        let mut link_to = None;
+        if n.kind() == NodeKind::File && n.links > 1 {
+            match self.linked.get(&(n.device, n.inode)) {
+                // Only a link whose content is the first's: a file rewritten between the
+                // backup's reads of its two names is two files.
+                Some((first, content)) if *content == n.content => link_to = Some(first.clone()),
+                Some(_) => {}
+                None => {
+                    let first = (name.to_vec(), n.content.clone());
+                    self.linked.insert((n.device, n.inode), first);
+                }
+            }
+        }
+        self.report.bytes += append(self.repo, self.ar, name, n, link_to.as_deref(), self.ctx)?;
         Ok(())
     }
 }
@@ -351,12 +369,14 @@ fn content(repo: &Repository, n: &Node, ctx: &Ctx, out: &mut dyn Write) -> Resul
         .map_err(|e| unwrap_io(e, "writing the dump"))
 }
 
-/// Appends one entry to the archive with its mode, owner and time.
+/// Appends one entry to the archive with its mode, owner and time; `link_to`: a file
+/// written as a hard link to that earlier entry.
 fn append(
     repo: &Repository,
     ar: &mut tar::Builder<&mut dyn Write>,
     name: &[u8],
     n: &Node,
+    link_to: Option<&[u8]>,
     ctx: &Ctx,
 ) -> Result<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -374,6 +394,13 @@ fn append(
     if !pax.is_empty() {
         ar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
             .map_err(io)?;
+    }
+    if let (NodeKind::File, Some(first)) = (n.kind(), link_to) {
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        ar.append_link(&mut h, name, std::ffi::OsStr::from_bytes(first))
+            .map_err(io)?;
+        return Ok(0);
     }
     match n.kind() {
         NodeKind::File => {

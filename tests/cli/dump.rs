@@ -258,10 +258,10 @@ fn dump_at_a_moment_reads_the_snapshot_of_that_moment() {
     assert!(!out.status.success() && e.contains("not both"), "{e}");
 }
 
-/// Fifos, devices and extended attributes come out of `dump` as tar records GNU tar
-/// recreates (as root; `--xattrs` for the attributes), not left out.
+/// Fifos, devices, hard links and extended attributes come out of `dump` as tar records
+/// GNU tar recreates (as root; `--xattrs` for the attributes), not left out or copied.
 #[test]
-fn dump_keeps_fifos_devices_and_extended_attributes() {
+fn dump_keeps_fifos_devices_hard_links_and_extended_attributes() {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let env = Env::new();
     env.init();
@@ -283,6 +283,9 @@ fn dump_keeps_fifos_devices_and_extended_attributes() {
     ]);
     std::fs::write(dir.join("noted"), "body\n").unwrap();
     xattr::set(dir.join("noted"), "user.note", b"kept \x00\xff").unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::hard_link(dir.join("noted"), dir.join("sub/also noted")).unwrap();
+    std::fs::hard_link(dir.join("noted"), dir.join("zz")).unwrap();
     env.snapshot(&[&dir]);
 
     let out_dir = env.path("unpacked");
@@ -300,8 +303,10 @@ fn dump_keeps_fifos_devices_and_extended_attributes() {
         .unwrap();
     assert!(st.success() && dump.wait().unwrap().success());
     let got = out_dir.join("special");
-    assert_same_tree(&dir, &got);
     let meta = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap();
+    // Compares hard-link groups too: the three names are one file again.
+    assert_same_tree(&dir, &got);
+    assert_eq!(meta(&got.join("noted")).nlink(), 3);
     assert!(meta(&got.join("pipe")).file_type().is_fifo());
     assert!(meta(&got.join("chr")).file_type().is_char_device());
     assert!(meta(&got.join("blk")).file_type().is_block_device());
