@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod dirfd;
 pub mod error;
 pub mod failpoint;
+pub mod glob;
 pub mod hash;
 pub mod id;
 pub mod index;

@@ -16,15 +16,11 @@ pub fn split_ns(ns: &str) -> Result<(&str, &str)> {
 }
 
 /// Compiles `--ns` globs ("app.*"; `*` also matches dots).
-pub fn ns_matchers(globs: &[String]) -> Result<Vec<globset::GlobMatcher>> {
+pub fn ns_matchers(globs: &[String]) -> Result<Vec<crate::glob::Glob>> {
     globs
         .iter()
         .map(|g| {
-            globset::GlobBuilder::new(g)
-                .literal_separator(false)
-                .build()
-                .map(|g| g.compile_matcher())
-                .map_err(|e| Error::Invalid(format!("--ns {g:?}: {e}")))
+            crate::glob::Glob::new(g, false).map_err(|e| Error::Invalid(format!("--ns {g:?}: {e}")))
         })
         .collect()
 }

@@ -1,8 +1,5 @@
 //! `repo find`: which snapshots hold a path matching a glob.
 
-use std::os::unix::ffi::OsStrExt;
-
-use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -16,19 +13,15 @@ use crate::tree::NodeKind;
 
 /// A compiled find pattern: without `/` it matches names, with `/` whole snapshot paths.
 pub struct Pattern {
-    glob: GlobMatcher,
+    glob: crate::glob::Glob,
     whole_path: bool,
 }
 
 impl Pattern {
     /// Compiles a glob (`*`, `?`, `[..]`, `{a,b}`, `**`).
     pub fn new(pattern: &str) -> Result<Self> {
-        let glob = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| Error::Invalid(format!("bad pattern {pattern:?}: {e}")))?
-            .compile_matcher();
+        let glob = crate::glob::Glob::new(pattern, true)
+            .map_err(|e| Error::Invalid(format!("bad pattern {pattern:?}: {e}")))?;
         Ok(Pattern {
             glob,
             whole_path: pattern.contains('/'),
@@ -36,13 +29,13 @@ impl Pattern {
     }
 
     /// Whether `path` (with `name` its last component) matches. Both are bytes, as
-    /// stored: `?` matches one byte that is not UTF-8, so `x?` finds `x\xff`.
+    /// stored: `?` is one character of a UTF-8 name (`caf?` finds `café`) and one byte of
+    /// a name that is not UTF-8 (`x?` finds `x\xff`), see [`crate::glob`].
     pub fn matches(&self, path: &[u8], name: &[u8]) -> bool {
-        let os = |b| std::path::Path::new(std::ffi::OsStr::from_bytes(b));
         if self.whole_path {
-            self.glob.is_match(os(path))
+            self.glob.is_match(path)
         } else {
-            self.glob.is_match(os(name))
+            self.glob.is_match(name)
         }
     }
 }

@@ -249,3 +249,74 @@ fn sources_whose_paths_are_not_utf8_stay_apart() {
     want.sort();
     assert_eq!(ids, want);
 }
+
+/// A glob's `?` and classes count characters in UTF-8 names (`caf?` finds `café`, whose
+/// `é` is two bytes), and still one byte in a name that is not UTF-8 — in `find`,
+/// `restore --include` and `restore --exclude` alike.
+#[test]
+fn globs_count_characters_in_utf8_names_and_bytes_in_others() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("Документы")).unwrap();
+    for name in ["café", "cafe", "été", "ete", "Документы/отчёт.txt"] {
+        std::fs::write(src.join(name), name).unwrap();
+    }
+    std::fs::write(src.join(OsStr::from_bytes(b"caf\xff")), "ff").unwrap();
+    env.snapshot(&[&src]);
+
+    let found = |pattern: &str| {
+        let out = ok_with(&env, &["--json", "find"], Path::new(pattern));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let mut names: Vec<Vec<u8>> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let p = exact(e);
+                p[p.iter().rposition(|b| *b == b'/').unwrap() + 1..].to_vec()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let want = |names: &[&[u8]]| {
+        let mut v: Vec<Vec<u8>> = names.iter().map(|n| n.to_vec()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        found("caf?"),
+        want(&["café".as_bytes(), b"cafe", b"caf\xff"])
+    );
+    assert_eq!(found("[éè]t?"), want(&["été".as_bytes()]));
+    assert_eq!(found("?????.txt"), want(&["отчёт.txt".as_bytes()]));
+    assert_eq!(found("Д?к*"), want(&["Документы".as_bytes()]));
+
+    // Restore: an include and an exclude written with `?` for the non-ASCII letters.
+    let target = env.path("target");
+    let glob = format!("{}/?????????/*", src.display());
+    ok_with(
+        &env,
+        &[
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+            "--include",
+            &glob,
+            "--include",
+            &format!("{}/?t?", src.display()),
+            "--exclude",
+        ],
+        Path::new("?t[é]"),
+    );
+    let back = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(back.join("Документы/отчёт.txt")).unwrap(),
+        "Документы/отчёт.txt".as_bytes()
+    );
+    assert_eq!(std::fs::read(back.join("ete")).unwrap(), b"ete");
+    assert!(!back.join("été").exists(), "excluded by ?t[é]");
+    assert!(!back.join("café").exists(), "not included");
+}

@@ -99,7 +99,7 @@ pub struct Selection {
     /// are replayed too.
     pub all_dbs: bool,
     /// `--ns` globs (empty: all of the above).
-    pub globs: Vec<globset::GlobMatcher>,
+    pub globs: Vec<crate::glob::Glob>,
     /// `--ns-rename` rules.
     pub renames: Renames,
 }
