@@ -7,6 +7,27 @@ use std::process::{Command, Stdio};
 
 use crate::common::{assert_same_tree, write_big_file, Env};
 
+/// `repo dump latest DIR | tar TAR_ARGS -x -C unpacked`; returns `unpacked`.
+fn dump_unpacked(env: &Env, dir: &std::path::Path, tar_args: &[&str]) -> std::path::PathBuf {
+    let unpacked = env.path("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let mut dump = env
+        .cmd(&["dump", "latest", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = Command::new("tar")
+        .args(tar_args)
+        .arg("-x")
+        .arg("-C")
+        .arg(&unpacked)
+        .stdin(dump.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success() && dump.wait().unwrap().success());
+    unpacked
+}
+
 #[test]
 fn dump_writes_files_and_directories_that_equal_the_source() {
     let env = Env::new();
@@ -47,21 +68,7 @@ fn dump_writes_files_and_directories_that_equal_the_source() {
     );
 
     // A directory: a tar archive of it, by its own name.
-    let unpacked = env.path("unpacked");
-    std::fs::create_dir_all(&unpacked).unwrap();
-    let mut dump = env
-        .cmd(&["dump", "latest", dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let st = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(&unpacked)
-        .stdin(dump.stdout.take().unwrap())
-        .status()
-        .unwrap();
-    assert!(st.success() && dump.wait().unwrap().success());
+    let unpacked = dump_unpacked(&env, &dir, &[]);
     assert_same_tree(&dir, &unpacked.join("src"));
 
     // The whole snapshot.
@@ -288,21 +295,7 @@ fn dump_keeps_fifos_devices_hard_links_and_extended_attributes() {
     std::fs::hard_link(dir.join("noted"), dir.join("zz")).unwrap();
     env.snapshot(&[&dir]);
 
-    let out_dir = env.path("unpacked");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let mut dump = env
-        .cmd(&["dump", "latest", dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let st = Command::new("tar")
-        .args(["--xattrs", "--xattrs-include=*", "-x", "-C"])
-        .arg(&out_dir)
-        .stdin(dump.stdout.take().unwrap())
-        .status()
-        .unwrap();
-    assert!(st.success() && dump.wait().unwrap().success());
-    let got = out_dir.join("special");
+    let got = dump_unpacked(&env, &dir, &["--xattrs", "--xattrs-include=*"]).join("special");
     let meta = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap();
     // Compares hard-link groups too: the three names are one file again.
     assert_same_tree(&dir, &got);
