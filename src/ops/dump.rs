@@ -164,15 +164,15 @@ impl TarEntries<'_, '_> {
         self.ctx.check()?;
         self.report.entries += 1;
         let mut link_to = None;
-        if n.kind() == NodeKind::File && n.links > 1 {
-            match self.linked.get(&(n.device, n.inode)) {
+        if let Some(group) = n.link_group() {
+            match self.linked.get(&group) {
                 // Only a link whose content is the first's: a file rewritten between the
                 // backup's reads of its two names is two files.
                 Some((first, content)) if *content == n.content => link_to = Some(first.clone()),
                 Some(_) => {}
                 None => {
                     let first = (name.to_vec(), n.content.clone());
-                    self.linked.insert((n.device, n.inode), first);
+                    self.linked.insert(group, first);
                 }
             }
         }

@@ -125,8 +125,14 @@ impl Repository {
 
     /// Loads and decodes a tree.
     pub fn load_tree(&self, id: &TreeId) -> Result<Tree> {
-        let bytes = self.read_blob(BlobKind::Tree, &BlobId::from(*id))?;
+        let bytes = self.load_tree_bytes(id)?;
         tree::decode(&bytes, &format!("tree {}", id.short()))
+    }
+
+    /// Loads a tree's encoded bytes (verified), for readers that go through its entries
+    /// without decoding them into nodes ([`tree::nodes`]).
+    pub fn load_tree_bytes(&self, id: &TreeId) -> Result<Vec<u8>> {
+        self.read_blob(BlobKind::Tree, &BlobId::from(*id))
     }
 
     /// Loads one snapshot.

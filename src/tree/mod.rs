@@ -131,6 +131,12 @@ impl Node {
         self.kind.unwrap_or(NodeKind::File)
     }
 
+    /// The hard-link group a file belongs to, `(device, inode)`, when it had more than
+    /// one link at backup time: restore and `dump` make its members one file again.
+    pub fn link_group(&self) -> Option<(u64, u64)> {
+        (self.kind() == NodeKind::File && self.links > 1).then_some((self.device, self.inode))
+    }
+
     /// Name for display: bytes that are not UTF-8 as `\xNN` (two names never look
     /// alike), see [`path::shown`].
     pub fn display_name(&self) -> String {

@@ -172,8 +172,8 @@ impl Builder<'_> {
 
     fn file(&mut self, node: &Node, rel: PathBuf) {
         let mut link_to = None;
-        if node.links > 1 {
-            match self.links.entry((node.device, node.inode)) {
+        if let Some(group) = node.link_group() {
+            match self.links.entry(group) {
                 Entry::Occupied(first) => link_to = Some(first.get().clone()),
                 Entry::Vacant(v) => {
                     v.insert(rel.clone());

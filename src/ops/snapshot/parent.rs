@@ -3,9 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::blob::BlobKind;
 use crate::error::Result;
-use crate::id::BlobId;
 use crate::id::TreeId;
 use crate::repository::Repository;
 use crate::selection::SeriesKey;
@@ -64,7 +62,7 @@ impl PrevDir {
     /// Loads a parent tree. A tree that cannot be read only costs re-reading the files
     /// below it, so failures give `None` rather than failing the backup.
     pub fn load(repo: &Repository, id: TreeId) -> Option<PrevDir> {
-        let raw = repo.read_blob(BlobKind::Tree, &BlobId::from(id)).ok()?;
+        let raw = repo.load_tree_bytes(&id).ok()?;
         // The entries are checked as they are read ([`PrevDir::views`] stops at the first
         // bad one, [`PrevDir::tree`] gives none): a damaged tree then costs what no tree
         // costs, its files read again.
