@@ -20,9 +20,10 @@
 # libllvm15), all from the Debian archive; the change is benches/dataset.py change-tree
 # (1% of files edited in the middle, 0.5% removed, 0.5% added as edited copies).
 #
-# Comparable settings for all tools: encryption on, zstd level 3 class compression
-# (restic: --compression auto = zstd "default" level; borg: zstd,3; repo: level 3;
-# bupstash: its default, zstd level 3), 2 threads (restic GOMAXPROCS=2; borg 1.2 is
+# Comparable settings for all tools: encryption on, zstd's fast class of compression
+# (restic: --compression auto = zstd "default" level; borg: zstd,3; bupstash: its
+# default, zstd level 3; repo: its default, level 4 — level 3's match finder with larger
+# tables; a base build: its own default), 2 threads (restic GOMAXPROCS=2; borg 1.2 is
 # single-threaded; repo --threads 2). bupstash 0.12.0 is built by `cargo install`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -133,7 +134,7 @@ run_tool() {
   r=$(repo_of "$tool")
   [ "$tool" = base ] && bin="$REPO_BASE_BIN"
   case "$tool:$step" in
-    repo:init|base:init) measure "$tool" init "$bin" --repo "$r" init --compression 3 ;;
+    repo:init|base:init) measure "$tool" init "$bin" --repo "$r" init ;;
     repo:initial|repo:incremental|base:initial|base:incremental) measure "$tool" "$step" "$bin" --repo "$r" -q snapshot --threads $threads "$data" ;;
     repo:restore|base:restore) measure "$tool" restore "$bin" --repo "$r" -q restore latest --target "$work/restore-$tool" ;;
     repo:check|base:check) measure "$tool" check "$bin" --repo "$r" -q check --read-data ;;
@@ -182,7 +183,7 @@ done
 
 echo
 echo "dataset: $src_files files, $src_bytes bytes (scale $scale); after the change: $changed_files files"
-echo "settings: encryption on for all; compression zstd level 3 class (restic --compression auto, borg zstd,3, repo level 3); $threads threads (borg: 1)"
+echo "settings: encryption on for all; compression zstd fast class (restic --compression auto, borg zstd,3, bupstash level 3, repo its default); $threads threads (borg: 1)"
 echo "versions: $("$repo_bin" --version) | $(restic version | cut -d' ' -f1-2) | $(borg --version) | $(command -v bupstash >/dev/null && bupstash version)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); warm page cache"
 python3 benches/table.py "$results" "$src_bytes"

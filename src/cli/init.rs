@@ -11,7 +11,7 @@ use repo::secret::Password;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// zstd compression level for new blobs (0 = store raw)
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = repo::config::DEFAULT_COMPRESSION)]
     compression: i32,
     /// Target pack size in MiB
     #[arg(long, default_value_t = 32)]
