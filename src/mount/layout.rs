@@ -127,14 +127,19 @@ impl Layout {
             _ => None,
         };
         if let Some(&ino) = link.as_ref().and_then(|l| self.hard_links.get(l)) {
-            self.by_name.insert(key, ino);
-            return ino;
+            // Only a member the first one's twin: a file rewritten between the backup's
+            // reads of its two names shows each name with what the snapshot holds for it.
+            if matches!((self.item(ino), &item), (Some(Item::Leaf(first)), Item::Leaf(n)) if same_leaf(first, n))
+            {
+                self.by_name.insert(key, ino);
+                return ino;
+            }
         }
         self.items.push((parent, item));
         let ino = self.items.len() as u64;
         self.by_name.insert(key, ino);
         if let Some(l) = link {
-            self.hard_links.insert(l, ino);
+            self.hard_links.entry(l).or_insert(ino);
         }
         ino
     }
@@ -424,9 +429,52 @@ mod mongo {
     }
 }
 
+/// Whether two leaves of one hard-link group can be one inode: what they show is equal
+/// (the attributes of an inode are one).
+fn same_leaf(a: &Node, b: &Node) -> bool {
+    a.kind() == b.kind()
+        && a.content == b.content
+        && a.size == b.size
+        && a.target == b.target
+        && a.rdev == b.rdev
+        && a.mode == b.mode
+        && (a.uid, a.gid) == (b.uid, b.gid)
+        && a.mtime == b.mtime
+        && a.xattrs == b.xattrs
+}
+
 #[cfg(test)]
 mod tests {
-    use super::safe;
+    use super::*;
+
+    fn member(content: u8) -> Item {
+        Item::Leaf(Node {
+            kind: Some(crate::tree::NodeKind::File),
+            links: 2,
+            device: 3,
+            inode: 9,
+            content: vec![crate::id::ChunkId([content; 32])],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn hard_links_share_an_inode_only_when_they_show_the_same_file() {
+        let backend = Arc::new(crate::backend::memory::MemoryBackend::new());
+        let kdf = crate::key::KdfParams::with_costs(256, 1, 1);
+        let cfg = crate::config::RepoConfig::new_default();
+        Repository::init(&*backend, b"pw", cfg, kdf).expect("init");
+        let cache = tempfile::tempdir().expect("tempdir");
+        let repo = Repository::open(backend, b"pw", cache.path()).expect("open");
+        let mut l = Layout::new(Arc::new(repo), SnapshotFilter::default());
+        let a = l.intern(1, b"a", member(1));
+        let b = l.intern(1, b"b", member(2));
+        let c = l.intern(1, b"c", member(1));
+        assert_ne!(a, b, "different content: two files");
+        assert_eq!(a, c);
+        // The name keeps its inode when looked up again.
+        assert_eq!(l.intern(1, b"b", member(2)), b);
+    }
 
     #[test]
     fn hosts_and_tags_become_one_directory_name() {

@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::id::ChunkId;
 use crate::ops::find::Pattern;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
@@ -108,7 +109,8 @@ struct Builder<'a> {
     globs: Vec<Pattern>,
     excludes: &'a [Pattern],
     plan: Plan,
-    links: HashMap<(u64, u64), PathBuf>,
+    /// Hard-link groups seen, by (device, inode): the first member's path and content.
+    links: HashMap<(u64, u64), (PathBuf, Vec<ChunkId>)>,
     /// Ancestor directories entered but not yet in the plan: they are added only once
     /// something below them is selected.
     pending: Vec<PlanItem>,
@@ -174,9 +176,15 @@ impl Builder<'_> {
         let mut link_to = None;
         if let Some(group) = node.link_group() {
             match self.links.entry(group) {
-                Entry::Occupied(first) => link_to = Some(first.get().clone()),
+                // Only a member whose content is the first's: a file rewritten between the
+                // backup's reads of its two names is restored as two files, each with what
+                // the snapshot holds for it (as `dump` does).
+                Entry::Occupied(first) if first.get().1 == node.content => {
+                    link_to = Some(first.get().0.clone())
+                }
+                Entry::Occupied(_) => {}
                 Entry::Vacant(v) => {
-                    v.insert(rel.clone());
+                    v.insert((rel.clone(), node.content.clone()));
                 }
             }
         }
@@ -296,4 +304,41 @@ pub fn build(
     b.open.push((all, 0));
     TreeWalk::new(repo).visit(&snap.tree, &mut b)?;
     Ok(b.plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::NodeKind;
+
+    fn member(name: &str, content: u8) -> Node {
+        Node {
+            name: name.as_bytes().to_vec(),
+            kind: Some(NodeKind::File),
+            links: 3,
+            device: 7,
+            inode: 42,
+            content: vec![ChunkId([content; 32])],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hard_link_members_are_linked_only_to_a_first_of_the_same_content() {
+        let mut b = Builder {
+            includes: Vec::new(),
+            globs: Vec::new(),
+            excludes: &[],
+            plan: Plan::default(),
+            links: HashMap::new(),
+            pending: Vec::new(),
+            open: Vec::new(),
+        };
+        b.file(&member("a", 1), PathBuf::from("a"));
+        // Rewritten between the backup's reads of its names: a file of its own.
+        b.file(&member("b", 2), PathBuf::from("b"));
+        b.file(&member("c", 1), PathBuf::from("c"));
+        let links: Vec<_> = b.plan.items.iter().map(|i| i.link_to.clone()).collect();
+        assert_eq!(links, [None, None, Some(PathBuf::from("a"))]);
+    }
 }
