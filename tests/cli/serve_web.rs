@@ -375,3 +375,159 @@ fn dashboard_browses_and_downloads_names_that_are_not_utf8() {
     ));
     assert_eq!(missing.status, 404, "{}", missing.body);
 }
+
+/// `bytes` percent-encoded for a query, every byte outside a few safe ASCII ones escaped.
+fn enc_bytes(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&c| match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                (c as char).to_string()
+            }
+            _ => format!("%{c:02X}"),
+        })
+        .collect()
+}
+
+/// The hidden fields of `page`'s forms, as (name, value) with HTML escapes undone.
+fn hidden_fields(page: &str) -> Vec<(String, String)> {
+    let unesc = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    page.match_indices("<input type=\"hidden\" name=\"")
+        .map(|(at, m)| {
+            let rest = &page[at + m.len()..];
+            let name = &rest[..rest.find('"').unwrap()];
+            let v = &rest[rest.find("value=\"").unwrap() + 7..];
+            (unesc(name), unesc(&v[..v.find('"').unwrap()]))
+        })
+        .collect()
+}
+
+#[test]
+fn dashboard_and_api_restore_paths_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    env.init();
+    let data = env.path("data");
+    let raw = |b: &[u8]| data.join(std::ffi::OsStr::from_bytes(b));
+    std::fs::create_dir_all(raw(b"d\xe9/sub")).unwrap();
+    std::fs::write(raw(b"d\xe9/in"), "in\n").unwrap();
+    std::fs::write(raw(b"d\xe9/sub/deep"), "deep\n").unwrap();
+    std::fs::write(raw(b"x\xff"), "ff\n").unwrap();
+    std::fs::write(raw(b"x\xfe"), "fe\n").unwrap();
+    env.snapshot(&[&data]);
+    let id = env.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let restores = env.path("restores");
+    std::fs::create_dir_all(&restores).unwrap();
+    config(
+        &env,
+        &format!(
+            "[repositories.main]\nlocation = \"{}\"\npassword-env = \"REPO_PASSWORD\"\n\n\
+[service]\nrestore-roots = [\"{}\"]\n",
+            env.repo().display(),
+            restores.display()
+        ),
+    );
+    let op = token(&env, "hands", "operator");
+    let srv = Server::start(&env, &[]);
+    let mut b = Browser::new(&srv.base);
+    b.sign_in(&op);
+    let inside = |t: &std::path::Path, p: &std::path::Path| t.join(p.strip_prefix("/").unwrap());
+
+    // The page of the directory d\xe9 offers to restore it; the link carries its exact
+    // bytes as hex, the form keeps them, and the preview's confirmation posts them.
+    let dir = raw(b"d\xe9");
+    let dir_hex = hex::encode(dir.as_os_str().as_bytes());
+    let page = b.get(&format!(
+        "/snapshots/{id}?path={}",
+        enc_bytes(dir.as_os_str().as_bytes())
+    ));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let link = links(&page.body, "/restore?")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no restore link in {}", page.body));
+    assert!(link.contains(&format!("include_hex={dir_hex}")), "{link}");
+    let form = b.get(&link);
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("d\\xe9"), "{}", form.body);
+    assert!(
+        hidden_fields(&form.body).contains(&("include_hex".into(), dir_hex.clone())),
+        "{}",
+        form.body
+    );
+    let t1 = restores.join("t1");
+    let preview = b.get(&format!(
+        "/restore/preview?mode=files&snapshot={id}&include_hex={dir_hex}&target={}&conflict=overwrite",
+        enc_bytes(t1.as_os_str().as_bytes())
+    ));
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert!(!t1.exists(), "a preview writes nothing");
+    let confirm = &preview.body[preview
+        .body
+        .find("action=\"/ui/restore\"")
+        .unwrap_or_else(|| panic!("no restore button in {}", preview.body))..];
+    let fields = hidden_fields(&confirm[..confirm.find("</form>").unwrap()]);
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert!(
+        form.contains(&("include_hex", dir_hex.as_str())),
+        "{fields:?}"
+    );
+    let started = b.post("/ui/restore", &form, &[]);
+    let job = started
+        .location
+        .as_deref()
+        .and_then(|l| l.strip_prefix("/jobs/"))
+        .unwrap_or_else(|| panic!("{fields:?}: {} {}", started.status, started.body))
+        .to_string();
+    let done = srv.wait_job(&job, &op);
+    assert_eq!(done["state"], "ok", "{done}");
+    let out = inside(&t1, &dir);
+    assert_eq!(std::fs::read_to_string(out.join("in")).unwrap(), "in\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("sub/deep")).unwrap(),
+        "deep\n"
+    );
+    assert!(
+        !inside(&t1, &raw(b"x\xff")).exists(),
+        "only what was asked for"
+    );
+    assert!(
+        !inside(&t1, &raw(b"x\xfe")).exists(),
+        "only what was asked for"
+    );
+
+    // The API takes the same exact paths, and refuses what is not hex.
+    let t2 = restores.join("t2");
+    let file = raw(b"x\xff");
+    let body = serde_json::json!({
+        "snapshot": id,
+        "target": t2,
+        "include_hex": hex::encode(file.as_os_str().as_bytes()),
+    });
+    let (s, job) = srv.call("POST", "/api/recovery/restore", Some(&op), Some(&body));
+    assert_eq!(s, 202, "{job}");
+    let done = srv.wait_job(job["id"].as_str().unwrap(), &op);
+    assert_eq!(done["state"], "ok", "{done}");
+    assert_eq!(std::fs::read_to_string(inside(&t2, &file)).unwrap(), "ff\n");
+    assert!(
+        !inside(&t2, &raw(b"x\xfe")).exists(),
+        "x\\xfe is another file"
+    );
+    assert!(!inside(&t2, &dir).exists());
+    let bad = serde_json::json!({"snapshot": id, "target": restores.join("t3"), "include_hex": "d\u{e9}"});
+    let (s, v) = srv.call("POST", "/api/recovery/restore", Some(&op), Some(&bad));
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("include_hex"), "{v}");
+}

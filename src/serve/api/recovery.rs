@@ -94,6 +94,24 @@ fn snapshot_ref(snapshot: Option<String>, at: Option<&str>) -> ApiResult<Snapsho
     Ok(r)
 }
 
+/// The includes of a restore: `include` as text and `include_hex` as exact bytes.
+fn includes(b: &RestoreBody) -> ApiResult<Vec<crate::tree::path::SnapPath>> {
+    let mut out: Vec<crate::tree::path::SnapPath> =
+        csv(&b.include).into_iter().map(Into::into).collect();
+    for h in csv(&b.include_hex) {
+        let bytes = hex::decode(&h)
+            .ok()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| {
+                Problem::invalid(format!(
+                    "include_hex {h:?}: want the path's bytes as hex digits (\"2f64e9\" for /d\\xe9)"
+                ))
+            })?;
+        out.push(crate::tree::path::SnapPath::from_bytes(bytes));
+    }
+    Ok(out)
+}
+
 fn csv(s: &Option<String>) -> Vec<String> {
     s.iter()
         .flat_map(|s| s.split(','))
@@ -198,6 +216,9 @@ pub struct RestoreBody {
     pub at: Option<String>,
     /// Snapshot paths or globs to restore (comma-separated in a query); empty: all.
     pub include: Option<String>,
+    /// More of them by their exact bytes, in hex (comma-separated): for names that are not
+    /// UTF-8, which text cannot carry (listings give them as `path_hex`).
+    pub include_hex: Option<String>,
     /// Files: a directory inside a restore root.
     #[schema(value_type = Option<String>)]
     #[param(value_type = Option<String>)]
@@ -262,7 +283,7 @@ pub fn restore_request(svc: &Service, b: &RestoreBody, dry_run: bool) -> ApiResu
     Ok(RestoreRequest {
         snapshot: snapshot_ref(b.snapshot.clone(), b.at.as_deref())?,
         ordinal: None,
-        include: csv(&b.include).into_iter().map(Into::into).collect(),
+        include: includes(b)?,
         dry_run,
         into,
     })

@@ -31,6 +31,8 @@ pub struct RestoreForm {
     snapshot: Option<String>,
     at: Option<String>,
     include: Option<String>,
+    /// Exact paths as hex (names that are not UTF-8), from a snapshot page's link.
+    include_hex: Option<String>,
     target: Option<String>,
     exclude: Option<String>,
     conflict: Option<String>,
@@ -61,6 +63,7 @@ impl RestoreForm {
             snapshot: s(&self.snapshot),
             at: s(&self.at),
             include: s(&self.include),
+            include_hex: s(&self.include_hex),
             ..RestoreBody::default()
         };
         if self.mongodb() {
@@ -187,7 +190,7 @@ fn render_form(svc: &Service, f: &Frame, q: &RestoreForm, err: Option<&str>) -> 
     let body = format!(
         "<h1>Restore</h1>{err}{timeline}<form method=\"get\" action=\"/restore/preview\" aria-label=\"Restore\">\
 {repo_field}<fieldset><legend>What</legend>{m1}{m2}\
-{snap}{at}{inc}</fieldset>\
+{snap}{at}{inc}{inc_hex}</fieldset>\
 <fieldset><legend>Files: where and how</legend>{target}{conflict}{exclude}\
 <label><input type=\"checkbox\" name=\"delete\" value=\"true\"{del}> Also delete files the snapshot does not have</label></fieldset>\
 <fieldset><legend>MongoDB: where and how</legend>{mplan}{ns}{rename}{mconf}\
@@ -201,6 +204,7 @@ fn render_form(svc: &Service, f: &Frame, q: &RestoreForm, err: Option<&str>) -> 
         snap = choice("snapshot", "Snapshot", &opts, nz(&q.snapshot).unwrap_or("")),
         at = field("at", "Or the state at this moment", nz(&q.at).unwrap_or(""), "2026-12-01T14:05:00Z, 2h; for MongoDB the oplog is replayed up to it; pick one on the timeline above"),
         inc = field("include", "Paths or namespaces' files to restore", nz(&q.include).unwrap_or(""), "comma-separated snapshot paths; empty: everything"),
+        inc_hex = exact_paths(nz(&q.include_hex)),
         target = field("target", "Target directory", nz(&q.target).unwrap_or(""), &if roots.is_empty() { "file restores need [service] restore-roots in the config".to_string() } else { format!("inside {}", roots.join(", ")) }),
         conflict = choice("conflict", "When a file exists", &[("overwrite", "overwrite"), ("skip", "skip it"), ("if-newer", "overwrite if the snapshot's is newer"), ("if-changed", "overwrite if its content differs"), ("rename", "keep it, restore next to it")], nz(&q.conflict).unwrap_or("overwrite")),
         exclude = field("exclude", "Leave out", nz(&q.exclude).unwrap_or(""), "comma-separated globs"),
@@ -378,4 +382,25 @@ pub async fn run(State(svc): State<Arc<Service>>, req: Request) -> Response {
             page::message("Not started", "internal error"),
         ),
     }
+}
+
+/// The exact paths a snapshot page asked for (names that are not UTF-8 travel as hex): a
+/// hidden field that keeps them, and the paths as people read them.
+fn exact_paths(hex_list: Option<&str>) -> String {
+    let Some(list) = hex_list else {
+        return String::new();
+    };
+    let shown: Vec<String> = list
+        .split(',')
+        .map(|h| match hex::decode(h.trim()) {
+            Ok(b) => format!("<code>{}</code>", esc(&crate::tree::path::shown(&b))),
+            Err(_) => format!("<code>{}</code> (not hex)", esc(h)),
+        })
+        .collect();
+    format!(
+        "<input type=\"hidden\" name=\"include_hex\" value=\"{}\"><p>Also restores {} \
+(names that are not UTF-8, kept exactly).</p>",
+        esc(list),
+        shown.join(", ")
+    )
 }

@@ -312,9 +312,13 @@ pub async fn show(
         } else {
             String::new()
         };
+        // A path that is not UTF-8 goes as hex: the form's text fields cannot hold it.
+        let what = match std::str::from_utf8(path.as_bytes()) {
+            Ok(_) => format!("include={}", url(&path)),
+            Err(_) => format!("include_hex={}", hex::encode(path.as_bytes())),
+        };
         let restore = format!(
-            "<a href=\"/restore?snapshot={sid}&{ra}include={}\">Restore {}…</a>",
-            url(&path),
+            "<a href=\"/restore?snapshot={sid}&{ra}{what}\">Restore {}…</a>",
             if path.is_root() { "this snapshot".to_string() } else { esc(&path.display()) }
         );
         let body = format!(
