@@ -332,18 +332,7 @@ fn dashboard_browses_and_downloads_names_that_are_not_utf8() {
 
     // The directory's page shows the two names apart, each with its own download link
     // (the path percent-encoded as bytes), and each link gives that file's bytes.
-    let enc = |p: &std::path::Path| {
-        p.as_os_str()
-            .as_bytes()
-            .iter()
-            .map(|&c| match c {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
-                    (c as char).to_string()
-                }
-                _ => format!("%{c:02X}"),
-            })
-            .collect::<String>()
-    };
+    let enc = |p: &std::path::Path| enc_bytes(p.as_os_str().as_bytes());
     let page = b.get(&format!("/snapshots/{id}?path={}", enc(&data)));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
