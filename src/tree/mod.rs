@@ -144,6 +144,37 @@ impl Node {
     }
 }
 
+/// Which earlier entry each member of a hard-link group becomes a link of (restore's plan,
+/// `dump`): the group's first member, when the snapshot holds the same content for both.
+/// A file rewritten between the backup's reads of its two names is two files, each with
+/// what the snapshot holds for it.
+pub struct LinkGroups<T> {
+    first: std::collections::HashMap<(u64, u64), (T, Vec<ChunkId>)>,
+}
+
+impl<T> Default for LinkGroups<T> {
+    fn default() -> Self {
+        Self {
+            first: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone> LinkGroups<T> {
+    /// The entry `node` is a link of; `None` for a file of its own, or the first of its
+    /// group, which is then remembered as `at`.
+    pub fn link_to(&mut self, node: &Node, at: impl FnOnce() -> T) -> Option<T> {
+        use std::collections::hash_map::Entry;
+        match self.first.entry(node.link_group()?) {
+            Entry::Occupied(f) => (f.get().1 == node.content).then(|| f.get().0.clone()),
+            Entry::Vacant(v) => {
+                v.insert((at(), node.content.clone()));
+                None
+            }
+        }
+    }
+}
+
 /// A directory: nodes sorted by name bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {

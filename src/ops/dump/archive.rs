@@ -1,18 +1,16 @@
 //! `dump` of a directory: its entries as a tar archive, with exact names, modes, owners,
 //! times, extended attributes, devices and hard links.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use super::content::{unwrap_io, Content};
 use super::DumpReport;
 use crate::error::{Error, Result};
-use crate::id::ChunkId;
 use crate::ops::context::Ctx;
 use crate::repository::Repository;
 use crate::tree::path::SnapPath;
 use crate::tree::walk::{RawPath, TreeWalk, Visit, Visitor};
-use crate::tree::{Node, NodeKind};
+use crate::tree::{LinkGroups, Node, NodeKind};
 
 /// Writes `node` (`None`: the whole snapshot) and everything below it to `out` as a tar
 /// archive; counts entries and bytes in `report`.
@@ -34,7 +32,7 @@ pub(super) fn write(
         ar: &mut ar,
         prefix: Vec::new(),
         report,
-        linked: HashMap::new(),
+        linked: LinkGroups::default(),
     };
     let below = match node {
         None => Some(snap.tree),
@@ -61,28 +59,16 @@ struct TarEntries<'a, 'w> {
     /// The dumped directory's own name ("" for a whole snapshot).
     prefix: Vec<u8>,
     report: &'a mut DumpReport,
-    /// Files of several links already in the archive, by (device, inode): their name
-    /// and content. A later link to one is a hard-link record, as `tar` writes it.
-    linked: HashMap<(u64, u64), (Vec<u8>, Vec<ChunkId>)>,
+    /// Hard-link groups already in the archive, by their first member's name: a later
+    /// link to one is a hard-link record, as `tar` writes it.
+    linked: LinkGroups<Vec<u8>>,
 }
 
 impl TarEntries<'_, '_> {
     fn add(&mut self, name: &[u8], n: &Node) -> Result<()> {
         self.ctx.check()?;
         self.report.entries += 1;
-        let mut link_to = None;
-        if let Some(group) = n.link_group() {
-            match self.linked.get(&group) {
-                // Only a link whose content is the first's: a file rewritten between the
-                // backup's reads of its two names is two files.
-                Some((first, content)) if *content == n.content => link_to = Some(first.clone()),
-                Some(_) => {}
-                None => {
-                    let first = (name.to_vec(), n.content.clone());
-                    self.linked.insert(group, first);
-                }
-            }
-        }
+        let link_to = self.linked.link_to(n, || name.to_vec());
         self.report.bytes += append(self.repo, self.ar, name, n, link_to.as_deref(), self.ctx)?;
         Ok(())
     }

@@ -6,20 +6,18 @@
 //! directories leading to a selected entry are created; directories with nothing selected
 //! below them are not.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::id::ChunkId;
 use crate::ops::find::Pattern;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::tree::path::SnapPath;
 use crate::tree::walk::{RawPath, TreeWalk, Visit, Visitor};
-use crate::tree::{is_safe_name, Node, NodeKind, Tree};
+use crate::tree::{is_safe_name, LinkGroups, Node, NodeKind, Tree};
 
 /// One thing to create.
 pub struct PlanItem {
@@ -109,8 +107,8 @@ struct Builder<'a> {
     globs: Vec<Pattern>,
     excludes: &'a [Pattern],
     plan: Plan,
-    /// Hard-link groups seen, by (device, inode): the first member's path and content.
-    links: HashMap<(u64, u64), (PathBuf, Vec<ChunkId>)>,
+    /// Hard-link groups seen, by their first member's path.
+    links: LinkGroups<PathBuf>,
     /// Ancestor directories entered but not yet in the plan: they are added only once
     /// something below them is selected.
     pending: Vec<PlanItem>,
@@ -173,21 +171,7 @@ impl Builder<'_> {
     }
 
     fn file(&mut self, node: &Node, rel: PathBuf) {
-        let mut link_to = None;
-        if let Some(group) = node.link_group() {
-            match self.links.entry(group) {
-                // Only a member whose content is the first's: a file rewritten between the
-                // backup's reads of its two names is restored as two files, each with what
-                // the snapshot holds for it (as `dump` does).
-                Entry::Occupied(first) if first.get().1 == node.content => {
-                    link_to = Some(first.get().0.clone())
-                }
-                Entry::Occupied(_) => {}
-                Entry::Vacant(v) => {
-                    v.insert((rel.clone(), node.content.clone()));
-                }
-            }
-        }
+        let link_to = self.links.link_to(node, || rel.clone());
         self.plan.items.push(PlanItem {
             rel,
             node: node.clone(),
@@ -295,7 +279,7 @@ pub fn build(
             .collect::<Result<_>>()?,
         excludes,
         plan: Plan::default(),
-        links: HashMap::new(),
+        links: LinkGroups::default(),
         pending: Vec::new(),
         open: Vec::new(),
     };
@@ -309,6 +293,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::ChunkId;
     use crate::tree::NodeKind;
 
     fn member(name: &str, content: u8) -> Node {
@@ -330,7 +315,7 @@ mod tests {
             globs: Vec::new(),
             excludes: &[],
             plan: Plan::default(),
-            links: HashMap::new(),
+            links: LinkGroups::default(),
             pending: Vec::new(),
             open: Vec::new(),
         };
