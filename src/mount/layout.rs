@@ -129,7 +129,7 @@ impl Layout {
         if let Some(&ino) = link.as_ref().and_then(|l| self.hard_links.get(l)) {
             // Only a member the first one's twin: a file rewritten between the backup's
             // reads of its two names shows each name with what the snapshot holds for it.
-            if matches!((self.item(ino), &item), (Some(Item::Leaf(first)), Item::Leaf(n)) if same_leaf(first, n))
+            if matches!((self.item(ino), &item), (Some(Item::Leaf(first)), Item::Leaf(n)) if first.same_file_as(n))
             {
                 self.by_name.insert(key, ino);
                 return ino;
@@ -427,20 +427,6 @@ mod mongo {
         }
         Ok(out)
     }
-}
-
-/// Whether two leaves of one hard-link group can be one inode: what they show is equal
-/// (the attributes of an inode are one).
-fn same_leaf(a: &Node, b: &Node) -> bool {
-    a.kind() == b.kind()
-        && a.content == b.content
-        && a.size == b.size
-        && a.target == b.target
-        && a.rdev == b.rdev
-        && a.mode == b.mode
-        && (a.uid, a.gid) == (b.uid, b.gid)
-        && a.mtime == b.mtime
-        && a.xattrs == b.xattrs
 }
 
 #[cfg(test)]

@@ -142,14 +142,31 @@ impl Node {
     pub fn display_name(&self) -> String {
         path::shown(&self.name).into_owned()
     }
+
+    /// Whether two members of one hard-link group can come back as one file: the snapshot
+    /// holds the same content and attributes for both (one inode has one set). They differ
+    /// when the file was rewritten, `chmod`ed or `touch`ed between the backup's reads of
+    /// its two names.
+    pub fn same_file_as(&self, other: &Node) -> bool {
+        self.kind() == other.kind()
+            && self.content == other.content
+            && self.size == other.size
+            && self.target == other.target
+            && self.rdev == other.rdev
+            && self.mode == other.mode
+            && (self.uid, self.gid) == (other.uid, other.gid)
+            && (&self.user, &self.group) == (&other.user, &other.group)
+            && self.mtime == other.mtime
+            && self.xattrs == other.xattrs
+    }
 }
 
 /// Which earlier entry each member of a hard-link group becomes a link of (restore's plan,
-/// `dump`): the group's first member, when the snapshot holds the same content for both.
-/// A file rewritten between the backup's reads of its two names is two files, each with
-/// what the snapshot holds for it.
+/// `dump`): the group's first member, when the snapshot shows the same file for both
+/// ([`Node::same_file_as`]). A file rewritten or `chmod`ed between the backup's reads of its
+/// two names is two files, each with what the snapshot holds for it.
 pub struct LinkGroups<T> {
-    first: std::collections::HashMap<(u64, u64), (T, Vec<ChunkId>)>,
+    first: std::collections::HashMap<(u64, u64), (T, Node)>,
 }
 
 impl<T> Default for LinkGroups<T> {
@@ -166,9 +183,9 @@ impl<T: Clone> LinkGroups<T> {
     pub fn link_to(&mut self, node: &Node, at: impl FnOnce() -> T) -> Option<T> {
         use std::collections::hash_map::Entry;
         match self.first.entry(node.link_group()?) {
-            Entry::Occupied(f) => (f.get().1 == node.content).then(|| f.get().0.clone()),
+            Entry::Occupied(f) => f.get().1.same_file_as(node).then(|| f.get().0.clone()),
             Entry::Vacant(v) => {
-                v.insert((at(), node.content.clone()));
+                v.insert((at(), node.clone()));
                 None
             }
         }

@@ -309,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn hard_link_members_are_linked_only_to_a_first_of_the_same_content() {
+    fn hard_link_members_are_linked_only_to_a_first_showing_the_same_file() {
         let mut b = Builder {
             includes: Vec::new(),
             globs: Vec::new(),
@@ -323,7 +323,18 @@ mod tests {
         // Rewritten between the backup's reads of its names: a file of its own.
         b.file(&member("b", 2), PathBuf::from("b"));
         b.file(&member("c", 1), PathBuf::from("c"));
+        // Same content, but chmod'ed or touched between the reads: one inode has one mode
+        // and one mtime, so each name keeps its own as a file of its own.
+        let chmoded = Node {
+            mode: 0o600,
+            ..member("d", 1)
+        };
+        b.file(&chmoded, PathBuf::from("d"));
+        let mut touched = member("e", 1);
+        touched.mtime.sec += 1;
+        b.file(&touched, PathBuf::from("e"));
         let links: Vec<_> = b.plan.items.iter().map(|i| i.link_to.clone()).collect();
-        assert_eq!(links, [None, None, Some(PathBuf::from("a"))]);
+        let a = Some(PathBuf::from("a"));
+        assert_eq!(links, [None, None, a, None, None]);
     }
 }
