@@ -206,6 +206,8 @@ impl Chunker {
             masks: [mask_s, mask_l, mask_s << 1, mask_l << 1],
             gear,
             gear_ls,
+            zero_cut: None,
+            lent: 0,
         }
     }
 
@@ -225,6 +227,12 @@ impl Chunker {
     }
 }
 
+/// Whether `data` is all zero bytes (stops at the first 4 KiB block that is not).
+pub fn is_zero(data: &[u8]) -> bool {
+    data.chunks(4096)
+        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
 /// Chunks of one stream, cut as they are read.
 pub struct ChunkStream<R> {
     reader: R,
@@ -239,6 +247,10 @@ pub struct ChunkStream<R> {
     masks: [u64; 4],
     gear: Box<[u64; 256]>,
     gear_ls: Box<[u64; 256]>,
+    /// Where a chunk starting with `max` zero bytes is cut (found once, on first need).
+    zero_cut: Option<usize>,
+    /// Length of the chunk lent at `pos` by `next_chunk` and not taken.
+    lent: usize,
 }
 
 impl<R: Read> ChunkStream<R> {
@@ -270,25 +282,41 @@ impl<R: Read> ChunkStream<R> {
         Ok(())
     }
 
+    /// Where FastCDC cuts `data` (only its first `max` bytes count).
+    fn cut(&self, data: &[u8]) -> usize {
+        let [mask_s, mask_l, mask_s_ls, mask_l_ls] = self.masks;
+        cut_gear(
+            data,
+            self.min,
+            self.avg,
+            self.max,
+            mask_s,
+            mask_l,
+            mask_s_ls,
+            mask_l_ls,
+            &self.gear,
+            &self.gear_ls,
+        )
+        .1
+    }
+
     /// Length of the next chunk at `pos`, reading more first when the cut depends on it.
     fn next_len(&mut self) -> std::io::Result<usize> {
         let mut need = self.lookahead();
         loop {
             self.fill(need)?;
             let avail = &self.buf[self.pos..];
-            let [mask_s, mask_l, mask_s_ls, mask_l_ls] = self.masks;
-            let (_, len) = cut_gear(
-                avail,
-                self.min,
-                self.avg,
-                self.max,
-                mask_s,
-                mask_l,
-                mask_s_ls,
-                mask_l_ls,
-                &self.gear,
-                &self.gear_ls,
-            );
+            // A run of zeros (a hole, a preallocated region) is cut where any other run of
+            // `max` zeros is: found once instead of hashing every byte again.
+            if avail.len() >= self.max && is_zero(&avail[..self.max]) {
+                let cut = match self.zero_cut {
+                    Some(cut) => cut,
+                    None => self.cut(&vec![0u8; self.max]),
+                };
+                self.zero_cut = Some(cut);
+                return Ok(cut);
+            }
+            let len = self.cut(avail);
             // A cut before the end of what we hold is final; at the end it is only final
             // when the stream ended or we already hold a maximum-size chunk.
             if len < avail.len() || self.eof || avail.len() >= self.max {
@@ -299,27 +327,47 @@ impl<R: Read> ChunkStream<R> {
     }
 }
 
-impl<R: Read> Iterator for ChunkStream<R> {
-    type Item = std::io::Result<Vec<u8>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let len = match self.next_len() {
-            Ok(0) => return None,
-            Ok(len) => len,
+impl<R: Read> ChunkStream<R> {
+    /// Cuts the next chunk and lends it: `None` at the end of the stream. The caller then
+    /// either takes it ([`ChunkStream::take_chunk`]) or lets the next call drop it, so a chunk
+    /// the repository already holds is hashed where it lies and never copied.
+    pub fn next_chunk(&mut self) -> Option<std::io::Result<&[u8]>> {
+        self.pos += std::mem::take(&mut self.lent);
+        match self.next_len() {
+            Ok(0) => None,
+            Ok(len) => {
+                self.lent = len;
+                Some(Ok(&self.buf[self.pos..self.pos + len]))
+            }
             Err(e) => {
                 self.eof = true;
                 self.buf.clear();
                 self.pos = 0;
-                return Some(Err(e));
+                Some(Err(e))
             }
-        };
+        }
+    }
+
+    /// The chunk [`ChunkStream::next_chunk`] lent last, as an owned buffer (empty when
+    /// none is lent).
+    pub fn take_chunk(&mut self) -> Vec<u8> {
+        let len = std::mem::take(&mut self.lent);
         if self.pos == 0 && len == self.buf.len() && self.eof {
             // The whole (small) stream is one chunk: hand the buffer over as it is.
-            return Some(Ok(std::mem::take(&mut self.buf)));
+            return std::mem::take(&mut self.buf);
         }
         let chunk = self.buf[self.pos..self.pos + len].to_vec();
         self.pos += len;
-        Some(Ok(chunk))
+        chunk
+    }
+}
+
+impl<R: Read> Iterator for ChunkStream<R> {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let lent = self.next_chunk()?.map(|_| ());
+        Some(lent.map(|()| self.take_chunk()))
     }
 }
 
@@ -534,5 +582,74 @@ mod tests {
                 .collect();
             prop_assert_eq!(lens, c.cut_points(&data));
         }
+
+        /// Runs of zeros (holes, preallocated space) take the shortcut; their boundaries
+        /// must still be FastCDC's, wherever a run starts, ends or meets a read's end.
+        #[test]
+        fn zero_runs_are_cut_where_fastcdc_cuts_them(
+            runs in proptest::collection::vec((any::<bool>(), 1usize..70_000), 1..12),
+            seed in any::<u64>(),
+            step in 1usize..100_000,
+        ) {
+            let mut data = Vec::new();
+            for (i, (zero, len)) in runs.into_iter().enumerate() {
+                if zero {
+                    data.resize(data.len() + len, 0);
+                } else {
+                    data.extend(test_bytes(len, (seed ^ i as u64) | 1));
+                }
+            }
+            let params = ChunkerParams { min: 256, avg: 1024, max: 16_384, normalization: 1 };
+            let c = Chunker::new(params, seed);
+            let reader = Trickle { data: &data, step };
+            let parts: Vec<Vec<u8>> = c.chunks(reader).map(|r| r.unwrap()).collect();
+            let lens: Vec<usize> = parts.iter().map(Vec::len).collect();
+            prop_assert_eq!(lens, c.cut_points(&data));
+            prop_assert_eq!(parts.concat(), data);
+        }
+    }
+
+    #[test]
+    fn lent_chunks_are_skipped_unless_taken() {
+        let data = test_bytes(3 << 20, 13);
+        let c = Chunker::new(ChunkerParams::BSON, 5);
+        let whole: Vec<Vec<u8>> = c.chunks(&data[..]).map(|r| r.unwrap()).collect();
+        let mut stream = c.chunks(&data[..]);
+        let mut i = 0;
+        while let Some(chunk) = stream.next_chunk() {
+            assert_eq!(chunk.unwrap(), &whole[i][..]);
+            if i % 3 == 0 {
+                assert_eq!(stream.take_chunk(), whole[i]);
+            }
+            i += 1;
+        }
+        assert_eq!(i, whole.len());
+        // A small stream's one chunk is its whole buffer, handed over.
+        let mut one = c.chunks_with_hint(&b"tiny"[..], 4);
+        assert_eq!(one.next_chunk().unwrap().unwrap(), b"tiny");
+        assert_eq!(one.take_chunk(), b"tiny");
+        assert!(one.next_chunk().is_none());
+    }
+
+    #[test]
+    fn zero_detection() {
+        assert!(is_zero(&[]));
+        assert!(is_zero(&[0; 10_000]));
+        for at in [0, 4095, 4096, 9_999] {
+            let mut d = vec![0; 10_000];
+            d[at] = 1;
+            assert!(!is_zero(&d), "{at}");
+        }
+    }
+
+    #[test]
+    fn a_long_zero_run_is_cut_as_fastcdc_cuts_it() {
+        // Large enough for many maximum-size chunks in a row, with data on both sides.
+        let mut data = test_bytes(300_000, 5);
+        data.resize(data.len() + 20 * 1024 * 1024 + 777, 0);
+        data.extend(test_bytes(500_000, 6));
+        let c = Chunker::new(ChunkerParams::FILES, 11);
+        let lens: Vec<usize> = c.chunks(&data[..]).map(|r| r.unwrap().len()).collect();
+        assert_eq!(lens, c.cut_points(&data));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod exclude;
 pub mod fs;
+pub mod sparse;
 
 use std::io::Read;
 

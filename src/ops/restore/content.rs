@@ -241,7 +241,7 @@ fn write_at(target: &TargetDir, s: &Open, dest: &Path, data: &[u8], at: u64) -> 
     let mut run_start: Option<usize> = None;
     for (n, block) in data.chunks(SPARSE_BLOCK).enumerate() {
         let pos = n * SPARSE_BLOCK;
-        if block.iter().any(|&b| b != 0) {
+        if !crate::chunk::is_zero(block) {
             run_start.get_or_insert(pos);
         } else {
             s.holes.store(true, Relaxed);

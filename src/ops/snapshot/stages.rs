@@ -122,21 +122,39 @@ fn chunk_one(
         (Some((f, e)), _) => {
             let handle = f.try_clone().map_err(|e| failed(&e))?;
             expect = Some((handle, e));
-            Box::new(f)
+            if job.size_hint >= crate::source::sparse::SPARSE_MIN {
+                Box::new(crate::source::sparse::SparseFile::new(f))
+            } else {
+                Box::new(f)
+            }
         }
         (None, Some(open)) => open().map_err(|e| failed(&e))?,
         (None, None) => return Err(ChunkError::Failed("nothing to read".into())),
     };
     let mut ids = Vec::new();
     let mut read = 0u64;
-    for chunk in chunker.chunks_with_hint(file, job.size_hint) {
+    // The id of the last all-zero chunk: a hole or preallocated region is a run of equal
+    // chunks, hashed once.
+    let mut zero: Option<(usize, ChunkId)> = None;
+    let mut chunks = chunker.chunks_with_hint(file, job.size_hint);
+    while let Some(chunk) = chunks.next_chunk() {
         if st.cancel.is_cancelled() {
             return Err(ChunkError::Stopped);
         }
+        // Lent, not copied: only a chunk the repository lacks is taken.
         let data = chunk.map_err(|e| failed(&e))?;
         read += data.len() as u64;
         st.progress.bytes.fetch_add(data.len() as u64, Relaxed);
-        let id = st.repo.hasher().chunk_id(&data);
+        let id = match zero {
+            Some((len, id)) if len == data.len() && crate::chunk::is_zero(data) => id,
+            _ => {
+                let id = st.repo.hasher().chunk_id(data);
+                if data.len() >= 1 << 16 && crate::chunk::is_zero(data) {
+                    zero = Some((data.len(), id));
+                }
+                id
+            }
+        };
         ids.push(id);
         let is_new = st
             .seen
@@ -146,7 +164,7 @@ fn chunk_one(
             let job = SealJob {
                 kind: BlobKind::Data,
                 id: id.into(),
-                data,
+                data: chunks.take_chunk(),
             };
             seal.push(job)?;
         }
