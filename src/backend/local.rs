@@ -31,6 +31,55 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
+    /// Writes `bytes` to a temporary file, syncs it and moves it to `path`: by `rename`
+    /// (replacing what is there), or with `new` by `link`, which fails when `path` exists
+    /// (`Ok(false)`), so of two writers exactly one creates it.
+    fn write(&self, path: &str, bytes: &[u8], new: bool) -> Result<bool> {
+        let full = self.full(path)?;
+        let dir = full
+            .parent()
+            .ok_or_else(|| Error::Invalid(format!("invalid object path {path:?}")))?;
+        ensure_dir(dir).ctx(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(
+            "{TMP_PREFIX}{}",
+            hex::encode(rand::random::<[u8; 8]>())
+        ));
+        let write = || -> std::io::Result<bool> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            if !new {
+                fs::rename(&tmp, &full)?;
+                return Ok(true);
+            }
+            match fs::hard_link(&tmp, &full) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    fs::remove_file(&tmp)?;
+                    return Ok(false);
+                }
+                // A file system without hard links: a rename that refuses to replace.
+                Err(_) => return rename_new(&tmp, &full),
+            }
+            fs::remove_file(&tmp)?;
+            Ok(true)
+        };
+        match write() {
+            Ok(created) => {
+                sync_dir(dir);
+                Ok(created)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(Error::io(format!("writing {path}"), e))
+            }
+        }
+    }
+
     /// A backend rooted at `root` (which need not exist yet). A relative root is made
     /// absolute against the current directory, so messages, the operation log and a later
     /// `cd` all mean the same directory.
@@ -104,6 +153,24 @@ fn temp_files(dir: &Path, out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) 
     }
 }
 
+/// Moves `tmp` to `full` unless `full` exists (`Ok(false)`, `tmp` removed).
+fn rename_new(tmp: &Path, full: &Path) -> std::io::Result<bool> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let created = match renameat_with(CWD, tmp, CWD, full, RenameFlags::NOREPLACE) {
+        Ok(()) => return Ok(true),
+        Err(rustix::io::Errno::EXIST) => false,
+        // Not supported here either: check, then rename (a race is then possible).
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) if !full.exists() => {
+            fs::rename(tmp, full)?;
+            return Ok(true);
+        }
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => false,
+        Err(e) => return Err(e.into()),
+    };
+    fs::remove_file(tmp)?;
+    Ok(created)
+}
+
 /// An entry's metadata, or `None` when it went away after the directory was read: another
 /// process deleted it (a lock refreshed, a pack pruned), which is not an error of ours.
 fn entry_metadata(ent: &fs::DirEntry) -> Result<Option<fs::Metadata>> {
@@ -138,32 +205,11 @@ impl Backend for LocalBackend {
     }
 
     fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        let full = self.full(path)?;
-        let dir = full
-            .parent()
-            .ok_or_else(|| Error::Invalid(format!("invalid object path {path:?}")))?;
-        ensure_dir(dir).ctx(|| format!("creating {}", dir.display()))?;
-        let tmp = dir.join(format!(
-            "{TMP_PREFIX}{}",
-            hex::encode(rand::random::<[u8; 8]>())
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &full)?;
-            Ok(())
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(format!("writing {path}"), e));
-        }
-        sync_dir(dir);
-        Ok(())
+        self.write(path, bytes, false).map(|_| ())
+    }
+
+    fn put_new(&self, path: &str, bytes: &[u8]) -> Result<bool> {
+        self.write(path, bytes, true)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {

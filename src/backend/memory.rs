@@ -57,6 +57,16 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    fn put_new(&self, path: &str, bytes: &[u8]) -> Result<bool> {
+        super::check_object_path(path)?;
+        let mut objects = self.objects.write().unwrap_or_else(|p| p.into_inner());
+        if objects.contains_key(path) {
+            return Ok(false);
+        }
+        objects.insert(path.to_string(), bytes.to_vec());
+        Ok(true)
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         Ok(self
             .read()

@@ -51,6 +51,17 @@ pub trait Backend: Send + Sync {
     fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
     /// Stores an object atomically and durably.
     fn put(&self, path: &str, bytes: &[u8]) -> Result<()>;
+    /// Stores an object atomically and durably only if nothing is at `path` yet: `false`
+    /// when something was (it is left as it is). Two writers racing for one path: exactly
+    /// one gets `true` where the service can create exclusively (local disks, S3, GCS,
+    /// Azure); elsewhere this default checks first and writes, and callers read back.
+    fn put_new(&self, path: &str, bytes: &[u8]) -> Result<bool> {
+        if self.exists(path)? {
+            return Ok(false);
+        }
+        self.put(path, bytes)?;
+        Ok(true)
+    }
     /// Lists every object whose path starts with `prefix` (recursively).
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     /// Removes an object; removing a missing object is not an error.

@@ -313,18 +313,21 @@ impl GlobalOpts {
         let backend = self.backend(&loc)?;
         if loc.is_default && create_default && !backend.exists(CONFIG_PATH)? {
             let pw = self.password(&loc, Purpose::Create)?;
-            let cfg = Repository::init(
+            match Repository::init(
                 backend.as_ref(),
                 &pw,
                 RepoConfig::new_default(),
                 KdfParams::new_default(),
-            )?;
-            if !self.quiet {
-                eprintln!(
+            ) {
+                Ok(cfg) if !self.quiet => eprintln!(
                     "created repository {} at {}",
                     cfg.id.short(),
                     loc.path.display()
-                );
+                ),
+                Ok(_) => {}
+                // Another command's first use created it at the same moment: use that one.
+                Err(repo::Error::AlreadyExists(_)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         if !backend.exists(CONFIG_PATH)? {
@@ -385,16 +388,36 @@ fn generate_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let secret = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating key file {}", path.display()))?;
-    f.write_all(secret.as_bytes())
-        .and_then(|_| f.write_all(b"\n"))
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing key file {}", path.display()))?;
+    // Written whole under a temporary name, then linked into place: a command starting at
+    // the same moment finds either no file or the whole one, and of two generating at
+    // once exactly one password is kept (the other command takes it).
+    let tmp = dir.join(format!(
+        ".default.key-{}",
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
+    let written = (|| -> std::io::Result<bool> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(secret.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    if !written.with_context(|| format!("creating key file {}", path.display()))? {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading key file {}", path.display()))?,
+        );
+        return Ok(Zeroizing::new(text.trim().as_bytes().to_vec()));
+    }
     eprintln!("================================================================");
     eprintln!("NOTICE: generated a random password for the default repository:");
     eprintln!("    {}", path.display());

@@ -60,7 +60,11 @@ pub struct Repository {
 /// Unwraps the master key with the first key file `password` opens. Key files are tried
 /// cheapest first; one that is damaged or asks for absurd KDF costs is skipped (and named
 /// if no key opens), so it can neither lock others out nor make every open slow.
-fn open_any_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, MasterKey)> {
+fn open_any_key(
+    backend: &dyn Backend,
+    password: &[u8],
+    config: &[u8],
+) -> Result<(KeyId, MasterKey, RepoConfig)> {
     let mut candidates = Vec::new();
     let mut damaged = Vec::new();
     for (id, obj) in crate::backend::list_ids::<KeyId>(backend, "keys/")? {
@@ -72,17 +76,30 @@ fn open_any_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, Master
         }
     }
     candidates.sort_by_key(|(_, kf)| kf.kdf.cost());
+    // A key the password opens but whose master secret does not open the config belongs
+    // to no repository here (an `init` that lost a race and was stopped before removing
+    // it): the next key is tried.
+    let mut foreign = None;
     for (id, kf) in &candidates {
         match kf.unwrap_master(password) {
-            Ok(Some(m)) => {
-                for d in &damaged {
-                    tracing::warn!("{d} (skipped; remove it with `repo key remove`)");
+            Ok(Some(m)) => match RepoConfig::open(&m, config) {
+                Ok(cfg) => {
+                    for d in &damaged {
+                        tracing::warn!("{d} (skipped; remove it with `repo key remove`)");
+                    }
+                    return Ok((*id, m, cfg));
                 }
-                return Ok((*id, m));
-            }
+                Err(e) => {
+                    damaged.push(format!("key {}: does not open the config", id.short()));
+                    foreign.get_or_insert(e);
+                }
+            },
             Ok(None) => {}
             Err(e) => damaged.push(format!("key {}: {e}", id.short())),
         }
+    }
+    if let Some(e) = foreign {
+        return Err(e);
     }
     if candidates.is_empty() && !damaged.is_empty() {
         return Err(Error::corrupt(
@@ -144,6 +161,13 @@ impl Repository {
                     || n == crate::backend::local::RESERVE_NAME)
             })
             .collect();
+        if foreign
+            .iter()
+            .any(|n| n.trim_start_matches('/') == CONFIG_PATH)
+        {
+            // Created since the check above: another init won a race.
+            return Err(Error::AlreadyExists(backend.location()));
+        }
         if !foreign.is_empty() {
             let shown: Vec<&str> = foreign.iter().take(5).map(|s| s.as_str()).collect();
             return Err(Error::Refused(format!(
@@ -153,13 +177,26 @@ impl Repository {
                 if foreign.len() > 5 { ", …" } else { "" }
             )));
         }
-        for old in backend.list("keys/")? {
-            backend.delete(&old.path)?;
-        }
+        // Key files of interrupted inits are removed once this one has created the config,
+        // never before: another init may be running here at the same moment.
+        let leftovers = backend.list("keys/")?;
         let master = MasterKey::generate();
         let kf = KeyFile::wrap(&master, password, kdf)?;
-        backend.put(&key_path(&KeyId::random()), &kf.encode())?;
-        backend.put(CONFIG_PATH, &config.seal(&master))?;
+        let key = key_path(&KeyId::random());
+        backend.put(&key, &kf.encode())?;
+        let sealed = config.seal(&master);
+        // Exactly one of several inits racing here creates the config; the others remove
+        // their key and fail. The config is read back rather than trusting the answer: a
+        // retried request whose first attempt created it answers "exists". (A read that
+        // fails leaves the key: an unused key is harmless, a repository without one lost.)
+        backend.put_new(CONFIG_PATH, &sealed)?;
+        if backend.get(CONFIG_PATH)? != sealed {
+            backend.delete(&key)?;
+            return Err(Error::AlreadyExists(backend.location()));
+        }
+        for old in leftovers {
+            backend.delete(&old.path)?;
+        }
         backend.restrict_access()?;
         backend.keep_reserve()?;
         Ok(config)
@@ -170,8 +207,8 @@ impl Repository {
         if !backend.exists(CONFIG_PATH)? {
             return Err(Error::NoRepository(backend.location()));
         }
-        let (key_id, key) = open_any_key(backend.as_ref(), password)?;
-        let config = RepoConfig::open(&key, &backend.get(CONFIG_PATH)?)?;
+        let (key_id, key, config) =
+            open_any_key(backend.as_ref(), password, &backend.get(CONFIG_PATH)?)?;
         let hasher = IdHasher::new(key.id_key());
         let cache_dir = cache_root.join(config.id.to_hex());
         let cache = ObjectCache::new(backend.is_remote().then(|| cache_dir.join("objects")));
@@ -450,3 +487,6 @@ pub fn kind_name(kind: BlobKind) -> &'static str {
         BlobKind::Tree => "tree",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -202,3 +202,34 @@ fn a_check_beside_backups_reports_only_what_is_wrong() {
         (Some(2), Some(0))
     );
 }
+
+/// Hosts sharing one location may run `init` at the same moment: exactly one creates the
+/// repository; each other one fails saying a repository exists, and leaves no key behind
+/// that could hide the real one. (Before, every one said "created" and the repository
+/// opened with none of them.)
+#[test]
+fn inits_racing_at_one_location_create_exactly_one_repository() {
+    let env = Env::new();
+    let inits: Vec<_> = (0..6)
+        .map(|_| {
+            env.cmd(&["init"])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = inits
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let created = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(created, 1, "{outs:?}");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("a repository already exists"), "{err}");
+    }
+    assert_eq!(fs::read_dir(env.repo().join("keys")).unwrap().count(), 1);
+    let src = tree(&env, "src", 7);
+    env.snapshot(&[&src]);
+    env.ok(&["check"]);
+}

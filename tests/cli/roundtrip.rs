@@ -214,3 +214,49 @@ fn default_repository_is_created_on_first_use_without_prompt() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
+
+/// Several commands using the default repository for the first time at once (timers on a
+/// fresh machine): one password is generated and kept, one repository created, and every
+/// snapshot is saved and readable with that password.
+#[test]
+fn first_uses_of_the_default_repository_at_once_share_one_repository() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"data").unwrap();
+    let runs: Vec<_> = (0..5)
+        .map(|_| {
+            env.cmd(&["snapshot", src.to_str().unwrap()])
+                .env_remove("REPO_REPOSITORY")
+                .env_remove("REPO_PASSWORD")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in runs {
+        let out = r.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+    }
+    let out = env
+        .cmd(&["snapshots", "--json"])
+        .env_remove("REPO_REPOSITORY")
+        .env_remove("REPO_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 5);
+    assert_eq!(
+        fs::read_dir(env.path("home/data/repo/default/keys"))
+            .unwrap()
+            .count(),
+        1
+    );
+}

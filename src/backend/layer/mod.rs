@@ -109,6 +109,15 @@ impl<L: Layer> Backend for Layered<L> {
             .request(&req, &mut || self.inner.put(path, bytes))
     }
 
+    fn put_new(&self, path: &str, bytes: &[u8]) -> Result<bool> {
+        let req = Request::Put {
+            path,
+            len: bytes.len(),
+        };
+        self.layer
+            .request(&req, &mut || self.inner.put_new(path, bytes))
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.layer
             .request(&Request::List(prefix), &mut || self.inner.list(prefix))

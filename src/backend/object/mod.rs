@@ -226,6 +226,29 @@ impl Backend for ObjectBackend {
         Ok(())
     }
 
+    fn put_new(&self, path: &str, bytes: &[u8]) -> Result<bool> {
+        super::check_object_path(path)?;
+        if !self.op.info().capability().write_with_if_not_exists {
+            if self.exists(path)? {
+                return Ok(false);
+            }
+            self.put(path, bytes)?;
+            return Ok(true);
+        }
+        // One request the service refuses when the object exists (S3 `If-None-Match: *`,
+        // GCS `ifGenerationMatch=0`, Azure `If-None-Match: *`, SFTP an exclusive open).
+        let data = opendal::Buffer::from(bytes.to_vec());
+        let write = || {
+            let w = self.op.write_with(path, data.clone()).if_not_exists(true);
+            async move { w.await }
+        };
+        match self.run(write) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            Err(e) => Err(self.err("writing", path, e)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         // Listing a prefix that is not a "directory" path is what S3 does natively; the
         // repository only lists directories (`packs/`, `index/`, …), so ask for those.

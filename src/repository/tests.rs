@@ -1,0 +1,69 @@
+//! `init` racing itself, and keys that open no config.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::backend::local::LocalBackend;
+use crate::backend::memory::MemoryBackend;
+
+fn cheap() -> KdfParams {
+    KdfParams::with_costs(256, 1, 1)
+}
+
+/// Several inits at one location at once: exactly one creates the repository, the others
+/// fail and leave nothing behind; the repository opens and has one key.
+fn race(backend: Arc<dyn Backend>) {
+    let results: Vec<Result<RepoConfig>> = std::thread::scope(|s| {
+        let inits: Vec<_> = (0..6)
+            .map(|_| {
+                let b = backend.clone();
+                s.spawn(move || {
+                    Repository::init(b.as_ref(), b"pw", RepoConfig::new_default(), cheap())
+                })
+            })
+            .collect();
+        inits.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let won: Vec<&RepoConfig> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+        }
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::open(backend.clone(), b"pw", cache.path()).unwrap();
+    assert_eq!(repo.config().id, won[0].id);
+    assert_eq!(backend.list("keys/").unwrap().len(), 1);
+}
+
+#[test]
+fn of_inits_racing_at_one_place_exactly_one_creates_the_repository() {
+    race(Arc::new(MemoryBackend::new()));
+    let dir = tempfile::tempdir().unwrap();
+    race(Arc::new(LocalBackend::new(dir.path().join("repo"))));
+}
+
+#[test]
+fn a_key_that_opens_with_the_password_but_not_the_config_is_passed_over() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let cfg =
+        Repository::init(backend.as_ref(), b"pw", RepoConfig::new_default(), cheap()).unwrap();
+    // What an init that lost a race and was killed before removing its key leaves.
+    let stray = KeyFile::wrap(&MasterKey::generate(), b"pw", cheap()).unwrap();
+    for _ in 0..3 {
+        let path = key_path(&KeyId::random());
+        backend.put(&path, &stray.encode()).unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::open(backend.clone(), b"pw", cache.path()).unwrap();
+    assert_eq!(repo.config().id, cfg.id);
+    // Only stray keys: the config's error, not "wrong password".
+    let lone: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    lone.put(CONFIG_PATH, &backend.get(CONFIG_PATH).unwrap())
+        .unwrap();
+    lone.put(&key_path(&KeyId::random()), &stray.encode())
+        .unwrap();
+    let err = Repository::open(lone, b"pw", cache.path()).err().unwrap();
+    assert!(!matches!(err, Error::WrongPassword), "{err}");
+}
