@@ -177,24 +177,33 @@ fn snapshots_json_shape_and_multiple_paths() {
     assert!(table.contains("daily,test"));
 }
 
+/// A command on the default repository: no location and no password given.
+fn on_default(env: &Env, args: &[&str]) -> std::process::Command {
+    let mut c = env.cmd(args);
+    c.env_remove("REPO_REPOSITORY").env_remove("REPO_PASSWORD");
+    c
+}
+
+/// The default repository's snapshots, read with its generated password.
+fn default_snapshots(env: &Env) -> Vec<serde_json::Value> {
+    let out = on_default(env, &["snapshots", "--json"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("NOTICE"), "{err}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn default_repository_is_created_on_first_use_without_prompt() {
     let env = Env::new();
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("f"), b"data").unwrap();
-    let out = env
-        .cmd(&["snapshot", src.to_str().unwrap()])
-        .env_remove("REPO_REPOSITORY")
-        .env_remove("REPO_PASSWORD")
+    let out = on_default(&env, &["snapshot", src.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("default.key"), "{stderr}");
     let key = env.path("home/config/repo/default.key");
     assert_eq!(
@@ -203,16 +212,7 @@ fn default_repository_is_created_on_first_use_without_prompt() {
     );
     assert!(env.path("home/data/repo/default/config").exists());
     // Second use: no notice, same key, snapshot listed.
-    let out = env
-        .cmd(&["snapshots", "--json"])
-        .env_remove("REPO_REPOSITORY")
-        .env_remove("REPO_PASSWORD")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("NOTICE"));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(default_snapshots(&env).len(), 1);
 }
 
 /// Several commands using the default repository for the first time at once (timers on a
@@ -226,9 +226,7 @@ fn first_uses_of_the_default_repository_at_once_share_one_repository() {
     fs::write(src.join("f"), b"data").unwrap();
     let runs: Vec<_> = (0..5)
         .map(|_| {
-            env.cmd(&["snapshot", src.to_str().unwrap()])
-                .env_remove("REPO_REPOSITORY")
-                .env_remove("REPO_PASSWORD")
+            on_default(&env, &["snapshot", src.to_str().unwrap()])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -240,23 +238,7 @@ fn first_uses_of_the_default_repository_at_once_share_one_repository() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{err}");
     }
-    let out = env
-        .cmd(&["snapshots", "--json"])
-        .env_remove("REPO_REPOSITORY")
-        .env_remove("REPO_PASSWORD")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 5);
-    assert_eq!(
-        fs::read_dir(env.path("home/data/repo/default/keys"))
-            .unwrap()
-            .count(),
-        1
-    );
+    assert_eq!(default_snapshots(&env).len(), 5);
+    let keys = fs::read_dir(env.path("home/data/repo/default/keys")).unwrap();
+    assert_eq!(keys.count(), 1);
 }
