@@ -54,13 +54,10 @@ pub trait Backend: Send + Sync {
     /// Stores an object atomically and durably only if nothing is at `path` yet: `false`
     /// when something was (it is left as it is). Two writers racing for one path: exactly
     /// one gets `true` where the service can create exclusively (local disks, S3, GCS,
-    /// Azure); elsewhere this default checks first and writes, and callers read back.
+    /// Azure, SFTP); elsewhere this default ([`put_if_absent`]) checks first and writes,
+    /// and callers read back.
     fn put_new(&self, path: &str, bytes: &[u8]) -> Result<bool> {
-        if self.exists(path)? {
-            return Ok(false);
-        }
-        self.put(path, bytes)?;
-        Ok(true)
+        put_if_absent(self, path, bytes)
     }
     /// Lists every object whose path starts with `prefix` (recursively).
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
@@ -152,6 +149,16 @@ pub fn check_object_path(path: &str) -> Result<()> {
         return Err(Error::Invalid(format!("invalid object path {path:?}")));
     }
     Ok(())
+}
+
+/// `put_new` for a service that cannot create exclusively: check, then write (two writers
+/// racing may both get `true`; the caller reads back to see whose bytes stayed).
+pub fn put_if_absent<B: Backend + ?Sized>(b: &B, path: &str, bytes: &[u8]) -> Result<bool> {
+    if b.exists(path)? {
+        return Ok(false);
+    }
+    b.put(path, bytes)?;
+    Ok(true)
 }
 
 /// The error every backend returns when a range read comes back shorter than asked.

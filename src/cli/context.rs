@@ -383,35 +383,19 @@ pub fn default_key_file() -> Result<PathBuf> {
 }
 
 fn generate_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let secret = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
-    // Written whole under a temporary name, then linked into place: a command starting at
-    // the same moment finds either no file or the whole one, and of two generating at
-    // once exactly one password is kept (the other command takes it).
-    let tmp = dir.join(format!(
-        ".default.key-{}",
-        hex::encode(rand::random::<[u8; 8]>())
-    ));
-    let written = (|| -> std::io::Result<bool> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(secret.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        }
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    if !written.with_context(|| format!("creating key file {}", path.display()))? {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow!("invalid key file path {}", path.display()))?;
+    let secret = Zeroizing::new(format!("{}\n", hex::encode(rand::random::<[u8; 32]>())));
+    // Created as a repository object is (written whole, synced, then linked into place,
+    // mode 0600): a command starting at the same moment finds no file or the whole one,
+    // and of two generating at once exactly one password is kept (the other takes it).
+    let created = repo::backend::local::LocalBackend::new(dir)
+        .put_new(name, secret.as_bytes())
+        .with_context(|| format!("creating key file {}", path.display()))?;
+    if !created {
         let text = Zeroizing::new(
             std::fs::read_to_string(path)
                 .with_context(|| format!("reading key file {}", path.display()))?,
@@ -424,5 +408,5 @@ fn generate_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     eprintln!("Back this file up somewhere safe. Without it the backups cannot");
     eprintln!("be decrypted by anyone, including you.");
     eprintln!("================================================================");
-    Ok(Zeroizing::new(secret.as_bytes().to_vec()))
+    Ok(Zeroizing::new(secret.trim_end().as_bytes().to_vec()))
 }

@@ -229,11 +229,7 @@ impl Backend for ObjectBackend {
     fn put_new(&self, path: &str, bytes: &[u8]) -> Result<bool> {
         super::check_object_path(path)?;
         if !self.op.info().capability().write_with_if_not_exists {
-            if self.exists(path)? {
-                return Ok(false);
-            }
-            self.put(path, bytes)?;
-            return Ok(true);
+            return super::put_if_absent(self, path, bytes);
         }
         // One request the service refuses when the object exists (S3 `If-None-Match: *`,
         // GCS `ifGenerationMatch=0`, Azure `If-None-Match: *`, SFTP an exclusive open).
