@@ -136,6 +136,9 @@ pub fn redact_command(args: &[String]) -> Vec<String> {
 pub struct Sink {
     backend: Arc<dyn Backend>,
     key: MasterKey,
+    /// The repository's `config` object as it was opened, to tell it from another one
+    /// created at the same location since.
+    config_sealed: Arc<[u8]>,
 }
 
 impl Sink {
@@ -145,6 +148,17 @@ impl Sink {
         Self {
             backend: repo.shared_backend(),
             key: repo.key().clone(),
+            config_sealed: repo.sealed_config().into(),
+        }
+    }
+
+    /// Whether the location still holds the repository this sink was made for (not
+    /// removed, nor removed and created again while the operation ran).
+    pub fn same_repository(&self) -> Result<bool> {
+        match self.backend.get(crate::config::CONFIG_PATH) {
+            Ok(now) => Ok(*now == *self.config_sealed),
+            Err(crate::error::Error::Missing(_)) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

@@ -79,6 +79,16 @@ pub fn record(
 ) -> Result<bool> {
     let pending = Pending::for_location(state_root, location);
     if let Some(s) = sink {
+        // The repository this operation ran on is gone: its record, sealed with that
+        // repository's key, would be unreadable noise in whatever is there now, and kept
+        // here it would be written there later as if it had run on it.
+        if let Ok(false) = s.same_repository() {
+            tracing::warn!(
+                "the repository at {location} was removed or replaced while this operation \
+                 ran; its operation-log record is dropped"
+            );
+            return Ok(false);
+        }
         match pending.flush(s).and_then(|_| s.write(rec)) {
             Ok(()) => return Ok(true),
             Err(e) => {

@@ -13,6 +13,7 @@ impl Repository {
         wait: std::time::Duration,
         ctx: &crate::ops::context::Ctx,
     ) -> Result<crate::lock::Lock> {
+        self.check_same_repository()?;
         let lock = crate::lock::Lock::acquire_unless(
             self.backend.clone(),
             &self.key,
@@ -75,7 +76,8 @@ impl Repository {
     /// or came too late, or its object was removed): another process may then have taken
     /// it for stale, so nothing more may be committed.
     pub fn check_locks(&self) -> Result<()> {
-        self.watches().iter().try_for_each(|w| w.verify())
+        self.watches().iter().try_for_each(|w| w.verify())?;
+        self.check_same_repository()
     }
 
     /// Before deleting anything under an exclusive lock: [`Repository::check_locks`], and
@@ -87,6 +89,52 @@ impl Repository {
                 "deleting from the repository needs the exclusive lock".into(),
             ));
         }
-        watches.iter().try_for_each(|w| w.verify_alone())
+        watches.iter().try_for_each(|w| w.verify_alone())?;
+        self.check_same_repository()
     }
+
+    /// Fails when the location no longer holds the repository this handle opened: it was
+    /// deleted, perhaps created again (`init`) at the same place, while this process held
+    /// it (a `follow` or a service running on). Everything this handle writes is sealed with
+    /// the old repository's key, so it would only be unreadable noise in the new one.
+    /// Checked before taking a lock (so before anything is written under it) and before
+    /// committing: one small read.
+    pub fn check_same_repository(&self) -> Result<()> {
+        match self.still_there()? {
+            Still::Same => Ok(()),
+            other => Err(Error::Refused(format!(
+                "the repository at {} was {} since this process opened it; nothing more \
+                 is written there (open it again to use the repository there now)",
+                self.backend.location(),
+                if other == Still::Replaced {
+                    "replaced by another one"
+                } else {
+                    "removed"
+                }
+            ))),
+        }
+    }
+
+    /// Whether the location still holds the repository this handle opened (a long-lived
+    /// holder such as the service opens it again when not).
+    pub fn is_same_repository(&self) -> Result<bool> {
+        Ok(self.still_there()? == Still::Same)
+    }
+
+    fn still_there(&self) -> Result<Still> {
+        match self.backend.get(CONFIG_PATH) {
+            Ok(now) if now == self.config_sealed => Ok(Still::Same),
+            Ok(_) => Ok(Still::Replaced),
+            Err(Error::Missing(_)) => Ok(Still::Removed),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What is at a repository's location now, against what a handle opened.
+#[derive(PartialEq, Eq)]
+enum Still {
+    Same,
+    Replaced,
+    Removed,
 }

@@ -32,6 +32,9 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     key: MasterKey,
     config: RepoConfig,
+    /// The `config` object as opened: what [`Repository::check_same_repository`] compares
+    /// with the one at the location now.
+    config_sealed: Vec<u8>,
     hasher: IdHasher,
     cache_dir: PathBuf,
     /// The local index once opened; replaced as a whole when it is rebuilt, while
@@ -207,8 +210,8 @@ impl Repository {
         if !backend.exists(CONFIG_PATH)? {
             return Err(Error::NoRepository(backend.location()));
         }
-        let (key_id, key, config) =
-            open_any_key(backend.as_ref(), password, &backend.get(CONFIG_PATH)?)?;
+        let config_sealed = backend.get(CONFIG_PATH)?;
+        let (key_id, key, config) = open_any_key(backend.as_ref(), password, &config_sealed)?;
         let hasher = IdHasher::new(key.id_key());
         let cache_dir = cache_root.join(config.id.to_hex());
         let cache = ObjectCache::new(backend.is_remote().then(|| cache_dir.join("objects")));
@@ -223,6 +226,7 @@ impl Repository {
             backend,
             key,
             config,
+            config_sealed,
             hasher,
             cache_dir,
             index: RwLock::new(None),
@@ -235,6 +239,11 @@ impl Repository {
             unlisted: std::sync::OnceLock::new(),
             lock_wait: std::time::Duration::ZERO,
         })
+    }
+
+    /// The `config` object as this handle opened it (sealed).
+    pub fn sealed_config(&self) -> &[u8] {
+        &self.config_sealed
     }
 
     /// The backend.

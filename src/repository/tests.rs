@@ -67,3 +67,77 @@ fn a_key_that_opens_with_the_password_but_not_the_config_is_passed_over() {
     let err = Repository::open(lone, b"pw", cache.path()).err().unwrap();
     assert!(!matches!(err, Error::WrongPassword), "{err}");
 }
+
+/// Empties the backend as `rm -rf` would.
+fn remove_everything(backend: &dyn Backend) {
+    for o in backend.list("").unwrap() {
+        backend.delete(&o.path).unwrap();
+    }
+}
+
+#[test]
+fn a_handle_writes_nothing_once_its_repository_is_removed_or_replaced() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    Repository::init(backend.as_ref(), b"pw", RepoConfig::new_default(), cheap()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let old = Repository::open(backend.clone(), b"pw", cache.path()).unwrap();
+    let ctx = crate::ops::context::Ctx::default();
+    let held = old
+        .lock(
+            crate::lock::LockKind::Shared,
+            "test",
+            Default::default(),
+            &ctx,
+        )
+        .unwrap();
+    old.check_locks().unwrap();
+    let sink = crate::journal::Sink::of(&old);
+    assert!(sink.same_repository().unwrap());
+
+    // Removed while held (a long `follow`): nothing more is committed or locked.
+    remove_everything(backend.as_ref());
+    assert!(old.check_locks().is_err());
+    drop(held);
+    let e = old.check_same_repository().unwrap_err();
+    assert!(e.to_string().contains("was removed since"), "{e}");
+    assert!(!sink.same_repository().unwrap());
+
+    // Created again at the same place, even with the same password: the old handle's
+    // key is not this repository's, so it takes no lock and writes no record.
+    Repository::init(backend.as_ref(), b"pw", RepoConfig::new_default(), cheap()).unwrap();
+    let Err(e) = old.lock(
+        crate::lock::LockKind::Shared,
+        "test",
+        Default::default(),
+        &ctx,
+    ) else {
+        panic!("a lock was taken in the new repository with the old key");
+    };
+    assert!(matches!(e, Error::Refused(_)), "{e}");
+    assert!(e.to_string().contains("replaced by another one"), "{e}");
+    assert!(old.check_locks().is_err());
+    assert!(!sink.same_repository().unwrap());
+    assert!(backend.list("locks/").unwrap().is_empty());
+    let state = tempfile::tempdir().unwrap();
+    let mut rec = crate::journal::Record::start("follow", &["repo".into()]);
+    rec.finish("failed", serde_json::Value::Null, None);
+    let written = crate::journal::record(state.path(), "here", Some(&sink), &rec).unwrap();
+    assert!(!written);
+    assert!(backend.list("log/").unwrap().is_empty());
+    assert!(
+        !state.path().join("journal").exists(),
+        "nothing kept for later"
+    );
+
+    // A handle opened now works as ever.
+    let new = Repository::open(backend.clone(), b"pw", cache.path()).unwrap();
+    let _lock = new
+        .lock(
+            crate::lock::LockKind::Shared,
+            "test",
+            Default::default(),
+            &ctx,
+        )
+        .unwrap();
+    new.check_locks().unwrap();
+}

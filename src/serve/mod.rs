@@ -100,10 +100,30 @@ impl RepoCache {
     }
 
     /// [`RepoCache::get`] with the local index brought up to date (before a job).
+    /// A repository deleted and created again at its location since it was opened (an
+    /// operator starting over) is opened again: jobs run on what is there now, never
+    /// with the old key.
     pub fn fresh(&self, name: &str) -> Result<Arc<Repository>> {
-        let r = self.get(name)?;
+        let mut r = self.get(name)?;
+        if !r.is_same_repository()? {
+            self.forget(name);
+            r = self.get(name)?;
+        }
         r.refresh_index()?;
         Ok(r)
+    }
+
+    /// Drops the open handle of `name`: the next use opens it again.
+    fn forget(&self, name: &str) {
+        let slot = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        if let Some(slot) = slot {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
     }
 }
 

@@ -233,3 +233,59 @@ fn inits_racing_at_one_location_create_exactly_one_repository() {
     env.snapshot(&[&src]);
     env.ok(&["check"]);
 }
+
+/// A repository deleted and created again at its location while `follow` runs on it (an
+/// operator starting over, a script reusing a path): the old `follow` holds the old
+/// repository's key, so whatever it wrote would be unreadable noise in the new one (index
+/// segments and operation-log records that fail `check`). It stops with a clear error
+/// instead, before writing anything there.
+#[test]
+fn follow_stops_when_its_repository_is_replaced_and_leaves_the_new_one_clean() {
+    use mongodb::bson::{doc, Document};
+    let Some((uri, client)) = crate::common::mongo_server() else {
+        return;
+    };
+    let name = crate::common::unique_db("replaced");
+    let coll = client.database(&name).collection::<Document>("c");
+    coll.insert_one(doc! {"_id": 1}).run().unwrap();
+    let env = Env::new();
+    env.init();
+    env.json(&["snapshot", &uri, &format!("--db={name}")]);
+    let mut f = crate::mongodb_pitr::follow(&env, &uri, &name);
+    let sealed = || fs::read_dir(env.repo().join("oplog")).is_ok_and(|d| d.count() > 0);
+    let start = Instant::now();
+    while !sealed() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "follow sealed nothing"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fs::remove_dir_all(env.repo()).unwrap();
+    env.init();
+    coll.insert_one(doc! {"_id": 2}).run().unwrap();
+    let start = Instant::now();
+    while f.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            f.kill().unwrap();
+            panic!("follow went on writing into the new repository");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = f.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("since this process opened it"), "{err}");
+    // Nothing of the old key's reached the new repository: no slice, and `check` reads
+    // every segment and log record.
+    assert!(!sealed());
+    let check = env.run(&["check", "--read-data"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(check.status.success(), "{said}");
+    assert!(!said.contains("warning"), "{said}");
+    client.database(&name).drop().run().unwrap();
+}

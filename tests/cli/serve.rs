@@ -555,3 +555,36 @@ fn mongodb_scan_preview_and_restore_through_the_api() {
     let _ = client.database(&db).drop().run();
     let _ = client.database(&target).drop().run();
 }
+
+/// The repository deleted and created again at its location while the service runs (an
+/// operator starting over): the next job opens what is there now. With the old handle it
+/// would seal everything with the old key, noise that fails `check` in the new one.
+#[test]
+fn a_repository_created_again_under_the_service_is_opened_again() {
+    let env = Env::new();
+    setup(&env, "");
+    let op = token(&env, "ops-bot", "operator");
+    let srv = Server::start(&env, &[]);
+    let backup = || {
+        let (s, job) = srv.call(
+            "POST",
+            "/api/backup/create",
+            Some(&op),
+            Some(&json!({"plan": "files"})),
+        );
+        assert_eq!(s, 202, "{job}");
+        srv.wait_job(job["id"].as_str().unwrap(), &op)
+    };
+    assert_eq!(backup()["state"], "ok");
+    std::fs::remove_dir_all(env.repo()).unwrap();
+    env.init();
+    let done = backup();
+    assert_eq!(done["state"], "ok", "{done}");
+    let snaps = env.json(&["snapshots"]);
+    assert_eq!(snaps.as_array().unwrap().len(), 1, "{snaps}");
+    assert_eq!(snaps[0]["id"], done["report"]["snapshot"]);
+    let check = env.run(&["check", "--read-data"]);
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{said}");
+    assert!(!said.contains("warning"), "{said}");
+}
