@@ -25,9 +25,34 @@ pub(super) fn specs(s: &Saved) -> Vec<Document> {
         .map(|mut d| {
             d.remove("v");
             d.remove("ns");
+            strip_catalog_state(&mut d);
             d
         })
         .collect()
+}
+
+/// What a server's index catalog records beside an index's spec — how its keys are stored
+/// and what the build found, not options — and `createIndexes` refuses as unknown fields.
+/// Oplog entries carry them (SecantusDB logs `multikey` and `entryFormat` with each
+/// spec; mongod's catalog has `multikeyPaths`, `head`, `ready`, the build's UUID), and a
+/// server may list some: removed before an index is built from such a spec.
+const CATALOG_STATE: &[&str] = &[
+    "entryFormat",
+    "multikey",
+    "multikeyPaths",
+    "head",
+    "ready",
+    "buildUUID",
+    "indexBuildUUID",
+    "backgroundSecondary",
+    "runTwoPhaseIndexBuild",
+];
+
+/// Removes [`CATALOG_STATE`] fields from an index spec.
+pub(crate) fn strip_catalog_state(spec: &mut Document) {
+    for f in CATALOG_STATE {
+        spec.remove(*f);
+    }
 }
 
 /// Builds the saved indexes on `coll`, recording what was built and what failed.
@@ -71,4 +96,26 @@ pub(super) fn build(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_state_is_left_out_and_every_option_kept() {
+        let mut spec = doc! {
+            "v": 2, "key": {"tags": 1}, "name": "tags_1", "multikey": true,
+            "entryFormat": 4, "multikeyPaths": {"tags": [0]}, "sparse": 1,
+            "partialFilterExpression": {"n": {"$gt": 5}}, "collation": {"locale": "fr"},
+        };
+        strip_catalog_state(&mut spec);
+        assert_eq!(
+            spec,
+            doc! {
+                "v": 2, "key": {"tags": 1}, "name": "tags_1", "sparse": 1,
+                "partialFilterExpression": {"n": {"$gt": 5}}, "collation": {"locale": "fr"},
+            }
+        );
+    }
 }

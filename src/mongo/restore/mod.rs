@@ -10,7 +10,7 @@
 //! fails does not stop the others; the outcome says which completed and which did not.
 
 pub mod at;
-mod indexes;
+pub(crate) mod indexes;
 mod insert;
 mod verb;
 

@@ -157,7 +157,7 @@ impl Replayer<'_> {
                     .into_iter()
                     .map(|s| match s {
                         Bson::Document(mut d) => {
-                            d.remove("entryFormat");
+                            crate::mongo::restore::indexes::strip_catalog_state(&mut d);
                             Bson::Document(d)
                         }
                         other => other,
