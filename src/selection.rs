@@ -115,20 +115,37 @@ pub fn group(snaps: Vec<Snapshot>) -> BTreeMap<SeriesKey, Vec<Snapshot>> {
     out
 }
 
-/// The moment a snapshot holds: a MongoDB snapshot's cluster time (the second its
-/// collections were read at, which `coverage` shows), else when its run started.
-pub fn moment(s: &Snapshot) -> DateTime<Utc> {
-    s.mongodb
-        .as_ref()
-        .and_then(|m| m.cluster_time)
-        .and_then(|t| DateTime::from_timestamp(i64::from(t.t), 0))
-        .unwrap_or(s.time)
+/// Whether `s` holds a state at or before the moment asked for: `at`, or with `ordinal`
+/// exactly oplog timestamp (`at`'s second, `ordinal`). A MongoDB snapshot's moment is its
+/// cluster time (the second and ordinal its collections were read at, as `coverage`
+/// shows it), else a snapshot's moment is when its run started. In `at`'s own second a
+/// cluster time qualifies only where that is certain: a whole second means its end, an
+/// ordinal is compared, but a fractional time cuts the oplog by its entries' wall clock,
+/// which a cluster time does not tell — a snapshot of that second may hold writes made
+/// after it, so an earlier one answers (rolled forward).
+pub fn not_after(s: &Snapshot, at: DateTime<Utc>, ordinal: Option<u32>) -> bool {
+    let Some(ct) = s.mongodb.as_ref().and_then(|m| m.cluster_time) else {
+        return s.time <= at;
+    };
+    match i64::from(ct.t).cmp(&at.timestamp()) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => match ordinal {
+            Some(i) => ct.i <= i,
+            None => at.timestamp_subsec_nanos() == 0,
+        },
+    }
 }
 
-/// The newest snapshot whose moment is at or before `at` among `snaps` (already filtered).
+/// The newest snapshot whose moment is at or before `at` ([`not_after`]) among `snaps`
+/// (already filtered).
 /// When several series have one, the choice would be a guess, so it is an error listing
 /// them.
-pub fn at_or_before(snaps: Vec<Snapshot>, at: DateTime<Utc>) -> Result<Snapshot> {
+pub fn at_or_before(
+    snaps: Vec<Snapshot>,
+    at: DateTime<Utc>,
+    ordinal: Option<u32>,
+) -> Result<Snapshot> {
     if snaps.is_empty() {
         return Err(Error::Selection(
             "no snapshot matches the given source filters".into(),
@@ -137,7 +154,7 @@ pub fn at_or_before(snaps: Vec<Snapshot>, at: DateTime<Utc>) -> Result<Snapshot>
     let first = snaps.iter().map(|s| s.time).min().unwrap_or(at);
     let mut newest: Vec<Snapshot> = group(snaps)
         .into_values()
-        .filter_map(|series| series.into_iter().rev().find(|s| moment(s) <= at))
+        .filter_map(|series| series.into_iter().rev().find(|s| not_after(s, at, ordinal)))
         .collect();
     match newest.len() {
         0 => Err(Error::Selection(format!(
@@ -171,6 +188,58 @@ pub fn at_or_before(snaps: Vec<Snapshot>, at: DateTime<Utc>) -> Result<Snapshot>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot whose run started at `time` and, for MongoDB, whose collections were
+    /// read at cluster time `ct`.
+    fn snap(time: DateTime<Utc>, ct: Option<(u32, u32)>) -> Snapshot {
+        Snapshot {
+            version: 1,
+            id: crate::id::SnapshotId::random(),
+            time,
+            host: "h".into(),
+            user: "u".into(),
+            source: crate::snapshot::Source {
+                kind: if ct.is_some() { "mongodb" } else { "files" }.into(),
+                description: "d".into(),
+            },
+            paths: Vec::new(),
+            tags: Vec::new(),
+            parent: None,
+            tree: crate::id::TreeId::random(),
+            summary: Default::default(),
+            excludes: Default::default(),
+            mongodb: ct.map(|(t, i)| crate::snapshot::MongoRecord {
+                cluster_time: Some(crate::snapshot::ClusterTime { t, i }),
+                consistency: "snapshot".into(),
+                ..Default::default()
+            }),
+            repaired: None,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_qualifies_for_a_moment_only_when_it_is_surely_not_after_it() {
+        let t = 1_780_000_000u32;
+        let sec = |s: i64, nanos: u32| DateTime::from_timestamp(s, nanos).unwrap();
+        let at = sec(i64::from(t), 0);
+        // Files: when the run started.
+        assert!(not_after(&snap(at, None), at, None));
+        assert!(!not_after(&snap(sec(i64::from(t), 1), None), at, None));
+        // MongoDB: its cluster time, (second, ordinal).
+        let m = snap(sec(i64::from(t) - 5, 0), Some((t, 5)));
+        assert!(not_after(&m, at, None), "a whole second means its end");
+        assert!(not_after(&m, at, Some(5)));
+        assert!(
+            !not_after(&m, at, Some(4)),
+            "an earlier ordinal of its second"
+        );
+        assert!(
+            !not_after(&m, sec(i64::from(t), 500_000_000), None),
+            "which part of the second is unknown"
+        );
+        assert!(not_after(&m, sec(i64::from(t) + 1, 1), None));
+        assert!(!not_after(&m, sec(i64::from(t) - 1, 0), Some(9)));
+    }
 
     #[test]
     fn covers_is_component_wise() {

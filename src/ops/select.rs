@@ -23,6 +23,10 @@ pub struct SnapshotRef {
     /// Which snapshots `latest` and `at` choose among; a snapshot named by id must match
     /// it too.
     pub filter: SnapshotFilter,
+    /// With `at`: exactly oplog timestamp (that second, this ordinal), for a MongoDB
+    /// restore (set from [`crate::ops::restore::RestoreRequest::ordinal`]).
+    #[serde(skip)]
+    pub ordinal: Option<u32>,
 }
 
 impl SnapshotRef {
@@ -100,7 +104,7 @@ pub fn snapshot(repo: &Repository, r: &SnapshotRef, paths: &[SnapPath]) -> Resul
         }
     }
     match r.at {
-        Some(at) => at_or_before(snaps, at),
+        Some(at) => at_or_before(snaps, at, r.ordinal),
         None => snaps.pop().ok_or_else(|| {
             Error::Selection(if r.filter == SnapshotFilter::default() {
                 "the repository has no snapshots yet".into()

@@ -121,7 +121,7 @@ fn oplog_entries(client: &Client, db: &str, after: Timestamp) -> u64 {
         .unwrap()
 }
 
-fn cluster_time(snapshot: &serde_json::Value) -> Timestamp {
+pub(crate) fn cluster_time(snapshot: &serde_json::Value) -> Timestamp {
     let ct = &snapshot["mongodb"]["cluster_time"];
     Timestamp {
         time: ct["t"].as_u64().unwrap() as u32,

@@ -77,6 +77,19 @@ pub fn plan_at(
             "the snapshot before it has no cluster time (a standalone server keeps no oplog)",
         ));
     };
+    let cut = exact.map_or_else(|| Cut::at(at), Cut::exact);
+    // The oplog only moves a state forward: a snapshot read after the moment can never
+    // answer for it (the selection takes an earlier one).
+    if base > cut.ts {
+        return Err(Error::Refused(format!(
+            "snapshot {} was read at {} #{}, after {}: it cannot give an earlier state; \
+             restore by time (`--at`) to have an earlier snapshot chosen",
+            snap.id.short(),
+            when(base),
+            base.i,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
     let slices: Vec<Slice> = crate::mongo::oplog::load_slices(repo)?
         .into_iter()
         .filter(|s| s.source == source)
@@ -91,7 +104,6 @@ pub fn plan_at(
             &format!("no oplog of {source} was captured after the snapshot before it"),
         ));
     }
-    let cut = exact.map_or_else(|| Cut::at(at), Cut::exact);
     let held = held(repo, snap)?;
     let dbs = held.dbs();
     // Slices that captured every database this snapshot holds.

@@ -98,9 +98,13 @@ pub fn run(repo: &Repository, req: &RestoreRequest, ctx: &Ctx) -> Result<Restore
     let _lock = repo.lock_for(LockKind::Shared, "restore", ctx)?;
     let mut sel = req.snapshot.clone();
     #[cfg(feature = "mongo")]
-    if matches!(req.into, RestoreInto::Mongodb(_)) && sel.filter.source.is_none() {
-        // Restoring collections: only snapshots that hold some.
-        sel.filter.source = Some("mongodb".into());
+    if matches!(req.into, RestoreInto::Mongodb(_)) {
+        if sel.filter.source.is_none() {
+            // Restoring collections: only snapshots that hold some.
+            sel.filter.source = Some("mongodb".into());
+        }
+        // A snapshot of a later ordinal in that second holds writes after the moment.
+        sel.ordinal = req.ordinal;
     }
     let hint: Vec<SnapPath> = req.include.iter().filter(|p| is_path(p)).cloned().collect();
     let snap = select::snapshot(repo, &sel, &hint)?;
