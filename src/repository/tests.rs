@@ -68,6 +68,16 @@ fn a_key_that_opens_with_the_password_but_not_the_config_is_passed_over() {
     assert!(!matches!(err, Error::WrongPassword), "{err}");
 }
 
+/// A shared lock taken through `repo`, at once.
+fn shared(repo: &Repository, ctx: &crate::ops::context::Ctx) -> Result<crate::lock::Lock> {
+    repo.lock(
+        crate::lock::LockKind::Shared,
+        "test",
+        Default::default(),
+        ctx,
+    )
+}
+
 /// Empties the backend as `rm -rf` would.
 fn remove_everything(backend: &dyn Backend) {
     for o in backend.list("").unwrap() {
@@ -82,14 +92,7 @@ fn a_handle_writes_nothing_once_its_repository_is_removed_or_replaced() {
     let cache = tempfile::tempdir().unwrap();
     let old = Repository::open(backend.clone(), b"pw", cache.path()).unwrap();
     let ctx = crate::ops::context::Ctx::default();
-    let held = old
-        .lock(
-            crate::lock::LockKind::Shared,
-            "test",
-            Default::default(),
-            &ctx,
-        )
-        .unwrap();
+    let held = shared(&old, &ctx).unwrap();
     old.check_locks().unwrap();
     let sink = crate::journal::Sink::of(&old);
     assert!(sink.same_repository().unwrap());
@@ -105,12 +108,7 @@ fn a_handle_writes_nothing_once_its_repository_is_removed_or_replaced() {
     // Created again at the same place, even with the same password: the old handle's
     // key is not this repository's, so it takes no lock and writes no record.
     Repository::init(backend.as_ref(), b"pw", RepoConfig::new_default(), cheap()).unwrap();
-    let Err(e) = old.lock(
-        crate::lock::LockKind::Shared,
-        "test",
-        Default::default(),
-        &ctx,
-    ) else {
+    let Err(e) = shared(&old, &ctx) else {
         panic!("a lock was taken in the new repository with the old key");
     };
     assert!(matches!(e, Error::Refused(_)), "{e}");
@@ -131,13 +129,6 @@ fn a_handle_writes_nothing_once_its_repository_is_removed_or_replaced() {
 
     // A handle opened now works as ever.
     let new = Repository::open(backend.clone(), b"pw", cache.path()).unwrap();
-    let _lock = new
-        .lock(
-            crate::lock::LockKind::Shared,
-            "test",
-            Default::default(),
-            &ctx,
-        )
-        .unwrap();
+    let _lock = shared(&new, &ctx).unwrap();
     new.check_locks().unwrap();
 }
