@@ -121,6 +121,11 @@ impl Rule {
         })
     }
 
+    /// The database this rule takes whole (`DB.*`), if it is such a rule.
+    pub fn whole_database(&self) -> Option<&str> {
+        self.from.strip_suffix(".*").filter(|db| !db.contains('*'))
+    }
+
     /// Where this rule sends `ns`, if it matches.
     pub fn apply(&self, ns: &str) -> Option<String> {
         match (self.from.split_once('*'), self.to.split_once('*')) {

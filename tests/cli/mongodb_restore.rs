@@ -467,3 +467,69 @@ fn skip_counts_a_document_kept_only_when_its_id_was_there() {
     db.drop().run().unwrap();
     client.database(&target).drop().run().unwrap();
 }
+
+/// A snapshot of two databases, one of them empty then: a whole-database rename rule for
+/// each (as a script restoring the backup's scope writes them) restores the other; the
+/// rule for the empty one is no typo. A rule for a database outside the scope still is.
+#[test]
+fn a_rename_of_a_whole_database_saved_empty_is_no_typo() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let full = unique_db("full");
+    let empty = unique_db("empty");
+    client
+        .database(&full)
+        .collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .run()
+        .unwrap();
+    let env = Env::new();
+    env.init();
+    env.json(&[
+        "snapshot",
+        &uri,
+        &format!("--db={full}"),
+        &format!("--db={empty}"),
+    ]);
+    let rules = |extra: &str| {
+        vec![
+            format!("{full}.*:{full}_r.*"),
+            format!("{empty}.*:{empty}_r.*"),
+            extra.to_string(),
+        ]
+    };
+    let args = |r: &[String]| -> Vec<String> {
+        r.iter()
+            .filter(|x| !x.is_empty())
+            .flat_map(|x| ["--ns-rename".to_string(), x.clone()])
+            .collect()
+    };
+    let typo = args(&rules(&format!("{full}x.*:elsewhere.*")));
+    let out = restore(
+        &env,
+        &uri,
+        &typo.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a rule for a database never saved was accepted"
+    );
+    assert!(err.contains("matches no collection"), "{err}");
+    let ok = args(&rules(""));
+    let out = restore(
+        &env,
+        &uri,
+        &ok.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = client.database(&format!("{full}_r"));
+    assert_eq!(raw_docs(&r, "c").len(), 1);
+    r.drop().run().unwrap();
+    client.database(&full).drop().run().unwrap();
+}

@@ -161,7 +161,17 @@ fn choose(
         }
         replayed_targets.push((ns.clone(), target));
     }
-    if let Some(i) = used.iter().position(|u| !u) {
+    // A rule for a whole database the snapshot saved whole is no typo when it matches
+    // nothing: that database had no collections then (or at the moment restored to).
+    let scope_dbs: Vec<&str> = snap
+        .mongodb
+        .as_ref()
+        .and_then(|m| m.scope.as_ref())
+        .map(|s| s.dbs.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let saved_whole =
+        |r: &crate::mongo::ns::Rule| r.whole_database().is_some_and(|db| scope_dbs.contains(&db));
+    if let Some(i) = (0..used.len()).find(|&i| !used[i] && !saved_whole(&opts.renames.0[i])) {
         return Err(Error::Refused(format!(
             "--ns-rename {:?} matches no collection selected from snapshot {}; nothing was written",
             opts.renames.0[i].text,
