@@ -18,6 +18,28 @@ pub const SMALL_FILES_VERSION: u32 = 4;
 /// Object name of the config.
 pub const CONFIG_PATH: &str = "config";
 
+/// What a location holds now, against the sealed `config` a client opened there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Still {
+    /// The same repository.
+    Same,
+    /// Another repository (deleted and created again at the location).
+    Replaced,
+    /// No repository.
+    Removed,
+}
+
+/// Reads `config` at `backend` again and compares it with `sealed` (one small read): a
+/// long-lived client checks it before writing (format-spec/layout.md, Locks).
+pub fn still_there(backend: &dyn crate::backend::Backend, sealed: &[u8]) -> Result<Still> {
+    match backend.get(CONFIG_PATH) {
+        Ok(now) if now == sealed => Ok(Still::Same),
+        Ok(_) => Ok(Still::Replaced),
+        Err(Error::Missing(_)) => Ok(Still::Removed),
+        Err(e) => Err(e),
+    }
+}
+
 /// Contents of the config object.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RepoConfig {

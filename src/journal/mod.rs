@@ -155,11 +155,8 @@ impl Sink {
     /// Whether the location still holds the repository this sink was made for (not
     /// removed, nor removed and created again while the operation ran).
     pub fn same_repository(&self) -> Result<bool> {
-        match self.backend.get(crate::config::CONFIG_PATH) {
-            Ok(now) => Ok(*now == *self.config_sealed),
-            Err(crate::error::Error::Missing(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        use crate::config::{still_there, Still};
+        Ok(still_there(self.backend.as_ref(), &self.config_sealed)? == Still::Same)
     }
 
     /// Writes `rec` as `log/<id>`.

@@ -2,6 +2,7 @@
 //! remembered, and checked before anything is committed.
 
 use super::*;
+use crate::config::{still_there, Still};
 
 impl Repository {
     /// Takes a repository lock for `command` (see [`crate::lock`]), waiting up to `wait`
@@ -100,7 +101,7 @@ impl Repository {
     /// Checked before taking a lock (so before anything is written under it) and before
     /// committing: one small read.
     pub fn check_same_repository(&self) -> Result<()> {
-        match self.still_there()? {
+        match still_there(self.backend.as_ref(), &self.config_sealed)? {
             Still::Same => Ok(()),
             other => Err(Error::Refused(format!(
                 "the repository at {} was {} since this process opened it; nothing more \
@@ -118,23 +119,6 @@ impl Repository {
     /// Whether the location still holds the repository this handle opened (a long-lived
     /// holder such as the service opens it again when not).
     pub fn is_same_repository(&self) -> Result<bool> {
-        Ok(self.still_there()? == Still::Same)
+        Ok(still_there(self.backend.as_ref(), &self.config_sealed)? == Still::Same)
     }
-
-    fn still_there(&self) -> Result<Still> {
-        match self.backend.get(CONFIG_PATH) {
-            Ok(now) if now == self.config_sealed => Ok(Still::Same),
-            Ok(_) => Ok(Still::Replaced),
-            Err(Error::Missing(_)) => Ok(Still::Removed),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// What is at a repository's location now, against what a handle opened.
-#[derive(PartialEq, Eq)]
-enum Still {
-    Same,
-    Replaced,
-    Removed,
 }
