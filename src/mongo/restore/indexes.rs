@@ -1,4 +1,5 @@
-//! Index builds from the saved `listIndexes` specs, verbatim but for `v` and `ns`: every
+//! Index builds from the saved `listIndexes` specs, verbatim but for `v`, `ns` and the
+//! catalog's own state ([`strip_catalog_state`], also used by the oplog replay): every
 //! option survives whatever its type (`unique: 1`, `expireAfterSeconds: 3600.0`, …). The
 //! `_id` index and a clustered collection's clustered index come with the collection and
 //! are never sent to `createIndexes`. One index that fails does not keep the others from
