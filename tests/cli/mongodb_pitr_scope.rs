@@ -152,3 +152,78 @@ fn restore_at_in_place_replaces_what_the_oplog_creates_and_never_merges() {
     db.drop().run().unwrap();
     client.database(&elsewhere).drop().run().unwrap();
 }
+
+#[test]
+fn a_collection_created_after_the_snapshot_can_be_restored_alone() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let name = unique_db("alone");
+    let db = client.database(&name);
+    let c = db.collection::<Document>("c");
+    c.insert_many((0..4).map(|i| doc! {"_id": i}))
+        .run()
+        .unwrap();
+    let env = Env::new();
+    env.init();
+    env.json(&["snapshot", &uri, &format!("--db={name}")]);
+    let f = follow(&env, &uri, &name);
+    let late = db.collection::<Document>("late");
+    late.insert_many((0..3).map(|i| doc! {"_id": i, "v": i}))
+        .run()
+        .unwrap();
+    late.create_index(IndexModel::builder().keys(doc! {"v": 1}).build())
+        .run()
+        .unwrap();
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": format!("{name}.c"), "to": format!("{name}.moved")})
+        .run()
+        .unwrap();
+    tick();
+    let want = state(&db);
+    let at = chrono::Utc::now().to_rfc3339();
+    tick();
+    late.insert_one(doc! {"_id": 99}).run().unwrap();
+    tick();
+    assert!(!stop(f).is_empty());
+    let target = format!("{name}_r");
+    let rename = format!("{name}.*:{target}.*");
+    let only = |names: &[&str]| -> Vec<_> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        want.iter()
+            .filter(|(n, _, _)| names.contains(n))
+            .cloned()
+            .collect()
+    };
+
+    // Only a collection the snapshot lacks: the roll-forward alone restores it.
+    let late_ns = format!("{name}.late");
+    restore_at(&env, &at, &uri, &["--ns", &late_ns, "--ns-rename", &rename]);
+    assert!(state(&client.database(&target)) == only(&["late"]));
+    client.database(&target).drop().run().unwrap();
+
+    // A collection renamed from one left out would lack its documents: refused up front.
+    let moved = format!("{name}.moved");
+    let out = try_restore_at(&env, &at, &uri, &["--ns", &moved, "--ns-rename", &rename]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("--ns '{name}.c'")), "{err}");
+    let names = client
+        .database(&target)
+        .list_collection_names()
+        .run()
+        .unwrap();
+    assert!(names.is_empty(), "nothing written: {names:?}");
+    // With its origin selected too, it is restored as it was at the moment.
+    let c_ns = format!("{name}.c");
+    restore_at(
+        &env,
+        &at,
+        &uri,
+        &["--ns", &moved, "--ns", &c_ns, "--ns-rename", &rename],
+    );
+    assert!(state(&client.database(&target)) == only(&["moved"]));
+    client.database(&target).drop().run().unwrap();
+    db.drop().run().unwrap();
+}

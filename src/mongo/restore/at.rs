@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::error::{Error, Result};
 use crate::mongo::oplog::coverage::{self, plan};
-use crate::mongo::oplog::namespaces::written_namespaces;
+use crate::mongo::oplog::namespaces::{renames, written_namespaces};
 use crate::mongo::oplog::replay::{Cut, ReplayStats, Replayer, Selection};
 use crate::mongo::oplog::slice::{split_entries, Slice};
 use crate::ops::context::Ctx;
@@ -288,6 +288,35 @@ fn for_each_entry(
     Ok(())
 }
 
+/// The refusal of a roll-forward that would rename a collection it does not restore into
+/// one it does: the renamed collection's documents would be missing.
+fn renamed_in(doc: &RawDocument, from: &str, to: &str, held: &Held) -> Error {
+    let ts = doc.get_timestamp("ts").map_or_else(
+        |_| "an unknown time".to_string(),
+        |t| {
+            format!(
+                "{} #{}",
+                when(ClusterTime {
+                    t: t.time,
+                    i: t.increment
+                }),
+                t.increment
+            )
+        },
+    );
+    let db = from.split_once('.').map_or(from, |x| x.0);
+    let how = if held.saved.contains(from) || held.whole_dbs.contains(db) {
+        format!("select it too (--ns '{from}'), or choose a moment before the rename")
+    } else {
+        "the snapshot does not hold it: choose a moment before the rename, or restore a \
+         snapshot that holds it"
+            .to_string()
+    };
+    Error::Refused(format!(
+        "{to} is {from} renamed at {ts}, and {from} is not restored: {how}; nothing was written"
+    ))
+}
+
 /// Checks the target before anything is written — and with `--conflict drop` clears it —
 /// so that the oplog is replayed onto exactly the snapshot's documents: a collection
 /// merged with existing data (`skip`, `overwrite`), or one the replay creates that already
@@ -305,6 +334,11 @@ pub fn prepare_target(
         for ns in written_namespaces(doc)? {
             if sel.wants(&ns) && !saved.contains(&ns) && !replayed.contains(&ns) {
                 replayed.push(ns);
+            }
+        }
+        for (from, to) in renames(doc)? {
+            if sel.wants(&to) && !sel.wants(&from) {
+                return Err(renamed_in(doc, &from, &to, &rf.held));
             }
         }
         Ok(())

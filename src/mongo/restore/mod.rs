@@ -145,13 +145,6 @@ fn choose(
         split_ns(&target)?;
         chosen.push((s, target));
     }
-    if chosen.is_empty() {
-        return Err(Error::Selection(format!(
-            "no collection in snapshot {} matches {}",
-            snap.id.short(),
-            opts.namespaces.join(", ")
-        )));
-    }
     let globs_match = |ns: &str| globs.is_empty() || globs.iter().any(|g| g.is_match(ns));
     let mut replayed_targets = Vec::new();
     for ns in opts.replayed.iter().filter(|ns| globs_match(ns)) {
@@ -160,6 +153,19 @@ fn choose(
             used[r] = true;
         }
         replayed_targets.push((ns.clone(), target));
+    }
+    // A collection created after the snapshot is restored by the roll-forward alone.
+    if chosen.is_empty() && replayed_targets.is_empty() {
+        return Err(Error::Selection(format!(
+            "no collection in snapshot {}{} matches {}",
+            snap.id.short(),
+            if opts.replayed.is_empty() {
+                ""
+            } else {
+                " or created by the oplog up to the moment"
+            },
+            opts.namespaces.join(", ")
+        )));
     }
     // A rule for a whole database the snapshot saved whole is no typo when it matches
     // nothing: that database had no collections then (or at the moment restored to).
