@@ -52,6 +52,8 @@ mod mongodb_pitr;
 #[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_pitr_copy;
 #[cfg(all(feature = "mongo", feature = "testing"))]
+mod mongodb_pitr_kinds;
+#[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_pitr_moment;
 #[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_pitr_scope;

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::error::{Error, Result};
 use crate::mongo::oplog::coverage::{self, plan};
 use crate::mongo::oplog::namespaces::{renames, written_namespaces};
-use crate::mongo::oplog::replay::{Cut, ReplayStats, Replayer, Selection};
+use crate::mongo::oplog::replay::{vet_raw, Cut, ReplayStats, Replayer, Selection};
 use crate::mongo::oplog::slice::{split_entries, Slice};
 use crate::ops::context::Ctx;
 use crate::progress::Progress;
@@ -341,7 +341,8 @@ pub fn prepare_target(
                 return Err(renamed_in(doc, &from, &to, &rf.held));
             }
         }
-        Ok(())
+        // Whatever else the replay would stop at is refused now, before any write.
+        vet_raw(&sel, doc)
     })?;
     opts.replayed = replayed.clone();
     let planned = super::run(

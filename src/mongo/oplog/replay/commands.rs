@@ -122,6 +122,10 @@ impl Replayer<'_> {
                 for (k, v) in o {
                     match k.as_str() {
                         "create" | "idIndex" => {}
+                        // SecantusDB logs a view's pipeline under this name.
+                        "viewPipeline" => {
+                            cmd.insert("pipeline", v.clone());
+                        }
                         "viewOn" => {
                             let on = v.as_str().unwrap_or_default();
                             let (_, c) = self
