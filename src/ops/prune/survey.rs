@@ -14,6 +14,9 @@ use crate::index::pending::{self, PendingPack};
 use crate::ops::context::Ctx;
 use crate::repository::Repository;
 
+/// The youngest `.tmp-` object prune deletes: older than any write in flight.
+const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What steps 1–3 and step 6's decision found, before anything is written: all that the
 /// writes and deletions act on.
 pub(super) struct Survey {
@@ -54,10 +57,14 @@ pub(super) fn survey(
     }
     let now = Utc::now();
     ctx.check()?;
-    // 1. Leftovers of interrupted writes.
+    // 1. Leftovers of interrupted writes. Not the young ones, whatever the grace period:
+    // lock objects and operation-log records are written outside any lock, by processes
+    // waiting for this one or finishing beside it, and deleting their `.tmp-` name between
+    // its write and its rename fails them.
     if !opts.dry_run {
         repo.check_alone()?;
-        let (n, bytes) = repo.backend().remove_leftovers(opts.grace)?;
+        let age = opts.grace.max(LEFTOVER_MIN_AGE);
+        let (n, bytes) = repo.backend().remove_leftovers(age)?;
         report.leftovers_removed = n;
         report.bytes_freed += bytes;
     }
