@@ -180,6 +180,20 @@ fn bad(ts: ClusterTime, what: impl std::fmt::Display) -> Error {
     ))
 }
 
+/// An entry decoded, with its timestamp.
+fn decode(raw: &RawDocument) -> Result<(Document, ClusterTime)> {
+    let entry =
+        Document::try_from(raw).map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
+    let ts = entry
+        .get_timestamp("ts")
+        .map(|t| ClusterTime {
+            t: t.time,
+            i: t.increment,
+        })
+        .map_err(|_| Error::corrupt("oplog entry", "no ts"))?;
+    Ok((entry, ts))
+}
+
 fn id_key(id: &Bson) -> Vec<u8> {
     let mut v = Vec::new();
     let _ = doc! {"_id": id.clone()}.to_writer(&mut v);
@@ -215,15 +229,7 @@ impl<'a> Replayer<'a> {
 
     /// Applies one raw oplog entry.
     pub fn apply(&mut self, raw: &RawDocument) -> Result<()> {
-        let entry =
-            Document::try_from(raw).map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
-        let ts = entry
-            .get_timestamp("ts")
-            .map(|t| ClusterTime {
-                t: t.time,
-                i: t.increment,
-            })
-            .map_err(|_| Error::corrupt("oplog entry", "no ts"))?;
+        let (entry, ts) = decode(raw)?;
         self.stats.entries += 1;
         vet::vet(self.sel, &entry, ts)?;
         self.apply_doc(&entry, ts)

@@ -4,8 +4,8 @@
 
 use mongodb::bson::{Document, RawDocument};
 
-use super::{bad, Selection};
-use crate::error::{Error, Result};
+use super::{bad, decode, Selection};
+use crate::error::Result;
 use crate::snapshot::ClusterTime;
 
 /// Commands the replay applies (to the selected namespaces) or passes over.
@@ -32,15 +32,7 @@ pub fn vet_raw(sel: &Selection, raw: &RawDocument) -> Result<()> {
     if op != "c" && !sel.wants(ns) {
         return Ok(());
     }
-    let entry =
-        Document::try_from(raw).map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
-    let ts = entry
-        .get_timestamp("ts")
-        .map(|t| ClusterTime {
-            t: t.time,
-            i: t.increment,
-        })
-        .map_err(|_| Error::corrupt("oplog entry", "no ts"))?;
+    let (entry, ts) = decode(raw)?;
     vet(sel, &entry, ts)
 }
 
