@@ -70,10 +70,18 @@ pub type DamagedSlices = Vec<(crate::id::SliceId, String)>;
 pub fn load_slices_and_damaged(
     repo: &crate::repository::Repository,
 ) -> crate::error::Result<(Vec<slice::Slice>, DamagedSlices)> {
+    use rayon::prelude::*;
+    let ids = crate::backend::list_ids::<crate::id::SliceId>(repo.backend(), "oplog/")?;
+    // One small object per slice, thousands of them after weeks of `follow`: read at once.
+    let loaded: Vec<_> = crate::backend::with_read_threads(repo.backend(), || {
+        ids.par_iter()
+            .map(|(id, _)| (*id, repo.load_slice(id)))
+            .collect()
+    });
     let mut out = Vec::new();
     let mut damaged = Vec::new();
-    for (id, _) in crate::backend::list_ids::<crate::id::SliceId>(repo.backend(), "oplog/")? {
-        match repo.load_slice(&id) {
+    for (id, loaded) in loaded {
+        match loaded {
             Ok(s) => out.push(s),
             Err(e @ crate::error::Error::Corrupt { .. }) => damaged.push((id, e.to_string())),
             Err(crate::error::Error::Missing(_)) => {}
