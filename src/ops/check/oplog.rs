@@ -15,8 +15,12 @@ pub(super) fn check_slices(
     damaged: &Damaged,
     report: &mut CheckReport,
 ) -> Result<()> {
-    for id in ids {
-        let loaded = match repo.load_slice(id) {
+    use rayon::prelude::*;
+    let all: Vec<_> = crate::backend::with_read_threads(repo.backend(), || {
+        ids.par_iter().map(|id| repo.load_slice(id)).collect()
+    });
+    for (id, loaded) in ids.iter().zip(all) {
+        let loaded = match loaded {
             // Removed by a forget since it was listed.
             Err(crate::error::Error::Missing(_)) => continue,
             loaded => loaded,
