@@ -29,7 +29,7 @@ pub fn vet_raw(sel: &Selection, raw: &RawDocument) -> Result<()> {
     let op = raw.get_str("op").unwrap_or("");
     let ns = raw.get_str("ns").unwrap_or("");
     // Document changes are checked by their namespace alone: no need to decode them.
-    if op != "c" && !sel.wants(ns) {
+    if op != "c" && refused_write(sel, ns).is_none() {
         return Ok(());
     }
     let (entry, ts) = decode(raw)?;
@@ -41,31 +41,32 @@ pub fn vet_raw(sel: &Selection, raw: &RawDocument) -> Result<()> {
 pub fn vet(sel: &Selection, entry: &Document, ts: ClusterTime) -> Result<()> {
     let ns = entry.get_str("ns").unwrap_or("");
     match entry.get_str("op").unwrap_or("") {
-        "i" | "u" | "d" if sel.wants(ns) => document_change(ns, ts),
+        "i" | "u" | "d" => match refused_write(sel, ns) {
+            Some(why) => Err(bad(ts, why)),
+            None => Ok(()),
+        },
         "c" => command(sel, entry, ns, ts),
         _ => Ok(()),
     }
 }
 
-fn document_change(ns: &str, ts: ClusterTime) -> Result<()> {
-    let coll = ns.split_once('.').map_or("", |(_, c)| c);
-    if coll == "system.views" {
-        return Err(bad(ts, "views changed through system.views"));
-    }
+/// Why a document change in `ns` cannot be replayed, if it cannot.
+fn refused_write(sel: &Selection, ns: &str) -> Option<String> {
+    let (db, coll) = ns.split_once('.')?;
     if let Some(ts_coll) = coll.strip_prefix("system.buckets.") {
         // mongod logs a time-series collection's writes as its buckets' writes; the
         // snapshot holds its measurements, restored into new buckets the entries do not
         // name.
-        return Err(bad(
-            ts,
+        return sel.wants(&format!("{db}.{ts_coll}")).then(|| {
             format!(
-                "a write to time-series collection {ts_coll} (logged as a bucket change, which \
-                 cannot be applied to measurements restored from a snapshot); restore a \
+                "a write to time-series collection {db}.{ts_coll} (logged as a bucket change, \
+                 which cannot be applied to measurements restored from a snapshot); restore a \
                  snapshot's own moment for it, or leave it out with --ns"
-            ),
-        ));
+            )
+        });
     }
-    Ok(())
+    (coll == "system.views" && sel.wants(ns))
+        .then(|| "views changed through system.views".to_string())
 }
 
 fn command(sel: &Selection, entry: &Document, ns: &str, ts: ClusterTime) -> Result<()> {
@@ -148,6 +149,23 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_time_series_collection_is_refused_by_its_buckets_namespace() {
+        let mut sel = sel();
+        sel.saved.insert("t.w".into());
+        let write = |ns: &str| doc! {"op": "i", "ns": ns, "o": {"_id": 1}};
+        let ts = ClusterTime { t: 1, i: 1 };
+        assert!(vet(&sel, &write("t.system.buckets.w"), ts).is_err());
+        assert!(vet(&sel, &write("t.system.buckets.other"), ts).is_ok());
+        let raw = mongodb::bson::RawDocumentBuf::from_document(
+            &doc! {"ts": mongodb::bson::Timestamp { time: 1, increment: 1 }, "op": "u",
+            "ns": "t.system.buckets.w", "o": {}, "o2": {"_id": 1}},
+        )
+        .unwrap();
+        let err = vet_raw(&sel, &raw).unwrap_err().to_string();
+        assert!(err.contains("time-series collection t.w"), "{err}");
+    }
+
+    #[test]
     fn entries_the_replay_cannot_reproduce_are_refused() {
         let ok = |e: Document| assert_eq!(check(e.clone()), Ok(()), "{e}");
         let refused = |e: Document, why: &str| {
@@ -157,13 +175,14 @@ mod tests {
         ok(doc! {"op": "i", "ns": "a.c", "o": {"_id": 1}});
         ok(doc! {"op": "i", "ns": "a.system.js", "o": {"_id": "f"}});
         ok(doc! {"op": "i", "ns": "b.system.views", "o": {"_id": "b.v"}});
+        ok(doc! {"op": "i", "ns": "b.system.buckets.w", "o": {"_id": 1}});
         refused(
             doc! {"op": "i", "ns": "a.system.views", "o": {"_id": "a.v"}},
             "system.views",
         );
         refused(
             doc! {"op": "u", "ns": "a.system.buckets.w", "o": {}, "o2": {"_id": 1}},
-            "time-series collection w",
+            "time-series collection a.w",
         );
         ok(doc! {"op": "c", "ns": "a.$cmd", "o": {"collMod": "c", "validator": {}}});
         ok(doc! {"op": "c", "ns": "b.$cmd", "o": {"collMod": "c"}});
