@@ -290,7 +290,8 @@ fn for_each_entry(
 
 /// The refusal of a roll-forward that would rename a collection it does not restore into
 /// one it does: the renamed collection's documents would be missing.
-fn renamed_in(doc: &RawDocument, from: &str, to: &str, held: &Held) -> Error {
+/// `selectable`: `from` is left out by the `--ns` globs alone.
+fn renamed_in(doc: &RawDocument, from: &str, to: &str, selectable: bool) -> Error {
     let ts = doc.get_timestamp("ts").map_or_else(
         |_| "an unknown time".to_string(),
         |t| {
@@ -304,8 +305,7 @@ fn renamed_in(doc: &RawDocument, from: &str, to: &str, held: &Held) -> Error {
             )
         },
     );
-    let db = from.split_once('.').map_or(from, |x| x.0);
-    let how = if held.saved.contains(from) || held.whole_dbs.contains(db) {
+    let how = if selectable {
         format!("select it too (--ns '{from}'), or choose a moment before the rename")
     } else {
         "the snapshot does not hold it: choose a moment before the rename, or restore a \
@@ -329,6 +329,7 @@ pub fn prepare_target(
 ) -> Result<()> {
     // Namespaces the replay creates count for the rename rules too.
     let (sel, saved) = selection(rf, &opts.namespaces, &opts.renames)?;
+    let (unfiltered, _) = selection(rf, &[], &opts.renames)?;
     let mut replayed: Vec<String> = Vec::new();
     for_each_entry(repo, rf, |doc| {
         for ns in written_namespaces(doc)? {
@@ -338,7 +339,7 @@ pub fn prepare_target(
         }
         for (from, to) in renames(doc)? {
             if sel.wants(&to) && !sel.wants(&from) {
-                return Err(renamed_in(doc, &from, &to, &rf.held));
+                return Err(renamed_in(doc, &from, &to, unfiltered.wants(&from)));
             }
         }
         // Whatever else the replay would stop at is refused now, before any write.
