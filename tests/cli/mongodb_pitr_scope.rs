@@ -87,21 +87,52 @@ fn new_databases_and_collections_are_replayed_within_the_snapshots_scope() {
     assert!(state(&client.database("r2")) == want_c);
 }
 
-#[test]
-fn restore_at_in_place_replaces_what_the_oplog_creates_and_never_merges() {
-    let Some((uri, client)) = server() else {
-        return;
-    };
-    let name = unique_db("inplace");
-    let db = client.database(&name);
-    let c = db.collection::<Document>("c");
-    c.insert_many((0..5).map(|i| doc! {"_id": i}))
+/// A database of its own whose collection `c` holds `docs` documents, snapshotted whole,
+/// with `follow` running on it.
+struct Followed {
+    uri: String,
+    client: Client,
+    name: String,
+    env: Env,
+    follow: std::process::Child,
+}
+
+fn followed(prefix: &str, docs: i32) -> Option<Followed> {
+    let (uri, client) = server()?;
+    let name = unique_db(prefix);
+    client
+        .database(&name)
+        .collection::<Document>("c")
+        .insert_many((0..docs).map(|i| doc! {"_id": i}))
         .run()
         .unwrap();
     let env = Env::new();
     env.init();
     env.json(&["snapshot", &uri, &format!("--db={name}")]);
-    let f = follow(&env, &uri, &name);
+    let follow = follow(&env, &uri, &name);
+    Some(Followed {
+        uri,
+        client,
+        name,
+        env,
+        follow,
+    })
+}
+
+#[test]
+fn restore_at_in_place_replaces_what_the_oplog_creates_and_never_merges() {
+    let Some(Followed {
+        uri,
+        client,
+        name,
+        env,
+        follow: f,
+    }) = followed("inplace", 5)
+    else {
+        return;
+    };
+    let db = client.database(&name);
+    let c = db.collection::<Document>("c");
     let late = db.collection::<Document>("late");
     late.insert_many((0..3).map(|i| doc! {"_id": i, "v": 1}))
         .run()
@@ -155,19 +186,17 @@ fn restore_at_in_place_replaces_what_the_oplog_creates_and_never_merges() {
 
 #[test]
 fn a_collection_created_after_the_snapshot_can_be_restored_alone() {
-    let Some((uri, client)) = server() else {
+    let Some(Followed {
+        uri,
+        client,
+        name,
+        env,
+        follow: f,
+    }) = followed("alone", 4)
+    else {
         return;
     };
-    let name = unique_db("alone");
     let db = client.database(&name);
-    let c = db.collection::<Document>("c");
-    c.insert_many((0..4).map(|i| doc! {"_id": i}))
-        .run()
-        .unwrap();
-    let env = Env::new();
-    env.init();
-    env.json(&["snapshot", &uri, &format!("--db={name}")]);
-    let f = follow(&env, &uri, &name);
     let late = db.collection::<Document>("late");
     late.insert_many((0..3).map(|i| doc! {"_id": i, "v": i}))
         .run()
