@@ -48,32 +48,6 @@ fn collect(entry: &Document, out: &mut Vec<String>) {
     }
 }
 
-/// The collection renames (from, to) an entry makes.
-pub fn renames(raw: &RawDocument) -> Result<Vec<(String, String)>> {
-    if raw.get_str("op").unwrap_or("") != "c" {
-        return Ok(Vec::new());
-    }
-    let entry =
-        Document::try_from(raw).map_err(|e| Error::corrupt("oplog entry", e.to_string()))?;
-    let mut out = Vec::new();
-    collect_renames(&entry, &mut out);
-    Ok(out)
-}
-
-fn collect_renames(entry: &Document, out: &mut Vec<(String, String)>) {
-    let Ok(o) = entry.get_document("o") else {
-        return;
-    };
-    if let (Ok(from), Ok(to)) = (o.get_str("renameCollection"), o.get_str("to")) {
-        out.push((from.to_string(), to.to_string()));
-    }
-    for op in o.get_array("applyOps").into_iter().flatten() {
-        if let Some(d) = op.as_document() {
-            collect_renames(d, out);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,28 +81,5 @@ mod tests {
         ]}};
         assert_eq!(written(txn), ["b.t"]);
         assert!(written(doc! {"op": "c", "ns": "a.$cmd", "o": {"drop": "c"}}).is_empty());
-    }
-
-    #[test]
-    fn renames_are_found_alone_and_inside_apply_ops() {
-        let of =
-            |entry: Document| renames(&RawDocumentBuf::from_document(&entry).unwrap()).unwrap();
-        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
-        assert_eq!(
-            of(doc! {"op": "c", "ns": "a.$cmd", "o": {"renameCollection": "a.x", "to": "b.y"}}),
-            [pair("a.x", "b.y")]
-        );
-        assert_eq!(
-            of(doc! {"op": "c", "ns": "admin.$cmd", "o": {"applyOps": [
-                {"op": "c", "ns": "a.$cmd", "o": {"renameCollection": "a.p", "to": "a.q"}},
-                {"op": "i", "ns": "a.q", "o": {"_id": 1}},
-            ]}}),
-            [pair("a.p", "a.q")]
-        );
-        assert!(
-            of(doc! {"op": "i", "ns": "a.x", "o": {"renameCollection": "a.x", "to": "a.y"}})
-                .is_empty()
-        );
-        assert!(of(doc! {"op": "c", "ns": "a.$cmd", "o": {"create": "x"}}).is_empty());
     }
 }

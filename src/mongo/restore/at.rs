@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::error::{Error, Result};
 use crate::mongo::oplog::coverage::{self, plan};
-use crate::mongo::oplog::namespaces::{renames, written_namespaces};
+use crate::mongo::oplog::namespaces::written_namespaces;
 use crate::mongo::oplog::replay::{vet_raw, Cut, ReplayStats, Replayer, Selection};
 use crate::mongo::oplog::slice::{split_entries, Slice};
 use crate::ops::context::Ctx;
@@ -288,35 +288,6 @@ fn for_each_entry(
     Ok(())
 }
 
-/// The refusal of a roll-forward that would rename a collection it does not restore into
-/// one it does: the renamed collection's documents would be missing.
-/// `selectable`: `from` is left out by the `--ns` globs alone.
-fn renamed_in(doc: &RawDocument, from: &str, to: &str, selectable: bool) -> Error {
-    let ts = doc.get_timestamp("ts").map_or_else(
-        |_| "an unknown time".to_string(),
-        |t| {
-            format!(
-                "{} #{}",
-                when(ClusterTime {
-                    t: t.time,
-                    i: t.increment
-                }),
-                t.increment
-            )
-        },
-    );
-    let how = if selectable {
-        format!("select it too (--ns '{from}'), or choose a moment before the rename")
-    } else {
-        "the snapshot does not hold it: choose a moment before the rename, or restore a \
-         snapshot that holds it"
-            .to_string()
-    };
-    Error::Refused(format!(
-        "{to} is {from} renamed at {ts}, and {from} is not restored: {how}; nothing was written"
-    ))
-}
-
 /// Checks the target before anything is written — and with `--conflict drop` clears it —
 /// so that the oplog is replayed onto exactly the snapshot's documents: a collection
 /// merged with existing data (`skip`, `overwrite`), or one the replay creates that already
@@ -329,7 +300,6 @@ pub fn prepare_target(
 ) -> Result<()> {
     // Namespaces the replay creates count for the rename rules too.
     let (sel, saved) = selection(rf, &opts.namespaces, &opts.renames)?;
-    let (unfiltered, _) = selection(rf, &[], &opts.renames)?;
     let mut replayed: Vec<String> = Vec::new();
     for_each_entry(repo, rf, |doc| {
         for ns in written_namespaces(doc)? {
@@ -337,12 +307,8 @@ pub fn prepare_target(
                 replayed.push(ns);
             }
         }
-        for (from, to) in renames(doc)? {
-            if sel.wants(&to) && !sel.wants(&from) {
-                return Err(renamed_in(doc, &from, &to, unfiltered.wants(&from)));
-            }
-        }
-        // Whatever else the replay would stop at is refused now, before any write.
+        // Whatever the replay would stop at (a rename into the selection too) is refused
+        // now, before any write.
         vet_raw(&sel, doc)
     })?;
     opts.replayed = replayed.clone();

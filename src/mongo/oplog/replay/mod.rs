@@ -110,11 +110,15 @@ pub struct Selection {
 impl Selection {
     /// Whether entries of `ns` are replayed.
     pub fn wants(&self, ns: &str) -> bool {
+        self.holds(ns) && (self.globs.is_empty() || self.globs.iter().any(|g| g.is_match(ns)))
+    }
+
+    /// Whether `ns` is in what the snapshot was taken of (whatever `--ns` selects).
+    pub fn holds(&self, ns: &str) -> bool {
         let db = ns.split('.').next().unwrap_or("");
-        let held = self.saved.contains(ns)
+        self.saved.contains(ns)
             || self.whole_dbs.contains(db)
-            || (self.all_dbs && !["", "admin", "local", "config"].contains(&db));
-        held && (self.globs.is_empty() || self.globs.iter().any(|g| g.is_match(ns)))
+            || (self.all_dbs && !["", "admin", "local", "config"].contains(&db))
     }
 
     /// Where `ns` is restored to: (database, collection).

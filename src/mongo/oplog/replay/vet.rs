@@ -93,9 +93,17 @@ fn command(sel: &Selection, entry: &Document, ns: &str, ts: ClusterTime) -> Resu
                 .map_err(|_| bad(ts, "rename"))?;
             let to = o.get_str("to").map_err(|_| bad(ts, "rename without to"))?;
             if sel.wants(to) && !sel.wants(from) {
+                // The renamed collection's documents would be missing.
+                let how = if sel.holds(from) {
+                    format!("select it too (--ns '{from}'), or choose a moment before the rename")
+                } else {
+                    "the snapshot does not hold it: choose a moment before the rename, or \
+                     restore a snapshot that holds it"
+                        .to_string()
+                };
                 return Err(bad(
                     ts,
-                    format!("{from} (not restored) was renamed to {to} (restored)"),
+                    format!("{to} is {from} renamed, and {from} is not restored: {how}"),
                 ));
             }
         }
@@ -201,7 +209,17 @@ mod tests {
         );
         refused(
             doc! {"op": "c", "ns": "b.$cmd", "o": {"renameCollection": "b.x", "to": "a.y"}},
-            "b.x (not restored) was renamed to a.y",
+            "a.y is b.x renamed, and b.x is not restored: the snapshot does not hold it",
+        );
+        let mut only_y = sel();
+        only_y.globs = crate::mongo::ns::ns_matchers(&["a.y".to_string()]).unwrap();
+        let nested = doc! {"op": "c", "ns": "admin.$cmd", "o": {"applyOps": [
+            {"op": "c", "ns": "a.$cmd", "o": {"renameCollection": "a.x", "to": "a.y"}},
+        ]}};
+        let err = vet(&only_y, &nested, ClusterTime { t: 1, i: 1 }).unwrap_err();
+        assert!(
+            err.to_string().contains("select it too (--ns 'a.x')"),
+            "{err}"
         );
         ok(doc! {"op": "c", "ns": "a.$cmd", "o": {"renameCollection": "a.x", "to": "b.y"}});
         refused(
