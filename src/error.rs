@@ -62,6 +62,10 @@ pub enum Error {
     /// A backup source (e.g. a database server) failed.
     #[error("{0}")]
     Source(String),
+    /// A database changed while a snapshot read it in a way that leaves what was read
+    /// no moment's state; reading again may succeed.
+    #[error("{0}")]
+    Moved(String),
     /// The repository is locked by another process.
     #[error("repository is locked: {0}")]
     Locked(String),
@@ -145,6 +149,7 @@ impl Error {
             Error::Selection(_) | Error::Invalid(_) => ErrorKind::InvalidInput,
             Error::Refused(_) => ErrorKind::Refused,
             Error::Busy(_) => ErrorKind::Busy,
+            Error::Moved(_) => ErrorKind::Source,
             Error::Source(_) => ErrorKind::Source,
             Error::Locked(_) => ErrorKind::Locked,
             Error::Storage {

@@ -52,6 +52,8 @@ pub struct Repository {
     immutable: Layered<ObjectCache>,
     /// Whether [`Repository::heal_index`] already rebuilt the index in this process.
     healed: AtomicBool,
+    /// When a missing blob last made the index catch up with other writers' segments.
+    caught_up: Mutex<Option<std::time::Instant>>,
     /// Damaged snapshot objects seen (and warned about) so far.
     damaged: Mutex<Vec<(SnapshotId, String)>>,
     /// Blobs of packs no segment lists, found when the index lacked one (reads only).
@@ -235,6 +237,7 @@ impl Repository {
             locks: Mutex::new(Vec::new()),
             private_indexes: Mutex::new(Vec::new()),
             healed: AtomicBool::new(false),
+            caught_up: Mutex::new(None),
             damaged: Mutex::new(Vec::new()),
             unlisted: std::sync::OnceLock::new(),
             lock_wait: std::time::Duration::ZERO,
@@ -410,6 +413,22 @@ impl Repository {
     /// have (or named a pack that is gone): builds a fresh index from the repository for
     /// this process and marks the shared one for a rebuild at its next open. Returns
     /// whether it did anything (false: it already had, so the blob is really missing).
+    /// Merges segments other writers added since the index was synced, when it was not
+    /// done in the last second; whether it was done. A blob a concurrent writer (`follow`
+    /// sealing a slice, another host's snapshot) stored after this process opened the
+    /// index is found this way, without a rebuild.
+    pub fn catch_up_index(&self) -> Result<bool> {
+        {
+            let mut last = self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+                return Ok(false);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.refresh_index()?;
+        Ok(true)
+    }
+
     pub fn heal_index(&self) -> Result<bool> {
         if self.healed.swap(true, Ordering::SeqCst) {
             return Ok(false);

@@ -43,14 +43,14 @@ pub trait VirtualSource: Send + Sync {
     /// Every entry, grouped by `dirs` (entries of one directory are consecutive).
     fn entries(&self) -> Vec<VirtualEntry>;
     /// Checks the snapshot tree `root` about to be committed reads back as what this
-    /// source saved; an error stops the commit.
+    /// source saved; an error stops the commit, a note goes into the report.
     #[cfg(feature = "local-index")]
     fn verify(
         &self,
         _repo: &crate::repository::Repository,
         _root: crate::id::TreeId,
-    ) -> crate::error::Result<()> {
-        Ok(())
+    ) -> crate::error::Result<Option<String>> {
+        Ok(None)
     }
     /// Learns the run's parent snapshot (found under the run's lock, before `entries`),
     /// so that it can vouch for unchanged entries; returns a note for the report.

@@ -58,6 +58,8 @@ mod mongodb_pitr_moment;
 #[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_pitr_scope;
 #[cfg(all(feature = "mongo", feature = "testing"))]
+mod mongodb_read_moment;
+#[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_replay;
 #[cfg(all(feature = "mongo", feature = "testing"))]
 mod mongodb_restore;

@@ -12,8 +12,11 @@
 //! `system.*` collections are server-managed and left out (reported), except
 //! `system.js`, the database's stored functions, which are saved like any collection.
 
+mod moment;
 pub mod reuse;
 mod stream;
+#[cfg(feature = "local-index")]
+mod verify;
 
 use std::io::{self, Read};
 
@@ -100,6 +103,11 @@ pub struct MongoSource {
     pub cluster_time: Option<Timestamp>,
     /// Server-managed collections left out, as "db.coll".
     pub left_out: Vec<String>,
+    /// The server's last write before the collections were listed, and after.
+    listed: (Option<Timestamp>, Option<Timestamp>),
+    /// Per collection read ("db.coll"), the server's last write once its last document
+    /// was read (`None`: not known).
+    read_ends: std::sync::Mutex<std::collections::HashMap<String, Option<Timestamp>>>,
 }
 
 impl MongoSource {
@@ -113,12 +121,15 @@ impl MongoSource {
             server,
             cluster_time: None,
             left_out: Vec::new(),
+            listed: (None, None),
+            read_ends: Default::default(),
         })
     }
 
     /// Lists what `sel` selects, fixing the read time first on a replica set.
     pub fn plan(&mut self, sel: &MongoSelection) -> Result<Vec<CollectionPlan>> {
         let hello = hello(&self.client)?;
+        self.listed.0 = last_write(&hello);
         let mut session = if hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid")
         {
             Some(
@@ -150,7 +161,12 @@ impl MongoSource {
             names
         };
         let mut out = Vec::new();
-        let mut time_fixed = false;
+        // The read time is fixed before anything is listed, so that what the listing
+        // shows either was there at that time or came after it, in the oplog.
+        let mut time_fixed = match (session.as_mut(), dbs.first()) {
+            (Some(sess), Some(first)) => probe_read_time(&self.client.database(first), sess),
+            _ => false,
+        };
         for db_name in &dbs {
             let db = self.client.database(db_name);
             let mut cursor = db
@@ -228,6 +244,7 @@ impl MongoSource {
             let inner: &mut mongodb::ClientSession = s.into();
             inner.snapshot_time()
         });
+        self.listed.1 = last_write(&super::client::hello(&self.client)?);
         Ok(out)
     }
 
@@ -268,9 +285,21 @@ impl MongoSource {
             pos: 0,
             count: 0,
             end: None,
+            ended: None,
         })
     }
+
+    /// Notes the server's last write now that `ns` was read to its end: no later write
+    /// can be in what was read of it.
+    fn stream_ended(&self, ns: String) {
+        let last = hello(&self.client).ok().as_ref().and_then(last_write);
+        let mut ends = self.read_ends.lock().unwrap_or_else(|p| p.into_inner());
+        ends.insert(ns, last);
+    }
 }
+
+/// The server's error code for a namespace that does not exist.
+const NAMESPACE_NOT_FOUND: i32 = 26;
 
 /// A collection name no one uses: reading it is how a snapshot session gets its time.
 const TIME_PROBE: &str = "repo.read-time-probe";
@@ -285,20 +314,31 @@ fn fix_read_time(
     sess: &mut mongodb::sync::ClientSession,
     ns: &str,
 ) -> Result<()> {
-    let probe = db.collection::<Document>(TIME_PROBE);
     // Refused (no privilege on that name, say): the read below fixes the time instead.
-    let _ = probe.find_one(doc! {}).session(&mut *sess).run();
-    let fixed = {
-        let inner: &mut mongodb::ClientSession = (&mut *sess).into();
-        inner.snapshot_time().is_some()
-    };
-    if !fixed {
+    if !probe_read_time(db, sess) {
         coll.find_one(doc! {})
             .session(sess)
             .run()
             .map_err(|e| db_err(&format!("reading {ns}"), e))?;
     }
     Ok(())
+}
+
+/// Fixes the session's time with a find on [`TIME_PROBE`]; whether that fixed it.
+fn probe_read_time(db: &mongodb::sync::Database, sess: &mut mongodb::sync::ClientSession) -> bool {
+    let probe = db.collection::<Document>(TIME_PROBE);
+    let _ = probe.find_one(doc! {}).session(&mut *sess).run();
+    let inner: &mut mongodb::ClientSession = sess.into();
+    inner.snapshot_time().is_some()
+}
+
+/// The last write `hello` reports (replica set members only).
+fn last_write(hello: &Document) -> Option<Timestamp> {
+    hello
+        .get_document("lastWrite")
+        .and_then(|w| w.get_document("opTime"))
+        .and_then(|o| o.get_timestamp("ts"))
+        .ok()
 }
 
 /// Whether listCollections options say the collection is capped.
@@ -321,6 +361,8 @@ impl MongoBackup {
     pub fn new(uri: &str, sel: &MongoSelection) -> Result<Self> {
         let mut source = MongoSource::open(uri)?;
         let mut plan = source.plan(sel)?;
+        // Tests write here, after the read time is fixed and before any document is read.
+        crate::failpoint::hit("mongodb-planned");
         plan.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
         Ok(Self {
             source: std::sync::Arc::new(source),
@@ -416,6 +458,9 @@ impl crate::source::VirtualSource for MongoBackup {
                     open: Box::new(move || match src.open_stream(&db, &name, capped) {
                         Ok(mut s) => {
                             s.end = Some(end);
+                            let ns = format!("{db}.{name}");
+                            let src = src.clone();
+                            s.ended = Some(Box::new(move || src.stream_ended(ns)));
                             Ok(Box::new(s) as Box<dyn Read + Send>)
                         }
                         Err(e) => {
@@ -453,8 +498,13 @@ impl crate::source::VirtualSource for MongoBackup {
     }
 
     #[cfg(feature = "local-index")]
-    fn verify(&self, repo: &crate::repository::Repository, root: crate::id::TreeId) -> Result<()> {
-        self.verify_tree(repo, root)
+    fn verify(
+        &self,
+        repo: &crate::repository::Repository,
+        root: crate::id::TreeId,
+    ) -> Result<Option<String>> {
+        self.verify_tree(repo, root)?;
+        self.confirm_moment()
     }
 
     #[cfg(feature = "local-index")]
@@ -469,75 +519,25 @@ impl crate::source::VirtualSource for MongoBackup {
     }
 }
 
-impl MongoBackup {
-    /// Reads the collections back from the snapshot tree about to be committed and checks
-    /// they are exactly the ones saved (names, kinds, document counts): a tree the
-    /// restore could not read must never become a snapshot.
-    #[cfg(feature = "local-index")]
-    pub fn verify_tree(
-        &self,
-        repo: &crate::repository::Repository,
-        root: crate::id::TreeId,
-    ) -> Result<()> {
-        let fail = |why: String| {
-            Err(Error::Source(format!(
-                "the snapshot of {} does not read back as the collections saved ({why}); no snapshot was written",
-                self.source.redacted_uri
-            )))
-        };
-        let top = repo
-            .load_tree(&root)?
-            .nodes
-            .into_iter()
-            .find(|n| n.name == ROOT.as_bytes())
-            .and_then(|n| n.subtree);
-        let Some(top) = top else {
-            return fail("no /mongodb directory".into());
-        };
-        let mut found: Vec<(String, String, bool, i64)> = layout::read(repo, top)?
-            .into_iter()
-            .map(|s| {
-                let count = s.meta.get_i64("count").unwrap_or(-1);
-                (s.db, s.name, s.data.is_some(), count)
-            })
-            .collect();
-        found.sort();
-        let mut want: Vec<(String, String, bool)> = self
-            .plan
-            .iter()
-            .map(|c| (c.db.clone(), c.name.clone(), c.kind != "view"))
-            .collect();
-        want.sort();
-        let got: Vec<(String, String, bool)> = found
-            .iter()
-            .map(|(d, n, h, _)| (d.clone(), n.clone(), *h))
-            .collect();
-        if got != want {
-            return fail(format!(
-                "{} collection(s) saved, {} read back",
-                want.len(),
-                got.len()
-            ));
-        }
-        if let Some((d, n, _, c)) = found.iter().find(|f| f.3 < 0) {
-            return fail(format!("{d}.{n} has no document count ({c})"));
-        }
-        Ok(())
-    }
-}
-
 /// Full index specs of a live collection, exactly as `listIndexes` returns them: every
 /// option (`unique: 1`, `hidden`, `expireAfterSeconds: 3600.0`, collations, partial
 /// filters, wildcard projections, ...) survives, whatever its type.
 pub fn index_specs(db: &mongodb::sync::Database, name: &str) -> Result<Vec<Document>> {
     let ns = format!("{}.{name}", db.name());
+    let err = |e: mongodb::error::Error| match *e.kind {
+        // Dropped since it was listed: the listing is already the past.
+        mongodb::error::ErrorKind::Command(ref c) if c.code == NAMESPACE_NOT_FOUND => Error::Moved(
+            format!("{ns} was dropped while the collections were listed"),
+        ),
+        _ => db_err(&format!("listing indexes of {ns}"), e),
+    };
     let mut out = Vec::new();
     let cursor = db
         .run_cursor_command(doc! {"listIndexes": name})
         .run()
-        .map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?;
+        .map_err(err)?;
     for spec in cursor {
-        out.push(spec.map_err(|e| db_err(&format!("listing indexes of {ns}"), e))?);
+        out.push(spec.map_err(err)?);
     }
     Ok(out)
 }

@@ -46,6 +46,8 @@ pub struct CollectionStream {
     pub(super) pos: usize,
     pub(super) count: i64,
     pub(super) end: Option<std::sync::Arc<StreamEnd>>,
+    /// Called once the last document was read.
+    pub(super) ended: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Drop for CollectionStream {
@@ -66,6 +68,9 @@ impl Read for CollectionStream {
             };
             match next {
                 None => {
+                    if let Some(ended) = self.ended.take() {
+                        ended();
+                    }
                     if let Some(end) = self.end.take() {
                         end.finish(Ok(self.count));
                     }

@@ -41,6 +41,17 @@ impl Changes {
         self.everything
     }
 
+    /// Namespaces ("db.coll") whose documents were written.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().map(String::as_str)
+    }
+
+    /// Databases where more than documents of named collections changed (a command, a
+    /// `system.*` write): their collection list, options or indexes may differ.
+    pub fn databases(&self) -> impl Iterator<Item = &str> {
+        self.dbs.iter().map(String::as_str)
+    }
+
     /// Adds one entry as the server sent it. The caller has already checked its `ts` is in
     /// the span of interest.
     pub fn add(&mut self, raw: &RawDocument) {

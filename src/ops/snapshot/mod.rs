@@ -105,15 +105,34 @@ type Seen = Claims;
 /// server is reached (and a bad address or password refused) before the repository is
 /// touched. Cancelled (`ctx`), it stops reading, writes no snapshot, releases its lock
 /// and returns [`Error::Cancelled`]; what it stored meanwhile is unreferenced until a prune.
+///
+/// A database that moved while it was read ([`Error::Moved`]) is read again from the
+/// start, at most [`MOVED_ATTEMPTS`] times in all.
 pub fn run(repo: &Repository, req: &SnapshotRequest, ctx: &Ctx) -> Result<Snapshot> {
-    with_job(req, ctx, |job| {
-        let _lock = repo.lock_for(crate::lock::LockKind::Shared, "snapshot", ctx)?;
-        let progress = ctx.phase(Phase::BackingUp);
-        let result = pipeline(repo, job, ctx, progress);
-        ctx.phase_done(Phase::BackingUp);
-        result
-    })
+    let mut attempt = 1;
+    loop {
+        let result = with_job(req, ctx, |job| {
+            let _lock = repo.lock_for(crate::lock::LockKind::Shared, "snapshot", ctx)?;
+            let progress = ctx.phase(Phase::BackingUp);
+            let result = pipeline(repo, job, ctx, progress);
+            ctx.phase_done(Phase::BackingUp);
+            result
+        });
+        match result {
+            Err(Error::Moved(why)) if attempt < MOVED_ATTEMPTS && !ctx.cancelled() => {
+                attempt += 1;
+                ctx.note(format!(
+                    "{why}; reading again (attempt {attempt} of {MOVED_ATTEMPTS})"
+                ));
+                std::thread::sleep(std::time::Duration::from_millis(250 * u64::from(attempt)));
+            }
+            result => return result,
+        }
+    }
 }
+
+/// How many times a snapshot reads a database that keeps moving under it.
+pub const MOVED_ATTEMPTS: u32 = 6;
 
 /// `snapshot --dry-run`: what [`run`] would read, with the same sources, exclusions and
 /// parent, without reading any content or writing anything (no lock).
@@ -411,7 +430,9 @@ fn commit(
     }
     // Whatever a source cannot read back from this tree must not become a snapshot.
     for v in virtual_sources {
-        v.verify(repo, root)?;
+        if let Some(note) = v.verify(repo, root)? {
+            run.note(format!("{}: {note}", v.kind()));
+        }
     }
     let snap = Snapshot {
         version: SNAPSHOT_VERSION,

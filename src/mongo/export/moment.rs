@@ -1,0 +1,434 @@
+//! Whether what a replica-set snapshot read is the state at its cluster time.
+//!
+//! A snapshot reads every collection in a snapshot session fixed at one cluster time T,
+//! and `restore --at` replays the oplog from T onto what it saved. Two things can make
+//! the saved state another moment's:
+//! - the collection list, options and index specs come from `listCollections` and
+//!   `listIndexes`, which answer for the present, not for T;
+//! - a server may answer a snapshot session's reads with the present (SecantusDB does:
+//!   it accepts snapshot sessions but shows writes made after their time).
+//!
+//! So before the snapshot is committed, the oplog written since the reads began is read
+//! ([`confirm`]): a command or `system.*` write in a database of the snapshot's scope
+//! while the collections were being listed, or a document write to a collection while it
+//! was being read on a server that does not read at T, means no snapshot is written
+//! ([`Error::Moved`]; the snapshot verb reads again). Whether the server reads at T is
+//! asked of the server itself, with a document the oplog proves absent (or present) at T.
+//! An idle server (its last write before T) needs no oplog at all.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use mongodb::bson::{doc, Bson, RawDocument, RawDocumentBuf, Timestamp};
+
+use super::MongoSource;
+use crate::error::{Error, Result};
+use crate::mongo::client::{db_err, hello};
+use crate::mongo::oplog::changes::{entry_time, Changes};
+use crate::snapshot::ClusterTime;
+
+/// Entries whose document ids are remembered for probes; past this, no new probe is taken.
+const TRACKED: usize = 100_000;
+/// Probes tried at most.
+const PROBES: usize = 8;
+
+/// What the snapshot promised to cover, for [`confirm`].
+pub struct Window<'a> {
+    /// The snapshot's cluster time (T).
+    pub at: Timestamp,
+    /// The server's last write before listing began (the listing may precede T).
+    pub listed_from: Option<Timestamp>,
+    /// The server's last write when listing ended.
+    pub listed_until: Option<Timestamp>,
+    /// Databases of the scope; `None`: every database but admin, local and config.
+    pub scope: Option<&'a [String]>,
+    /// Collections whose documents were read now (not taken from the parent), as
+    /// "db.coll", each with the server's last write once it was read to its end (`None`:
+    /// not known, so any later write counts).
+    pub read: Vec<(String, Option<Timestamp>)>,
+}
+
+/// A document the oplog proves absent (`present == false`) or present at T.
+struct Probe {
+    db: String,
+    coll: String,
+    id: Bson,
+    present: bool,
+}
+
+/// Checks that `w` describes one moment; a note when that could not be checked.
+pub fn confirm(source: &MongoSource, w: &Window) -> Result<Option<String>> {
+    let t0 = ct(w.at);
+    let last = last_write(source)?;
+    if last.is_some_and(|l| l <= t0) {
+        return Ok(None);
+    }
+    let from = w.listed_from.map(ct).map_or(t0, |s| s.min(t0));
+    let listed_until = w.listed_until.map(ct);
+    let scan = match read_oplog(source, from, t0, listed_until, w) {
+        Ok(scan) => scan,
+        // No right to read `local` (or mongos): the server's snapshot reads are trusted.
+        Err(Error::Source(e)) => {
+            return Ok(Some(format!(
+                "the read time could not be checked against the oplog ({e}); the server's \
+                 snapshot reads are trusted"
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(db) = listing_moved(&scan.listing, w.scope) {
+        return Err(moved(
+            source,
+            &format!("the collections of database {db} changed while they were listed"),
+        ));
+    }
+    let touched = scan.touched;
+    if touched.is_empty() {
+        return Ok(None);
+    }
+    match reads_at_time(source, t0, &scan.probes)? {
+        Some(true) => Ok(None),
+        verdict => {
+            let how = if verdict.is_some() {
+                "the server's snapshot reads show later writes"
+            } else {
+                "the server could not be shown to read at one moment"
+            };
+            let more = if touched.len() > 3 { ", …" } else { "" };
+            Err(moved(
+                source,
+                &format!(
+                    "{} collection(s) were written while being read ({}{more}) and {how}",
+                    touched.len(),
+                    touched[..touched.len().min(3)].join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn moved(source: &MongoSource, why: &str) -> Error {
+    Error::Moved(format!(
+        "{}: {why}; what was read is not the state of one moment, so no snapshot was written",
+        source.redacted_uri
+    ))
+}
+
+/// The first database of the scope whose listing may not be the snapshot time's.
+fn listing_moved(listing: &Changes, scope: Option<&[String]>) -> Option<String> {
+    if listing.everything() {
+        return Some("(any)".into());
+    }
+    let mut dbs: Vec<&str> = listing
+        .databases()
+        .filter(|d| match scope {
+            Some(s) => s.iter().any(|x| x == d),
+            None => !["admin", "local", "config"].contains(d),
+        })
+        .collect();
+    dbs.sort();
+    dbs.first().map(|d| d.to_string())
+}
+
+/// What the oplog after the listing began says.
+#[derive(Default)]
+struct Scan {
+    /// Entries up to the end of the listing.
+    listing: Changes,
+    /// Collections read that an entry after T wrote before they were read to the end.
+    touched: Vec<String>,
+    probes: Vec<Probe>,
+}
+
+/// Reads the oplog from `from` on, refused when it no longer reaches back to `from`.
+fn read_oplog(
+    source: &MongoSource,
+    from: ClusterTime,
+    t0: ClusterTime,
+    listed_until: Option<ClusterTime>,
+    w: &Window,
+) -> Result<Scan> {
+    let oplog = source
+        .client
+        .database("local")
+        .collection::<RawDocumentBuf>("oplog.rs");
+    let err = |e| db_err("reading the oplog", e);
+    let cursor = oplog
+        .find(doc! {"ts": {"$gte": ts(from)}})
+        .batch_size(1_000)
+        .run()
+        .map_err(err)?;
+    let read = Reads::new(&w.read);
+    let mut touched = BTreeSet::new();
+    let mut scan = Scan::default();
+    let mut keys = Keys::default();
+    let mut reached = false;
+    for entry in cursor {
+        let entry = entry.map_err(err)?;
+        let Some(t) = entry_time(&entry) else {
+            return Err(Error::corrupt("oplog entry", "no ts"));
+        };
+        if t <= from {
+            reached = true;
+            continue;
+        }
+        if listed_until.is_none_or(|l| t <= l) {
+            scan.listing.add(&entry);
+        }
+        if t > t0 {
+            read.touched_by(&entry, t, &mut touched);
+            keys.see(&entry, &read.ends, &mut scan.probes);
+        }
+    }
+    scan.touched = touched.into_iter().collect();
+    if !reached && !oplog_reaches(source, from)? {
+        return Err(Error::Moved(format!(
+            "{}: the oplog no longer reaches back to the snapshot's time {t0}; no snapshot was written",
+            source.redacted_uri
+        )));
+    }
+    Ok(scan)
+}
+
+/// The collections read, by namespace and by database, with when each was read to the end.
+struct Reads {
+    ends: HashMap<String, Option<ClusterTime>>,
+    by_db: HashMap<String, Vec<String>>,
+}
+
+impl Reads {
+    fn new(read: &[(String, Option<Timestamp>)]) -> Reads {
+        let mut by_db: HashMap<String, Vec<String>> = HashMap::new();
+        for (ns, _) in read {
+            if let Some((db, _)) = ns.split_once('.') {
+                by_db.entry(db.into()).or_default().push(ns.clone());
+            }
+        }
+        Reads {
+            ends: read.iter().map(|(ns, e)| (ns.clone(), e.map(ct))).collect(),
+            by_db,
+        }
+    }
+
+    /// Adds to `out` the collections `entry`, written at `t`, may have changed while
+    /// they were being read.
+    fn touched_by(&self, entry: &RawDocument, t: ClusterTime, out: &mut BTreeSet<String>) {
+        let mut one = Changes::default();
+        one.add(entry);
+        let mut hit = |ns: &str| {
+            if self.ends.get(ns).is_some_and(|e| e.is_none_or(|e| t <= e)) {
+                out.insert(ns.to_string());
+            }
+        };
+        if one.everything() {
+            self.ends.keys().for_each(|ns| hit(ns));
+            return;
+        }
+        for db in one.databases() {
+            self.by_db
+                .get(db)
+                .into_iter()
+                .flatten()
+                .for_each(|ns| hit(ns));
+        }
+        one.namespaces().for_each(hit);
+    }
+}
+
+/// Whether the oplog still holds every entry after `from`.
+fn oplog_reaches(source: &MongoSource, from: ClusterTime) -> Result<bool> {
+    let oldest = source
+        .client
+        .database("local")
+        .collection::<RawDocumentBuf>("oplog.rs")
+        .find_one(doc! {})
+        .run()
+        .map_err(|e| db_err("reading the oplog", e))?;
+    // An empty oplog lost nothing: a capped oplog always keeps its newest entries.
+    Ok(match oldest {
+        None => true,
+        Some(e) => entry_time(&e).is_some_and(|t| t <= from),
+    })
+}
+
+/// Document ids written since T, to find one whose state at T the oplog proves.
+#[derive(Default)]
+struct Keys {
+    seen: HashSet<(String, Vec<u8>)>,
+    stopped: bool,
+}
+
+impl Keys {
+    fn see<V>(&mut self, entry: &RawDocument, read: &HashMap<String, V>, probes: &mut Vec<Probe>) {
+        if self.stopped {
+            return;
+        }
+        let op = entry.get_str("op").unwrap_or("");
+        let (true, Ok(ns)) = (matches!(op, "i" | "u" | "d"), entry.get_str("ns")) else {
+            // A command or a transaction may write any document: nothing after it proves
+            // a state at T.
+            self.stopped = op != "n";
+            return;
+        };
+        let holder = if op == "u" { "o2" } else { "o" };
+        let Some(id) = entry
+            .get_document(holder)
+            .ok()
+            .and_then(|o| o.get("_id").ok().flatten())
+        else {
+            self.stopped = true;
+            return;
+        };
+        let id_bytes = {
+            let mut d = RawDocumentBuf::new();
+            d.append("_id", id.to_raw_bson());
+            d.into_bytes()
+        };
+        let first = self.seen.insert((ns.to_string(), id_bytes));
+        self.stopped = self.seen.len() >= TRACKED;
+        // The first entry on a document since T says its state at T: an insert, that it
+        // was absent; a delete, that it was there.
+        if first && op != "u" && probes.len() < PROBES && read.contains_key(ns) {
+            let (Some((db, coll)), Ok(id)) = (ns.split_once('.'), Bson::try_from(id)) else {
+                return;
+            };
+            probes.push(Probe {
+                db: db.into(),
+                coll: coll.into(),
+                id,
+                present: op == "d",
+            });
+        }
+    }
+}
+
+/// Whether the server reads at `t0`: `Some(true)` when a probe's document is as the
+/// oplog proves it was at `t0` and otherwise now, `Some(false)` when it is not, `None`
+/// when no probe decides.
+fn reads_at_time(source: &MongoSource, t0: ClusterTime, probes: &[Probe]) -> Result<Option<bool>> {
+    for p in probes {
+        let coll = source
+            .client
+            .database(&p.db)
+            .collection::<RawDocumentBuf>(&p.coll);
+        let filter = doc! {"_id": {"$eq": p.id.clone()}};
+        let mut session = source
+            .client
+            .start_session()
+            .snapshot(true)
+            .snapshot_time(Timestamp {
+                time: t0.t,
+                increment: t0.i,
+            })
+            .run()
+            .map_err(|e| db_err("starting a snapshot session", e))?;
+        // A probe the server will not answer (the collection dropped since, say) decides
+        // nothing.
+        let Ok(then) = coll.find_one(filter.clone()).session(&mut session).run() else {
+            continue;
+        };
+        if then.is_some() != p.present {
+            return Ok(Some(false));
+        }
+        let Ok(now) = coll.find_one(filter).run() else {
+            continue;
+        };
+        if now.is_some() != p.present {
+            return Ok(Some(true));
+        }
+    }
+    Ok(None)
+}
+
+fn last_write(source: &MongoSource) -> Result<Option<ClusterTime>> {
+    Ok(hello(&source.client)?
+        .get_document("lastWrite")
+        .and_then(|w| w.get_document("opTime"))
+        .and_then(|o| o.get_timestamp("ts"))
+        .ok()
+        .map(ct))
+}
+
+fn ct(t: Timestamp) -> ClusterTime {
+    ClusterTime {
+        t: t.time,
+        i: t.increment,
+    }
+}
+
+fn ts(c: ClusterTime) -> Bson {
+    Bson::Timestamp(Timestamp {
+        time: c.t,
+        increment: c.i,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(d: mongodb::bson::Document) -> RawDocumentBuf {
+        RawDocumentBuf::from_document(&d).unwrap()
+    }
+
+    fn changes(entries: &[mongodb::bson::Document]) -> Changes {
+        let mut c = Changes::default();
+        for e in entries {
+            c.add(&raw(e.clone()));
+        }
+        c
+    }
+
+    #[test]
+    fn commands_in_the_scope_move_the_listing_document_writes_do_not() {
+        let create = changes(&[doc! {"op": "c", "ns": "app.$cmd", "o": {"create": "x"}}]);
+        let app = ["app".to_string()];
+        let other = ["other".to_string()];
+        assert_eq!(listing_moved(&create, Some(&app)), Some("app".into()));
+        assert_eq!(listing_moved(&create, Some(&other)), None);
+        assert_eq!(listing_moved(&create, None), Some("app".into()));
+        let views = changes(&[doc! {"op": "i", "ns": "app.system.views", "o": {"_id": "app.v"}}]);
+        assert_eq!(listing_moved(&views, Some(&app)), Some("app".into()));
+        let writes = changes(&[
+            doc! {"op": "i", "ns": "app.x", "o": {"_id": 1}},
+            doc! {"op": "d", "ns": "app.y", "o": {"_id": 1}},
+        ]);
+        assert_eq!(listing_moved(&writes, None), None);
+        // Work in admin, local or config is outside a whole-server scope; anything not
+        // understood is inside every scope.
+        let local = changes(&[doc! {"op": "c", "ns": "config.$cmd", "o": {"create": "x"}}]);
+        assert_eq!(listing_moved(&local, None), None);
+        let unknown = changes(&[doc! {"op": "z", "ns": "app.x"}]);
+        assert!(listing_moved(&unknown, Some(&other)).is_some());
+    }
+
+    #[test]
+    fn probes_are_first_inserts_and_deletes_of_read_collections_before_any_command() {
+        let read: HashMap<String, ()> = [("app.a".to_string(), ())].into();
+        let mut keys = Keys::default();
+        let mut probes = Vec::new();
+        for e in [
+            doc! {"op": "i", "ns": "app.a", "o": {"_id": 1, "v": 1}},
+            doc! {"op": "u", "ns": "app.a", "o": {"$v": 2, "diff": {}}, "o2": {"_id": 2}},
+            doc! {"op": "d", "ns": "app.a", "o": {"_id": 2}},
+            doc! {"op": "n", "ns": "", "o": {"msg": "noop"}},
+            doc! {"op": "d", "ns": "app.a", "o": {"_id": "three"}},
+            doc! {"op": "i", "ns": "app.b", "o": {"_id": 4}},
+            doc! {"op": "d", "ns": "app.a", "o": {"_id": 1}},
+            doc! {"op": "c", "ns": "app.$cmd", "o": {"applyOps": []}},
+            doc! {"op": "i", "ns": "app.a", "o": {"_id": 9}},
+        ] {
+            keys.see(&raw(e), &read, &mut probes);
+        }
+        let got: Vec<(String, Bson, bool)> = probes
+            .into_iter()
+            .map(|p| (format!("{}.{}", p.db, p.coll), p.id, p.present))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("app.a".to_string(), Bson::Int32(1), false),
+                ("app.a".to_string(), Bson::String("three".into()), true),
+            ]
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! A snapshot of a database written while the snapshot reads it saves exactly the state
+//! at its cluster time, whatever the server's snapshot reads do (SecantusDB answers them
+//! with the present): the snapshot is held after its read time is fixed, documents are
+//! inserted and deleted and a collection created, and what it saved, restored, must be
+//! the database at its time — before the writes (a server that reads at that time), or
+//! after them (read again, as the report says), never a mix.
+
+use mongodb::bson::{doc, Document};
+
+use crate::common::{mongo_server as server, unique_db, Env, Paused};
+use crate::mongodb_pitr::{cluster_time, state};
+
+#[test]
+fn writes_during_a_snapshot_are_in_it_only_if_its_time_is_after_them() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let name = unique_db("during");
+    let db = client.database(&name);
+    let (a, b) = (
+        db.collection::<Document>("a"),
+        db.collection::<Document>("b"),
+    );
+    a.insert_many((0..200).map(|i| doc! {"_id": i, "v": "a"}))
+        .run()
+        .unwrap();
+    b.insert_many((0..50).map(|i| doc! {"_id": i, "v": "b"}))
+        .run()
+        .unwrap();
+    let before = state(&db);
+    let env = Env::new();
+    env.init();
+    let dbarg = format!("--db={name}");
+    let held = Paused::start(
+        env.cmd(&["snapshot", &uri, &dbarg, "--json"]),
+        "mongodb-planned",
+    );
+    let mut s = client.start_session().run().unwrap();
+    a.insert_many((200..220).map(|i| doc! {"_id": i, "v": "late"}))
+        .session(&mut s)
+        .run()
+        .unwrap();
+    let first = op_time(&mut s);
+    b.delete_one(doc! {"_id": 3}).session(&mut s).run().unwrap();
+    db.collection::<Document>("new")
+        .insert_one(doc! {"_id": 1})
+        .session(&mut s)
+        .run()
+        .unwrap();
+    let last = op_time(&mut s);
+    let after = state(&db);
+    let out = held.finish();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "snapshot failed: {stderr}");
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = cluster_time(&snap);
+    // The insert of 20 documents may be logged as several entries up to `first`.
+    let want = if t >= last {
+        assert!(stderr.contains("reading again"), "{stderr}");
+        &after
+    } else {
+        assert!(
+            t < first && !stderr.contains("reading again"),
+            "the snapshot's time {t:?} falls among the writes ({first:?}..{last:?})"
+        );
+        &before
+    };
+    let copy = format!("{name}_r");
+    env.ok(&[
+        "restore",
+        snap["id"].as_str().unwrap(),
+        "--mongodb-uri",
+        &uri,
+        "--ns-rename",
+        &format!("{name}.*:{copy}.*"),
+    ]);
+    assert!(
+        state(&client.database(&copy)) == *want,
+        "the snapshot at {t:?} restores another state\n{stderr}"
+    );
+    client.database(&copy).drop().run().unwrap();
+    db.drop().run().unwrap();
+}
+
+/// The time of the session's last operation.
+fn op_time(s: &mut mongodb::sync::ClientSession) -> mongodb::bson::Timestamp {
+    let inner: &mut mongodb::ClientSession = s.into();
+    inner.operation_time().expect("an operation time")
+}
