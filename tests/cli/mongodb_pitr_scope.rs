@@ -256,3 +256,72 @@ fn a_collection_created_after_the_snapshot_can_be_restored_alone() {
     client.database(&target).drop().run().unwrap();
     db.drop().run().unwrap();
 }
+
+/// A database snapshotted before its first collection is saved empty (with a note, in
+/// case its name is a typo), and every later moment rolls forward from that empty state;
+/// the empty snapshot itself restores nothing, and says so.
+#[test]
+fn a_database_saved_before_its_first_collection_rolls_forward_from_empty() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let name = unique_db("empty");
+    let db = client.database(&name);
+    let env = Env::new();
+    env.init();
+    let out = env.run(&["snapshot", &uri, &format!("--db={name}"), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{name} has no collections")),
+        "{stderr}"
+    );
+    let empty: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = follow(&env, &uri, &name);
+    let c = db.collection::<Document>("c");
+    c.insert_many((0..10).map(|i| doc! {"_id": i, "v": i}))
+        .run()
+        .unwrap();
+    c.create_index(IndexModel::builder().keys(doc! {"v": -1}).build())
+        .run()
+        .unwrap();
+    db.collection::<Document>("d")
+        .insert_one(doc! {"_id": "x"})
+        .run()
+        .unwrap();
+    tick();
+    let want = state(&db);
+    let at = chrono::Utc::now().to_rfc3339();
+    tick();
+    c.delete_many(doc! {}).run().unwrap();
+    tick();
+    assert!(!stop(f).is_empty());
+    let copy = format!("{name}_r");
+    restore_at(
+        &env,
+        &at,
+        &uri,
+        &["--ns-rename", &format!("{name}.*:{copy}.*")],
+    );
+    assert!(state(&client.database(&copy)) == want);
+    client.database(&copy).drop().run().unwrap();
+
+    let out = env.run(&[
+        "restore",
+        empty["id"].as_str().unwrap(),
+        "--mongodb-uri",
+        &uri,
+        "--ns-rename",
+        &format!("{name}.*:{copy}.*"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("holds no collection"), "{stderr}");
+    assert!(client
+        .database(&copy)
+        .list_collection_names()
+        .run()
+        .unwrap()
+        .is_empty());
+    db.drop().run().unwrap();
+}

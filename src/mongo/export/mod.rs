@@ -103,6 +103,8 @@ pub struct MongoSource {
     pub cluster_time: Option<Timestamp>,
     /// Server-managed collections left out, as "db.coll".
     pub left_out: Vec<String>,
+    /// Databases of the selection without a collection, saved empty.
+    pub empty: Vec<String>,
     /// The server's last write before the collections were listed, and after.
     listed: (Option<Timestamp>, Option<Timestamp>),
     /// Per collection read ("db.coll"), the server's last write once its last document
@@ -121,6 +123,7 @@ impl MongoSource {
             server,
             cluster_time: None,
             left_out: Vec::new(),
+            empty: Vec::new(),
             listed: (None, None),
             read_ends: Default::default(),
         })
@@ -234,11 +237,24 @@ impl MongoSource {
                 )));
             }
         }
-        if out.is_empty() {
-            return Err(Error::Selection(format!(
-                "nothing to back up on {}: no collections matched",
-                self.redacted_uri
-            )));
+        // A database without collections yet is saved empty: `restore --at` can then
+        // roll forward from before its first collection. Said, in case it is a typo.
+        self.empty = dbs
+            .iter()
+            .filter(|d| !out.iter().any(|c| &c.db == *d))
+            .cloned()
+            .collect();
+        if out.is_empty() && dbs.is_empty() {
+            self.empty.push(String::new());
+        }
+        if let (Some(sess), false) = (session.as_mut(), time_fixed) {
+            let db = self.client.database(dbs.first().map_or("admin", |d| d));
+            if !probe_read_time(&db, sess) {
+                return Err(Error::Source(format!(
+                    "{} gave no read time for a snapshot of nothing",
+                    self.redacted_uri
+                )));
+            }
         }
         self.cluster_time = session.as_mut().and_then(|s| {
             let inner: &mut mongodb::ClientSession = s.into();
@@ -401,6 +417,12 @@ impl MongoBackup {
     /// Server-managed collections the backup leaves out ("db.coll").
     pub fn left_out(&self) -> &[String] {
         &self.source.left_out
+    }
+
+    /// Databases of the selection without a collection, saved empty ("": a whole server
+    /// without databases).
+    pub fn empty_databases(&self) -> &[String] {
+        &self.source.empty
     }
 
     /// The collections to be saved.

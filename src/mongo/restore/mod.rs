@@ -156,16 +156,25 @@ fn choose(
     }
     // A collection created after the snapshot is restored by the roll-forward alone.
     if chosen.is_empty() && replayed_targets.is_empty() {
-        return Err(Error::Selection(format!(
-            "no collection in snapshot {}{} matches {}",
-            snap.id.short(),
-            if opts.replayed.is_empty() {
-                ""
-            } else {
-                " or created by the oplog up to the moment"
-            },
-            opts.namespaces.join(", ")
-        )));
+        let created = if opts.replayed.is_empty() {
+            ""
+        } else {
+            " or created by the oplog up to the moment"
+        };
+        // A snapshot of databases that had no collections yet holds none.
+        return Err(Error::Selection(if opts.namespaces.is_empty() {
+            format!(
+                "snapshot {} holds no collection{created} (its databases had none when it \
+                 was taken): nothing to restore",
+                snap.id.short()
+            )
+        } else {
+            format!(
+                "no collection in snapshot {}{created} matches {}",
+                snap.id.short(),
+                opts.namespaces.join(", ")
+            )
+        }));
     }
     // A rule for a whole database the snapshot saved whole is no typo when it matches
     // nothing: that database had no collections then (or at the moment restored to).

@@ -172,6 +172,16 @@ fn with_job<T>(req: &SnapshotRequest, ctx: &Ctx, f: impl FnOnce(&Job) -> Result<
         for ns in m.left_out() {
             ctx.note(format!("{ns} is managed by the server and not backed up"));
         }
+        for db in m.empty_databases() {
+            let what = match db.as_str() {
+                "" => "the server has no databases".to_string(),
+                db => format!("database {db} has no collections"),
+            };
+            ctx.note(format!(
+                "{}: {what}: saved empty (restore --at rolls forward what is created later)",
+                record.uri
+            ));
+        }
         job.mongodb = Some(record);
         job.virtual_sources.push(m);
     }
