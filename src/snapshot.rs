@@ -175,6 +175,24 @@ pub struct ClusterTime {
     pub i: u32,
 }
 
+impl From<bson::Timestamp> for ClusterTime {
+    fn from(t: bson::Timestamp) -> Self {
+        ClusterTime {
+            t: t.time,
+            i: t.increment,
+        }
+    }
+}
+
+impl From<ClusterTime> for bson::Timestamp {
+    fn from(c: ClusterTime) -> Self {
+        bson::Timestamp {
+            time: c.t,
+            increment: c.i,
+        }
+    }
+}
+
 impl std::fmt::Display for ClusterTime {
     /// UTC seconds and the ordinal, as `--at` accepts it: "2026-11-28T10:16:59Z #3".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

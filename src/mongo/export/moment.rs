@@ -57,13 +57,16 @@ struct Probe {
 
 /// Checks that `w` describes one moment; a note when that could not be checked.
 pub fn confirm(source: &MongoSource, w: &Window) -> Result<Option<String>> {
-    let t0 = ct(w.at);
+    let t0 = ClusterTime::from(w.at);
     let last = last_write(source)?;
     if last.is_some_and(|l| l <= t0) {
         return Ok(None);
     }
-    let from = w.listed_from.map(ct).map_or(t0, |s| s.min(t0));
-    let listed_until = w.listed_until.map(ct);
+    let from = w
+        .listed_from
+        .map(ClusterTime::from)
+        .map_or(t0, |s| s.min(t0));
+    let listed_until = w.listed_until.map(ClusterTime::from);
     let scan = match read_oplog(source, from, t0, listed_until, w) {
         Ok(scan) => scan,
         // No right to read `local` (or mongos): the server's snapshot reads are trusted.
@@ -153,7 +156,7 @@ fn read_oplog(
         .collection::<RawDocumentBuf>("oplog.rs");
     let err = |e| db_err("reading the oplog", e);
     let cursor = oplog
-        .find(doc! {"ts": {"$gte": ts(from)}})
+        .find(doc! {"ts": {"$gte": Bson::Timestamp(from.into())}})
         .batch_size(1_000)
         .run()
         .map_err(err)?;
@@ -204,7 +207,10 @@ impl Reads {
             }
         }
         Reads {
-            ends: read.iter().map(|(ns, e)| (ns.clone(), e.map(ct))).collect(),
+            ends: read
+                .iter()
+                .map(|(ns, e)| (ns.clone(), e.map(ClusterTime::from)))
+                .collect(),
             by_db,
         }
     }
@@ -340,26 +346,7 @@ fn reads_at_time(source: &MongoSource, t0: ClusterTime, probes: &[Probe]) -> Res
 }
 
 fn last_write(source: &MongoSource) -> Result<Option<ClusterTime>> {
-    Ok(hello(&source.client)?
-        .get_document("lastWrite")
-        .and_then(|w| w.get_document("opTime"))
-        .and_then(|o| o.get_timestamp("ts"))
-        .ok()
-        .map(ct))
-}
-
-fn ct(t: Timestamp) -> ClusterTime {
-    ClusterTime {
-        t: t.time,
-        i: t.increment,
-    }
-}
-
-fn ts(c: ClusterTime) -> Bson {
-    Bson::Timestamp(Timestamp {
-        time: c.t,
-        increment: c.i,
-    })
+    Ok(super::last_write(&hello(&source.client)?).map(ClusterTime::from))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use mongodb::bson::{doc, Bson, RawDocumentBuf, Timestamp};
+use mongodb::bson::{doc, Bson, RawDocumentBuf};
 
 use super::{CollectionPlan, MongoSource, ROOT};
 use crate::error::{Error, Result};
@@ -138,7 +138,7 @@ fn find(
     {
         return why("the parent snapshot is of another server, or older");
     }
-    let (Some(t0), Some(t1)) = (m.cluster_time, source.cluster_time.map(ct)) else {
+    let (Some(t0), Some(t1)) = (m.cluster_time, source.cluster_time.map(ClusterTime::from)) else {
         return why("no cluster time to compare");
     };
     if t1 < t0 {
@@ -280,12 +280,7 @@ fn from_server(
     scan: &mut Scan,
     all_touched: &dyn Fn(&Changes) -> bool,
 ) -> std::result::Result<(), Stop> {
-    let last_write = hello(&source.client)?
-        .get_document("lastWrite")
-        .and_then(|w| w.get_document("opTime"))
-        .and_then(|o| o.get_timestamp("ts"))
-        .ok()
-        .map(ct);
+    let last_write = super::last_write(&hello(&source.client)?).map(ClusterTime::from);
     if last_write.is_some_and(|w| w <= after) {
         return Ok(());
     }
@@ -295,7 +290,7 @@ fn from_server(
         .collection::<RawDocumentBuf>("oplog.rs");
     let err = |e| Stop::Failed(db_err("reading the oplog", e));
     let cursor = oplog
-        .find(doc! {"ts": {"$lte": ts(until)}})
+        .find(doc! {"ts": {"$lte": Bson::Timestamp(until.into())}})
         .sort(doc! {"$natural": -1})
         .batch_size(1_000)
         .run()
@@ -318,20 +313,6 @@ fn from_server(
     why(format!(
         "the server's oplog no longer reaches back to {after}"
     ))
-}
-
-fn ct(t: Timestamp) -> ClusterTime {
-    ClusterTime {
-        t: t.time,
-        i: t.increment,
-    }
-}
-
-fn ts(c: ClusterTime) -> Bson {
-    Bson::Timestamp(Timestamp {
-        time: c.t,
-        increment: c.i,
-    })
 }
 
 #[cfg(test)]

@@ -28,20 +28,6 @@ use crate::writer::BlobWriter;
 /// Entries read per query; a query is repeated while it returns a full batch.
 const BATCH: i64 = 10_000;
 
-fn ct(t: Timestamp) -> ClusterTime {
-    ClusterTime {
-        t: t.time,
-        i: t.increment,
-    }
-}
-
-fn ts(c: ClusterTime) -> Timestamp {
-    Timestamp {
-        time: c.t,
-        increment: c.i,
-    }
-}
-
 /// The moment just before `c`.
 fn before(c: ClusterTime) -> ClusterTime {
     match c.i {
@@ -169,13 +155,13 @@ impl Tail {
             .and_then(|w| w.get_document("opTime"))
             .and_then(|o| o.get_timestamp("ts"))
             .ok()
-            .map(ct);
+            .map(ClusterTime::from);
         let cluster = hello
             .get_document("$clusterTime")
             .and_then(|c| c.get_timestamp("clusterTime"))
             .or_else(|_| hello.get_timestamp("operationTime"))
             .ok()
-            .map(ct);
+            .map(ClusterTime::from);
         let local = hello
             .get_datetime("localTime")
             .ok()
@@ -201,7 +187,7 @@ impl Tail {
             .transpose()
             .map_err(|e| db_err("reading the oplog", e))?;
         Ok(match first {
-            Some(d) => Some(ct(d.get_timestamp("ts").map_err(|e| {
+            Some(d) => Some(ClusterTime::from(d.get_timestamp("ts").map_err(|e| {
                 Error::Source(format!("MongoDB: oplog entry without ts: {e}"))
             })?)),
             None => None,
@@ -270,8 +256,10 @@ impl Tail {
         let mut added = false;
         loop {
             let filter = match self.bound {
-                None => doc! {"ts": {"$gt": ts(self.until)}},
-                Some(b) => doc! {"ts": {"$gt": ts(self.until), "$lte": ts(b)}},
+                None => doc! {"ts": {"$gt": Timestamp::from(self.until)}},
+                Some(b) => {
+                    doc! {"ts": {"$gt": Timestamp::from(self.until), "$lte": Timestamp::from(b)}}
+                }
             };
             let mut cursor = self
                 .oplog()
@@ -285,7 +273,7 @@ impl Tail {
                 let t = d
                     .get_timestamp("ts")
                     .map_err(|e| Error::Source(format!("MongoDB: oplog entry without ts: {e}")))?;
-                batch.push((ct(t), d));
+                batch.push((ClusterTime::from(t), d));
             }
             batch.sort_by_key(|(t, _)| *t);
             let full = batch.len() as i64 >= BATCH;
