@@ -247,14 +247,13 @@ impl MongoSource {
         if out.is_empty() && dbs.is_empty() {
             self.empty.push(String::new());
         }
+        // No collection read fixed the time (none, or views only): the probe may still.
+        // Refused, the snapshot records no cluster time, as a standalone server's.
         if let (Some(sess), false) = (session.as_mut(), time_fixed) {
-            let db = self.client.database(dbs.first().map_or("admin", |d| d));
-            if !probe_read_time(&db, sess) {
-                return Err(Error::Source(format!(
-                    "{} gave no read time for a snapshot of nothing",
-                    self.redacted_uri
-                )));
-            }
+            probe_read_time(
+                &self.client.database(dbs.first().map_or("admin", |d| d)),
+                sess,
+            );
         }
         self.cluster_time = session.as_mut().and_then(|s| {
             let inner: &mut mongodb::ClientSession = s.into();
