@@ -87,3 +87,85 @@ fn op_time(s: &mut mongodb::sync::ClientSession) -> mongodb::bson::Timestamp {
     let inner: &mut mongodb::ClientSession = s.into();
     inner.operation_time().expect("an operation time")
 }
+
+/// A collection dropped after the read time, before its database is listed, is missing
+/// from the listing though it existed at that time: the snapshot must not commit that as
+/// the read time's state, even when every listed collection is unchanged and taken from
+/// the parent (nothing read, so only the oplog across the listing shows the drop).
+#[test]
+fn a_collection_dropped_while_listing_is_caught_when_nothing_is_read() {
+    let Some((uri, client)) = server() else {
+        return;
+    };
+    let (first, second) = (unique_db("listed"), unique_db("unlisted"));
+    for (d, c) in [(&first, "a"), (&second, "b"), (&second, "c")] {
+        client
+            .database(d)
+            .collection::<Document>(c)
+            .insert_many((0..30).map(|i| doc! {"_id": i, "c": c}))
+            .run()
+            .unwrap();
+    }
+    let env = Env::new();
+    env.init();
+    let args = ["snapshot", &uri, "--db", &first, "--db", &second];
+    env.ok(&[&args[..], &["--quiet"]].concat());
+    // Held once the first database is listed, before the second is.
+    let held = Paused::start(
+        env.cmd(&[&args[..], &["--json"]].concat()),
+        "mongodb-listed-db",
+    );
+    let mut s = client.start_session().run().unwrap();
+    client
+        .database(&second)
+        .collection::<Document>("c")
+        .drop()
+        .session(&mut s)
+        .run()
+        .unwrap();
+    let dropped = op_time(&mut s);
+    let after = (
+        state(&client.database(&first)),
+        state(&client.database(&second)),
+    );
+    let out = held.finish();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "snapshot failed: {stderr}");
+    // The first attempt took both listed collections from the parent, and the oplog
+    // across the listing showed the drop; the next read after it.
+    assert!(
+        stderr.contains("2 of 2 collection(s) unwritten"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "the collections of database {second} changed while they were listed"
+        )) && stderr.contains("reading again"),
+        "{stderr}"
+    );
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(cluster_time(&snap) >= dropped, "{stderr}");
+    let rename = |d: &str| format!("{d}.*:{d}_r.*");
+    env.ok(&[
+        "restore",
+        snap["id"].as_str().unwrap(),
+        "--mongodb-uri",
+        &uri,
+        "--ns-rename",
+        &rename(&first),
+        "--ns-rename",
+        &rename(&second),
+    ]);
+    let restored = (
+        state(&client.database(&format!("{first}_r"))),
+        state(&client.database(&format!("{second}_r"))),
+    );
+    assert!(
+        restored == after,
+        "the snapshot restores another state\n{stderr}"
+    );
+    for d in [&first, &second] {
+        client.database(d).drop().run().unwrap();
+        client.database(&format!("{d}_r")).drop().run().unwrap();
+    }
+}

@@ -228,6 +228,8 @@ impl MongoSource {
                     uuid,
                 });
             }
+            // Tests change a database here, after it was listed and before listing ends.
+            crate::failpoint::hit("mongodb-listed-db");
         }
         for ns in &sel.collections {
             if !out.iter().any(|c| c.ns() == *ns) {
@@ -369,6 +371,8 @@ pub struct MongoBackup {
     scope: crate::snapshot::MongoScope,
     /// Collections taken from the parent snapshot unread ([`reuse`]), by (db, name).
     reused: std::sync::Mutex<std::collections::HashMap<(String, String), reuse::Reused>>,
+    /// The oplog entries of the listing window, when [`reuse`] read them.
+    listing_seen: std::sync::Mutex<Option<crate::mongo::oplog::changes::Changes>>,
 }
 
 impl MongoBackup {
@@ -387,6 +391,7 @@ impl MongoBackup {
                 collections: sel.collections.clone(),
             },
             reused: Default::default(),
+            listing_seen: Default::default(),
         })
     }
 
@@ -536,6 +541,7 @@ impl crate::source::VirtualSource for MongoBackup {
     ) -> Option<String> {
         let d = reuse::decide(repo, parent, &self.source, &self.plan);
         *self.reused.lock().unwrap_or_else(|p| p.into_inner()) = d.reused;
+        *self.listing_seen.lock().unwrap_or_else(|p| p.into_inner()) = d.listing_seen;
         d.note
     }
 }

@@ -45,6 +45,22 @@ pub struct Window<'a> {
     /// "db.coll", each with the server's last write once it was read to its end (`None`:
     /// not known, so any later write counts).
     pub read: Vec<(String, Option<Timestamp>)>,
+    /// The entries of [`listing_window`], when the check of what the parent snapshot
+    /// spares already read the oplog across it: with no collection read, nothing else is
+    /// needed, so the oplog is not read twice (on SecantusDB every read scans all of it).
+    pub listing_seen: Option<Changes>,
+}
+
+/// The oplog entries that decide whether the collection list is the read time's: those
+/// after the earlier of `at` and the last write before listing began, up to the last
+/// write once listing ended (`None`: not known, so no bound).
+pub fn listing_window(
+    at: Timestamp,
+    (listed_from, listed_until): (Option<Timestamp>, Option<Timestamp>),
+) -> (ClusterTime, Option<ClusterTime>) {
+    let t0 = ClusterTime::from(at);
+    let from = listed_from.map(ClusterTime::from).map_or(t0, |s| s.min(t0));
+    (from, listed_until.map(ClusterTime::from))
 }
 
 /// A document the oplog proves absent (`present == false`) or present at T.
@@ -57,16 +73,15 @@ struct Probe {
 
 /// Checks that `w` describes one moment; a note when that could not be checked.
 pub fn confirm(source: &MongoSource, w: &Window) -> Result<Option<String>> {
+    if let (true, Some(listing)) = (w.read.is_empty(), &w.listing_seen) {
+        return check_listing(source, listing, w.scope).map(|()| None);
+    }
     let t0 = ClusterTime::from(w.at);
     let last = last_write(source)?;
     if last.is_some_and(|l| l <= t0) {
         return Ok(None);
     }
-    let from = w
-        .listed_from
-        .map(ClusterTime::from)
-        .map_or(t0, |s| s.min(t0));
-    let listed_until = w.listed_until.map(ClusterTime::from);
+    let (from, listed_until) = listing_window(w.at, (w.listed_from, w.listed_until));
     let scan = match read_oplog(source, from, t0, listed_until, w) {
         Ok(scan) => scan,
         // No right to read `local` (or mongos): the server's snapshot reads are trusted.
@@ -78,12 +93,7 @@ pub fn confirm(source: &MongoSource, w: &Window) -> Result<Option<String>> {
         }
         Err(e) => return Err(e),
     };
-    if let Some(db) = listing_moved(&scan.listing, w.scope) {
-        return Err(moved(
-            source,
-            &format!("the collections of database {db} changed while they were listed"),
-        ));
-    }
+    check_listing(source, &scan.listing, w.scope)?;
     let touched = scan.touched;
     if touched.is_empty() {
         return Ok(None);
@@ -114,6 +124,16 @@ fn moved(source: &MongoSource, why: &str) -> Error {
         "{}: {why}; what was read is not the state of one moment, so no snapshot was written",
         source.redacted_uri
     ))
+}
+
+fn check_listing(source: &MongoSource, listing: &Changes, scope: Option<&[String]>) -> Result<()> {
+    match listing_moved(listing, scope) {
+        Some(db) => Err(moved(
+            source,
+            &format!("the collections of database {db} changed while they were listed"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The first database of the scope whose listing may not be the snapshot time's.

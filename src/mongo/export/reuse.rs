@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use mongodb::bson::{doc, Bson, RawDocumentBuf};
 
-use super::{CollectionPlan, MongoSource, ROOT};
+use super::{moment, CollectionPlan, MongoSource, ROOT};
 use crate::error::{Error, Result};
 use crate::mongo::client::{db_err, hello};
 use crate::mongo::layout;
@@ -24,6 +24,10 @@ use crate::mongo::oplog::slice::{split_entries, Slice};
 use crate::repository::Repository;
 use crate::snapshot::{ClusterTime, Snapshot};
 use crate::tree::{Node, NodeKind};
+
+/// Entries after the read time the backward oplog read passes over for the listing window
+/// before it leaves that window to the read-time check's own read.
+const WINDOW_ENTRIES: usize = 100_000;
 
 /// A collection's saved documents taken over from the parent snapshot.
 #[derive(Clone, Debug)]
@@ -41,6 +45,9 @@ pub struct Decision {
     pub reused: HashMap<(String, String), Reused>,
     /// What was decided and why, for the report.
     pub note: Option<String>,
+    /// The entries of the listing window ([`moment::listing_window`]), when the server's
+    /// oplog was read back across it.
+    pub listing_seen: Option<Changes>,
 }
 
 /// Why nothing is reused (said in the report), or a failure reading what decides it.
@@ -92,7 +99,8 @@ pub fn decide(
 ) -> Decision {
     let mut decision = Decision::default();
     match find(repo, parent, source, plan) {
-        Ok((reused, scan, until)) => {
+        Ok((reused, scan, until, listing_seen)) => {
+            decision.listing_seen = listing_seen;
             let total = plan.iter().filter(|c| c.kind != "view").count();
             decision.note = Some(format!(
                 "{} of {total} collection(s) unwritten since snapshot {} (oplog to {until} read: \
@@ -118,7 +126,12 @@ pub fn decide(
     decision
 }
 
-type Found = (HashMap<(String, String), Reused>, Scan, ClusterTime);
+type Found = (
+    HashMap<(String, String), Reused>,
+    Scan,
+    ClusterTime,
+    Option<Changes>,
+);
 
 fn find(
     repo: &Repository,
@@ -177,8 +190,9 @@ fn find(
             return why("every collection was written");
         }
     }
+    let mut listing_seen = None;
     if cur < t1 {
-        from_server(source, (cur, t1), &mut changes, &mut scan, &all_touched)?;
+        listing_seen = from_server(source, (cur, t1), &mut changes, &mut scan, &all_touched)?;
     }
     if changes.everything() || all_touched(&changes) {
         return why("every collection was written");
@@ -187,7 +201,7 @@ fn find(
         .into_iter()
         .filter(|((d, n), _)| !changes.touches(d, n))
         .collect();
-    Ok((reused, scan, t1))
+    Ok((reused, scan, t1, listing_seen))
 }
 
 /// The collections of `plan` the parent saved under the same UUID, with their entries.
@@ -269,44 +283,77 @@ fn chain<'a>(
 /// Reads the server's oplog in `(after, until]`, refused when the oplog no longer reaches
 /// back to `after`. Nothing is read when the server's last write is not after `after`
 /// (every entry up to `until`, this snapshot's read time, existed when `hello` ran).
-/// Otherwise one query reads the oplog backwards from `until` and stops at the first
-/// entry at or before `after`: the oplog is ordered by time (its record ids are the
-/// timestamps), so everything in between was seen, and that entry proves nothing after it
-/// was dropped (an oplog loses its oldest entries first).
+/// Otherwise one query reads the oplog backwards and stops at the first entry at or
+/// before `after`: the oplog is ordered by time (its record ids are the timestamps), so
+/// everything in between was seen, and that entry proves nothing after it was dropped (an
+/// oplog loses its oldest entries first).
+///
+/// When the listing window ([`moment::listing_window`]) lies after `after`, the read starts
+/// from the end of the oplog instead of `until` and returns the window's entries, so that
+/// a snapshot taking every collection from its parent needs no second oplog read.
 fn from_server(
     source: &MongoSource,
     (after, until): (ClusterTime, ClusterTime),
     changes: &mut Changes,
     scan: &mut Scan,
     all_touched: &dyn Fn(&Changes) -> bool,
-) -> std::result::Result<(), Stop> {
+) -> std::result::Result<Option<Changes>, Stop> {
+    let mut window = match source
+        .cluster_time
+        .map(|at| moment::listing_window(at, source.listed))
+    {
+        Some((from, Some(to))) if after <= from => Some((from, to, Changes::default(), 0usize)),
+        _ => None,
+    };
     let last_write = super::last_write(&hello(&source.client)?).map(ClusterTime::from);
     if last_write.is_some_and(|w| w <= after) {
-        return Ok(());
+        // Nothing was written after `after`: the window holds no entry either.
+        return Ok(window.map(|w| w.2));
     }
     let oplog = source
         .client
         .database("local")
         .collection::<RawDocumentBuf>("oplog.rs");
     let err = |e| Stop::Failed(db_err("reading the oplog", e));
+    let filter = match window {
+        Some(_) => doc! {},
+        None => doc! {"ts": {"$lte": Bson::Timestamp(until.into())}},
+    };
     let cursor = oplog
-        .find(doc! {"ts": {"$lte": Bson::Timestamp(until.into())}})
+        .find(filter)
         .sort(doc! {"$natural": -1})
         .batch_size(1_000)
         .run()
         .map_err(err)?;
-    for (n, entry) in cursor.enumerate() {
+    for entry in cursor {
         let entry = entry.map_err(err)?;
         let Some(t) = entry_time(&entry) else {
             return why("an oplog entry without a time");
         };
         if t <= after {
-            return Ok(());
+            return Ok(window.map(|w| w.2));
+        }
+        if let Some((from, to, seen, later)) = window.as_mut() {
+            if t > *from && t <= *to {
+                seen.add(&entry);
+            }
+            if t > until {
+                // Written after the read time: only the window wants it; past a bound
+                // (a busy server), the window is left to the read-time check.
+                *later += 1;
+                if *later > WINDOW_ENTRIES {
+                    window = None;
+                }
+                continue;
+            }
+        }
+        if t > until {
+            continue;
         }
         scan.spend(entry.as_bytes().len() as u64)?;
         scan.from_server += 1;
         changes.add(&entry);
-        if n % 1024 == 1023 && all_touched(changes) {
+        if scan.from_server % 1024 == 0 && all_touched(changes) {
             return why("every collection was written");
         }
     }

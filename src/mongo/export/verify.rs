@@ -43,6 +43,11 @@ impl MongoBackup {
                 listed_until: self.source.listed.1,
                 scope: scope.as_deref(),
                 read,
+                listing_seen: self
+                    .listing_seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take(),
             },
         )
     }
