@@ -16,15 +16,16 @@
 //! asked of the server itself, with a document the oplog proves absent (or present) at T.
 //! An idle server (its last write before T) needs no oplog at all.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use mongodb::bson::{doc, Bson, RawDocumentBuf, Timestamp};
 
-use mongodb::bson::{doc, Bson, RawDocument, RawDocumentBuf, Timestamp};
+mod scan;
 
 use super::MongoSource;
 use crate::error::{Error, Result};
 use crate::mongo::client::{db_err, hello};
-use crate::mongo::oplog::changes::{entry_time, Changes};
+use crate::mongo::oplog::changes::Changes;
 use crate::snapshot::ClusterTime;
+use scan::read_oplog;
 
 /// Entries whose document ids are remembered for probes; past this, no new probe is taken.
 const TRACKED: usize = 100_000;
@@ -152,181 +153,6 @@ fn listing_moved(listing: &Changes, scope: Option<&[String]>) -> Option<String> 
     dbs.first().map(|d| d.to_string())
 }
 
-/// What the oplog after the listing began says.
-#[derive(Default)]
-struct Scan {
-    /// Entries up to the end of the listing.
-    listing: Changes,
-    /// Collections read that an entry after T wrote before they were read to the end.
-    touched: Vec<String>,
-    probes: Vec<Probe>,
-}
-
-/// Reads the oplog from `from` on, refused when it no longer reaches back to `from`.
-fn read_oplog(
-    source: &MongoSource,
-    from: ClusterTime,
-    t0: ClusterTime,
-    listed_until: Option<ClusterTime>,
-    w: &Window,
-) -> Result<Scan> {
-    let oplog = source
-        .client
-        .database("local")
-        .collection::<RawDocumentBuf>("oplog.rs");
-    let err = |e| db_err("reading the oplog", e);
-    let cursor = oplog
-        .find(doc! {"ts": {"$gte": Bson::Timestamp(from.into())}})
-        .batch_size(1_000)
-        .run()
-        .map_err(err)?;
-    let read = Reads::new(&w.read);
-    let mut touched = BTreeSet::new();
-    let mut scan = Scan::default();
-    let mut keys = Keys::default();
-    let mut reached = false;
-    for entry in cursor {
-        let entry = entry.map_err(err)?;
-        let Some(t) = entry_time(&entry) else {
-            return Err(Error::corrupt("oplog entry", "no ts"));
-        };
-        if t <= from {
-            reached = true;
-            continue;
-        }
-        if listed_until.is_none_or(|l| t <= l) {
-            scan.listing.add(&entry);
-        }
-        if t > t0 {
-            read.touched_by(&entry, t, &mut touched);
-            keys.see(&entry, &read.ends, &mut scan.probes);
-        }
-    }
-    scan.touched = touched.into_iter().collect();
-    if !reached && !oplog_reaches(source, from)? {
-        return Err(Error::Moved(format!(
-            "{}: the oplog no longer reaches back to the snapshot's time {t0}; no snapshot was written",
-            source.redacted_uri
-        )));
-    }
-    Ok(scan)
-}
-
-/// The collections read, by namespace and by database, with when each was read to the end.
-struct Reads {
-    ends: HashMap<String, Option<ClusterTime>>,
-    by_db: HashMap<String, Vec<String>>,
-}
-
-impl Reads {
-    fn new(read: &[(String, Option<Timestamp>)]) -> Reads {
-        let mut by_db: HashMap<String, Vec<String>> = HashMap::new();
-        for (ns, _) in read {
-            if let Some((db, _)) = ns.split_once('.') {
-                by_db.entry(db.into()).or_default().push(ns.clone());
-            }
-        }
-        Reads {
-            ends: read
-                .iter()
-                .map(|(ns, e)| (ns.clone(), e.map(ClusterTime::from)))
-                .collect(),
-            by_db,
-        }
-    }
-
-    /// Adds to `out` the collections `entry`, written at `t`, may have changed while
-    /// they were being read.
-    fn touched_by(&self, entry: &RawDocument, t: ClusterTime, out: &mut BTreeSet<String>) {
-        let mut one = Changes::default();
-        one.add(entry);
-        let mut hit = |ns: &str| {
-            if self.ends.get(ns).is_some_and(|e| e.is_none_or(|e| t <= e)) {
-                out.insert(ns.to_string());
-            }
-        };
-        if one.everything() {
-            self.ends.keys().for_each(|ns| hit(ns));
-            return;
-        }
-        for db in one.databases() {
-            self.by_db
-                .get(db)
-                .into_iter()
-                .flatten()
-                .for_each(|ns| hit(ns));
-        }
-        one.namespaces().for_each(hit);
-    }
-}
-
-/// Whether the oplog still holds every entry after `from`.
-fn oplog_reaches(source: &MongoSource, from: ClusterTime) -> Result<bool> {
-    let oldest = source
-        .client
-        .database("local")
-        .collection::<RawDocumentBuf>("oplog.rs")
-        .find_one(doc! {})
-        .run()
-        .map_err(|e| db_err("reading the oplog", e))?;
-    // An empty oplog lost nothing: a capped oplog always keeps its newest entries.
-    Ok(match oldest {
-        None => true,
-        Some(e) => entry_time(&e).is_some_and(|t| t <= from),
-    })
-}
-
-/// Document ids written since T, to find one whose state at T the oplog proves.
-#[derive(Default)]
-struct Keys {
-    seen: HashSet<(String, Vec<u8>)>,
-    stopped: bool,
-}
-
-impl Keys {
-    fn see<V>(&mut self, entry: &RawDocument, read: &HashMap<String, V>, probes: &mut Vec<Probe>) {
-        if self.stopped {
-            return;
-        }
-        let op = entry.get_str("op").unwrap_or("");
-        let (true, Ok(ns)) = (matches!(op, "i" | "u" | "d"), entry.get_str("ns")) else {
-            // A command or a transaction may write any document: nothing after it proves
-            // a state at T.
-            self.stopped = op != "n";
-            return;
-        };
-        let holder = if op == "u" { "o2" } else { "o" };
-        let Some(id) = entry
-            .get_document(holder)
-            .ok()
-            .and_then(|o| o.get("_id").ok().flatten())
-        else {
-            self.stopped = true;
-            return;
-        };
-        let id_bytes = {
-            let mut d = RawDocumentBuf::new();
-            d.append("_id", id.to_raw_bson());
-            d.into_bytes()
-        };
-        let first = self.seen.insert((ns.to_string(), id_bytes));
-        self.stopped = self.seen.len() >= TRACKED;
-        // The first entry on a document since T says its state at T: an insert, that it
-        // was absent; a delete, that it was there.
-        if first && op != "u" && probes.len() < PROBES && read.contains_key(ns) {
-            let (Some((db, coll)), Ok(id)) = (ns.split_once('.'), Bson::try_from(id)) else {
-                return;
-            };
-            probes.push(Probe {
-                db: db.into(),
-                coll: coll.into(),
-                id,
-                present: op == "d",
-            });
-        }
-    }
-}
-
 /// Whether the server reads at `t0`: `Some(true)` when a probe's document is as the
 /// oplog proves it was at `t0` and otherwise now, `Some(false)` when it is not, `None`
 /// when no probe decides.
@@ -371,6 +197,9 @@ fn last_write(source: &MongoSource) -> Result<Option<ClusterTime>> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use super::scan::Keys;
     use super::*;
 
     fn raw(d: mongodb::bson::Document) -> RawDocumentBuf {

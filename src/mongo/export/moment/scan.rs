@@ -1,0 +1,274 @@
+//! Reading the oplog written since a snapshot's listing began ([`read_oplog`]) into what
+//! [`confirm`](super::confirm) decides on: the listing's entries, the collections written
+//! while they were read, and documents whose state at the read time the oplog proves.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use mongodb::bson::{doc, Bson, RawDocument, RawDocumentBuf, Timestamp};
+
+use super::{Probe, Window, PROBES, TRACKED};
+use crate::error::{Error, Result};
+use crate::mongo::client::db_err;
+use crate::mongo::export::MongoSource;
+use crate::mongo::oplog::changes::{entry_time, Changes};
+use crate::snapshot::ClusterTime;
+
+/// What the oplog after the listing began says.
+#[derive(Default)]
+pub(super) struct Scan {
+    /// Entries up to the end of the listing.
+    pub listing: Changes,
+    /// Collections read that an entry after T wrote before they were read to the end.
+    pub touched: Vec<String>,
+    pub probes: Vec<Probe>,
+}
+
+/// Entries since `from` held to be seen in time order after a backward read; past this the
+/// oplog is read forwards instead (more was written during the snapshot than is worth
+/// holding).
+const BACKWARD_BYTES: usize = 64 << 20;
+
+/// Reads the oplog after `from`, refused when it no longer reaches back to `from`.
+///
+/// Backwards from its end down to the first entry at or before `from`: that entry proves
+/// the oplog still reaches back (an oplog loses its oldest entries first) without a second
+/// query, which on SecantusDB costs another scan of its whole oplog. The entries are held
+/// and then seen in time order.
+pub(super) fn read_oplog(
+    source: &MongoSource,
+    from: ClusterTime,
+    t0: ClusterTime,
+    listed_until: Option<ClusterTime>,
+    w: &Window,
+) -> Result<Scan> {
+    let err = |e| db_err("reading the oplog", e);
+    let cursor = oplog(source)
+        .find(doc! {})
+        .sort(doc! {"$natural": -1})
+        .batch_size(1_000)
+        .run()
+        .map_err(err)?;
+    let (mut newest_first, mut bytes, mut reached) = (Vec::new(), 0usize, true);
+    for entry in cursor {
+        let entry = entry.map_err(err)?;
+        reached = time_of(&entry)? <= from;
+        if reached {
+            break;
+        }
+        bytes += entry.as_bytes().len();
+        if bytes > BACKWARD_BYTES {
+            return read_forward(source, from, t0, listed_until, w);
+        }
+        newest_first.push(entry);
+    }
+    // An empty oplog lost nothing: a capped oplog always keeps its newest entries.
+    if !reached {
+        return Err(no_reach(source, t0));
+    }
+    let mut scanner = Scanner::new(w, t0, listed_until);
+    for entry in newest_first.iter().rev() {
+        scanner.see(entry, time_of(entry)?);
+    }
+    Ok(scanner.finish())
+}
+
+/// [`read_oplog`] reading forwards from `from`, for a busy server.
+fn read_forward(
+    source: &MongoSource,
+    from: ClusterTime,
+    t0: ClusterTime,
+    listed_until: Option<ClusterTime>,
+    w: &Window,
+) -> Result<Scan> {
+    let err = |e| db_err("reading the oplog", e);
+    let cursor = oplog(source)
+        .find(doc! {"ts": {"$gte": Bson::Timestamp(from.into())}})
+        .batch_size(1_000)
+        .run()
+        .map_err(err)?;
+    let mut scanner = Scanner::new(w, t0, listed_until);
+    let mut reached = false;
+    for entry in cursor {
+        let entry = entry.map_err(err)?;
+        let t = time_of(&entry)?;
+        if t <= from {
+            reached = true;
+            continue;
+        }
+        scanner.see(&entry, t);
+    }
+    if !reached && !oplog_reaches(source, from)? {
+        return Err(no_reach(source, t0));
+    }
+    Ok(scanner.finish())
+}
+
+fn oplog(source: &MongoSource) -> mongodb::sync::Collection<RawDocumentBuf> {
+    source.client.database("local").collection("oplog.rs")
+}
+
+fn time_of(entry: &RawDocument) -> Result<ClusterTime> {
+    entry_time(entry).ok_or_else(|| Error::corrupt("oplog entry", "no ts"))
+}
+
+fn no_reach(source: &MongoSource, t0: ClusterTime) -> Error {
+    Error::Moved(format!(
+        "{}: the oplog no longer reaches back to the snapshot's time {t0}; no snapshot was written",
+        source.redacted_uri
+    ))
+}
+
+/// Sees the entries after `from`, in time order, into a [`Scan`].
+struct Scanner {
+    read: Reads,
+    t0: ClusterTime,
+    listed_until: Option<ClusterTime>,
+    touched: BTreeSet<String>,
+    keys: Keys,
+    scan: Scan,
+}
+
+impl Scanner {
+    fn new(w: &Window, t0: ClusterTime, listed_until: Option<ClusterTime>) -> Scanner {
+        Scanner {
+            read: Reads::new(&w.read),
+            t0,
+            listed_until,
+            touched: BTreeSet::new(),
+            keys: Keys::default(),
+            scan: Scan::default(),
+        }
+    }
+
+    fn see(&mut self, entry: &RawDocument, t: ClusterTime) {
+        if self.listed_until.is_none_or(|l| t <= l) {
+            self.scan.listing.add(entry);
+        }
+        if t > self.t0 {
+            self.read.touched_by(entry, t, &mut self.touched);
+            self.keys.see(entry, &self.read.ends, &mut self.scan.probes);
+        }
+    }
+
+    fn finish(mut self) -> Scan {
+        self.scan.touched = self.touched.into_iter().collect();
+        self.scan
+    }
+}
+
+/// The collections read, by namespace and by database, with when each was read to the end.
+struct Reads {
+    ends: HashMap<String, Option<ClusterTime>>,
+    by_db: HashMap<String, Vec<String>>,
+}
+
+impl Reads {
+    fn new(read: &[(String, Option<Timestamp>)]) -> Reads {
+        let mut by_db: HashMap<String, Vec<String>> = HashMap::new();
+        for (ns, _) in read {
+            if let Some((db, _)) = ns.split_once('.') {
+                by_db.entry(db.into()).or_default().push(ns.clone());
+            }
+        }
+        Reads {
+            ends: read
+                .iter()
+                .map(|(ns, e)| (ns.clone(), e.map(ClusterTime::from)))
+                .collect(),
+            by_db,
+        }
+    }
+
+    /// Adds to `out` the collections `entry`, written at `t`, may have changed while
+    /// they were being read.
+    fn touched_by(&self, entry: &RawDocument, t: ClusterTime, out: &mut BTreeSet<String>) {
+        let mut one = Changes::default();
+        one.add(entry);
+        let mut hit = |ns: &str| {
+            if self.ends.get(ns).is_some_and(|e| e.is_none_or(|e| t <= e)) {
+                out.insert(ns.to_string());
+            }
+        };
+        if one.everything() {
+            self.ends.keys().for_each(|ns| hit(ns));
+            return;
+        }
+        for db in one.databases() {
+            self.by_db
+                .get(db)
+                .into_iter()
+                .flatten()
+                .for_each(|ns| hit(ns));
+        }
+        one.namespaces().for_each(hit);
+    }
+}
+
+/// Whether the oplog still holds every entry after `from`.
+fn oplog_reaches(source: &MongoSource, from: ClusterTime) -> Result<bool> {
+    let oldest = oplog(source)
+        .find_one(doc! {})
+        .run()
+        .map_err(|e| db_err("reading the oplog", e))?;
+    // An empty oplog lost nothing: a capped oplog always keeps its newest entries.
+    Ok(match oldest {
+        None => true,
+        Some(e) => entry_time(&e).is_some_and(|t| t <= from),
+    })
+}
+
+/// Document ids written since T, to find one whose state at T the oplog proves.
+#[derive(Default)]
+pub(super) struct Keys {
+    seen: HashSet<(String, Vec<u8>)>,
+    stopped: bool,
+}
+
+impl Keys {
+    pub(super) fn see<V>(
+        &mut self,
+        entry: &RawDocument,
+        read: &HashMap<String, V>,
+        probes: &mut Vec<Probe>,
+    ) {
+        if self.stopped {
+            return;
+        }
+        let op = entry.get_str("op").unwrap_or("");
+        let (true, Ok(ns)) = (matches!(op, "i" | "u" | "d"), entry.get_str("ns")) else {
+            // A command or a transaction may write any document: nothing after it proves
+            // a state at T.
+            self.stopped = op != "n";
+            return;
+        };
+        let holder = if op == "u" { "o2" } else { "o" };
+        let Some(id) = entry
+            .get_document(holder)
+            .ok()
+            .and_then(|o| o.get("_id").ok().flatten())
+        else {
+            self.stopped = true;
+            return;
+        };
+        let id_bytes = {
+            let mut d = RawDocumentBuf::new();
+            d.append("_id", id.to_raw_bson());
+            d.into_bytes()
+        };
+        let first = self.seen.insert((ns.to_string(), id_bytes));
+        self.stopped = self.seen.len() >= TRACKED;
+        // The first entry on a document since T says its state at T: an insert, that it
+        // was absent; a delete, that it was there.
+        if first && op != "u" && probes.len() < PROBES && read.contains_key(ns) {
+            let (Some((db, coll)), Ok(id)) = (ns.split_once('.'), Bson::try_from(id)) else {
+                return;
+            };
+            probes.push(Probe {
+                db: db.into(),
+                coll: coll.into(),
+                id,
+                present: op == "d",
+            });
+        }
+    }
+}
