@@ -41,16 +41,9 @@ pub(super) fn read_oplog(
     listed_until: Option<ClusterTime>,
     w: &Window,
 ) -> Result<Scan> {
-    let err = |e| db_err("reading the oplog", e);
-    let cursor = oplog(source)
-        .find(doc! {})
-        .sort(doc! {"$natural": -1})
-        .batch_size(1_000)
-        .run()
-        .map_err(err)?;
     let (mut newest_first, mut bytes, mut reached) = (Vec::new(), 0usize, true);
-    for entry in cursor {
-        let entry = entry.map_err(err)?;
+    for entry in entries(source, doc! {}, true)? {
+        let entry = entry?;
         reached = time_of(&entry)? <= from;
         if reached {
             break;
@@ -80,16 +73,14 @@ fn read_forward(
     listed_until: Option<ClusterTime>,
     w: &Window,
 ) -> Result<Scan> {
-    let err = |e| db_err("reading the oplog", e);
-    let cursor = oplog(source)
-        .find(doc! {"ts": {"$gte": Bson::Timestamp(from.into())}})
-        .batch_size(1_000)
-        .run()
-        .map_err(err)?;
     let mut scanner = Scanner::new(w, t0, listed_until);
     let mut reached = false;
-    for entry in cursor {
-        let entry = entry.map_err(err)?;
+    for entry in entries(
+        source,
+        doc! {"ts": {"$gte": Bson::Timestamp(from.into())}},
+        false,
+    )? {
+        let entry = entry?;
         let t = time_of(&entry)?;
         if t <= from {
             reached = true;
@@ -101,6 +92,23 @@ fn read_forward(
         return Err(no_reach(source, t0));
     }
     Ok(scanner.finish())
+}
+
+/// The oplog's entries that match `filter`, newest first when `backwards`.
+fn entries(
+    source: &MongoSource,
+    filter: mongodb::bson::Document,
+    backwards: bool,
+) -> Result<impl Iterator<Item = Result<RawDocumentBuf>>> {
+    let err = |e| db_err("reading the oplog", e);
+    let oplog = oplog(source);
+    let find = oplog.find(filter).batch_size(1_000);
+    let find = if backwards {
+        find.sort(doc! {"$natural": -1})
+    } else {
+        find
+    };
+    Ok(find.run().map_err(err)?.map(move |e| e.map_err(err)))
 }
 
 fn oplog(source: &MongoSource) -> mongodb::sync::Collection<RawDocumentBuf> {
