@@ -209,10 +209,11 @@ impl Repository {
 
     /// Opens a repository with a password; the local cache lives under `cache_root/<repo id>`.
     pub fn open(backend: Arc<dyn Backend>, password: &[u8], cache_root: &Path) -> Result<Self> {
-        if !backend.exists(CONFIG_PATH)? {
-            return Err(Error::NoRepository(backend.location()));
-        }
-        let config_sealed = backend.get(CONFIG_PATH)?;
+        // One read, no existence check first: on object stores each is a request.
+        let config_sealed = match backend.get(CONFIG_PATH) {
+            Err(Error::Missing(_)) => return Err(Error::NoRepository(backend.location())),
+            read => read?,
+        };
         let (key_id, key, config) = open_any_key(backend.as_ref(), password, &config_sealed)?;
         let hasher = IdHasher::new(key.id_key());
         let cache_dir = cache_root.join(config.id.to_hex());

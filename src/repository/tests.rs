@@ -132,3 +132,13 @@ fn a_handle_writes_nothing_once_its_repository_is_removed_or_replaced() {
     let _lock = shared(&new, &ctx).unwrap();
     new.check_locks().unwrap();
 }
+
+#[test]
+fn opening_where_no_config_is_says_there_is_no_repository() {
+    let cache = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let e = Repository::open(backend, b"pw", cache.path())
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::NoRepository(_)), "{e}");
+}
