@@ -410,10 +410,6 @@ impl Repository {
         Ok(report)
     }
 
-    /// Once per process, when the local index failed to name a blob the repository should
-    /// have (or named a pack that is gone): builds a fresh index from the repository for
-    /// this process and marks the shared one for a rebuild at its next open. Returns
-    /// whether it did anything (false: it already had, so the blob is really missing).
     /// Merges segments other writers added since the index was synced, when it was not
     /// done in the last second; whether it was done. A blob a concurrent writer (`follow`
     /// sealing a slice, another host's snapshot) stored after this process opened the
@@ -430,6 +426,10 @@ impl Repository {
         Ok(true)
     }
 
+    /// Once per process, when the local index failed to name a blob the repository should
+    /// have (or named a pack that is gone): builds a fresh index from the repository for
+    /// this process and marks the shared one for a rebuild at its next open. Returns
+    /// whether it did anything (false: it already had, so the blob is really missing).
     pub fn heal_index(&self) -> Result<bool> {
         if self.healed.swap(true, Ordering::SeqCst) {
             return Ok(false);

@@ -5,9 +5,10 @@ use super::*;
 
 impl Repository {
     /// Where a blob is stored, for reading it: the index (caught up with other writers,
-    /// then healed once, if it does not know), else a pack no segment lists. Such packs hold the blobs of a snapshot that
-    /// was committed after a prune marked them (its writer's lock was invisible to that
-    /// prune); the next prune lists them again. Writers never deduplicate against them.
+    /// then healed once, if it does not know), else a pack no segment lists. Such packs
+    /// hold the blobs of a snapshot that was committed after a prune marked them (its
+    /// writer's lock was invisible to that prune); the next prune lists them again.
+    /// Writers never deduplicate against them.
     pub fn locate(&self, kind: BlobKind, id: &BlobId) -> Result<BlobLocation> {
         if let Some(loc) = self.index()?.lookup(kind, id)? {
             return Ok(loc);

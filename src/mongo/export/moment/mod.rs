@@ -82,8 +82,7 @@ pub fn confirm(source: &MongoSource, w: &Window) -> Result<Option<String>> {
     if last.is_some_and(|l| l <= t0) {
         return Ok(None);
     }
-    let (from, listed_until) = listing_window(w.at, (w.listed_from, w.listed_until));
-    let scan = match read_oplog(source, from, t0, listed_until, w) {
+    let scan = match read_oplog(source, w) {
         Ok(scan) => scan,
         // No right to read `local` (or mongos): the server's snapshot reads are trusted.
         Err(Error::Source(e)) => {

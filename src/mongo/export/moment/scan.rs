@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use mongodb::bson::{doc, Bson, RawDocument, RawDocumentBuf, Timestamp};
 
-use super::{Probe, Window, PROBES, TRACKED};
+use super::{listing_window, Probe, Window, PROBES, TRACKED};
 use crate::error::{Error, Result};
 use crate::mongo::client::db_err;
 use crate::mongo::export::MongoSource;
@@ -34,13 +34,8 @@ const BACKWARD_BYTES: usize = 64 << 20;
 /// the oplog still reaches back (an oplog loses its oldest entries first) without a second
 /// query, which on SecantusDB costs another scan of its whole oplog. The entries are held
 /// and then seen in time order.
-pub(super) fn read_oplog(
-    source: &MongoSource,
-    from: ClusterTime,
-    t0: ClusterTime,
-    listed_until: Option<ClusterTime>,
-    w: &Window,
-) -> Result<Scan> {
+pub(super) fn read_oplog(source: &MongoSource, w: &Window) -> Result<Scan> {
+    let (from, _) = listing_window(w.at, (w.listed_from, w.listed_until));
     let (mut newest_first, mut bytes, mut reached) = (Vec::new(), 0usize, true);
     for entry in entries(source, doc! {}, true)? {
         let entry = entry?;
@@ -50,15 +45,15 @@ pub(super) fn read_oplog(
         }
         bytes += entry.as_bytes().len();
         if bytes > BACKWARD_BYTES {
-            return read_forward(source, from, t0, listed_until, w);
+            return read_forward(source, from, w);
         }
         newest_first.push(entry);
     }
     // An empty oplog lost nothing: a capped oplog always keeps its newest entries.
     if !reached {
-        return Err(no_reach(source, t0));
+        return Err(no_reach(source, w));
     }
-    let mut scanner = Scanner::new(w, t0, listed_until);
+    let mut scanner = Scanner::new(w);
     for entry in newest_first.iter().rev() {
         scanner.see(entry, time_of(entry)?);
     }
@@ -66,14 +61,8 @@ pub(super) fn read_oplog(
 }
 
 /// [`read_oplog`] reading forwards from `from`, for a busy server.
-fn read_forward(
-    source: &MongoSource,
-    from: ClusterTime,
-    t0: ClusterTime,
-    listed_until: Option<ClusterTime>,
-    w: &Window,
-) -> Result<Scan> {
-    let mut scanner = Scanner::new(w, t0, listed_until);
+fn read_forward(source: &MongoSource, from: ClusterTime, w: &Window) -> Result<Scan> {
+    let mut scanner = Scanner::new(w);
     let mut reached = false;
     for entry in entries(
         source,
@@ -89,7 +78,7 @@ fn read_forward(
         scanner.see(&entry, t);
     }
     if !reached && !oplog_reaches(source, from)? {
-        return Err(no_reach(source, t0));
+        return Err(no_reach(source, w));
     }
     Ok(scanner.finish())
 }
@@ -119,10 +108,11 @@ fn time_of(entry: &RawDocument) -> Result<ClusterTime> {
     entry_time(entry).ok_or_else(|| Error::corrupt("oplog entry", "no ts"))
 }
 
-fn no_reach(source: &MongoSource, t0: ClusterTime) -> Error {
+fn no_reach(source: &MongoSource, w: &Window) -> Error {
     Error::Moved(format!(
-        "{}: the oplog no longer reaches back to the snapshot's time {t0}; no snapshot was written",
-        source.redacted_uri
+        "{}: the oplog no longer reaches back to the snapshot's time {}; no snapshot was written",
+        source.redacted_uri,
+        ClusterTime::from(w.at)
     ))
 }
 
@@ -137,11 +127,11 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn new(w: &Window, t0: ClusterTime, listed_until: Option<ClusterTime>) -> Scanner {
+    fn new(w: &Window) -> Scanner {
         Scanner {
             read: Reads::new(&w.read),
-            t0,
-            listed_until,
+            t0: ClusterTime::from(w.at),
+            listed_until: listing_window(w.at, (w.listed_from, w.listed_until)).1,
             touched: BTreeSet::new(),
             keys: Keys::default(),
             scan: Scan::default(),
