@@ -1,8 +1,10 @@
 //! The local RocksDB materialisation of the index segments.
 //!
-//! Keys: `b` kind id → location; `p` pack → size; `s` segment → (empty); `m` name → flag.
-//! Everything here is rebuildable from the repository, so the WAL is off and writes are
-//! flushed explicitly.
+//! Keys: `b` kind id → location; `p` pack → size; `s` segment → (empty); `m` name → flag;
+//! `d` tree id → the digest of the file entries of that tree (a directory of regular files
+//! only), which lets a walk find such a directory unchanged without loading its tree
+//! (`ops::snapshot::dirsig`). Everything here is rebuildable from the repository (the
+//! digests from the trees), so the WAL is off and writes are flushed explicitly.
 
 use std::path::Path;
 
@@ -14,7 +16,7 @@ use super::segment::PackRecord;
 use super::BlobLocation;
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, PackId, SegmentId};
+use crate::id::{BlobId, PackId, SegmentId, TreeId};
 
 /// RocksDB block cache size; bounds the index's share of resident memory.
 const BLOCK_CACHE_BYTES: usize = 32 << 20;
@@ -157,6 +159,25 @@ impl RocksIndex {
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
         self.db.write_opt(batch, &wo).map_err(db_err)
+    }
+
+    /// The entry digest kept for tree `id` (see `ops::snapshot::dirsig`), if any.
+    pub fn dir_digest(&self, id: &TreeId) -> Result<Option<[u8; 32]>> {
+        let v = self
+            .db
+            .get_pinned(prefixed(b'd', id.as_bytes()))
+            .map_err(db_err)?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok()))
+    }
+
+    /// Keeps `digest` as tree `id`'s entry digest. Trees are named by their content, so a
+    /// tree's digest never changes and a second writer writes the same value.
+    pub fn put_dir_digest(&self, id: &TreeId, digest: &[u8; 32]) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        self.db
+            .put_opt(prefixed(b'd', id.as_bytes()), digest, &wo)
+            .map_err(db_err)
     }
 
     /// Sets or clears a named flag kept with the index (e.g. "degraded").

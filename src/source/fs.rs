@@ -19,45 +19,53 @@ pub struct OwnerNames {
     groups: Mutex<HashMap<u32, String>>,
 }
 
+/// The name of user `uid` on this system, if it has one.
+fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(uid.into())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
+/// The name of group `gid` on this system, if it has one.
+fn group_name(gid: u32) -> Option<String> {
+    nix::unistd::Group::from_gid(gid.into())
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+}
+
+/// The cached name of `id` ("" when it has none), looked up on first use.
+fn cached(m: &mut HashMap<u32, String>, id: u32, find: fn(u32) -> Option<String>) -> &str {
+    m.entry(id)
+        .or_insert_with(|| find(id).unwrap_or_default())
+        .as_str()
+}
+
 impl OwnerNames {
     fn user(&self, uid: u32) -> String {
         let mut m = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(uid.into())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-                    .unwrap_or_default()
-            })
-            .clone()
+        cached(&mut m, uid, user_name).to_owned()
     }
 
     fn group(&self, gid: u32) -> String {
         let mut m = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(gid)
-            .or_insert_with(|| {
-                nix::unistd::Group::from_gid(gid.into())
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-                    .unwrap_or_default()
-            })
-            .clone()
+        cached(&mut m, gid, group_name).to_owned()
+    }
+
+    /// Calls `f` with the names of `uid` and `gid` (without copying them).
+    pub fn with_names<R>(&self, uid: u32, gid: u32, f: impl FnOnce(&str, &str) -> R) -> R {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        f(
+            cached(&mut users, uid, user_name),
+            cached(&mut groups, gid, group_name),
+        )
     }
 
     /// Whether `uid` and `gid` have these names now (without copying them).
     fn names_are(&self, uid: u32, user: &str, gid: u32, group: &str) -> bool {
-        let same_user = {
-            let m = self.users.lock().unwrap_or_else(|p| p.into_inner());
-            m.get(&uid).map(|n| n == user)
-        };
-        let same_user = same_user.unwrap_or_else(|| self.user(uid) == user);
-        let same_group = {
-            let m = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            m.get(&gid).map(|n| n == group)
-        };
-        same_user && same_group.unwrap_or_else(|| self.group(gid) == group)
+        self.with_names(uid, gid, |u, g| u == user && g == group)
     }
 }
 

@@ -17,6 +17,8 @@ use repo::retention::RetentionPolicy;
 use repo::secret::Password;
 use repo::ErrorKind;
 
+mod digests;
+
 const PASSWORD: &[u8] = b"library tests";
 
 struct Fixture {

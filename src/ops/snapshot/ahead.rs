@@ -15,11 +15,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::dirsig;
 use super::parent::PrevDir;
 use super::walk::{stat_all, STAT_SLICE};
 use crate::dirfd::{self, Meta};
+use crate::id::TreeId;
 use crate::repository::Repository;
-use crate::source::fs::kind_of_meta;
+use crate::source::fs::{kind_of_meta, OwnerNames};
 use crate::tree::NodeKind;
 
 /// Sibling directories probed in one go: enough to keep two or four threads busy,
@@ -31,11 +33,23 @@ pub(super) struct Opened {
     pub fd: OwnedFd,
     /// Its entries, or why they could not be listed (`None`: not listed, a mount point).
     pub names: Option<io::Result<Vec<OsString>>>,
-    /// The parent snapshot's version of it.
+    /// The parent snapshot's version of it, unless [`Opened::same`] made it unneeded.
     pub sub: Option<PrevDir>,
-    /// Its entries' `lstat`s, taken when the parent's version has as many entries (the
-    /// only case in which it can be unchanged as a whole).
+    /// Its entries' `lstat`s, taken when the parent snapshot has a version of it and it
+    /// has at most [`STAT_SLICE`] entries (the only case in which it can be unchanged as
+    /// a whole).
     pub stats: Option<Vec<io::Result<Meta>>>,
+    /// The parent's version, its files and bytes, when its kept digest shows it unchanged
+    /// ([`dirsig`]): that version was not loaded.
+    pub same: Option<Same>,
+}
+
+/// A directory found unchanged by its digest: the parent's tree id, files and bytes.
+#[derive(Clone, Copy)]
+pub(super) struct Same {
+    pub id: TreeId,
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// What opening a directory found.
@@ -48,37 +62,37 @@ pub(super) enum Probe {
 }
 
 /// Opens directory `name` of `dir` (stat'ed as `st`), lists it unless `list` is false,
-/// and loads its parent version from `prev`; `parallel`: `lstat` its entries on rayon's
-/// threads.
-pub(super) fn probe(
-    repo: &Repository,
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    st: &Meta,
-    prev: Option<&PrevDir>,
-    list: bool,
-    parallel: bool,
-) -> Probe {
-    let fd = match dirfd::open_dir_at(dir, name) {
+/// and compares it with its parent version from `prev`: by digest, else by loading that
+/// version; `parallel`: `lstat` its entries on rayon's threads.
+pub(super) fn probe(at: &Here<'_>, name: &OsStr, st: &Meta, list: bool, parallel: bool) -> Probe {
+    let fd = match dirfd::open_dir_at(at.dir, name) {
         Ok(fd) => fd,
         Err(e) => return Probe::Failed(e),
     };
     if !dirfd::fstat(&fd).is_ok_and(|now| now.same_file(st)) {
         return Probe::Replaced;
     }
-    let sub = prev.and_then(|p| p.subdir(repo, name.as_encoded_bytes()));
+    let sub_id = at.prev.and_then(|p| p.subdir_id(name.as_encoded_bytes()));
     let names = list.then(|| dirfd::list_dir(fd.as_fd()));
-    let stats = match (&names, &sub) {
-        (Some(Ok(names)), Some(p)) if p.len() == names.len() && names.len() <= STAT_SLICE => {
-            Some(stat_all(fd.as_fd(), names, parallel))
+    let (mut stats, mut same) = (None, None);
+    if let (Some(id), Some(Ok(names))) = (sub_id, &names) {
+        if names.len() <= STAT_SLICE {
+            let st = stat_all(fd.as_fd(), names, parallel);
+            same = dirsig::unchanged(at.repo, &id, names, &st, at.owners)
+                .map(|(files, bytes)| Same { id, files, bytes });
+            stats = Some(st);
         }
-        _ => None,
+    }
+    let sub = match same {
+        Some(_) => None,
+        None => sub_id.and_then(|id| PrevDir::load(at.repo, id)),
     };
     Probe::Opened(Opened {
         fd,
         names,
         sub,
         stats,
+        same,
     })
 }
 
@@ -146,12 +160,12 @@ impl Ahead {
             // The last directory of the slice with nothing else running stats its
             // entries on all threads; otherwise each probe stats on its own thread.
             let alone = self.pending == 0 && self.next == self.dirs.len();
-            let (repo, dir, name, prev) = (slice.repo, slice.dir, &slice.names[d], slice.prev);
+            let (here, name) = (slice.here, &slice.names[d]);
             let tx = self.done.0.clone();
             self.pending += 1;
             scope.spawn(move |_| {
                 let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    plan(d, &st).map(|list| probe(repo, dir, name, &st, prev, list, alone))
+                    plan(d, &st).map(|list| probe(&here, name, &st, list, alone))
                 }));
                 // Always answered, so the walker never waits for a probe that died; a
                 // panic then goes on to the scope, which raises it in the walker. The
@@ -183,13 +197,21 @@ impl Ahead {
     }
 }
 
+/// The directory being walked, as a probe of one of its subdirectories needs it.
+#[derive(Clone, Copy)]
+pub(super) struct Here<'a> {
+    pub repo: &'a Repository,
+    pub dir: BorrowedFd<'a>,
+    /// The parent snapshot's version of the directory.
+    pub prev: Option<&'a PrevDir>,
+    /// The walk's owner name cache.
+    pub owners: &'a OwnerNames,
+}
+
 /// The listed entries of one directory slice, as the walker holds them (their `lstat`s
 /// stay with the walker, which takes each as it visits it; [`Ahead`] copies those of the
 /// directories when it is made).
 pub(super) struct Slice<'a> {
-    pub repo: &'a Repository,
-    pub dir: BorrowedFd<'a>,
+    pub here: Here<'a>,
     pub names: &'a [OsString],
-    /// The parent snapshot's version of the directory.
-    pub prev: Option<&'a PrevDir>,
 }

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::dirsig;
 use super::parent::PrevDir;
 use super::stages::{FileDone, SealJob};
-use super::walk::Event;
+use super::walk::{Event, STAT_SLICE};
 use super::Seen;
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
@@ -136,6 +137,7 @@ fn store_tree(
     t.sort();
     if let Some(p) = prev {
         if p.tree().nodes == t.nodes {
+            keep_digest(repo, &p.id, &t);
             return Ok(p.id);
         }
     }
@@ -149,5 +151,16 @@ fn store_tree(
         }])
         .map_err(|_| Error::Internal("backup pipeline stopped early".into()))?;
     }
+    keep_digest(repo, &id, &t);
     Ok(id)
+}
+
+/// Keeps the entry digest of a directory of plain files that the next walk may compare
+/// by digest ([`dirsig`]): one a probe `lstat`s whole, at most [`STAT_SLICE`] entries.
+fn keep_digest(repo: &Repository, id: &TreeId, t: &Tree) {
+    if t.nodes.len() <= STAT_SLICE {
+        if let Some(digest) = dirsig::of_nodes(&t.nodes) {
+            dirsig::keep(repo, id, &digest);
+        }
+    }
 }

@@ -15,6 +15,7 @@
 
 mod ahead;
 mod assemble;
+mod dirsig;
 mod dry_run;
 mod parent;
 mod stages;

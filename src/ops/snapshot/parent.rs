@@ -105,13 +105,18 @@ impl PrevDir {
         self.tree().get(name)
     }
 
-    /// The parent's version of subdirectory `name`.
-    pub fn subdir(&self, repo: &Repository, name: &[u8]) -> Option<PrevDir> {
+    /// The tree id of the parent's version of subdirectory `name`.
+    pub fn subdir_id(&self, name: &[u8]) -> Option<TreeId> {
         let n = self.get(name)?;
         if n.kind != Some(NodeKind::Dir) {
             return None;
         }
-        PrevDir::load(repo, n.subtree?)
+        n.subtree
+    }
+
+    /// The parent's version of subdirectory `name`.
+    pub fn subdir(&self, repo: &Repository, name: &[u8]) -> Option<PrevDir> {
+        PrevDir::load(repo, self.subdir_id(name)?)
     }
 }
 

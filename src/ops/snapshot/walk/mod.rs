@@ -14,6 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
@@ -21,7 +22,8 @@ mod sources;
 
 pub(super) use sources::prepare_sources;
 
-use super::ahead::{probe, Ahead, Opened, Probe, Slice};
+use super::ahead::{probe, Ahead, Here, Opened, Probe, Slice};
+use super::dirsig;
 use super::parent::{content_unchanged, count_files, PrevDir};
 use crate::dirfd;
 use crate::error::Result;
@@ -139,7 +141,8 @@ struct Walker<'a> {
     jobs: Vec<FileJob>,
     job_bytes: u64,
     progress: &'a Progress,
-    owners: OwnerNames,
+    /// Shared with the probes (a probe compares by digest, which names owners).
+    owners: Arc<OwnerNames>,
     seq: u64,
     /// Device of the source path being walked (for `--one-file-system`).
     root_dev: u64,
@@ -232,16 +235,47 @@ impl Walker<'_> {
                 return self.emit(Event::Leave);
             }
         };
-        if let (Some(p), Some(st)) = (o.sub.as_ref(), o.stats.as_ref()) {
+        let mut sub = o.sub;
+        if let Some(same) = o.same {
+            if !self.excludes_any(path, &names) {
+                return self.same_dir(node, same.id, same.files, same.bytes);
+            }
+            // Entries excluded now: compared through the tree, which leaves them out.
+            sub = PrevDir::load(self.ctx.repo, same.id);
+        }
+        if let (Some(p), Some(st)) = (sub.as_ref(), o.stats.as_ref()) {
             if let Some((files, bytes)) = self.same_files(path, &names, st, p) {
-                self.progress.total_items.fetch_add(files, Relaxed);
-                self.progress.done(files, 0);
-                return self.emit(Event::SameDir(node, p.id, files, bytes));
+                // Compared through the tree: next time, by digest.
+                if let Some((digest, _)) = dirsig::of_stats(&names, st, &self.owners) {
+                    dirsig::keep(self.ctx.repo, &p.id, &digest);
+                }
+                return self.same_dir(node, p.id, files, bytes);
             }
         }
-        self.emit(Event::Enter(node, o.sub.clone()))?;
-        self.visit_listed(o.fd.as_fd(), path, o.sub.as_ref(), names, o.stats)?;
+        self.emit(Event::Enter(node, sub.clone()))?;
+        self.visit_listed(o.fd.as_fd(), path, sub.as_ref(), names, o.stats)?;
         self.emit(Event::Leave)
+    }
+
+    /// A directory unchanged as a whole: its parent version's tree `id`.
+    fn same_dir(
+        &mut self,
+        node: Node,
+        id: crate::id::TreeId,
+        files: u64,
+        bytes: u64,
+    ) -> std::result::Result<(), Stopped> {
+        self.progress.total_items.fetch_add(files, Relaxed);
+        self.progress.done(files, 0);
+        self.emit(Event::SameDir(node, id, files, bytes))
+    }
+
+    /// Whether an exclusion pattern now leaves out any of the files `names` in `path`.
+    fn excludes_any(&self, path: &Path, names: &[std::ffi::OsString]) -> bool {
+        self.ctx.excluder.has_patterns()
+            && names
+                .iter()
+                .any(|n| self.ctx.excluder.excludes(&path.join(n), false))
     }
 
     /// Visits `name` in `dir`, stat'ed as `st` (`ahead`: the directory already probed).
@@ -293,8 +327,13 @@ impl Walker<'_> {
                 }
                 let crosses = self.ctx.excluder.crosses(st.dev, self.root_dev);
                 let probed = ahead.unwrap_or_else(|| {
-                    let parallel = self.ctx.parallel_stat;
-                    probe(self.ctx.repo, dir, os_name, &st, prev, !crosses, parallel)
+                    let here = Here {
+                        repo: self.ctx.repo,
+                        dir,
+                        prev,
+                        owners: &self.owners,
+                    };
+                    probe(&here, os_name, &st, !crosses, self.ctx.parallel_stat)
                 });
                 let opened = match probed {
                     Probe::Opened(o) => o,
@@ -417,11 +456,15 @@ impl Walker<'_> {
             (!excluder.excludes(&p, true) && !excluder.marked(&p))
                 .then(|| !excluder.crosses(st.dev, root_dev))
         };
+        let owners = Arc::clone(&self.owners);
         let slice = Slice {
-            repo: self.ctx.repo,
-            dir,
+            here: Here {
+                repo: self.ctx.repo,
+                dir,
+                prev,
+                owners: &owners,
+            },
             names,
-            prev,
         };
         // Probes run on rayon's threads within this scope; it ends when they all have,
         // also when the walk stops early.
@@ -448,18 +491,14 @@ impl Walker<'_> {
         prev: &PrevDir,
     ) -> Option<(u64, u64)> {
         let mut bytes = 0u64;
-        let excluding = self.ctx.excluder.has_patterns();
-        if names.len() != prev.len() {
+        if names.len() != prev.len() || self.excludes_any(path, names) {
             return None;
         }
         let mut views = prev.views();
         for (n, st) in names.iter().zip(stats) {
             let old = views.next()?;
             let st = st.as_ref().ok()?;
-            if n.as_bytes() != old.name
-                || !file_unchanged(&old, st, &self.owners)
-                || (excluding && self.ctx.excluder.excludes(&path.join(n), false))
-            {
+            if n.as_bytes() != old.name || !file_unchanged(&old, st, &self.owners) {
                 return None;
             }
             bytes += old.size;
@@ -508,7 +547,7 @@ pub(super) fn walk(
         jobs: Vec::with_capacity(JOB_BATCH_FILES),
         job_bytes: 0,
         progress,
-        owners: OwnerNames::default(),
+        owners: Arc::default(),
         seq: 0,
         root_dev: 0,
         stats: WalkStats::default(),
