@@ -56,11 +56,11 @@ impl Text {
     }
 
     fn bytes(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(&(b.len() as u64).to_le_bytes());
-        self.0.extend_from_slice(b);
+        put_bytes(&mut self.0, b);
     }
 
-    fn push(&mut self, e: &Entry<'_>, user: &str, group: &str) {
+    /// Appends entry `e`, whose owners' names [`owner_text`] gave as `owners`.
+    fn push(&mut self, e: &Entry<'_>, owners: &[u8]) {
         self.bytes(e.name);
         for v in [e.size, e.inode, e.device, e.links] {
             self.0.extend_from_slice(&v.to_le_bytes());
@@ -72,13 +72,24 @@ impl Text {
         for v in [e.mode, e.uid, e.gid] {
             self.0.extend_from_slice(&v.to_le_bytes());
         }
-        self.bytes(user.as_bytes());
-        self.bytes(group.as_bytes());
+        self.0.extend_from_slice(owners);
     }
 
     fn digest(&self) -> Digest {
         *blake3::hash(&self.0).as_bytes()
     }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// The owner names of an entry as [`Text::push`] appends them, into `out`.
+fn owner_text(user: &str, group: &str, out: &mut Vec<u8>) {
+    out.clear();
+    put_bytes(out, user.as_bytes());
+    put_bytes(out, group.as_bytes());
 }
 
 fn pair(t: Timestamp) -> (i64, u32) {
@@ -97,6 +108,9 @@ pub(super) fn of_stats(
     }
     let mut text = Text::new(names.len());
     let mut bytes = 0u64;
+    // Most entries of a directory share their owners: their names are looked up (under
+    // the cache's locks) only when the ids change.
+    let (mut ids, mut owned) = (None, Vec::new());
     for (name, st) in names.iter().zip(stats) {
         let st = st.as_ref().ok()?;
         if kind_of_meta(st) != Some(NodeKind::File) {
@@ -114,7 +128,13 @@ pub(super) fn of_stats(
             uid: st.uid,
             gid: st.gid,
         };
-        owners.with_names(st.uid, st.gid, |user, group| text.push(&e, user, group));
+        if ids != Some((st.uid, st.gid)) {
+            owners.with_names(st.uid, st.gid, |user, group| {
+                owner_text(user, group, &mut owned)
+            });
+            ids = Some((st.uid, st.gid));
+        }
+        text.push(&e, &owned);
         bytes = bytes.saturating_add(st.size);
     }
     Some((text.digest(), bytes))
@@ -137,6 +157,7 @@ pub(super) fn of_nodes(nodes: &[Node]) -> Option<Digest> {
         return None;
     }
     let mut text = Text::new(nodes.len());
+    let mut owned = Vec::new();
     for n in nodes {
         let e = Entry {
             name: &n.name,
@@ -150,7 +171,8 @@ pub(super) fn of_nodes(nodes: &[Node]) -> Option<Digest> {
             uid: n.uid,
             gid: n.gid,
         };
-        text.push(&e, &n.user, &n.group);
+        owner_text(&n.user, &n.group, &mut owned);
+        text.push(&e, &owned);
     }
     Some(text.digest())
 }
@@ -276,6 +298,19 @@ mod tests {
             of_stats(&two, &pair, &owners).map(|d| d.0),
             of_stats(&split, &pair, &owners).map(|d| d.0)
         );
+        // Owners are looked up again whenever they change from one entry to the next.
+        let mut other = base;
+        other.uid = 0;
+        let owned = [Ok(base), Ok(other)];
+        let digest_two = |stats: &[io::Result<Meta>]| of_stats(&two, stats, &owners).map(|d| d.0);
+        assert_ne!(digest_two(&owned), digest_two(&pair));
+        let mut nodes: Vec<Node> = [("ab", base), ("c", other)]
+            .iter()
+            .map(|(n, st)| node(n, st))
+            .collect();
+        assert_eq!(digest_two(&owned), of_nodes(&nodes));
+        nodes[1].user = "someone else".into();
+        assert_ne!(digest_two(&owned), of_nodes(&nodes));
     }
 
     #[test]
