@@ -134,11 +134,12 @@ fn fill(
     back.after = from;
     back.until = from;
     back.bound = Some(to);
-    if back.rolled_over()?.is_some() {
-        return Ok(false);
-    }
     loop {
-        let read = back.read_to_present(None, None, None)?;
+        let read = back.read_to_present(None, None, None, true)?;
+        if read.rolled.is_some() {
+            // What was sealed so far is complete up to where it ends.
+            return Ok(false);
+        }
         if read.complete {
             // Every entry up to `to` was committed when this run started reading after it.
             back.until = to;

@@ -99,6 +99,9 @@ pub(super) struct Read {
     /// Everything up to the present (or the bound) was read; `false` when the buffer
     /// reached its limit first.
     pub(super) complete: bool,
+    /// The oplog no longer reaches back to `until`: its oldest entry now (nothing was
+    /// read; entries after `until` may be lost).
+    pub(super) rolled: Option<ClusterTime>,
 }
 
 /// What `hello` says about the server's progress.
@@ -215,7 +218,7 @@ impl Tail {
 
     /// Whether the oplog no longer holds the entry right after `until` (when its oldest
     /// entry is newer, entries in between may have been dropped).
-    pub(super) fn rolled_over(&self) -> Result<Option<ClusterTime>> {
+    fn rolled_over(&self) -> Result<Option<ClusterTime>> {
         Ok(self.oldest()?.filter(|&oldest| oldest > self.until))
     }
 
@@ -231,14 +234,15 @@ impl Tail {
         gap
     }
 
-    /// Reads what is new, up to the buffer's limit.
-    fn read(&mut self, ctx: &Ctx) -> Result<Read> {
+    /// Reads what is new, up to the buffer's limit; `verify`: first show that the oplog
+    /// still reaches back to `until` ([`Tail::read_to_present`]).
+    fn read(&mut self, ctx: &Ctx, verify: bool) -> Result<Read> {
         let Clock {
             last_write,
             cluster,
             local,
         } = self.clock()?;
-        let added = self.read_to_present(last_write, cluster, local)?;
+        let added = self.read_to_present(last_write, cluster, local, verify)?;
         ctx.event(Event::Polled {
             server_time: local,
             head: last_write,
@@ -247,19 +251,25 @@ impl Tail {
         Ok(added)
     }
 
+    /// Reads the oplog after `until`, up to the present (or the bound) or the buffer's
+    /// limit. With `verify`, the first query also shows that nothing after `until` was
+    /// dropped: it starts at `until` itself, and when `until` is the time of an entry,
+    /// that entry coming back first proves it (an oplog loses its oldest entries first),
+    /// so a poll costs one query. Otherwise the oldest entry is read: when it is after
+    /// `until`, nothing is read and [`Read::rolled`] says so.
     pub(super) fn read_to_present(
         &mut self,
         last_write: Option<ClusterTime>,
         cluster: Option<ClusterTime>,
         local: Option<chrono::DateTime<chrono::Utc>>,
+        mut verify: bool,
     ) -> Result<Read> {
         let mut added = false;
         loop {
+            let from = Timestamp::from(self.until);
             let filter = match self.bound {
-                None => doc! {"ts": {"$gt": Timestamp::from(self.until)}},
-                Some(b) => {
-                    doc! {"ts": {"$gt": Timestamp::from(self.until), "$lte": Timestamp::from(b)}}
-                }
+                None => doc! {"ts": {"$gte": from}},
+                Some(b) => doc! {"ts": {"$gte": from, "$lte": Timestamp::from(b)}},
             };
             let mut cursor = self
                 .oplog()
@@ -276,6 +286,15 @@ impl Tail {
                 batch.push((ClusterTime::from(t), d));
             }
             batch.sort_by_key(|(t, _)| *t);
+            if std::mem::take(&mut verify) && batch.first().map(|(t, _)| *t) != Some(self.until) {
+                if let Some(oldest) = self.rolled_over()? {
+                    return Ok(Read {
+                        added,
+                        complete: false,
+                        rolled: Some(oldest),
+                    });
+                }
+            }
             let full = batch.len() as i64 >= BATCH;
             if full {
                 // Never split the entries of one timestamp (a transaction) across reads.
@@ -292,6 +311,10 @@ impl Tail {
                 break;
             };
             for (t, d) in batch {
+                if t <= self.until {
+                    // The entry at `until`, read before.
+                    continue;
+                }
                 let ns = d.get_str("ns").unwrap_or("");
                 let op = d.get_str("op").unwrap_or("");
                 if op == "n" || !self.wanted(ns) {
@@ -313,6 +336,7 @@ impl Tail {
                 return Ok(Read {
                     added,
                     complete: false,
+                    rolled: None,
                 });
             }
         }
@@ -337,6 +361,7 @@ impl Tail {
         Ok(Read {
             added,
             complete: true,
+            rolled: None,
         })
     }
 }
@@ -383,17 +408,19 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
     let mut failures = 0u32;
     loop {
         let stopping = ctx.cancelled();
-        let polled = tail.rolled_over().and_then(|rolled| {
-            if let Some(oldest) = rolled {
-                // What was read before the loss is complete: seal it on its own first.
-                if tail.until > tail.after {
-                    report.sealed(seal(repo, &mut tail)?, ctx);
-                }
-                let gap = tail.mark_gap(oldest);
-                report.gaps.push(gap);
-                ctx.event(Event::OplogGap { gap });
+        let polled = tail.read(ctx, true).and_then(|read| {
+            let Some(oldest) = read.rolled else {
+                return Ok(read);
+            };
+            // What was read before the loss is complete: seal it on its own first.
+            if tail.until > tail.after {
+                report.sealed(seal(repo, &mut tail)?, ctx);
             }
-            tail.read(ctx)
+            let gap = tail.mark_gap(oldest);
+            report.gaps.push(gap);
+            ctx.event(Event::OplogGap { gap });
+            // Read on from the oldest entry, which the gap ends just before.
+            tail.read(ctx, false)
         });
         let read = match polled {
             Ok(read) => {
@@ -415,6 +442,7 @@ pub fn run(repo: &Repository, req: &FollowRequest, ctx: &Ctx) -> Result<FollowRe
             Err(Error::Source(_)) if stopping => Read {
                 added: false,
                 complete: true,
+                rolled: None,
             },
             Err(e) => return Err(e),
         };
