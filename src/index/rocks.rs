@@ -24,6 +24,7 @@ const BLOCK_CACHE_BYTES: usize = 32 << 20;
 /// An open RocksDB index.
 pub struct RocksIndex {
     db: DB,
+    path: std::path::PathBuf,
 }
 
 fn db_err(e: rocksdb::Error) -> Error {
@@ -104,7 +105,15 @@ impl RocksIndex {
                 ))
             }
         })?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Its directory.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Where a blob is stored, if known.

@@ -27,6 +27,11 @@ impl Repository {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(lock.watch());
+        // A local index opened before this lock (by a service between jobs, a mount, an
+        // earlier verb of this process) may miss segments other hosts wrote since, or list
+        // packs a prune deleted since: what the verb decides under the lock must see the
+        // repository as it is now.
+        self.refresh_index()?;
         Ok(lock)
     }
 

@@ -43,8 +43,10 @@ pub struct Repository {
     index_init: Mutex<()>,
     key_id: KeyId,
     /// Private index directories (the shared one was busy, or was found wrong while in
-    /// use); removed on drop.
+    /// use); removed on drop, or once replaced and no longer used by anyone.
     private_indexes: Mutex<Vec<PathBuf>>,
+    /// Replaced private indexes, removed once their last user has let go of them.
+    retired: Mutex<Vec<(PathBuf, std::sync::Weak<RocksIndex>)>>,
     /// The locks taken through this handle, checked before committing.
     locks: Mutex<Vec<crate::lock::LockWatch>>,
     /// The backend for reads of immutable objects (snapshots, slices, trees): through a
@@ -237,6 +239,7 @@ impl Repository {
             key_id,
             locks: Mutex::new(Vec::new()),
             private_indexes: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
             healed: AtomicBool::new(false),
             caught_up: Mutex::new(None),
             damaged: Mutex::new(Vec::new()),
@@ -303,11 +306,21 @@ impl Repository {
 
     /// Brings the local index, if it is open, up to date with segments other writers
     /// added since it was opened: a long-running service calls this before each job, as
-    /// a fresh open would.
+    /// a fresh open would. When a segment it had merged is gone, a prune (perhaps on
+    /// another host) deleted packs it may still list: it is replaced by one built from the
+    /// repository, as a fresh open would rebuild it, so that no backup takes a deleted blob
+    /// as stored.
     pub fn refresh_index(&self) -> Result<()> {
+        self.sweep_retired();
         if let Some(i) = self.current_index() {
             let _guard = self.index_init.lock().unwrap_or_else(|p| p.into_inner());
-            let (report, _) = index::sync(&i, self.backend(), &self.key)?;
+            let (report, stale) = index::sync(&i, self.backend(), &self.key)?;
+            if stale {
+                tracing::info!(
+                    "the repository was pruned since its local index was opened; rebuilding the index"
+                );
+                return self.replace_index(&i);
+            }
             tracing::debug!(
                 "local index refreshed: {} segments merged, {} packs read from their trailers",
                 report.segments_merged,
@@ -426,6 +439,26 @@ impl Repository {
         Ok(true)
     }
 
+    /// Removes the directories of replaced private indexes nobody holds any more (RocksDB
+    /// closes its files when the last holder lets go).
+    fn sweep_retired(&self) {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        let mut private = self
+            .private_indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        retired.retain(|(dir, held)| {
+            if held.strong_count() > 0 {
+                return true;
+            }
+            if let Err(e) = std::fs::remove_dir_all(dir) {
+                tracing::debug!("removing the replaced index {}: {e}", dir.display());
+            }
+            private.retain(|d| d != dir);
+            false
+        });
+    }
+
     /// Once per process, when the local index failed to name a blob the repository should
     /// have (or named a pack that is gone): builds a fresh index from the repository for
     /// this process and marks the shared one for a rebuild at its next open. Returns
@@ -438,14 +471,43 @@ impl Repository {
         tracing::warn!(
             "the local index does not match the repository; rebuilding it from the repository"
         );
-        if let Some(old) = self.current_index() {
-            old.set_flag(index::DEGRADED, true)?;
+        match self.current_index() {
+            Some(old) => self.replace_index(&old)?,
+            None => {
+                let private = self.private_index_dir();
+                let (idx, report) = index::rebuild(&private, self.backend(), &self.key)?;
+                warn_damaged(&report);
+                *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(idx));
+            }
         }
+        Ok(true)
+    }
+
+    /// Replaces the open local index `old` (the caller holds `index_init`) with one built
+    /// from the repository for this process, and marks `old` for a rebuild at its next
+    /// open: jobs still using it (they hold it) finish with it, later ones get the new one.
+    fn replace_index(&self, old: &Arc<RocksIndex>) -> Result<()> {
+        old.set_flag(index::DEGRADED, true)?;
         let private = self.private_index_dir();
         let (idx, report) = index::rebuild(&private, self.backend(), &self.key)?;
         warn_damaged(&report);
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(idx));
-        Ok(true)
+        // A long-running process replaces its index after each prune elsewhere: a private
+        // one it replaces is removed once nobody uses it ([`Repository::sweep_retired`]),
+        // not kept until it exits.
+        if self
+            .private_indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|d| d == old.path())
+        {
+            self.retired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((old.path().to_path_buf(), Arc::downgrade(old)));
+        }
+        Ok(())
     }
 
     /// Total bytes of the repository's objects (what it occupies on its backend).

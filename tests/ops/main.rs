@@ -18,6 +18,7 @@ use repo::secret::Password;
 use repo::ErrorKind;
 
 mod digests;
+mod stale;
 
 const PASSWORD: &[u8] = b"library tests";
 
@@ -115,6 +116,21 @@ fn restore_into(target: &Path, sel: SnapshotRef) -> RestoreRequest {
     }
 }
 
+/// A full check with data read, which must find nothing.
+fn check_clean(repo: &Repository, ctx: &Ctx) -> check::CheckReport {
+    let c = check::run(
+        repo,
+        &check::CheckRequest {
+            read_data: true,
+            ..Default::default()
+        },
+        ctx,
+    )
+    .expect("check");
+    assert!(c.findings.is_empty(), "{:?}", c.findings);
+    c
+}
+
 /// Where `src` lands under a restore target (snapshots keep absolute paths).
 fn restored(target: &Path, src: &Path) -> PathBuf {
     target.join(src.strip_prefix("/").unwrap())
@@ -149,16 +165,7 @@ fn snapshot_restore_check_forget_prune_as_library_calls() {
     restore::run(&repo, &restore_into(&out2, SnapshotRef::latest()), &ctx).expect("restore 2");
     assert_eq!(contents(&restored(&out2, &src)), contents(&src));
 
-    let c = check::run(
-        &repo,
-        &check::CheckRequest {
-            read_data: true,
-            ..Default::default()
-        },
-        &ctx,
-    )
-    .expect("check");
-    assert!(c.findings.is_empty(), "{:?}", c.findings);
+    let c = check_clean(&repo, &ctx);
     assert_eq!(c.snapshots, 2);
 
     let req = forget::ForgetRequest {
@@ -185,16 +192,7 @@ fn snapshot_restore_check_forget_prune_as_library_calls() {
     let json = serde_json::to_value(&pr).unwrap();
     assert!(json["bytes_freed"].as_u64().unwrap() > 0);
 
-    let c = check::run(
-        &repo,
-        &check::CheckRequest {
-            read_data: true,
-            ..Default::default()
-        },
-        &ctx,
-    )
-    .expect("check");
-    assert!(c.findings.is_empty(), "{:?}", c.findings);
+    check_clean(&repo, &ctx);
     let out3 = f.path("out3");
     restore::run(&repo, &restore_into(&out3, SnapshotRef::latest()), &ctx).expect("restore 3");
     assert_eq!(contents(&restored(&out3, &src)), contents(&src));
