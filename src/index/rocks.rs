@@ -25,6 +25,20 @@ const BLOCK_CACHE_BYTES: usize = 32 << 20;
 pub struct RocksIndex {
     db: DB,
     path: std::path::PathBuf,
+    /// Set for an index only this process uses: its directory goes when it is dropped.
+    /// Declared after `db`, so RocksDB has closed its files by then.
+    private: Option<RemoveOnDrop>,
+}
+
+/// Removes a directory when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::debug!("removing the private index {}: {e}", self.0.display());
+        }
+    }
 }
 
 fn db_err(e: rocksdb::Error) -> Error {
@@ -108,12 +122,15 @@ impl RocksIndex {
         Ok(Self {
             db,
             path: path.to_path_buf(),
+            private: None,
         })
     }
 
-    /// Its directory.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Marks the index as this process's alone: its directory is removed once the last
+    /// holder drops it (a long-running process may replace it while jobs still read it).
+    pub fn remove_when_dropped(mut self) -> Self {
+        self.private = Some(RemoveOnDrop(self.path.clone()));
+        self
     }
 
     /// Where a blob is stored, if known.

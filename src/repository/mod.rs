@@ -42,11 +42,6 @@ pub struct Repository {
     index: RwLock<Option<Arc<RocksIndex>>>,
     index_init: Mutex<()>,
     key_id: KeyId,
-    /// Private index directories (the shared one was busy, or was found wrong while in
-    /// use); removed on drop, or once replaced and no longer used by anyone.
-    private_indexes: Mutex<Vec<PathBuf>>,
-    /// Replaced private indexes, removed once their last user has let go of them.
-    retired: Mutex<Vec<(PathBuf, std::sync::Weak<RocksIndex>)>>,
     /// The locks taken through this handle, checked before committing.
     locks: Mutex<Vec<crate::lock::LockWatch>>,
     /// The backend for reads of immutable objects (snapshots, slices, trees): through a
@@ -238,8 +233,6 @@ impl Repository {
             index_init: Mutex::new(()),
             key_id,
             locks: Mutex::new(Vec::new()),
-            private_indexes: Mutex::new(Vec::new()),
-            retired: Mutex::new(Vec::new()),
             healed: AtomicBool::new(false),
             caught_up: Mutex::new(None),
             damaged: Mutex::new(Vec::new()),
@@ -311,7 +304,6 @@ impl Repository {
     /// repository, as a fresh open would rebuild it, so that no backup takes a deleted blob
     /// as stored.
     pub fn refresh_index(&self) -> Result<()> {
-        self.sweep_retired();
         if let Some(i) = self.current_index() {
             let _guard = self.index_init.lock().unwrap_or_else(|p| p.into_inner());
             let (report, stale) = index::sync(&i, self.backend(), &self.key)?;
@@ -319,7 +311,9 @@ impl Repository {
                 tracing::info!(
                     "the repository was pruned since its local index was opened; rebuilding the index"
                 );
-                return self.replace_index(&i);
+                // Marked first: the next open of the shared one rebuilds it.
+                i.set_flag(index::DEGRADED, true)?;
+                return self.replace_index();
             }
             tracing::debug!(
                 "local index refreshed: {} segments merged, {} packs read from their trailers",
@@ -335,18 +329,17 @@ impl Repository {
         self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// A fresh directory for an index only this process uses.
-    fn private_index_dir(&self) -> PathBuf {
+    /// An index only this process uses (the shared one was busy, or was found wrong while
+    /// in use), built from the repository in a fresh directory that goes with it.
+    fn private_index(&self) -> Result<RocksIndex> {
         let dir = self.cache_dir.join(format!(
             "index-private-{}-{}",
             std::process::id(),
             hex::encode(rand::random::<[u8; 4]>())
         ));
-        self.private_indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(dir.clone());
-        dir
+        let (idx, report) = index::rebuild(&dir, self.backend(), &self.key)?;
+        warn_damaged(&report);
+        Ok(idx.remove_when_dropped())
     }
 
     fn open_index(&self) -> Result<RocksIndex> {
@@ -358,10 +351,7 @@ impl Repository {
             Err(Error::Busy(_)) => {
                 // Another process on this host (say, a second snapshot) has the shared
                 // cache open. Build a private one from the segments; dropped with us.
-                let private = self.private_index_dir();
-                let (idx, report) = index::rebuild(&private, self.backend(), &self.key)?;
-                warn_damaged(&report);
-                return Ok(idx);
+                return self.private_index();
             }
             Err(e) => {
                 // A damaged cache is only a cache: start it over from the repository.
@@ -439,26 +429,6 @@ impl Repository {
         Ok(true)
     }
 
-    /// Removes the directories of replaced private indexes nobody holds any more (RocksDB
-    /// closes its files when the last holder lets go).
-    fn sweep_retired(&self) {
-        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
-        let mut private = self
-            .private_indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        retired.retain(|(dir, held)| {
-            if held.strong_count() > 0 {
-                return true;
-            }
-            if let Err(e) = std::fs::remove_dir_all(dir) {
-                tracing::debug!("removing the replaced index {}: {e}", dir.display());
-            }
-            private.retain(|d| d != dir);
-            false
-        });
-    }
-
     /// Once per process, when the local index failed to name a blob the repository should
     /// have (or named a pack that is gone): builds a fresh index from the repository for
     /// this process and marks the shared one for a rebuild at its next open. Returns
@@ -471,42 +441,19 @@ impl Repository {
         tracing::warn!(
             "the local index does not match the repository; rebuilding it from the repository"
         );
-        match self.current_index() {
-            Some(old) => self.replace_index(&old)?,
-            None => {
-                let private = self.private_index_dir();
-                let (idx, report) = index::rebuild(&private, self.backend(), &self.key)?;
-                warn_damaged(&report);
-                *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(idx));
-            }
+        if let Some(old) = self.current_index() {
+            old.set_flag(index::DEGRADED, true)?;
         }
+        self.replace_index()?;
         Ok(true)
     }
 
-    /// Replaces the open local index `old` (the caller holds `index_init`) with one built
-    /// from the repository for this process, and marks `old` for a rebuild at its next
-    /// open: jobs still using it (they hold it) finish with it, later ones get the new one.
-    fn replace_index(&self, old: &Arc<RocksIndex>) -> Result<()> {
-        old.set_flag(index::DEGRADED, true)?;
-        let private = self.private_index_dir();
-        let (idx, report) = index::rebuild(&private, self.backend(), &self.key)?;
-        warn_damaged(&report);
+    /// Replaces the local index (the caller holds `index_init`) with one built from the
+    /// repository for this process: jobs still using the old one (they hold it) finish
+    /// with it, later ones get the new one; a private one goes when the last lets go.
+    fn replace_index(&self) -> Result<()> {
+        let idx = self.private_index()?;
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(idx));
-        // A long-running process replaces its index after each prune elsewhere: a private
-        // one it replaces is removed once nobody uses it ([`Repository::sweep_retired`]),
-        // not kept until it exits.
-        if self
-            .private_indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|d| d == old.path())
-        {
-            self.retired
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((old.path().to_path_buf(), Arc::downgrade(old)));
-        }
         Ok(())
     }
 
@@ -548,26 +495,6 @@ impl Repository {
             )));
         }
         Ok(Some(quota - used))
-    }
-}
-
-impl Drop for Repository {
-    fn drop(&mut self) {
-        // Close RocksDB before removing its files.
-        drop(
-            self.index
-                .get_mut()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
-        for dir in self
-            .private_indexes
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
