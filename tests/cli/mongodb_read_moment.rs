@@ -66,14 +66,7 @@ fn writes_during_a_snapshot_are_in_it_only_if_its_time_is_after_them() {
         &before
     };
     let copy = format!("{name}_r");
-    env.ok(&[
-        "restore",
-        snap["id"].as_str().unwrap(),
-        "--mongodb-uri",
-        &uri,
-        "--ns-rename",
-        &format!("{name}.*:{copy}.*"),
-    ]);
+    restore_renamed(&env, &snap, &uri, &[name.as_str()]);
     assert!(
         state(&client.database(&copy)) == *want,
         "the snapshot at {t:?} restores another state\n{stderr}"
@@ -83,6 +76,21 @@ fn writes_during_a_snapshot_are_in_it_only_if_its_time_is_after_them() {
 }
 
 /// The time of the session's last operation.
+/// Restores snapshot `snap` to `uri` with each database `d` of `dbs` renamed `d_r`.
+fn restore_renamed(env: &Env, snap: &serde_json::Value, uri: &str, dbs: &[&str]) {
+    let renames: Vec<String> = dbs.iter().map(|d| format!("{d}.*:{d}_r.*")).collect();
+    let mut args = vec![
+        "restore",
+        snap["id"].as_str().unwrap(),
+        "--mongodb-uri",
+        uri,
+    ];
+    for r in &renames {
+        args.extend(["--ns-rename", r.as_str()]);
+    }
+    env.ok(&args);
+}
+
 fn op_time(s: &mut mongodb::sync::ClientSession) -> mongodb::bson::Timestamp {
     let inner: &mut mongodb::ClientSession = s.into();
     inner.operation_time().expect("an operation time")
@@ -145,17 +153,7 @@ fn a_collection_dropped_while_listing_is_caught_when_nothing_is_read() {
     );
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(cluster_time(&snap) >= dropped, "{stderr}");
-    let rename = |d: &str| format!("{d}.*:{d}_r.*");
-    env.ok(&[
-        "restore",
-        snap["id"].as_str().unwrap(),
-        "--mongodb-uri",
-        &uri,
-        "--ns-rename",
-        &rename(&first),
-        "--ns-rename",
-        &rename(&second),
-    ]);
+    restore_renamed(&env, &snap, &uri, &[first.as_str(), second.as_str()]);
     let restored = (
         state(&client.database(&format!("{first}_r"))),
         state(&client.database(&format!("{second}_r"))),
