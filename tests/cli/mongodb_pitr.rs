@@ -399,7 +399,23 @@ impl Private {
 }
 
 pub(crate) fn private_server(entries: u32) -> Option<Private> {
-    let bin = crate::common::service("REPO_TEST_SECANTUSD")?;
+    private_server_of(Build::Python, entries)
+}
+
+/// The SecantusDB builds the tests run against: the Python one (the shared server's), and
+/// the Rust one, whose oplog queries differ (it returns its oplog oldest first whatever the
+/// sort asks).
+#[derive(Clone, Copy)]
+pub(crate) enum Build {
+    Python,
+    Rust,
+}
+
+pub(crate) fn private_server_of(build: Build, entries: u32) -> Option<Private> {
+    let bin = crate::common::service(match build {
+        Build::Python => "REPO_TEST_SECANTUSD",
+        Build::Rust => "REPO_TEST_SECANTUSD_RS",
+    })?;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -6,15 +6,31 @@
 //! after them (read again, as the report says), never a mix.
 
 use mongodb::bson::{doc, Document};
+use mongodb::sync::Client;
 
 use crate::common::{mongo_server as server, unique_db, Env, Paused};
-use crate::mongodb_pitr::{cluster_time, state};
+use crate::mongodb_pitr::{cluster_time, private_server_of, state, Build};
 
 #[test]
 fn writes_during_a_snapshot_are_in_it_only_if_its_time_is_after_them() {
     let Some((uri, client)) = server() else {
         return;
     };
+    writes_during_a_snapshot(&uri, &client);
+}
+
+/// The Rust SecantusDB answers a backward read of its oplog oldest first: the read-time
+/// check must still see the writes.
+#[test]
+fn writes_during_a_snapshot_are_seen_on_a_server_that_reads_its_oplog_only_forwards() {
+    let Some(p) = private_server_of(Build::Rust, 1_000_000) else {
+        return;
+    };
+    writes_during_a_snapshot(&p.uri, &Client::with_uri_str(&p.uri).unwrap());
+}
+
+fn writes_during_a_snapshot(uri: &str, client: &Client) {
+    let uri = uri.to_string();
     let name = unique_db("during");
     let db = client.database(&name);
     let (a, b) = (
@@ -105,6 +121,19 @@ fn a_collection_dropped_while_listing_is_caught_when_nothing_is_read() {
     let Some((uri, client)) = server() else {
         return;
     };
+    dropped_while_listing(&uri, &client);
+}
+
+#[test]
+fn a_drop_while_listing_is_caught_on_a_server_that_reads_its_oplog_only_forwards() {
+    let Some(p) = private_server_of(Build::Rust, 1_000_000) else {
+        return;
+    };
+    dropped_while_listing(&p.uri, &Client::with_uri_str(&p.uri).unwrap());
+}
+
+fn dropped_while_listing(uri: &str, client: &Client) {
+    let uri = uri.to_string();
     let (first, second) = (unique_db("listed"), unique_db("unlisted"));
     for (d, c) in [(&first, "a"), (&second, "b"), (&second, "c")] {
         client

@@ -12,7 +12,9 @@ use mongodb::bson::{doc, Document};
 use mongodb::sync::Client;
 
 use crate::common::{odd_users, tree_of, Env};
-use crate::mongodb_pitr::{private_server, prune_oplog, state, tick, written_after_a_snapshot};
+use crate::mongodb_pitr::{
+    private_server_of, prune_oplog, state, tick, written_after_a_snapshot, Build,
+};
 
 /// `(unwritten, total, slices read)` from the report's note, if it has one.
 fn taken(stderr: &str) -> Option<(u64, u64, u64)> {
@@ -93,7 +95,18 @@ fn fill(client: &Client, db: &str, coll: &str, n: i32, tag: &str) {
 
 #[test]
 fn unwritten_collections_come_from_the_parent_and_every_write_is_seen() {
-    let Some(p) = private_server(1_000_000) else {
+    every_write_is_seen(Build::Python);
+}
+
+/// The Rust SecantusDB answers a backward read of its oplog oldest first: taken for newest
+/// first, its oldest entry, before the parent's time, would say nothing was written since.
+#[test]
+fn every_write_is_seen_on_a_server_that_reads_its_oplog_only_forwards() {
+    every_write_is_seen(Build::Rust);
+}
+
+fn every_write_is_seen(build: Build) {
+    let Some(p) = private_server_of(build, 1_000_000) else {
         return;
     };
     let (uri, client) = (p.uri.clone(), Client::with_uri_str(&p.uri).unwrap());

@@ -13,13 +13,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use mongodb::bson::{doc, Bson, RawDocumentBuf};
+use mongodb::bson::{doc, Bson};
 
 use super::{moment, CollectionPlan, MongoSource, ROOT};
 use crate::error::{Error, Result};
 use crate::mongo::client::{db_err, hello};
 use crate::mongo::layout;
 use crate::mongo::oplog::changes::{entry_time, Changes};
+use crate::mongo::oplog::read::{oplog, reaches_back, Backward, Next};
 use crate::mongo::oplog::slice::{split_entries, Slice};
 use crate::repository::Repository;
 use crate::snapshot::{ClusterTime, Snapshot};
@@ -286,7 +287,8 @@ fn chain<'a>(
 /// Otherwise one query reads the oplog backwards and stops at the first entry at or
 /// before `after`: the oplog is ordered by time (its record ids are the timestamps), so
 /// everything in between was seen, and that entry proves nothing after it was dropped (an
-/// oplog loses its oldest entries first).
+/// oplog loses its oldest entries first). A server that does not read its oplog backwards
+/// ([`Backward`]) is read forwards instead.
 ///
 /// When the listing window ([`moment::listing_window`]) lies after `after`, the read starts
 /// from the end of the oplog instead of `until` and returns the window's entries, so that
@@ -310,27 +312,25 @@ fn from_server(
         // Nothing was written after `after`: the window holds no entry either.
         return Ok(window.map(|w| w.2));
     }
-    let oplog = source
-        .client
-        .database("local")
-        .collection::<RawDocumentBuf>("oplog.rs");
-    let err = |e| Stop::Failed(db_err("reading the oplog", e));
     let filter = match window {
         Some(_) => doc! {},
         None => doc! {"ts": {"$lte": Bson::Timestamp(until.into())}},
     };
-    let cursor = oplog
-        .find(filter)
-        .sort(doc! {"$natural": -1})
-        .batch_size(1_000)
-        .run()
-        .map_err(err)?;
-    for entry in cursor {
-        let entry = entry.map_err(err)?;
-        let Some(t) = entry_time(&entry) else {
-            return why("an oplog entry without a time");
+    let mut read = Backward::open(&oplog(&source.client), filter)?;
+    loop {
+        let (entry, t) = match read.step()? {
+            Next::Entry(entry, t) => (entry, t),
+            Next::End => {
+                return why(format!(
+                    "the server's oplog no longer reaches back to {after}"
+                ))
+            }
+            Next::Forwards => break,
         };
         if t <= after {
+            if !read.stop_is_sound()? {
+                break;
+            }
             return Ok(window.map(|w| w.2));
         }
         if let Some((from, to, seen, later)) = window.as_mut() {
@@ -347,19 +347,68 @@ fn from_server(
                 continue;
             }
         }
-        if t > until {
-            continue;
-        }
-        scan.spend(entry.as_bytes().len() as u64)?;
-        scan.from_server += 1;
-        changes.add(&entry);
-        if scan.from_server % 1024 == 0 && all_touched(changes) {
-            return why("every collection was written");
+        if t <= until {
+            take(&entry, changes, scan, all_touched)?;
         }
     }
-    why(format!(
-        "the server's oplog no longer reaches back to {after}"
-    ))
+    // The server read forwards: read again, forwards, without the window (the read-time
+    // check reads it itself). At most one entry was taken before the order showed, and
+    // taking it again changes nothing.
+    forwards(source, (after, until), changes, scan, all_touched)?;
+    Ok(None)
+}
+
+/// [`from_server`] reading `[after, until]` forwards, for a server that does not read its
+/// oplog backwards. `changes` holds what was seen before (the slices).
+fn forwards(
+    source: &MongoSource,
+    (after, until): (ClusterTime, ClusterTime),
+    changes: &mut Changes,
+    scan: &mut Scan,
+    all_touched: &dyn Fn(&Changes) -> bool,
+) -> std::result::Result<(), Stop> {
+    let err = |e| Stop::Failed(db_err("reading the oplog", e));
+    let oplog = oplog(&source.client);
+    let range = doc! {"$gte": Bson::Timestamp(after.into()), "$lte": Bson::Timestamp(until.into())};
+    let cursor = oplog
+        .find(doc! {"ts": range})
+        .batch_size(1_000)
+        .run()
+        .map_err(err)?;
+    let mut reached = false;
+    for entry in cursor {
+        let entry = entry.map_err(err)?;
+        let Some(t) = entry_time(&entry) else {
+            return why("an oplog entry without a time");
+        };
+        if t <= after {
+            reached = true;
+            continue;
+        }
+        take(&entry, changes, scan, all_touched)?;
+    }
+    if !reached && !reaches_back(&oplog, after)? {
+        return why(format!(
+            "the server's oplog no longer reaches back to {after}"
+        ));
+    }
+    Ok(())
+}
+
+/// Counts `entry` against the budget and adds it to `changes`.
+fn take(
+    entry: &mongodb::bson::RawDocument,
+    changes: &mut Changes,
+    scan: &mut Scan,
+    all_touched: &dyn Fn(&Changes) -> bool,
+) -> std::result::Result<(), Stop> {
+    scan.spend(entry.as_bytes().len() as u64)?;
+    scan.from_server += 1;
+    changes.add(entry);
+    if scan.from_server % 1024 == 0 && all_touched(changes) {
+        return why("every collection was written");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

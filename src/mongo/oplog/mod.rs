@@ -21,6 +21,8 @@ pub mod follow;
 #[cfg(feature = "mongo")]
 pub mod namespaces;
 #[cfg(feature = "mongo")]
+pub mod read;
+#[cfg(feature = "mongo")]
 pub mod replay;
 pub mod slice;
 

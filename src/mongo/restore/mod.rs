@@ -16,7 +16,7 @@ mod verb;
 
 use std::collections::{HashMap, HashSet};
 
-use mongodb::bson::{doc, Document, RawDocumentBuf};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::sync::Client;
 use serde::Serialize;
 
@@ -352,6 +352,7 @@ fn restore_one(
         for (k, v) in &options {
             cmd.insert(k.clone(), v.clone());
         }
+        implied_span_left_out(&mut cmd);
         db.run_command(cmd)
             .run()
             .map_err(|e| mongo_error(&format!("creating {target}"), &e))?;
@@ -360,6 +361,30 @@ fn restore_one(
         insert::insert_documents(repo, &db, tcoll, node, conflict, is_capped(&options), out)?;
     }
     indexes::build(&db, tcoll, s, out)
+}
+
+/// Leaves out of a `create` command the bucket span a time-series collection's granularity
+/// implies. `listCollections` names both (mongod and SecantusDB alike), and mongod creates a
+/// collection from both, but secantusd-rs refuses the pair unless a rounding equal to the
+/// span is given too; the granularity alone creates the same collection everywhere.
+pub(crate) fn implied_span_left_out(cmd: &mut Document) {
+    let Ok(ts) = cmd.get_document_mut("timeseries") else {
+        return;
+    };
+    let implied = match ts.get_str("granularity") {
+        Ok("seconds") => 3_600,
+        Ok("minutes") => 86_400,
+        Ok("hours") => 2_592_000,
+        _ => return,
+    };
+    let span = match ts.get("bucketMaxSpanSeconds") {
+        Some(Bson::Int32(n)) => i64::from(*n),
+        Some(Bson::Int64(n)) => *n,
+        _ => return,
+    };
+    if span == implied && !ts.contains_key("bucketRoundingSeconds") {
+        ts.remove("bucketMaxSpanSeconds");
+    }
 }
 
 /// A saved collection, as `ls` shows it.
@@ -402,4 +427,30 @@ pub fn saved_documents(repo: &Repository, s: &Saved) -> Result<Vec<RawDocumentBu
         })?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_span_a_granularity_implies_is_left_out() {
+        let mut cmd = doc! {"create": "t", "timeseries": {
+        "timeField": "t", "granularity": "hours", "bucketMaxSpanSeconds": 2_592_000}};
+        implied_span_left_out(&mut cmd);
+        assert_eq!(
+            cmd,
+            doc! {"create": "t", "timeseries": {"timeField": "t", "granularity": "hours"}}
+        );
+        // A span of its own, or one set with its rounding, is kept.
+        for ts in [
+            doc! {"timeField": "t", "granularity": "hours", "bucketMaxSpanSeconds": 60i64},
+            doc! {"timeField": "t", "bucketMaxSpanSeconds": 60, "bucketRoundingSeconds": 60},
+            doc! {"timeField": "t", "granularity": "minutes"},
+        ] {
+            let mut cmd = doc! {"create": "t", "timeseries": ts.clone()};
+            implied_span_left_out(&mut cmd);
+            assert_eq!(cmd, doc! {"create": "t", "timeseries": ts});
+        }
+    }
 }

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::mongo::client::db_err;
 use crate::mongo::export::MongoSource;
 use crate::mongo::oplog::changes::{entry_time, Changes};
+use crate::mongo::oplog::read::{oplog, reaches_back, Backward, Next};
 use crate::snapshot::ClusterTime;
 
 /// What the oplog after the listing began says.
@@ -33,43 +34,55 @@ const BACKWARD_BYTES: usize = 64 << 20;
 /// Backwards from its end down to the first entry at or before `from`: that entry proves
 /// the oplog still reaches back (an oplog loses its oldest entries first) without a second
 /// query, which on SecantusDB costs another scan of its whole oplog. The entries are held
-/// and then seen in time order.
+/// and then seen in time order. A server that does not read its oplog backwards is read
+/// forwards instead ([`Backward`]).
 pub(super) fn read_oplog(source: &MongoSource, w: &Window) -> Result<Scan> {
     let (from, _) = listing_window(w.at, (w.listed_from, w.listed_until));
     let (mut newest_first, mut bytes, mut reached) = (Vec::new(), 0usize, true);
-    for entry in entries(source, doc! {}, true)? {
-        let entry = entry?;
-        reached = time_of(&entry)? <= from;
+    let mut read = Backward::open(&oplog(&source.client), doc! {})?;
+    loop {
+        let (entry, t) = match read.step()? {
+            Next::Entry(entry, t) => (entry, t),
+            Next::End => break,
+            Next::Forwards => return read_forward(source, from, w),
+        };
+        reached = t <= from;
         if reached {
+            if !read.stop_is_sound()? {
+                return read_forward(source, from, w);
+            }
             break;
         }
         bytes += entry.as_bytes().len();
         if bytes > BACKWARD_BYTES {
             return read_forward(source, from, w);
         }
-        newest_first.push(entry);
+        newest_first.push((entry, t));
     }
     // An empty oplog lost nothing: a capped oplog always keeps its newest entries.
     if !reached {
         return Err(no_reach(source, w));
     }
     let mut scanner = Scanner::new(w);
-    for entry in newest_first.iter().rev() {
-        scanner.see(entry, time_of(entry)?);
+    for (entry, t) in newest_first.iter().rev() {
+        scanner.see(entry, *t);
     }
     Ok(scanner.finish())
 }
 
 /// [`read_oplog`] reading forwards from `from`, for a busy server.
 fn read_forward(source: &MongoSource, from: ClusterTime, w: &Window) -> Result<Scan> {
+    let err = |e| db_err("reading the oplog", e);
+    let oplog = oplog(&source.client);
     let mut scanner = Scanner::new(w);
     let mut reached = false;
-    for entry in entries(
-        source,
-        doc! {"ts": {"$gte": Bson::Timestamp(from.into())}},
-        false,
-    )? {
-        let entry = entry?;
+    let cursor = oplog
+        .find(doc! {"ts": {"$gte": Bson::Timestamp(from.into())}})
+        .batch_size(1_000)
+        .run()
+        .map_err(err)?;
+    for entry in cursor {
+        let entry = entry.map_err(err)?;
         let t = time_of(&entry)?;
         if t <= from {
             reached = true;
@@ -77,31 +90,10 @@ fn read_forward(source: &MongoSource, from: ClusterTime, w: &Window) -> Result<S
         }
         scanner.see(&entry, t);
     }
-    if !reached && !oplog_reaches(source, from)? {
+    if !reached && !reaches_back(&oplog, from)? {
         return Err(no_reach(source, w));
     }
     Ok(scanner.finish())
-}
-
-/// The oplog's entries that match `filter`, newest first when `backwards`.
-fn entries(
-    source: &MongoSource,
-    filter: mongodb::bson::Document,
-    backwards: bool,
-) -> Result<impl Iterator<Item = Result<RawDocumentBuf>>> {
-    let err = |e| db_err("reading the oplog", e);
-    let oplog = oplog(source);
-    let find = oplog.find(filter).batch_size(1_000);
-    let find = if backwards {
-        find.sort(doc! {"$natural": -1})
-    } else {
-        find
-    };
-    Ok(find.run().map_err(err)?.map(move |e| e.map_err(err)))
-}
-
-fn oplog(source: &MongoSource) -> mongodb::sync::Collection<RawDocumentBuf> {
-    source.client.database("local").collection("oplog.rs")
 }
 
 fn time_of(entry: &RawDocument) -> Result<ClusterTime> {
@@ -203,18 +195,6 @@ impl Reads {
 }
 
 /// Whether the oplog still holds every entry after `from`.
-fn oplog_reaches(source: &MongoSource, from: ClusterTime) -> Result<bool> {
-    let oldest = oplog(source)
-        .find_one(doc! {})
-        .run()
-        .map_err(|e| db_err("reading the oplog", e))?;
-    // An empty oplog lost nothing: a capped oplog always keeps its newest entries.
-    Ok(match oldest {
-        None => true,
-        Some(e) => entry_time(&e).is_some_and(|t| t <= from),
-    })
-}
-
 /// Document ids written since T, to find one whose state at T the oplog proves.
 #[derive(Default)]
 pub(super) struct Keys {

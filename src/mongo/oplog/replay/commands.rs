@@ -138,6 +138,7 @@ impl Replayer<'_> {
                         }
                     }
                 }
+                crate::mongo::restore::implied_span_left_out(&mut cmd);
                 // 48: exists already (it was in the snapshot's target).
                 run(cmd, &[48])?;
                 self.known.insert(src.to_string());
