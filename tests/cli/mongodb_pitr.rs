@@ -411,6 +411,14 @@ pub(crate) enum Build {
     Rust,
 }
 
+/// Runs `test` against a private server of the Rust build (with room for a million oplog
+/// entries).
+pub(crate) fn on_rust_server(test: impl FnOnce(&str, &Client)) {
+    if let Some(p) = private_server_of(Build::Rust, 1_000_000) {
+        test(&p.uri, &Client::with_uri_str(&p.uri).unwrap());
+    }
+}
+
 pub(crate) fn private_server_of(build: Build, entries: u32) -> Option<Private> {
     let bin = crate::common::service(match build {
         Build::Python => "REPO_TEST_SECANTUSD",

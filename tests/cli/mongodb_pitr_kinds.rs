@@ -6,9 +6,7 @@ use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::sync::{Client, Database};
 
 use crate::common::{mongo_server as server, unique_db, Env};
-use crate::mongodb_pitr::{
-    follow, private_server_of, restore_at, stop, tick, try_restore_at, Build,
-};
+use crate::mongodb_pitr::{follow, on_rust_server, restore_at, stop, tick, try_restore_at};
 
 /// Per collection or view: its listCollections options, and its documents' bytes (views:
 /// none). The catalogs the server keeps itself are left out (the Rust SecantusDB lists
@@ -67,10 +65,7 @@ fn stored_functions_time_series_clustered_collections_and_views_roll_forward() {
 /// own `listCollections` gives (granularity and the span it implies).
 #[test]
 fn every_kind_rolls_forward_on_the_rust_server() {
-    let Some(p) = private_server_of(Build::Rust, 1_000_000) else {
-        return;
-    };
-    kinds_roll_forward(&p.uri, &Client::with_uri_str(&p.uri).unwrap());
+    on_rust_server(kinds_roll_forward);
 }
 
 fn kinds_roll_forward(uri: &str, client: &Client) {

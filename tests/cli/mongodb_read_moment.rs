@@ -9,7 +9,7 @@ use mongodb::bson::{doc, Document};
 use mongodb::sync::Client;
 
 use crate::common::{mongo_server as server, unique_db, Env, Paused};
-use crate::mongodb_pitr::{cluster_time, private_server_of, state, Build};
+use crate::mongodb_pitr::{cluster_time, on_rust_server, state};
 
 #[test]
 fn writes_during_a_snapshot_are_in_it_only_if_its_time_is_after_them() {
@@ -23,10 +23,7 @@ fn writes_during_a_snapshot_are_in_it_only_if_its_time_is_after_them() {
 /// check must still see the writes.
 #[test]
 fn writes_during_a_snapshot_are_seen_on_a_server_that_reads_its_oplog_only_forwards() {
-    let Some(p) = private_server_of(Build::Rust, 1_000_000) else {
-        return;
-    };
-    writes_during_a_snapshot(&p.uri, &Client::with_uri_str(&p.uri).unwrap());
+    on_rust_server(writes_during_a_snapshot);
 }
 
 fn writes_during_a_snapshot(uri: &str, client: &Client) {
@@ -126,10 +123,7 @@ fn a_collection_dropped_while_listing_is_caught_when_nothing_is_read() {
 
 #[test]
 fn a_drop_while_listing_is_caught_on_a_server_that_reads_its_oplog_only_forwards() {
-    let Some(p) = private_server_of(Build::Rust, 1_000_000) else {
-        return;
-    };
-    dropped_while_listing(&p.uri, &Client::with_uri_str(&p.uri).unwrap());
+    on_rust_server(dropped_while_listing);
 }
 
 fn dropped_while_listing(uri: &str, client: &Client) {
