@@ -17,10 +17,10 @@ use mongodb::bson::{doc, Bson};
 
 use super::{moment, CollectionPlan, MongoSource, ROOT};
 use crate::error::{Error, Result};
-use crate::mongo::client::{db_err, hello};
+use crate::mongo::client::hello;
 use crate::mongo::layout;
 use crate::mongo::oplog::changes::{entry_time, Changes};
-use crate::mongo::oplog::read::{oplog, reaches_back, Backward, Next};
+use crate::mongo::oplog::read::{oplog, Backward};
 use crate::mongo::oplog::slice::{split_entries, Slice};
 use crate::repository::Repository;
 use crate::snapshot::{ClusterTime, Snapshot};
@@ -287,8 +287,9 @@ fn chain<'a>(
 /// Otherwise one query reads the oplog backwards and stops at the first entry at or
 /// before `after`: the oplog is ordered by time (its record ids are the timestamps), so
 /// everything in between was seen, and that entry proves nothing after it was dropped (an
-/// oplog loses its oldest entries first). A server that does not read its oplog backwards
-/// ([`Backward`]) is read forwards instead.
+/// oplog loses its oldest entries first). A server that answers oldest first
+/// ([`Backward`]) is read to the end of that answer, whose first entry must then be at or
+/// before `after`.
 ///
 /// When the listing window ([`moment::listing_window`]) lies after `after`, the read starts
 /// from the end of the oplog instead of `until` and returns the window's entries, so that
@@ -317,21 +318,21 @@ fn from_server(
         None => doc! {"ts": {"$lte": Bson::Timestamp(until.into())}},
     };
     let mut read = Backward::open(&oplog(&source.client), filter)?;
-    loop {
-        let (entry, t) = match read.step()? {
-            Next::Entry(entry, t) => (entry, t),
-            Next::End => {
-                return why(format!(
-                    "the server's oplog no longer reaches back to {after}"
-                ))
-            }
-            Next::Forwards => break,
-        };
+    // Newest first, the read stops at the first entry at or before `after`; oldest first
+    // (a server that ignores the sort), that entry must come first, and the read goes on
+    // to the end.
+    let newest_first = read.newest_first();
+    let mut reached = false;
+    while let Some((entry, t)) = read.next_entry()? {
         if t <= after {
-            if !read.stop_is_sound()? {
+            reached = true;
+            if newest_first {
                 break;
             }
-            return Ok(window.map(|w| w.2));
+            continue;
+        }
+        if !newest_first && !reached {
+            break;
         }
         if let Some((from, to, seen, later)) = window.as_mut() {
             if t > *from && t <= *to {
@@ -351,48 +352,12 @@ fn from_server(
             take(&entry, changes, scan, all_touched)?;
         }
     }
-    // The server read forwards: read again, forwards, without the window (the read-time
-    // check reads it itself). At most one entry was taken before the order showed, and
-    // taking it again changes nothing.
-    forwards(source, (after, until), changes, scan, all_touched)?;
-    Ok(None)
-}
-
-/// [`from_server`] reading `[after, until]` forwards, for a server that does not read its
-/// oplog backwards. `changes` holds what was seen before (the slices).
-fn forwards(
-    source: &MongoSource,
-    (after, until): (ClusterTime, ClusterTime),
-    changes: &mut Changes,
-    scan: &mut Scan,
-    all_touched: &dyn Fn(&Changes) -> bool,
-) -> std::result::Result<(), Stop> {
-    let err = |e| Stop::Failed(db_err("reading the oplog", e));
-    let oplog = oplog(&source.client);
-    let range = doc! {"$gte": Bson::Timestamp(after.into()), "$lte": Bson::Timestamp(until.into())};
-    let cursor = oplog
-        .find(doc! {"ts": range})
-        .batch_size(1_000)
-        .run()
-        .map_err(err)?;
-    let mut reached = false;
-    for entry in cursor {
-        let entry = entry.map_err(err)?;
-        let Some(t) = entry_time(&entry) else {
-            return why("an oplog entry without a time");
-        };
-        if t <= after {
-            reached = true;
-            continue;
-        }
-        take(&entry, changes, scan, all_touched)?;
-    }
-    if !reached && !reaches_back(&oplog, after)? {
+    if !reached {
         return why(format!(
             "the server's oplog no longer reaches back to {after}"
         ));
     }
-    Ok(())
+    Ok(window.map(|w| w.2))
 }
 
 /// Counts `entry` against the budget and adds it to `changes`.

@@ -5,8 +5,12 @@
 //! if the server really returned the oplog newest first: a server that ignores
 //! `sort({$natural: -1})` on the oplog (secantusd-rs, the Rust build of SecantusDB, does)
 //! returns its oldest entry first, and the read would stop there having seen nothing. So
-//! [`Backward`] checks the order it is given, and says when the server read forwards, for
-//! the caller to read forwards itself.
+//! [`Backward`] learns the order the server gives from the first two entries and holds
+//! every later entry to it; a caller reads an oldest-first answer to its end instead of
+//! stopping (the same query, not a second one: on SecantusDB each costs a scan of the
+//! whole oplog).
+
+use std::collections::VecDeque;
 
 use mongodb::bson::{doc, RawDocumentBuf};
 use mongodb::sync::{Collection, Cursor};
@@ -21,22 +25,14 @@ pub fn oplog(client: &mongodb::sync::Client) -> Collection<RawDocumentBuf> {
     client.database("local").collection("oplog.rs")
 }
 
-/// What [`Backward::step`] found.
-pub enum Next {
-    /// An entry older than every one before it.
-    Entry(RawDocumentBuf, ClusterTime),
-    /// No more entries.
-    End,
-    /// An entry not older than the one before: the server does not read the oplog
-    /// backwards. Nothing read so far can be trusted to be the newest entries.
-    Forwards,
-}
-
-/// A read of the oplog's entries matching a filter, newest first, checked.
+/// A read of the oplog's entries matching a filter, asked newest first, in the order the
+/// server gives, checked.
 pub struct Backward<I = Entries> {
     entries: I,
+    /// The first entries, read to learn the order.
+    ahead: VecDeque<(RawDocumentBuf, ClusterTime)>,
+    newest_first: bool,
     prev: Option<ClusterTime>,
-    seen: usize,
 }
 
 /// A server's answer to a find on its oplog.
@@ -57,43 +53,73 @@ impl Backward {
             .run()
             .map_err(|e| db_err("reading the oplog", e))?;
         let entries: Entries = cursor.map(|e| e.map_err(|e| db_err("reading the oplog", e)));
-        Ok(Backward::over(entries))
+        Backward::over(entries)
     }
 }
 
 impl<I: Iterator<Item = Result<RawDocumentBuf>>> Backward<I> {
-    fn over(entries: I) -> Self {
-        Backward {
-            entries,
-            prev: None,
-            seen: 0,
+    fn over(mut entries: I) -> Result<Self> {
+        // Up to the first entry whose time differs from the first one's: the entries of a
+        // transaction share one time on SecantusDB.
+        let mut ahead: VecDeque<(RawDocumentBuf, ClusterTime)> = VecDeque::new();
+        while let Some(e) = pull(&mut entries)? {
+            let differs = ahead.front().is_some_and(|(_, t0)| *t0 != e.1);
+            ahead.push_back(e);
+            if differs {
+                break;
+            }
         }
-    }
-
-    pub fn step(&mut self) -> Result<Next> {
-        let Some(entry) = self.entries.next() else {
-            return Ok(Next::End);
+        // Entries all of one time, or none, have no order; they read the same both ways.
+        let newest_first = match (ahead.front(), ahead.back()) {
+            (Some((_, a)), Some((_, b))) => a >= b,
+            _ => true,
         };
-        let entry = entry?;
-        let t = entry_time(&entry).ok_or_else(|| Error::corrupt("oplog entry", "no ts"))?;
-        // Oplog times are unique, so an equal time is out of order too.
-        if self.prev.is_some_and(|p| t >= p) {
-            return Ok(Next::Forwards);
-        }
-        self.prev = Some(t);
-        self.seen += 1;
-        Ok(Next::Entry(entry, t))
+        Ok(Backward {
+            entries,
+            ahead,
+            newest_first,
+            prev: None,
+        })
     }
 
-    /// Called at the entry a read stops at: whether the server really read backwards up
-    /// to it. Two entries in falling order already showed it; when the stop is the first
-    /// entry, the one after it must be older (or absent: a one-entry oplog has no order).
-    pub fn stop_is_sound(&mut self) -> Result<bool> {
-        if self.seen >= 2 {
-            return Ok(true);
-        }
-        Ok(!matches!(self.step()?, Next::Forwards))
+    /// Whether the server gives the entries newest first, as asked. Otherwise they come
+    /// oldest first: nothing is known of what is newer than an entry until the end.
+    pub fn newest_first(&self) -> bool {
+        self.newest_first
     }
+
+    /// The next entry with its time; an entry out of the order the first two times showed is
+    /// an error (no conclusion can be drawn from such an answer).
+    pub fn next_entry(&mut self) -> Result<Option<(RawDocumentBuf, ClusterTime)>> {
+        let next = match self.ahead.pop_front() {
+            Some(e) => Some(e),
+            None => pull(&mut self.entries)?,
+        };
+        if let (Some((_, t)), Some(p)) = (&next, self.prev) {
+            // Equal times are in order: a transaction's entries share one on SecantusDB.
+            let in_order = if self.newest_first { *t <= p } else { *t >= p };
+            if !in_order {
+                return Err(Error::Source(format!(
+                    "MongoDB: the server returned its oplog out of time order ({p}, then {t})"
+                )));
+            }
+        }
+        if let Some((_, t)) = &next {
+            self.prev = Some(*t);
+        }
+        Ok(next)
+    }
+}
+
+fn pull(
+    entries: &mut impl Iterator<Item = Result<RawDocumentBuf>>,
+) -> Result<Option<(RawDocumentBuf, ClusterTime)>> {
+    let Some(entry) = entries.next() else {
+        return Ok(None);
+    };
+    let entry = entry?;
+    let t = entry_time(&entry).ok_or_else(|| Error::corrupt("oplog entry", "no ts"))?;
+    Ok(Some((entry, t)))
 }
 
 /// Whether the oplog still holds everything after `from`: its oldest entry is at or before
@@ -121,48 +147,51 @@ mod tests {
             .iter()
             .map(|&t| Ok(rawdoc! {"ts": Timestamp { time: t, increment: 1 }, "op": "n"}))
             .collect();
-        Backward::over(entries.into_iter())
+        Backward::over(entries.into_iter()).unwrap()
     }
 
-    fn time(next: Next) -> Option<u32> {
-        match next {
-            Next::Entry(_, t) => Some(t.t),
-            _ => None,
+    fn all(r: &mut Backward<std::vec::IntoIter<Result<RawDocumentBuf>>>) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        while let Some((_, t)) = r.next_entry()? {
+            out.push(t.t);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_order_is_learned_from_the_first_two_times() {
+        let mut r = read(&[9, 7, 5, 3]);
+        assert!(r.newest_first());
+        assert_eq!(all(&mut r).unwrap(), [9, 7, 5, 3]);
+        // A server that ignores the sort: read to the end, oldest first.
+        let mut r = read(&[3, 5, 7, 9]);
+        assert!(!r.newest_first());
+        assert_eq!(all(&mut r).unwrap(), [3, 5, 7, 9]);
+        // A transaction's entries share a time.
+        let mut r = read(&[5, 5, 5, 3, 3, 1]);
+        assert!(r.newest_first());
+        assert_eq!(all(&mut r).unwrap(), [5, 5, 5, 3, 3, 1]);
+        let mut r = read(&[3, 3, 5, 5, 7]);
+        assert!(!r.newest_first());
+        assert_eq!(all(&mut r).unwrap(), [3, 3, 5, 5, 7]);
+        for one in [&[][..], &[4][..], &[4, 4][..]] {
+            let mut r = read(one);
+            assert!(r.newest_first());
+            assert_eq!(all(&mut r).unwrap(), one);
         }
     }
 
     #[test]
-    fn newest_first_is_read_and_its_stop_is_sound() {
-        let mut r = read(&[9, 7, 5, 3]);
-        assert_eq!(time(r.step().unwrap()), Some(9));
-        assert_eq!(time(r.step().unwrap()), Some(7));
-        assert!(r.stop_is_sound().unwrap());
-    }
-
-    #[test]
-    fn a_stop_at_the_first_entry_looks_at_the_next() {
-        // Stopping at 3 when the server in fact returned its oldest entry first.
-        let mut r = read(&[3, 5, 7, 9]);
-        assert_eq!(time(r.step().unwrap()), Some(3));
-        assert!(!r.stop_is_sound().unwrap());
-        let mut r = read(&[3, 1]);
-        assert_eq!(time(r.step().unwrap()), Some(3));
-        assert!(r.stop_is_sound().unwrap());
-        let mut r = read(&[3]);
-        assert_eq!(time(r.step().unwrap()), Some(3));
-        assert!(r.stop_is_sound().unwrap());
-    }
-
-    #[test]
-    fn oldest_first_is_refused_at_the_second_entry() {
-        let mut r = read(&[3, 5, 7]);
-        assert_eq!(time(r.step().unwrap()), Some(3));
-        assert!(matches!(r.step().unwrap(), Next::Forwards));
-        // An equal time is no order either.
-        let mut r = read(&[4, 4]);
-        r.step().unwrap();
-        assert!(matches!(r.step().unwrap(), Next::Forwards));
-        let mut r = read(&[]);
-        assert!(matches!(r.step().unwrap(), Next::End));
+    fn an_entry_out_of_that_order_is_an_error() {
+        for times in [
+            &[9, 7, 8][..],
+            &[3, 5, 4][..],
+            &[4, 4, 6, 5][..],
+            &[9, 9, 7, 8][..],
+        ] {
+            let mut r = read(times);
+            let err = all(&mut r).unwrap_err().to_string();
+            assert!(err.contains("out of time order"), "{times:?}: {err}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::mongo::client::db_err;
 use crate::mongo::export::MongoSource;
 use crate::mongo::oplog::changes::{entry_time, Changes};
-use crate::mongo::oplog::read::{oplog, reaches_back, Backward, Next};
+use crate::mongo::oplog::read::{oplog, reaches_back, Backward};
 use crate::snapshot::ClusterTime;
 
 /// What the oplog after the listing began says.
@@ -34,23 +34,18 @@ const BACKWARD_BYTES: usize = 64 << 20;
 /// Backwards from its end down to the first entry at or before `from`: that entry proves
 /// the oplog still reaches back (an oplog loses its oldest entries first) without a second
 /// query, which on SecantusDB costs another scan of its whole oplog. The entries are held
-/// and then seen in time order. A server that does not read its oplog backwards is read
-/// forwards instead ([`Backward`]).
+/// and then seen in time order. A server that answers oldest first ([`Backward`]) is read
+/// to the end of that same answer, which then starts with the oldest entry.
 pub(super) fn read_oplog(source: &MongoSource, w: &Window) -> Result<Scan> {
     let (from, _) = listing_window(w.at, (w.listed_from, w.listed_until));
-    let (mut newest_first, mut bytes, mut reached) = (Vec::new(), 0usize, true);
     let mut read = Backward::open(&oplog(&source.client), doc! {})?;
-    loop {
-        let (entry, t) = match read.step()? {
-            Next::Entry(entry, t) => (entry, t),
-            Next::End => break,
-            Next::Forwards => return read_forward(source, from, w),
-        };
+    if !read.newest_first() {
+        return read_oldest_first(source, read, from, w);
+    }
+    let (mut newest_first, mut bytes, mut reached) = (Vec::new(), 0usize, true);
+    while let Some((entry, t)) = read.next_entry()? {
         reached = t <= from;
         if reached {
-            if !read.stop_is_sound()? {
-                return read_forward(source, from, w);
-            }
             break;
         }
         bytes += entry.as_bytes().len();
@@ -66,6 +61,27 @@ pub(super) fn read_oplog(source: &MongoSource, w: &Window) -> Result<Scan> {
     let mut scanner = Scanner::new(w);
     for (entry, t) in newest_first.iter().rev() {
         scanner.see(entry, *t);
+    }
+    Ok(scanner.finish())
+}
+
+/// [`read_oplog`] on a server that gave its whole oplog oldest first: the first entry
+/// shows whether it reaches back to `from`.
+fn read_oldest_first(
+    source: &MongoSource,
+    mut read: Backward,
+    from: ClusterTime,
+    w: &Window,
+) -> Result<Scan> {
+    let mut scanner = Scanner::new(w);
+    let mut first = true;
+    while let Some((entry, t)) = read.next_entry()? {
+        if std::mem::take(&mut first) && t > from {
+            return Err(no_reach(source, w));
+        }
+        if t > from {
+            scanner.see(&entry, t);
+        }
     }
     Ok(scanner.finish())
 }
