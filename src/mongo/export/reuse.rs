@@ -348,8 +348,14 @@ fn from_server(
                 continue;
             }
         }
-        if t <= until {
-            take(&entry, changes, scan, all_touched)?;
+        if t > until {
+            continue;
+        }
+        scan.spend(entry.as_bytes().len() as u64)?;
+        scan.from_server += 1;
+        changes.add(&entry);
+        if scan.from_server % 1024 == 0 && all_touched(changes) {
+            return why("every collection was written");
         }
     }
     if !reached {
@@ -358,22 +364,6 @@ fn from_server(
         ));
     }
     Ok(window.map(|w| w.2))
-}
-
-/// Counts `entry` against the budget and adds it to `changes`.
-fn take(
-    entry: &mongodb::bson::RawDocument,
-    changes: &mut Changes,
-    scan: &mut Scan,
-    all_touched: &dyn Fn(&Changes) -> bool,
-) -> std::result::Result<(), Stop> {
-    scan.spend(entry.as_bytes().len() as u64)?;
-    scan.from_server += 1;
-    changes.add(entry);
-    if scan.from_server % 1024 == 0 && all_touched(changes) {
-        return why("every collection was written");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -99,8 +99,11 @@ impl<I: Iterator<Item = Result<RawDocumentBuf>>> Backward<I> {
             // Equal times are in order: a transaction's entries share one on SecantusDB.
             let in_order = if self.newest_first { *t <= p } else { *t >= p };
             if !in_order {
-                return Err(Error::Source(format!(
-                    "MongoDB: the server returned its oplog out of time order ({p}, then {t})"
+                // Not `Source`: a server that cannot be read is trusted with a note, but
+                // one that answers out of order has been read and proves nothing.
+                return Err(Error::Refused(format!(
+                    "MongoDB: the server returned its oplog out of time order ({p}, then \
+                     {t}); what was read cannot be checked against it, so nothing is saved"
                 )));
             }
         }

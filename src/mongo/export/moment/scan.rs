@@ -210,7 +210,6 @@ impl Reads {
     }
 }
 
-/// Whether the oplog still holds every entry after `from`.
 /// Document ids written since T, to find one whose state at T the oplog proves.
 #[derive(Default)]
 pub(super) struct Keys {
