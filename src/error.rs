@@ -62,6 +62,10 @@ pub enum Error {
     /// A backup source (e.g. a database server) failed.
     #[error("{0}")]
     Source(String),
+    /// A backup source refused an operation this user has no right to (MongoDB's
+    /// Unauthorized): it will not pass by trying again, unlike most [`Error::Source`].
+    #[error("{0}")]
+    Denied(String),
     /// A database changed while a snapshot read it in a way that leaves what was read
     /// no moment's state; reading again may succeed.
     #[error("{0}")]
@@ -150,7 +154,7 @@ impl Error {
             Error::Refused(_) => ErrorKind::Refused,
             Error::Busy(_) => ErrorKind::Busy,
             Error::Moved(_) => ErrorKind::Source,
-            Error::Source(_) => ErrorKind::Source,
+            Error::Source(_) | Error::Denied(_) => ErrorKind::Source,
             Error::Locked(_) => ErrorKind::Locked,
             Error::Storage {
                 transient: true, ..

@@ -36,17 +36,30 @@ pub fn describe_error(e: &mongodb::error::Error) -> String {
                     .map_or_else(|| "write failed".to_string(), |w| w.message.clone()),
             }
         }
+        // The driver's debug framing ("Kind: I/O error: …, labels: {}, source: None") is
+        // cut to the reason.
         _ => {
             let s = e.to_string();
             let s = s.split(", server response:").next().unwrap_or_default();
+            let s = s.split(", labels: ").next().unwrap_or_default();
+            let s = s.strip_prefix("Kind: ").unwrap_or(s);
             s.chars().take(300).collect()
         }
     }
 }
 
-/// The library error for a failed MongoDB operation (`what` says which).
+/// MongoDB's code for an operation the user has no right to (a `read` role without
+/// `local`, say).
+const UNAUTHORIZED: i32 = 13;
+
+/// The library error for a failed MongoDB operation (`what` says which): [`Error::Denied`]
+/// when the server refused the user the operation, otherwise [`Error::Source`].
 pub fn mongo_error(what: &str, e: &mongodb::error::Error) -> Error {
-    Error::Source(format!("MongoDB: {what}: {}", describe_error(e)))
+    let message = format!("MongoDB: {what}: {}", describe_error(e));
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(c) if c.code == UNAUTHORIZED => Error::Denied(message),
+        _ => Error::Source(message),
+    }
 }
 
 /// [`mongo_error`] for `map_err`.
@@ -113,6 +126,41 @@ pub fn connect(uri: &str) -> Result<Client> {
             _ => db_err(&format!("cannot reach {}", redact(uri)), e),
         })?;
     Ok(client)
+}
+
+#[cfg(test)]
+mod error_tests {
+    use mongodb::bson::doc;
+    use mongodb::error::{CommandError, ErrorKind};
+
+    use crate::error::Error;
+
+    fn command(code: i32, name: &str) -> mongodb::error::Error {
+        let c: CommandError = mongodb::bson::from_document(
+            doc! {"code": code, "codeName": name, "errmsg": "not authorized on local"},
+        )
+        .unwrap();
+        ErrorKind::Command(c).into()
+    }
+
+    #[test]
+    fn only_unauthorized_is_denied_and_a_lost_connection_reads_as_its_reason() {
+        let e = super::mongo_error("reading the oplog", &command(13, "Unauthorized"));
+        assert!(matches!(&e, Error::Denied(m)
+            if m == "MongoDB: reading the oplog: not authorized on local (code 13)"));
+        let e = super::mongo_error(
+            "reading the oplog",
+            &command(11600, "InterruptedAtShutdown"),
+        );
+        assert!(matches!(e, Error::Source(_)));
+        let lost = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "unexpected end of file");
+        let e = super::mongo_error("reading the oplog", &lost.into());
+        assert!(
+            matches!(&e, Error::Source(m)
+            if m == "MongoDB: reading the oplog: I/O error: unexpected end of file"),
+            "{e}"
+        );
+    }
 }
 
 #[cfg(test)]

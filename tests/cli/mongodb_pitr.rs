@@ -351,6 +351,7 @@ fn restore_at_any_second_between_steps_with_follow_restarted() {
 pub(crate) struct Private {
     child: Child,
     pub(crate) uri: String,
+    build: Build,
     bin: String,
     port: u16,
     entries: u32,
@@ -365,8 +366,13 @@ impl Drop for Private {
 }
 
 impl Private {
-    fn spawn(bin: &str, dir: &std::path::Path, port: u16, entries: u32) -> Child {
-        let child = Command::new(bin)
+    fn spawn(build: Build, bin: &str, dir: &std::path::Path, port: u16, entries: u32) -> Child {
+        let mut c = Command::new(bin);
+        if let Build::Python = build {
+            // `configureFailPoint`, to make the server fail chosen commands.
+            c.arg("--enable-test-commands");
+        }
+        let child = c
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--storage-path")
             .arg(dir.join("data"))
@@ -394,7 +400,13 @@ impl Private {
         assert!(st.success());
         self.child.wait().unwrap();
         std::thread::sleep(down);
-        self.child = Self::spawn(&self.bin, self.dir.path(), self.port, self.entries);
+        self.child = Self::spawn(
+            self.build,
+            &self.bin,
+            self.dir.path(),
+            self.port,
+            self.entries,
+        );
     }
 }
 
@@ -430,9 +442,10 @@ pub(crate) fn private_server_of(build: Build, entries: u32) -> Option<Private> {
         .local_addr()
         .unwrap()
         .port();
-    let child = Private::spawn(&bin, dir.path(), port, entries);
+    let child = Private::spawn(build, &bin, dir.path(), port, entries);
     Some(Private {
         child,
+        build,
         uri: crate::common::patient(&format!(
             "mongodb://127.0.0.1:{port}/?directConnection=true"
         )),

@@ -9,7 +9,7 @@ use mongodb::bson::{doc, Document};
 use mongodb::sync::Client;
 
 use crate::common::{mongo_server as server, unique_db, Env, Paused};
-use crate::mongodb_pitr::{cluster_time, on_rust_server, state};
+use crate::mongodb_pitr::{cluster_time, on_rust_server, private_server, state};
 
 #[test]
 fn writes_during_a_snapshot_are_in_it_only_if_its_time_is_after_them() {
@@ -88,7 +88,6 @@ fn writes_during_a_snapshot(uri: &str, client: &Client) {
     db.drop().run().unwrap();
 }
 
-/// The time of the session's last operation.
 /// Restores snapshot `snap` to `uri` with each database `d` of `dbs` renamed `d_r`.
 fn restore_renamed(env: &Env, snap: &serde_json::Value, uri: &str, dbs: &[&str]) {
     let renames: Vec<String> = dbs.iter().map(|d| format!("{d}.*:{d}_r.*")).collect();
@@ -104,6 +103,7 @@ fn restore_renamed(env: &Env, snap: &serde_json::Value, uri: &str, dbs: &[&str])
     env.ok(&args);
 }
 
+/// The time of the session's last operation.
 fn op_time(s: &mut mongodb::sync::ClientSession) -> mongodb::bson::Timestamp {
     let inner: &mut mongodb::ClientSession = s.into();
     inner.operation_time().expect("an operation time")
@@ -188,5 +188,69 @@ fn dropped_while_listing(uri: &str, client: &Client) {
     for d in [&first, &second] {
         client.database(d).drop().run().unwrap();
         client.database(&format!("{d}_r")).drop().run().unwrap();
+    }
+}
+
+/// When the read-time check cannot read the oplog, only the server refusing this user the
+/// right to (Unauthorized) lets its snapshot reads be trusted, with a note; a connection
+/// lost while reading it proves nothing, so the snapshot fails and nothing is saved (the
+/// server's own failpoint makes the oplog read fail, after a write made following the
+/// read time means the oplog must be read).
+#[test]
+fn only_a_refused_oplog_read_is_trusted_a_lost_one_saves_nothing() {
+    let Some(p) = private_server(100_000) else {
+        return;
+    };
+    let client = Client::with_uri_str(&p.uri).unwrap();
+    let db = client.database("app");
+    db.collection::<Document>("c")
+        .insert_many((0..100).map(|i| doc! {"_id": i, "v": "x"}))
+        .run()
+        .unwrap();
+    let saved = state(&db);
+    let env = Env::new();
+    env.init();
+    let admin = client.database("admin");
+    let fail = |data: Option<Document>| {
+        let cmd = match data {
+            Some(data) => doc! {"configureFailPoint": "failCommand", "mode": "alwaysOn",
+            "data": data},
+            None => doc! {"configureFailPoint": "failCommand", "mode": "off"},
+        };
+        admin.run_command(cmd).run().unwrap();
+    };
+    let lost = doc! {"failCommands": ["find"], "closeConnection": true, "appName": "repo"};
+    let refused = doc! {"failCommands": ["find"], "errorCode": 13, "appName": "repo"};
+    for (data, trusted) in [(lost, false), (refused, true)] {
+        let held = Paused::start(
+            env.cmd(&["snapshot", &p.uri, "--db=app", "--json"]),
+            "mongodb-confirm",
+        );
+        client
+            .database("other")
+            .collection::<Document>("x")
+            .insert_one(doc! {"t": 1})
+            .run()
+            .unwrap();
+        fail(Some(data));
+        let out = held.finish();
+        fail(None);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let snapshots = env.json(&["snapshots"]).as_array().unwrap().len();
+        if !trusted {
+            assert!(
+                !out.status.success(),
+                "a lost oplog read was trusted: {stderr}"
+            );
+            assert!(stderr.contains("reading the oplog"), "{stderr}");
+            assert_eq!(snapshots, 0, "a snapshot was saved: {stderr}");
+            continue;
+        }
+        assert!(out.status.success(), "snapshot failed: {stderr}");
+        assert!(stderr.contains("snapshot reads are trusted"), "{stderr}");
+        assert_eq!(snapshots, 1);
+        let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        restore_renamed(&env, &snap, &p.uri, &["app"]);
+        assert!(state(&client.database("app_r")) == saved);
     }
 }

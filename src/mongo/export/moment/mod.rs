@@ -78,14 +78,25 @@ pub fn confirm(source: &MongoSource, w: &Window) -> Result<Option<String>> {
         return check_listing(source, listing, w.scope).map(|()| None);
     }
     let t0 = ClusterTime::from(w.at);
-    let last = last_write(source)?;
-    if last.is_some_and(|l| l <= t0) {
+    crate::failpoint::hit("mongodb-confirm");
+    let hello = hello(&source.client)?;
+    if super::last_write(&hello).is_some_and(|l| ClusterTime::from(l) <= t0) {
         return Ok(None);
+    }
+    if hello.get_str("msg") == Ok("isdbgrid") {
+        return Ok(Some(
+            "the read time could not be checked against an oplog (a sharded cluster keeps \
+             one per shard, which mongos does not serve); the cluster's snapshot reads are \
+             trusted"
+                .into(),
+        ));
     }
     let scan = match read_oplog(source, w) {
         Ok(scan) => scan,
-        // No right to read `local` (or mongos): the server's snapshot reads are trusted.
-        Err(Error::Source(e)) => {
+        // A user without the right to read `local`: the server's snapshot reads are
+        // trusted, as mongod's are. Any other failure (a dropped connection, a server
+        // going down) proves nothing either way, so nothing is saved.
+        Err(Error::Denied(e)) => {
             return Ok(Some(format!(
                 "the read time could not be checked against the oplog ({e}); the server's \
                  snapshot reads are trusted"
@@ -188,10 +199,6 @@ fn reads_at_time(source: &MongoSource, t0: ClusterTime, probes: &[Probe]) -> Res
         }
     }
     Ok(None)
-}
-
-fn last_write(source: &MongoSource) -> Result<Option<ClusterTime>> {
-    Ok(super::last_write(&hello(&source.client)?).map(ClusterTime::from))
 }
 
 #[cfg(test)]
