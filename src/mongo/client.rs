@@ -76,6 +76,12 @@ pub fn hello(client: &Client) -> Result<Document> {
         .map_err(|e| db_err("hello", e))
 }
 
+/// Whether a `hello` reply is a mongos's (a sharded cluster's router, which serves no
+/// oplog of its own).
+pub fn is_mongos(hello: &Document) -> bool {
+    hello.get_str("msg") == Ok("isdbgrid")
+}
+
 /// The first server's error in a server-selection failure ("Connection refused (os error
 /// 111)"), or a short generic reason.
 fn selection_cause(message: &str) -> String {

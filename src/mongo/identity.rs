@@ -30,7 +30,7 @@ fn members(h: &Document) -> Vec<String> {
 /// The identity of the server `client` (connected with `uri`) talks to; `hello` is its
 /// `hello` reply.
 pub fn server_identity(client: &Client, hello: &Document, uri: &str) -> Result<String> {
-    if hello.get_str("msg") == Ok("isdbgrid") {
+    if crate::mongo::client::is_mongos(hello) {
         let version = client
             .database("config")
             .collection::<Document>("version")

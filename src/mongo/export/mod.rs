@@ -23,7 +23,7 @@ use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use mongodb::sync::Client;
 
 use crate::error::{Error, Result};
-use crate::mongo::client::{connect, db_err, hello, server_identity};
+use crate::mongo::client::{connect, db_err, hello, is_mongos, server_identity};
 use crate::mongo::ns::split_ns;
 use crate::mongo::uri::redact;
 pub use backup::MongoBackup;
@@ -132,8 +132,7 @@ impl MongoSource {
     pub fn plan(&mut self, sel: &MongoSelection) -> Result<Vec<CollectionPlan>> {
         let hello = hello(&self.client)?;
         self.listed.0 = last_write(&hello);
-        let mut session = if hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid")
-        {
+        let mut session = if hello.contains_key("setName") || is_mongos(&hello) {
             Some(
                 self.client
                     .start_session()

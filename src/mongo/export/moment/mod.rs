@@ -22,7 +22,7 @@ mod scan;
 
 use super::MongoSource;
 use crate::error::{Error, Result};
-use crate::mongo::client::{db_err, hello};
+use crate::mongo::client::{db_err, hello, is_mongos};
 use crate::mongo::oplog::changes::Changes;
 use crate::snapshot::ClusterTime;
 use scan::read_oplog;
@@ -83,7 +83,7 @@ pub fn confirm(source: &MongoSource, w: &Window) -> Result<Option<String>> {
     if super::last_write(&hello).is_some_and(|l| ClusterTime::from(l) <= t0) {
         return Ok(None);
     }
-    if hello.get_str("msg") == Ok("isdbgrid") {
+    if is_mongos(&hello) {
         return Ok(Some(
             "the read time could not be checked against an oplog (a sharded cluster keeps \
              one per shard, which mongos does not serve); the cluster's snapshot reads are \
