@@ -197,11 +197,14 @@ fn a_file_written_to_while_read_is_reported() {
     let big = src.join("growing.log");
     crate::common::write_big_file(&big, 64 << 20, 5);
     let b2 = big.clone();
+    // At most 4 KiB a millisecond: the file keeps changing while it is read, and the disk
+    // cannot fill however slow the machine.
     let racer = Racer::start(move || {
         use std::io::Write;
         if let Ok(mut f) = fs::OpenOptions::new().append(true).open(&b2) {
             let _ = f.write_all(&[b'x'; 4096]);
         }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     });
     let snap = env.snapshot(&[&src]);
     racer.stop();
@@ -449,4 +452,16 @@ fn directories_nested_far_beyond_path_max_back_up_diff_check_restore_and_copy() 
     let copied: serde_json::Value = serde_json::from_slice(&c.output().unwrap().stdout).unwrap();
     assert_eq!(copied["findings"], serde_json::json!([]), "{copied}");
     assert_eq!(copied["snapshots"], 2, "{copied}");
+}
+
+/// A file is read no further than the size listed for it; one that holds more (a `/proc`
+/// file lists 0 bytes) is reported as changed while read, not silently cut.
+#[test]
+fn a_file_holding_more_than_its_listed_size_is_reported() {
+    let env = Env::new();
+    env.init();
+    let snap = env.snapshot(&[std::path::Path::new("/proc/version")]);
+    let changed = snap["summary"]["changed_during_read"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{snap}");
+    assert_eq!(changed[0].as_str().unwrap(), "/proc/version");
 }

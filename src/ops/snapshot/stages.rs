@@ -121,11 +121,18 @@ fn chunk_one(
     let file: Box<dyn std::io::Read + Send> = match (job.file, job.open) {
         (Some((f, e)), _) => {
             let handle = f.try_clone().map_err(|e| failed(&e))?;
+            // No further than the size the walk saw: a file appended to faster than it is
+            // read (a busy log) would otherwise be read for ever, filling the repository's
+            // disk; the growth shows as a change while read.
+            let size = e.size;
             expect = Some((handle, e));
             if job.size_hint >= crate::source::sparse::SPARSE_MIN {
-                Box::new(crate::source::sparse::SparseFile::new(f))
+                Box::new(std::io::Read::take(
+                    crate::source::sparse::SparseFile::new(f),
+                    size,
+                ))
             } else {
-                Box::new(f)
+                Box::new(std::io::Read::take(f, size))
             }
         }
         (None, Some(open)) => open().map_err(|e| failed(&e))?,
@@ -169,9 +176,13 @@ fn chunk_one(
             seal.push(job)?;
         }
     }
-    // Written to while we read: what we stored may mix old and new bytes. Say so.
+    // Written to while we read: what we stored may mix old and new bytes. Say so. Bytes
+    // past what was read count too, even when the size did not change (a pseudo-file that
+    // reports size 0 yet has content).
     let changed = expect.is_some_and(|(f, e)| {
-        read != e.size || crate::dirfd::fstat(&f).map_or(true, |now| walk::Expect::of(&now) != e)
+        read != e.size
+            || crate::dirfd::fstat(&f).map_or(true, |now| walk::Expect::of(&now) != e)
+            || std::os::unix::fs::FileExt::read_at(&f, &mut [0u8], read).map_or(true, |n| n > 0)
     });
     Ok((ids, read, changed))
 }
