@@ -4,6 +4,7 @@
 //! `REPO_FAILPOINT=<name>:wait=<path>` pauses it until the file `path` exists: the test
 //! releases it when done looking, however slow the machine (a pause of fixed length
 //! could end while a loaded machine was still running the test's side).
+//! `REPO_FAILPOINT=<name>:skip` leaves out an optional step ([`skip`]).
 //! Used to prove that an operation interrupted at each dangerous step leaves the
 //! repository intact. Only builds with the `testing` feature (the test suite's) act on it;
 //! in every other build a failpoint is nothing at all.
@@ -41,4 +42,19 @@ pub fn hit(name: &str) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
     }
+}
+
+/// False: failpoints act only in builds with the `testing` feature.
+#[cfg(not(feature = "testing"))]
+#[inline(always)]
+pub fn skip(_name: &str) -> bool {
+    false
+}
+
+/// Whether `REPO_FAILPOINT=<name>:skip` asks for the step of this name to be left out, so
+/// that tests reach the path taken without it (an optional shortcut, such as reading the
+/// change stream instead of the oplog).
+#[cfg(feature = "testing")]
+pub fn skip(name: &str) -> bool {
+    std::env::var("REPO_FAILPOINT").is_ok_and(|v| v == format!("{name}:skip"))
 }

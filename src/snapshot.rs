@@ -137,6 +137,11 @@ pub struct MongoRecord {
     /// Tree layout of the collections (absent: 1, flat files; 2: a directory each).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<u32>,
+    /// The server's change-stream resume token for where a stream opened just before
+    /// `cluster_time` was fixed, as hex of its BSON document: the next snapshot resumes
+    /// there to learn what was written since (absent: none was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_stream: Option<String>,
 }
 
 impl MongoRecord {

@@ -417,7 +417,7 @@ pub(crate) fn private_server(entries: u32) -> Option<Private> {
 /// The SecantusDB builds the tests run against: the Python one (the shared server's), and
 /// the Rust one, whose oplog queries differ (it returns its oplog oldest first whatever the
 /// sort asks).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 pub(crate) enum Build {
     Python,
     Rust,
@@ -460,7 +460,14 @@ pub(crate) fn private_server_of(build: Build, entries: u32) -> Option<Private> {
 /// `entries` entries, `app.c` holding `{_id: 0}` in a snapshot of `app`, then a tick and
 /// `{_id: 1}` written after it.
 pub(crate) fn written_after_a_snapshot(entries: u32) -> Option<(Private, Client, Env)> {
-    let p = private_server(entries)?;
+    written_after_a_snapshot_of(Build::Python, entries)
+}
+
+pub(crate) fn written_after_a_snapshot_of(
+    build: Build,
+    entries: u32,
+) -> Option<(Private, Client, Env)> {
+    let p = private_server_of(build, entries)?;
     let client = Client::with_uri_str(&p.uri).unwrap();
     let c = client.database("app").collection::<Document>("c");
     c.insert_one(doc! {"_id": 0}).run().unwrap();

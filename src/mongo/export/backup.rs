@@ -62,6 +62,11 @@ impl MongoBackup {
             scope: Some(self.scope.clone()),
             server: Some(self.source.server.clone()),
             layout: Some(layout::LAYOUT),
+            change_stream: self
+                .source
+                .stream_position
+                .as_ref()
+                .map(|t| hex::encode(t.as_bytes())),
         }
     }
 

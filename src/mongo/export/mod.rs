@@ -100,6 +100,10 @@ pub struct MongoSource {
     pub server: String,
     /// Cluster time every collection is read at (replica sets), else `None`.
     pub cluster_time: Option<Timestamp>,
+    /// Where a change stream opened just before the read time was fixed: the next
+    /// snapshot resumes there to see what was written since
+    /// ([`crate::mongo::oplog::stream`]).
+    pub stream_position: Option<RawDocumentBuf>,
     /// Server-managed collections left out, as "db.coll".
     pub left_out: Vec<String>,
     /// Databases of the selection without a collection, saved empty.
@@ -121,6 +125,7 @@ impl MongoSource {
             redacted_uri: redact(uri),
             server,
             cluster_time: None,
+            stream_position: None,
             left_out: Vec::new(),
             empty: Vec::new(),
             listed: (None, None),
@@ -162,6 +167,10 @@ impl MongoSource {
             names
         };
         let mut out = Vec::new();
+        // Before the read time: every entry the position passes was written before it.
+        if hello.contains_key("setName") && !is_mongos(&hello) {
+            self.stream_position = crate::mongo::oplog::stream::position(&self.client);
+        }
         // The read time is fixed before anything is listed, so that what the listing
         // shows either was there at that time or came after it, in the oplog.
         let mut time_fixed = match (session.as_mut(), dbs.first()) {

@@ -25,6 +25,8 @@ pub mod read;
 #[cfg(feature = "mongo")]
 pub mod replay;
 pub mod slice;
+#[cfg(feature = "mongo")]
+pub mod stream;
 
 /// Every slice in the repository, oldest first (by covered time).
 #[cfg(feature = "local-index")]
