@@ -4,7 +4,8 @@
 //! `REPO_FAILPOINT=<name>:wait=<path>` pauses it until the file `path` exists: the test
 //! releases it when done looking, however slow the machine (a pause of fixed length
 //! could end while a loaded machine was still running the test's side).
-//! `REPO_FAILPOINT=<name>:skip` leaves out an optional step ([`skip`]).
+//! `REPO_FAILPOINT=<name>:skip` leaves out an optional step ([`skip`]). Several points
+//! may be named, comma-separated.
 //! Used to prove that an operation interrupted at each dangerous step leaves the
 //! repository intact. Only builds with the `testing` feature (the test suite's) act on it;
 //! in every other build a failpoint is nothing at all.
@@ -21,10 +22,14 @@ pub fn hit(name: &str) {
         return;
     };
     let v = v.to_string_lossy();
-    let (point, action) = v.split_once(':').unwrap_or((&v, "abort"));
-    if point != name {
+    // Several points, comma-separated: this one's action, if it is named.
+    let Some((_, action)) = v
+        .split(',')
+        .map(|one| one.split_once(':').unwrap_or((one, "abort")))
+        .find(|(point, _)| *point == name)
+    else {
         return;
-    }
+    };
     if let Some(secs) = action
         .strip_prefix("sleep=")
         .and_then(|s| s.parse::<f64>().ok())
@@ -56,5 +61,6 @@ pub fn skip(_name: &str) -> bool {
 /// change stream instead of the oplog).
 #[cfg(feature = "testing")]
 pub fn skip(name: &str) -> bool {
-    std::env::var("REPO_FAILPOINT").is_ok_and(|v| v == format!("{name}:skip"))
+    let want = format!("{name}:skip");
+    std::env::var("REPO_FAILPOINT").is_ok_and(|v| v.split(',').any(|one| one == want))
 }

@@ -347,7 +347,16 @@ impl Paused {
     /// [`Paused::release`] or [`Paused::finish`].
     pub fn start(mut c: Command, point: &str) -> Paused {
         let gate = Gate::new();
-        c.env("REPO_FAILPOINT", gate.failpoint(point));
+        // Added to the points the command already names.
+        let named = c
+            .get_envs()
+            .find(|(k, _)| *k == "REPO_FAILPOINT")
+            .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()));
+        let mine = gate.failpoint(point);
+        c.env(
+            "REPO_FAILPOINT",
+            named.map_or(mine.clone(), |n| format!("{n},{mine}")),
+        );
         Self::watch_with(c, &format!("failpoint {point}: pausing"), gate)
     }
 

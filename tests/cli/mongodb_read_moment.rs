@@ -26,7 +26,38 @@ fn writes_during_a_snapshot_are_seen_on_a_server_that_reads_its_oplog_only_forwa
     on_rust_server(writes_during_a_snapshot);
 }
 
+/// The same with the oplog read instead of the change stream (the stream left out).
+#[test]
+fn writes_during_a_snapshot_are_seen_in_the_oplog_read() {
+    if let Some((uri, client)) = server() {
+        during(&uri, &client, Via::Oplog);
+    }
+    on_rust_server(|uri, client| during(uri, client, Via::Oplog));
+}
+
+/// How the oplog since the snapshot's time is read.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    /// The change stream, resumed where the snapshot's opened (the default).
+    Stream,
+    /// The oplog itself.
+    Oplog,
+}
+
+/// `repo` with `args`, the change stream left out for [`Via::Oplog`].
+fn repo_via(env: &Env, args: &[&str], via: Via) -> std::process::Command {
+    let mut c = env.cmd(args);
+    if via == Via::Oplog {
+        c.env("REPO_FAILPOINT", "mongodb-change-stream:skip");
+    }
+    c
+}
+
 fn writes_during_a_snapshot(uri: &str, client: &Client) {
+    during(uri, client, Via::Stream);
+}
+
+fn during(uri: &str, client: &Client, via: Via) {
     let uri = uri.to_string();
     let name = unique_db("during");
     let db = client.database(&name);
@@ -45,7 +76,7 @@ fn writes_during_a_snapshot(uri: &str, client: &Client) {
     env.init();
     let dbarg = format!("--db={name}");
     let held = Paused::start(
-        env.cmd(&["snapshot", &uri, &dbarg, "--json"]),
+        repo_via(&env, &["snapshot", &uri, &dbarg, "--json"], via),
         "mongodb-planned",
     );
     let mut s = client.start_session().run().unwrap();
@@ -126,7 +157,19 @@ fn a_drop_while_listing_is_caught_on_a_server_that_reads_its_oplog_only_forwards
     on_rust_server(dropped_while_listing);
 }
 
+#[test]
+fn a_drop_while_listing_is_caught_in_the_oplog_read() {
+    if let Some((uri, client)) = server() {
+        dropped_via(&uri, &client, Via::Oplog);
+    }
+    on_rust_server(|uri, client| dropped_via(uri, client, Via::Oplog));
+}
+
 fn dropped_while_listing(uri: &str, client: &Client) {
+    dropped_via(uri, client, Via::Stream);
+}
+
+fn dropped_via(uri: &str, client: &Client, via: Via) {
     let uri = uri.to_string();
     let (first, second) = (unique_db("listed"), unique_db("unlisted"));
     for (d, c) in [(&first, "a"), (&second, "b"), (&second, "c")] {
@@ -143,7 +186,7 @@ fn dropped_while_listing(uri: &str, client: &Client) {
     env.ok(&[&args[..], &["--quiet"]].concat());
     // Held once the first database is listed, before the second is.
     let held = Paused::start(
-        env.cmd(&[&args[..], &["--json"]].concat()),
+        repo_via(&env, &[&args[..], &["--json"]].concat(), via),
         "mongodb-listed-db",
     );
     let mut s = client.start_session().run().unwrap();
@@ -219,8 +262,9 @@ fn only_a_refused_oplog_read_is_trusted_a_lost_one_saves_nothing() {
         };
         admin.run_command(cmd).run().unwrap();
     };
-    let lost = doc! {"failCommands": ["find"], "closeConnection": true, "appName": "repo"};
-    let refused = doc! {"failCommands": ["find"], "errorCode": 13, "appName": "repo"};
+    let lost =
+        doc! {"failCommands": ["find", "aggregate"], "closeConnection": true, "appName": "repo"};
+    let refused = doc! {"failCommands": ["find", "aggregate"], "errorCode": 13, "appName": "repo"};
     for (data, trusted) in [(lost, false), (refused, true)] {
         let held = Paused::start(
             env.cmd(&["snapshot", &p.uri, "--db=app", "--json"]),

@@ -135,8 +135,13 @@ impl MongoSource {
 
     /// Lists what `sel` selects, fixing the read time first on a replica set.
     pub fn plan(&mut self, sel: &MongoSelection) -> Result<Vec<CollectionPlan>> {
+        // First: every entry the position passes was written before the last write noted
+        // next, before the listing and before the read time.
+        let position = crate::mongo::oplog::stream::position(&self.client);
         let hello = hello(&self.client)?;
         self.listed.0 = last_write(&hello);
+        self.stream_position =
+            position.filter(|_| hello.contains_key("setName") && !is_mongos(&hello));
         let mut session = if hello.contains_key("setName") || is_mongos(&hello) {
             Some(
                 self.client
@@ -167,10 +172,6 @@ impl MongoSource {
             names
         };
         let mut out = Vec::new();
-        // Before the read time: every entry the position passes was written before it.
-        if hello.contains_key("setName") && !is_mongos(&hello) {
-            self.stream_position = crate::mongo::oplog::stream::position(&self.client);
-        }
         // The read time is fixed before anything is listed, so that what the listing
         // shows either was there at that time or came after it, in the oplog.
         let mut time_fixed = match (session.as_mut(), dbs.first()) {

@@ -48,6 +48,7 @@ impl MongoBackup {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .take(),
+                position: self.source.stream_position.as_deref(),
             },
         )
     }

@@ -70,36 +70,6 @@ impl Changes {
         }
     }
 
-    /// Adds one change-stream event (cut to `operationType`, `ns` and `to`, as
-    /// [`super::stream`] asks for them): a document change touches its collection, any
-    /// other event (create, drop, rename, modify, index builds, dropDatabase, ...) its
-    /// whole database — a rename also the database of `to` — and an event without a
-    /// database, or an `invalidate`, touches everything.
-    pub fn add_event(&mut self, event: &RawDocument) {
-        let ns = event.get_document("ns").ok();
-        let db = ns.and_then(|n| n.get_str("db").ok()).unwrap_or("");
-        let coll = ns.and_then(|n| n.get_str("coll").ok());
-        let kind = event.get_str("operationType").unwrap_or("");
-        match (kind, coll) {
-            (_, _) if db.is_empty() => self.everything = true,
-            ("invalidate" | "", _) => self.everything = true,
-            ("insert" | "update" | "replace" | "delete", Some(coll)) => {
-                self.write(&format!("{db}.{coll}"))
-            }
-            _ => {
-                self.dbs.insert(db.to_string());
-                if let Ok(to) = event.get_document("to") {
-                    match to.get_str("db") {
-                        Ok(d) if !d.is_empty() => {
-                            self.dbs.insert(d.to_string());
-                        }
-                        _ => self.everything = true,
-                    }
-                }
-            }
-        }
-    }
-
     /// Adds a decoded entry (an element of `applyOps`).
     fn add_doc(&mut self, entry: &Document, depth: usize) {
         match entry.get_str("op") {
@@ -258,59 +228,12 @@ mod tests {
         }
     }
 
-    fn events(events: &[Document]) -> Changes {
-        let mut c = Changes::default();
-        for e in events {
-            c.add_event(&RawDocumentBuf::from_document(e).unwrap());
-        }
-        c
-    }
-
-    #[test]
-    fn change_events_touch_what_their_entries_would() {
-        let c = events(&[
-            doc! {"operationType": "insert", "ns": {"db": "a", "coll": "x"}},
-            doc! {"operationType": "replace", "ns": {"db": "a", "coll": "y"}},
-            doc! {"operationType": "delete", "ns": {"db": "b", "coll": "z.w"}},
-        ]);
-        assert!(c.touches("a", "x") && c.touches("a", "y") && c.touches("b", "z.w"));
-        assert!(!c.touches("a", "w") && !c.touches("b", "z") && !c.everything());
-        let c = events(&[doc! {"operationType": "update", "ns": {"db": "a", "coll": "system.js"}}]);
-        assert!(c.touches("a", "other") && !c.touches("b", "x"));
-        for ddl in [
-            "createIndexes",
-            "modify",
-            "create",
-            "drop",
-            "dropDatabase",
-            "newKind",
-        ] {
-            let c = events(&[doc! {"operationType": ddl, "ns": {"db": "a", "coll": "x"}}]);
-            assert!(c.touches("a", "q") && !c.touches("b", "q"), "{ddl}");
-        }
-        let c = events(&[doc! {"operationType": "rename",
-        "ns": {"db": "a", "coll": "x"}, "to": {"db": "b", "coll": "y"}}]);
-        assert!(c.touches("a", "q") && c.touches("b", "q") && !c.touches("c", "q"));
-        for bad in [
-            doc! {"operationType": "invalidate"},
-            doc! {"operationType": "insert", "ns": {"coll": "x"}},
-            doc! {"ns": {"db": "a", "coll": "x"}},
-            doc! {"operationType": "rename", "ns": {"db": "a", "coll": "x"}, "to": {}},
-        ] {
-            assert!(events(std::slice::from_ref(&bad)).everything(), "{bad}");
-        }
-        // A document change without a collection is a change to the database.
-        let c = events(&[doc! {"operationType": "insert", "ns": {"db": "a"}}]);
-        assert!(c.touches("a", "q") && !c.everything());
-    }
-
     proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             if let Ok(raw) = RawDocument::from_bytes(&bytes) {
                 let mut c = Changes::default();
                 c.add(raw);
-                c.add_event(raw);
                 let _ = entry_time(raw);
             }
         }

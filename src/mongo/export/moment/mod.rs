@@ -14,9 +14,12 @@
 //! was being read on a server that does not read at T, means no snapshot is written
 //! ([`Error::Moved`]; the snapshot verb reads again). Whether the server reads at T is
 //! asked of the server itself, with a document the oplog proves absent (or present) at T.
-//! An idle server (its last write before T) needs no oplog at all.
+//! An idle server (its last write before T) needs no oplog at all. Where the server's
+//! change stream can answer — resumed where this snapshot's opened, before its listing
+//! began ([`crate::mongo::oplog::stream`]) — its events stand for the entries, which
+//! spares SecantusDB's scan of its whole oplog.
 
-use mongodb::bson::{doc, Bson, RawDocumentBuf, Timestamp};
+use mongodb::bson::{doc, Bson, RawDocument, RawDocumentBuf, Timestamp};
 
 mod scan;
 
@@ -50,6 +53,9 @@ pub struct Window<'a> {
     /// spares already read the oplog across it: with no collection read, nothing else is
     /// needed, so the oplog is not read twice (on SecantusDB every read scans all of it).
     pub listing_seen: Option<Changes>,
+    /// Where this snapshot's change stream opened, before the listing began: the stream
+    /// resumed there shows what the oplog holds since, without a scan of it.
+    pub position: Option<&'a RawDocument>,
 }
 
 /// The oplog entries that decide whether the collection list is the read time's: those

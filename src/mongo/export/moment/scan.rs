@@ -12,6 +12,7 @@ use crate::mongo::client::db_err;
 use crate::mongo::export::MongoSource;
 use crate::mongo::oplog::changes::{entry_time, Changes};
 use crate::mongo::oplog::read::{oplog, reaches_back, Backward};
+use crate::mongo::oplog::stream::{as_entry, Since};
 use crate::snapshot::ClusterTime;
 
 /// What the oplog after the listing began says.
@@ -38,6 +39,9 @@ const BACKWARD_BYTES: usize = 64 << 20;
 /// to the end of that same answer, which then starts with the oldest entry.
 pub(super) fn read_oplog(source: &MongoSource, w: &Window) -> Result<Scan> {
     let (from, _) = listing_window(w.at, (w.listed_from, w.listed_until));
+    if let Some(scan) = read_stream(source, from, w)? {
+        return Ok(scan);
+    }
     let mut read = Backward::open(&oplog(&source.client), doc! {})?;
     if !read.newest_first() {
         return read_oldest_first(source, read, from, w);
@@ -63,6 +67,45 @@ pub(super) fn read_oplog(source: &MongoSource, w: &Window) -> Result<Scan> {
         scanner.see(entry, *t);
     }
     Ok(scanner.finish())
+}
+
+/// [`read_oplog`] from the change stream resumed where this snapshot's opened, before the
+/// listing began ([`Since`]): each event seen as the entry it stands for. `None` when the
+/// stream cannot answer (no position, the oplog no longer holds it, the server refused or
+/// it failed midway), and when what a cluster-wide stream leaves out could matter: a
+/// database of the scope among `admin`, `config` and `local`, or a `system.*` collection
+/// read (mongod's streams do not show those writes). The oplog is read then.
+fn read_stream(source: &MongoSource, from: ClusterTime, w: &Window) -> Result<Option<Scan>> {
+    let Some(position) = w.position else {
+        return Ok(None);
+    };
+    let unstreamed = |db: &str| ["admin", "local", "config"].contains(&db);
+    let scope_shown = w.scope.is_none_or(|s| !s.iter().any(|d| unstreamed(d)));
+    let reads_shown = w.read.iter().all(|(ns, _)| {
+        ns.split_once('.')
+            .is_some_and(|(d, c)| !unstreamed(d) && !c.starts_with("system."))
+    });
+    if !scope_shown || !reads_shown || crate::failpoint::skip("mongodb-change-stream") {
+        return Ok(None);
+    }
+    let Some(mut since) = Since::open(&source.client, position)? else {
+        return Ok(None);
+    };
+    let mut scanner = Scanner::new(w);
+    loop {
+        match since.next_event() {
+            Ok(Some((event, t))) => {
+                if t > from {
+                    scanner.see(&as_entry(&event), t);
+                }
+            }
+            Ok(None) => return Ok(Some(scanner.finish())),
+            Err(e) => {
+                tracing::debug!("change stream left for the oplog: {e}");
+                return Ok(None);
+            }
+        }
+    }
 }
 
 /// [`read_oplog`] on a server that gave its whole oplog oldest first: the first entry
