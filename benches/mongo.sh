@@ -54,7 +54,7 @@ again() {
   grep -o 'mongodb: .*' "$work/again.err" | sed 's/^/  /' || true
 }
 again "unchanged, every collection read (--force-full)" --force-full
-again "unchanged, oplog from the server"
+again "unchanged, by default (what the server wrote since: its change stream, else its oplog)"
 "$bin" mongodb follow --mongodb-uri "$uri" --once --quiet
 again "unchanged, after follow sealed a slice"
 t0=$(date +%s.%N)

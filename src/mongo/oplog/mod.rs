@@ -16,6 +16,7 @@ pub mod changes;
 pub mod coverage;
 #[cfg(feature = "mongo")]
 pub mod diff;
+pub mod event;
 #[cfg(feature = "mongo")]
 pub mod follow;
 #[cfg(feature = "mongo")]
